@@ -1,0 +1,108 @@
+"""The bank: deposits, withdrawals and batch deposits under a chosen guard.
+
+Every change of a balance is a read-modify-write: read the balance, wait
+`race_window_ms` (standing for real work, say a database round trip), write
+the new balance. Two threads that interleave there both read the same old
+balance, and the second write erases the first deposit: a lost update. The
+guard of the account, chosen by `deposit_guard`, decides whether they can.
+
+`Bank` knows nothing of HTTP; unit tests drive it with plain threads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from .guards import Guard, GuardSet, hold
+from .settings import Config
+from .stats import LedgerStats
+from .store import Store, UnknownAccount
+
+
+class InsufficientFunds(Exception):
+    def __init__(self, account_id: str, balance: int, amount: int):
+        super().__init__(f"account {account_id} holds {balance} cents, fewer than the {amount} asked for")
+        self.account_id = account_id
+        self.balance = balance
+        self.amount = amount
+
+
+def race_window(config: Config) -> None:
+    """The gap between a read and its write, where a race gets in."""
+    if config.race_window_ms > 0:
+        time.sleep(config.race_window_ms / 1000)
+
+
+class Bank:
+    """Accounts whose balances change under the guard `deposit_guard` names."""
+
+    def __init__(self, store: Store, config: Callable[[], Config], stats: LedgerStats, guards: GuardSet):
+        self.store = store
+        self._config = config
+        self.stats = stats
+        self.guards = guards
+
+    def guard_for(self, account_id: str, config: Config) -> Guard:
+        """The guard of one account under the settings of this request."""
+        if not self.store.exists(account_id):
+            raise UnknownAccount(account_id)
+        return self.guards.get(config.deposit_guard, account_id, config.deposit_permits)
+
+    def balance(self, account_id: str) -> int:
+        return self.store.read(account_id)
+
+    def balances(self) -> dict[str, int]:
+        return self.store.snapshot()
+
+    def deposit(self, account_id: str, amount: int) -> int:
+        """Add `amount` cents; returns the balance this deposit wrote."""
+        config = self._config()
+        return self._deposit(self.guard_for(account_id, config), account_id, amount, config)
+
+    def _deposit(self, guard: Guard, account_id: str, amount: int, config: Config) -> int:
+        with hold(guard, config.lock_timeout()):
+            balance = self.store.read(account_id)
+            race_window(config)
+            balance += amount
+            self.store.write(account_id, balance)
+        self.stats.deposited(account_id, amount)
+        return balance
+
+    def batch_deposit(self, account_id: str, amounts: list[int]) -> int:
+        """Hold the account's guard for the whole batch, then deposit each amount.
+
+        Each amount goes through the single-deposit path, which acquires the
+        guard again. An `RLock` lets its owner in; a `Lock` (or a semaphore
+        whose permits are all taken) makes the thread wait for itself: the
+        nested acquire times out and nothing of the batch is applied.
+        """
+        config = self._config()
+        guard = self.guard_for(account_id, config)
+        with hold(guard, config.lock_timeout()):
+            balance = self.store.read(account_id)
+            for amount in amounts:
+                balance = self._deposit(guard, account_id, amount, config)
+        return balance
+
+    def withdraw(self, account_id: str, amount: int) -> int:
+        """Take `amount` cents if the balance covers it; check, then act.
+
+        Unguarded, two withdrawals can both pass the check before either
+        debits, and the account goes below zero: the check-then-act race.
+        """
+        config = self._config()
+        guard = self.guard_for(account_id, config)
+        with hold(guard, config.lock_timeout()):
+            available = self.store.read(account_id)
+            if available < amount:
+                raise InsufficientFunds(account_id, available, amount)
+            race_window(config)
+            balance = self.store.read(account_id) - amount
+            self.store.write(account_id, balance)
+        self.stats.withdrew(account_id, amount)
+        return balance
+
+    def reset(self) -> None:
+        self.store.reset()
+        self.stats.reset()

@@ -1,0 +1,235 @@
+"""The four guards, one class each, found by name in `GUARDS`.
+
+A guard is what stands between a thread and shared state. Each wraps one
+`threading` primitive and keeps a little bookkeeping of its own (which
+threads hold it, under a tiny private lock) so that:
+
+- a thread can never release what it did not acquire: `release()` from a
+  non-holder raises `RuntimeError`, even for `threading.Lock`, which itself
+  would let any thread release it;
+- a nested acquire on a non-reentrant guard can be named for what it is, a
+  self-deadlock, when it times out.
+
+Every acquire is bounded: `acquire(timeout)` returns False when the timeout
+runs out, exactly like `Lock.acquire(timeout=...)`; `timeout=None` waits
+forever, which is how a real deadlock is shown.
+
+Adding a guard means adding one class below and one entry in `GUARDS`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import ClassVar
+
+
+class Guard:
+    """Base class: holder bookkeeping around a primitive's acquire/release."""
+
+    name: ClassVar[str]
+    reentrant: ClassVar[bool] = False
+    #: False for guards that protect nothing (`unsafe`).
+    excludes: ClassVar[bool] = True
+
+    def __init__(self, label: str = "", permits: int = 1):
+        self.label = label
+        self._holders: Counter[int] = Counter()
+        self._bookkeeping = threading.Lock()
+
+    def _acquire(self, timeout: float | None) -> bool:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+    def acquire(self, timeout: float | None = None) -> bool:
+        """Take the guard; False if `timeout` seconds passed first."""
+        acquired = self._acquire(-1 if timeout is None else max(0.0, timeout))
+        if acquired:
+            with self._bookkeeping:
+                self._holders[threading.get_ident()] += 1
+        return acquired
+
+    def release(self) -> None:
+        """Give the guard back; only a thread that holds it may."""
+        me = threading.get_ident()
+        with self._bookkeeping:
+            if self._holders[me] <= 0:
+                del self._holders[me]
+                raise RuntimeError(f"{self.name} guard {self.label!r}: released by a thread that does not hold it")
+            self._holders[me] -= 1
+            if not self._holders[me]:
+                del self._holders[me]
+        self._release()
+
+    def held_by_current_thread(self) -> bool:
+        with self._bookkeeping:
+            return self._holders[threading.get_ident()] > 0
+
+    def holders(self) -> dict[int, int]:
+        """Thread ident -> how many times it holds this guard."""
+        with self._bookkeeping:
+            return {ident: count for ident, count in self._holders.items() if count}
+
+    def describe(self) -> str:
+        return f"{self.name} guard of {self.label}" if self.label else f"{self.name} guard"
+
+
+class UnsafeGuard(Guard):
+    """No guard at all: every acquire succeeds at once, so nothing is excluded.
+
+    This is the race condition lesson: two threads read the same balance,
+    both add to what they read, and the second write erases the first.
+    """
+
+    name = "unsafe"
+    reentrant = True
+    excludes = False
+
+    def _acquire(self, timeout: float) -> bool:
+        return True
+
+    def _release(self) -> None:
+        pass
+
+
+class LockGuard(Guard):
+    """`threading.Lock`: one holder at a time, and not even that one twice.
+
+    A second `acquire()` by the thread that already holds it waits for
+    itself: a self-deadlock, which only the timeout ends.
+    """
+
+    name = "lock"
+
+    def __init__(self, label: str = "", permits: int = 1):
+        super().__init__(label, permits)
+        self._primitive = threading.Lock()
+
+    def _acquire(self, timeout: float) -> bool:
+        return self._primitive.acquire(timeout=timeout)
+
+    def _release(self) -> None:
+        self._primitive.release()
+
+
+class RLockGuard(LockGuard):
+    """`threading.RLock`: the thread that holds it may acquire it again.
+
+    It counts its owner's acquires and is free when they are all released, so
+    code that holds the guard can call code that takes it again.
+    """
+
+    name = "rlock"
+    reentrant = True
+
+    def __init__(self, label: str = "", permits: int = 1):
+        super().__init__(label, permits)
+        self._primitive = threading.RLock()
+
+
+class SemaphoreGuard(Guard):
+    """`threading.BoundedSemaphore(permits)`: at most `permits` holders at once.
+
+    With 1 permit it is a lock (mutual exclusion), without reentrancy. With
+    more it only bounds concurrency: several threads are inside together, and
+    a read-modify-write between them loses updates again. A semaphore has no
+    owner, so a nested acquire just takes another permit if one is free.
+    """
+
+    name = "semaphore"
+
+    def __init__(self, label: str = "", permits: int = 1):
+        super().__init__(label, permits)
+        self.permits = permits
+        self._primitive = threading.BoundedSemaphore(permits)
+
+    def _acquire(self, timeout: float) -> bool:
+        return self._primitive.acquire(timeout=None if timeout < 0 else timeout)
+
+    def _release(self) -> None:
+        self._primitive.release()
+
+    @property
+    def available_permits(self) -> int:
+        """The semaphore's own counter (CPython keeps it in `_value`)."""
+        return self._primitive._value
+
+
+GUARDS: dict[str, type[Guard]] = {cls.name: cls for cls in (UnsafeGuard, LockGuard, RLockGuard, SemaphoreGuard)}
+
+
+def make_guard(name: str, label: str = "", permits: int = 1) -> Guard:
+    """A new guard of the kind `name`."""
+    try:
+        cls = GUARDS[name]
+    except KeyError:
+        raise ValueError(f"unknown guard {name!r}; known: {', '.join(GUARDS)}") from None
+    return cls(label, permits)
+
+
+class GuardTimeout(Exception):
+    """An acquire ran out of time; `self_deadlock` if this thread held it."""
+
+    def __init__(self, guard: Guard, timeout: float | None, self_deadlock: bool):
+        self.guard = guard
+        self.timeout = timeout
+        self.self_deadlock = self_deadlock
+        waited = "forever" if timeout is None else f"{timeout * 1000:g} ms"
+        if self_deadlock:
+            message = (
+                f"self-deadlock: this thread already holds the non-reentrant {guard.describe()} and its nested "
+                f"acquire gave up after {waited}"
+            )
+        else:
+            message = f"could not acquire the {guard.describe()} within {waited}"
+        super().__init__(message)
+
+
+class hold:
+    """`with hold(guard, timeout):` acquires or raises `GuardTimeout`.
+
+    The object acquired is the object released, whatever happens to the
+    settings in between: the caller resolves the guard once, up front.
+    """
+
+    def __init__(self, guard: Guard, timeout: float | None):
+        self.guard = guard
+        self.timeout = timeout
+
+    def __enter__(self) -> Guard:
+        already_held = self.guard.held_by_current_thread()
+        if not self.guard.acquire(self.timeout):
+            raise GuardTimeout(self.guard, self.timeout, self_deadlock=already_held and not self.guard.reentrant)
+        return self.guard
+
+    def __exit__(self, *exc_info) -> None:
+        self.guard.release()
+
+
+class GuardSet:
+    """Guards by (kind, permits, key), made on first use and kept.
+
+    Keeping them means that switching `lock` -> `unsafe` -> `lock` returns to
+    the same `Lock` objects, and a request still holding an old guard
+    releases that very object.
+    """
+
+    def __init__(self) -> None:
+        self._guards: dict[tuple[str, int, str], Guard] = {}
+        self._lock = threading.Lock()
+
+    def get(self, kind: str, key: str, permits: int = 1) -> Guard:
+        slot = (kind, permits if kind == "semaphore" else 1, key)
+        guard = self._guards.get(slot)
+        if guard is None:
+            with self._lock:
+                guard = self._guards.get(slot)
+                if guard is None:
+                    guard = self._guards[slot] = make_guard(kind, key, permits)
+        return guard
+
+    def all(self) -> list[Guard]:
+        with self._lock:
+            return list(self._guards.values())

@@ -1,0 +1,84 @@
+"""Counters kept exact whichever guard is under test.
+
+Every counter update takes the counters' own small lock, never the guard
+under test, so `/stats` tells the truth about an unguarded run. A deposit is
+counted once it is acknowledged (its write is done), so at rest
+`expected_balance - balance` is exactly the money that acknowledged updates
+lost.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+
+class LedgerStats:
+    """What the bank acknowledged, per account, against what it holds."""
+
+    def __init__(self, account_ids: list[str], initial_balance: int):
+        self._lock = threading.Lock()
+        self._ids = list(account_ids)
+        self.initial_balance = initial_balance
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.deposits = Counter()  # account -> acknowledged deposits
+            self.deposit_amount = Counter()  # account -> acknowledged cents
+            self.withdrawals = Counter()
+            self.withdrawal_amount = Counter()
+            self.rejected = Counter()  # reason -> count
+            self.net = Counter()  # account -> every acknowledged change
+
+    def deposited(self, account_id: str, amount: int) -> None:
+        with self._lock:
+            self.deposits[account_id] += 1
+            self.deposit_amount[account_id] += amount
+            self.net[account_id] += amount
+
+    def withdrew(self, account_id: str, amount: int) -> None:
+        with self._lock:
+            self.withdrawals[account_id] += 1
+            self.withdrawal_amount[account_id] += amount
+            self.net[account_id] -= amount
+
+    def moved(self, account_id: str, delta: int) -> None:
+        """An acknowledged change from elsewhere (a transfer leg, a rollback)."""
+        with self._lock:
+            self.net[account_id] += delta
+
+    def refused(self, reason: str) -> None:
+        with self._lock:
+            self.rejected[reason] += 1
+
+    def report(self, balances: dict[str, int]) -> dict:
+        """Deposit counters and lost updates, per account and in all.
+
+        `lost_updates` is in cents: what acknowledged changes should have
+        made of the balance minus what it is. Positive: updates were lost;
+        negative: something was applied that nobody was told about.
+        """
+        with self._lock:
+            per_account = {}
+            for account_id in self._ids:
+                change = balances[account_id] - self.initial_balance
+                per_account[account_id] = {
+                    "balance": balances[account_id],
+                    "acknowledged": self.deposits[account_id],
+                    "acknowledged_amount": self.deposit_amount[account_id],
+                    "withdrawn_amount": self.withdrawal_amount[account_id],
+                    "balance_change": change,
+                    "lost_updates": self.net[account_id] - change,
+                }
+            return {
+                "acknowledged": sum(self.deposits.values()),
+                "acknowledged_amount": sum(self.deposit_amount.values()),
+                "withdrawals": sum(self.withdrawals.values()),
+                "withdrawn_amount": sum(self.withdrawal_amount.values()),
+                "balance_change": sum(row["balance_change"] for row in per_account.values()),
+                "lost_updates": sum(row["lost_updates"] for row in per_account.values()),
+                "accounts_with_lost_updates": sum(1 for row in per_account.values() if row["lost_updates"]),
+                "rejected": dict(self.rejected),
+                "per_account": per_account,
+            }

@@ -1,0 +1,40 @@
+import pytest
+
+from bankapp import create_app
+
+
+@pytest.fixture
+def make_app():
+    """Build an app with settings overrides: `make_app(deposit_guard="lock")`."""
+
+    def build(**settings):
+        app = create_app(settings)
+        app.config["TESTING"] = True
+        return app
+
+    return build
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app(race_window_ms=0)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def lab(app):
+    return app.extensions["bankapp"]
+
+
+@pytest.fixture(autouse=True)
+def _no_bankapp_environment(monkeypatch):
+    """A developer's BANKAPP_* variables must not change what tests see."""
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("BANKAPP_"):
+            monkeypatch.delenv(key)

@@ -1,0 +1,105 @@
+"""Guards, driven by real threads: what each excludes, and what none may do."""
+
+import threading
+
+import pytest
+
+from bankapp.guards import GUARDS, GuardSet, GuardTimeout, SemaphoreGuard, hold, make_guard
+
+
+@pytest.mark.parametrize("kind", sorted(GUARDS))
+def test_no_guard_releases_what_it_did_not_acquire(kind):
+    guard = make_guard(kind, "acc-00")
+    with pytest.raises(RuntimeError, match="does not hold"):
+        guard.release()
+    assert guard.acquire(timeout=1)
+    errors = []
+
+    def stranger():
+        try:
+            guard.release()
+        except RuntimeError as error:
+            errors.append(error)
+
+    thread = threading.Thread(target=stranger)
+    thread.start()
+    thread.join(5)
+    assert len(errors) == 1, "a thread that does not hold the guard released it"
+    guard.release()
+    assert guard.holders() == {}
+
+
+@pytest.mark.parametrize("kind", ["lock", "semaphore"])
+def test_non_reentrant_guard_self_deadlocks_and_times_out(kind):
+    guard = make_guard(kind, "acc-00", permits=1)
+    with hold(guard, 1), pytest.raises(GuardTimeout) as caught, hold(guard, 0.05):
+        pass
+    assert caught.value.self_deadlock
+    assert "self-deadlock" in str(caught.value)
+    assert guard.holders() == {}
+
+
+def test_rlock_lets_its_owner_in_again():
+    guard = make_guard("rlock", "acc-00")
+    with hold(guard, 1), hold(guard, 0.05):
+        assert guard.holders() == {threading.get_ident(): 2}
+    assert guard.holders() == {}
+
+
+def test_lock_acquire_times_out_when_another_thread_holds_it():
+    guard = make_guard("lock", "acc-00")
+    taken, done = threading.Event(), threading.Event()
+
+    def holder():
+        with hold(guard, 1):
+            taken.set()
+            done.wait(5)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    taken.wait(5)
+    assert guard.acquire(timeout=0.05) is False
+    with pytest.raises(GuardTimeout) as caught, hold(guard, 0.05):
+        pass
+    assert not caught.value.self_deadlock
+    done.set()
+    thread.join(5)
+    assert guard.acquire(timeout=1)
+    guard.release()
+
+
+def test_semaphore_admits_up_to_its_permits_and_no_more():
+    guard = SemaphoreGuard("shop", permits=4)
+    inside = threading.Barrier(5, timeout=5)
+    leave = threading.Event()
+
+    def enter():
+        with hold(guard, 1):
+            inside.wait()
+            leave.wait(5)
+
+    threads = [threading.Thread(target=enter) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    inside.wait()  # all four are in at once
+    assert guard.available_permits == 0
+    assert len(guard.holders()) == 4
+    assert guard.acquire(timeout=0.05) is False
+    leave.set()
+    for thread in threads:
+        thread.join(5)
+    assert guard.available_permits == 4
+
+
+def test_guard_set_keeps_one_object_per_kind_and_key():
+    guards = GuardSet()
+    first = guards.get("lock", "acc-00")
+    assert guards.get("lock", "acc-00") is first
+    assert guards.get("lock", "acc-01") is not first
+    assert guards.get("rlock", "acc-00") is not first
+    assert guards.get("semaphore", "acc-00", 4) is not guards.get("semaphore", "acc-00", 1)
+
+
+def test_unknown_guard_name_is_refused():
+    with pytest.raises(ValueError, match="unknown guard 'mutex'"):
+        make_guard("mutex")
