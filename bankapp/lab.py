@@ -1,0 +1,36 @@
+"""The lab: one bank (and later one shop and one transfer desk) per app.
+
+`create_app()` makes a new `Lab`, so every app, and so every test, starts
+from fresh balances, guards and counters.
+"""
+
+from __future__ import annotations
+
+from .bank import Bank
+from .guards import GuardSet
+from .settings import Config, ConfigHolder
+from .stats import LedgerStats
+from .store import MemoryStore
+
+
+class Lab:
+    def __init__(self, config: Config):
+        self.settings = ConfigHolder(config)
+        self.store = MemoryStore(config.account_ids, config.initial_balance)
+        self.guards = GuardSet()
+        self.ledger = LedgerStats(config.account_ids, config.initial_balance)
+        self.bank = Bank(self.store, self.config, self.ledger, self.guards)
+
+    def config(self) -> Config:
+        """The settings in force now; read once at the start of a request."""
+        return self.settings.current
+
+    def reset(self) -> None:
+        """Restore balances and zero every counter; settings stay."""
+        self.bank.reset()
+
+    def stats(self) -> dict:
+        return {
+            "deposits": self.ledger.report(self.store.snapshot()),
+            "settings": self.config().public(),
+        }

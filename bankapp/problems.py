@@ -1,0 +1,116 @@
+"""Every error as `application/problem+json` (RFC 9457).
+
+Domain exceptions map to a status here, in one table, so views stay thin and
+never format an error themselves. `type` is a URN of ours: no problem page
+lives on the internet.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from .bank import InsufficientFunds
+from .guards import GuardTimeout
+from .settings import SettingsError
+from .store import UnknownAccount
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class Problem(Exception):
+    """Raise to answer with a problem; extra keyword fields join the body."""
+
+    def __init__(self, status: int, slug: str, title: str, detail: str, headers: dict | None = None, **extra):
+        super().__init__(detail)
+        self.status = status
+        self.slug = slug
+        self.title = title
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def problem_response(problem: Problem):
+    body = {
+        "type": f"urn:bankapp:problem:{problem.slug}",
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+        **problem.extra,
+    }
+    response = jsonify(body)
+    response.status_code = problem.status
+    response.mimetype = PROBLEM_JSON
+    response.headers.update(problem.headers)
+    return response
+
+
+def validation_problem(error: ValidationError, where: str = "body") -> Problem:
+    """Name each bad field and the rule it broke."""
+    errors = []
+    for item in error.errors(include_url=False):
+        field = ".".join(str(part) for part in item["loc"]) or where
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif item["type"] in {"model_type", "dict_type", "model_attributes_type"}:
+            message = "expected a JSON object"
+        errors.append({"field": field, "message": message, "type": item["type"]})
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return Problem(422, "invalid-input", "Invalid input", detail, errors=errors)
+
+
+def validation_error_response(error: ValidationError):
+    """flask-openapi3's hook for a request that fails its model."""
+    return problem_response(validation_problem(error))
+
+
+def _from_exception(error: Exception) -> Problem:
+    if isinstance(error, Problem):
+        return error
+    if isinstance(error, UnknownAccount):
+        return Problem(404, "unknown-account", "Unknown account", str(error), account=error.account_id)
+    if isinstance(error, InsufficientFunds):
+        return Problem(
+            409,
+            "insufficient-funds",
+            "Insufficient funds",
+            str(error),
+            account=error.account_id,
+            balance=error.balance,
+            amount=error.amount,
+        )
+    if isinstance(error, GuardTimeout):
+        slug = "self-deadlock" if error.self_deadlock else "lock-timeout"
+        title = "Self-deadlock" if error.self_deadlock else "Lock timeout"
+        return Problem(
+            503,
+            slug,
+            title,
+            str(error),
+            headers={"Retry-After": "1"},
+            guard=error.guard.name,
+            resource=error.guard.label,
+            timeout_ms=None if error.timeout is None else error.timeout * 1000,
+        )
+    if isinstance(error, SettingsError):
+        return Problem(422, "invalid-setting", "Invalid setting", str(error), errors=error.errors)
+    if isinstance(error, ValidationError):
+        return validation_problem(error)
+    if isinstance(error, HTTPException):
+        slug = (error.name or "error").lower().replace(" ", "-")
+        return Problem(error.code or 500, slug, error.name, error.description or error.name)
+    log.exception("unhandled error")
+    return Problem(500, "internal-error", "Internal server error", f"{type(error).__name__}: the server failed")
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(Exception)
+    def handle(error: Exception):
+        return problem_response(_from_exception(error))

@@ -1,0 +1,57 @@
+"""Request and response shapes: the one source of truth for validation.
+
+flask-openapi3 validates every request against these models before a view
+runs, and writes the OpenAPI document from them. Models are strict: `true`,
+`1.5` and `"100"` are not amounts.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: The largest amount one request may move: 1,000,000.00 in cents.
+MAX_AMOUNT = 100_000_000
+MAX_BATCH = 1000
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+AmountCents = Annotated[int, Field(gt=0, le=MAX_AMOUNT, description="integer cents, 1 .. 100000000")]
+
+
+class AccountPath(BaseModel):
+    account_id: str = Field(description="account id, acc-00 .. acc-15 by default")
+
+
+class AmountIn(Strict):
+    amount: AmountCents
+
+
+class BatchIn(Strict):
+    amounts: list[AmountCents] = Field(
+        min_length=1, max_length=MAX_BATCH, description="amounts in integer cents, applied in order"
+    )
+
+
+class BalanceOut(BaseModel):
+    id: str
+    balance: int
+
+
+class AccountsOut(BaseModel):
+    accounts: list[BalanceOut]
+    total: int
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    detail: str

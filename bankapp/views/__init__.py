@@ -1,0 +1,10 @@
+"""One blueprint per concern; views parse, call the domain, shape the answer."""
+
+from flask import current_app
+
+from ..lab import Lab
+
+
+def lab() -> Lab:
+    """The lab of the app serving this request."""
+    return current_app.extensions["bankapp"]

@@ -1,0 +1,44 @@
+"""What the server can say about itself: health, threads, counters."""
+
+import os
+import threading
+
+from flask_openapi3 import APIBlueprint, Tag
+
+from . import lab
+
+bp = APIBlueprint("introspection", __name__, abp_tags=[Tag(name="introspection", description="health and threads")])
+
+
+def describe_thread(thread: threading.Thread) -> dict:
+    return {
+        "name": thread.name,
+        "ident": thread.ident,
+        "native_id": thread.native_id,
+        "daemon": thread.daemon,
+        "alive": thread.is_alive(),
+    }
+
+
+@bp.get("/healthz")
+def healthz():
+    """Liveness: touches no guard, so it answers while every lock is held."""
+    return {"status": "ok"}
+
+
+@bp.get("/threads")
+def threads():
+    """What `threading.active_count()`, `enumerate()` and `current_thread()` say in this worker."""
+    return {
+        "pid": os.getpid(),
+        "active_count": threading.active_count(),
+        "current_thread": describe_thread(threading.current_thread()),
+        "main_thread": describe_thread(threading.main_thread()),
+        "threads": [describe_thread(t) for t in threading.enumerate()],
+    }
+
+
+@bp.get("/stats")
+def stats():
+    """Every counter, exact whatever the guard, and the settings in force."""
+    return lab().stats()

@@ -1,0 +1,85 @@
+"""Flags, BANKAPP_* variables and defaults, checked in one place."""
+
+import subprocess
+import sys
+
+import pytest
+
+from bankapp import create_app
+from bankapp.settings import SettingsError, load
+
+
+def test_defaults_are_the_specs():
+    config = load(environ={})
+    assert (config.deposit_guard, config.checkout_guard, config.transfer_policy) == ("unsafe", "unsafe", "naive")
+    assert (config.capacity, config.max_waiting, config.admission_timeout_ms) == (8, 8, 0)
+    assert (config.race_window_ms, config.lock_timeout_ms, config.deadlock_check_ms) == (1.0, 2000, 50)
+    assert (config.service_time_ms, config.gateway_capacity) == (50, 8)
+    assert (config.accounts, config.initial_balance) == (16, 100_000)
+    assert (config.threads, config.workers, config.host, config.port) == (32, 1, "127.0.0.1", 8000)
+    assert config.account_ids[0] == "acc-00" and config.account_ids[-1] == "acc-15"
+
+
+def test_environment_then_flags():
+    environ = {"BANKAPP_DEPOSIT_GUARD": "lock", "BANKAPP_RACE_WINDOW_MS": "3", "UNRELATED": "x"}
+    config = load(environ=environ)
+    assert config.deposit_guard == "lock" and config.race_window_ms == 3
+    config = load({"deposit_guard": "rlock"}, environ=environ)
+    assert config.deposit_guard == "rlock" and config.race_window_ms == 3
+
+
+def test_guard_shorthand_and_specific_guard_wins():
+    config = load({"guard": "lock", "checkout_guard": "semaphore"}, environ={})
+    assert (config.deposit_guard, config.checkout_guard) == ("lock", "semaphore")
+
+
+def test_lock_timeout_none():
+    assert load({"lock_timeout_ms": "none"}, environ={}).lock_timeout() is None
+    assert load({"lock_timeout_ms": "250"}, environ={}).lock_timeout() == 0.25
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"workers": "2"}, "workers: 2 workers cannot share the memory store"),
+        ({"deposit_guard": "mutex"}, "deposit_guard: Input should be"),
+        ({"deposit_permits": "many"}, "deposit_permits: Input should be a valid integer"),
+        ({"race_window_ms": "-1"}, "race_window_ms: Input should be greater than or equal to 0"),
+        ({"port": "70000"}, "port: Input should be less than or equal to 65535"),
+    ],
+)
+def test_bad_settings_are_refused_with_a_message_naming_them(overrides, message):
+    with pytest.raises(SettingsError, match=message):
+        load(overrides, environ={})
+
+
+def test_factory_takes_overrides_and_refuses_bad_ones():
+    assert create_app({"deposit_guard": "lock"}).extensions["bankapp"].config().deposit_guard == "lock"
+    with pytest.raises(SettingsError):
+        create_app({"deposit_guard": "mutex"})
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "bankapp", *args], capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_serve_help_lists_every_setting_with_its_variable():
+    result = run_cli("serve", "--help")
+    assert result.returncode == 0
+    for flag in ("--deposit-guard", "--deposit-permits", "--race-window-ms", "--lock-timeout-ms", "--workers"):
+        assert flag in result.stdout
+    assert "BANKAPP_RACE_WINDOW_MS" in result.stdout
+
+
+def test_serve_refuses_several_workers_with_the_memory_store_and_says_why():
+    result = run_cli("serve", "--workers", "2")
+    assert result.returncode == 2
+    assert "each process would have its own bank and its own locks" in result.stderr
+
+
+def test_serve_refuses_a_bad_variable_naming_it():
+    import os
+
+    result = run_cli("serve", env={**os.environ, "BANKAPP_DEPOSIT_PERMITS": "zero"})
+    assert result.returncode == 2
+    assert "deposit_permits" in result.stderr
