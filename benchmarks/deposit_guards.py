@@ -1,0 +1,117 @@
+"""Requests/s of deposit under each guard against a bare endpoint, one server.
+
+    python benchmarks/deposit_guards.py [--duration 5] [--connections 16]
+
+Starts `bankapp serve --race-window-ms 0` on a free loopback port and drives
+it with wrk (Debian package `wrk`): first `GET /healthz`, the bare endpoint
+(no guard, no store), then `POST /accounts/<random>/deposit` under each guard
+switched live with PATCH. With no race window, a guard costs only its
+acquire and release; the ratio to the bare endpoint says what that costs.
+Target: deposit under `lock` at least 0.85 of the bare endpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import urllib.request
+from pathlib import Path
+
+DEPOSIT_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"amount": 1}'
+request = function()
+  return wrk.format(nil, string.format("/accounts/acc-%02d/deposit", math.random(0, 15)))
+end
+"""
+
+CONFIGS = [("unsafe", 1), ("lock", 1), ("rlock", 1), ("semaphore", 1), ("semaphore", 4)]
+TARGET = 0.85
+
+
+def start_server(threads: int) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bankapp", "serve", "--port", "0", "--race-window-ms", "0", "--threads", str(threads)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    for line in process.stdout:
+        match = re.search(r"ready at (http://\S+)", line)
+        if match:
+            threading.Thread(target=process.stdout.read, daemon=True).start()
+            return process, match.group(1)
+    raise SystemExit("bankapp serve did not start")
+
+
+def send(url: str, method: str, body: dict | None = None) -> None:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).read()
+
+
+def wrk(url: str, duration: int, connections: int, script: str | None = None) -> dict:
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
+    if script:
+        command += ["-s", script]
+    output = subprocess.run([*command, url], capture_output=True, text=True, timeout=duration + 30).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", output)
+    p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)] if p99 else None
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return {"rps": rps, "p99_ms": p99_ms, "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=5, help="seconds per measurement [%(default)s]")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections [%(default)s]")
+    parser.add_argument("--threads", type=int, default=32, help="server threads [%(default)s]")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
+        return 2
+    process, url = start_server(args.threads)
+    rows = []
+    try:
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+            script.write(DEPOSIT_LUA)
+        total = len(CONFIGS) + 1
+        print(f"[1/{total}] GET /healthz (bare endpoint) ...", file=sys.stderr, flush=True)
+        bare = wrk(url + "/healthz", args.duration, args.connections)
+        rows.append({"endpoint": "GET /healthz", "guard": "-", **bare, "ratio": 1.0})
+        for step, (guard, permits) in enumerate(CONFIGS, start=2):
+            label = f"{guard}({permits})" if guard == "semaphore" else guard
+            print(f"[{step}/{total}] deposit under {label} ...", file=sys.stderr, flush=True)
+            send(url + "/admin/config", "PATCH", {"deposit_guard": guard, "deposit_permits": permits})
+            send(url + "/admin/reset", "POST")
+            result = wrk(url, args.duration, args.connections, script.name)
+            rows.append({"endpoint": "POST deposit", "guard": label, **result, "ratio": result["rps"] / bare["rps"]})
+    finally:
+        process.terminate()
+        process.wait(15)
+    print(f"\n{'endpoint':<14} {'guard':<13} {'req/s':>9} {'p99 ms':>8} {'vs bare':>8}")
+    for row in rows:
+        bar = "#" * round(row["ratio"] * 40)
+        print(
+            f"{row['endpoint']:<14} {row['guard']:<13} {row['rps']:>9.0f} {row['p99_ms'] or 0:>8.2f} "
+            f"{row['ratio']:>8.2f} {bar}"
+        )
+    lock = next(row for row in rows if row["guard"] == "lock")
+    verdict = "meets" if lock["ratio"] >= TARGET else "MISSES"
+    print(f"\ndeposit under lock: {lock['ratio']:.2f} of the bare endpoint ({verdict} the {TARGET} target)")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

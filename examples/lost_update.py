@@ -1,0 +1,113 @@
+"""Show a lost update over HTTP, then its fix, with nothing but threads.
+
+    python examples/lost_update.py --serve          # starts its own server
+    python examples/lost_update.py --url http://127.0.0.1:8000
+
+Sixteen threads each open a connection and deposit 1 cent into acc-00, again
+and again, first under the guard `unsafe`, then under `lock`, switched live
+with `PATCH /admin/config`. Every deposit is acknowledged (200), yet under
+`unsafe` the balance falls short: two threads read the same balance, both
+add one, and the second write erases the first.
+
+The lesson of `Thread.start()` and `join()` is here too: `start()` runs the
+target once in a new thread; `join()` waits for it to finish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from urllib.parse import urlsplit
+
+
+def call(connection: http.client.HTTPConnection, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    payload = None if body is None else json.dumps(body)
+    headers = {"Content-Type": "application/json"} if payload else {}
+    connection.request(method, path, body=payload, headers=headers)
+    response = connection.getresponse()
+    return response.status, json.loads(response.read() or b"{}")
+
+
+def run_round(url: str, guard: str, threads: int, deposits: int) -> dict:
+    parts = urlsplit(url)
+    admin = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    call(admin, "PATCH", "/admin/config", {"deposit_guard": guard})
+    call(admin, "POST", "/admin/reset")
+    acknowledged = [0] * threads
+    start = threading.Barrier(threads)
+
+    def client(index: int) -> None:
+        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        start.wait()  # everyone begins together: the race needs company
+        for _ in range(deposits):
+            status, _ = call(connection, "POST", "/accounts/acc-00/deposit", {"amount": 1})
+            acknowledged[index] += status == 200
+        connection.close()
+
+    workers = [threading.Thread(target=client, args=(i,), name=f"client-{i:02d}") for i in range(threads)]
+    began = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - began
+    _, stats = call(admin, "GET", "/stats")
+    admin.close()
+    deposits_seen = stats["deposits"]
+    return {
+        "guard": guard,
+        "acknowledged": sum(acknowledged),
+        "balance_change": deposits_seen["balance_change"],
+        "lost": deposits_seen["lost_updates"],
+        "seconds": elapsed,
+    }
+
+
+def start_server() -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bankapp", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    for line in process.stdout:
+        match = re.search(r"ready at (http://\S+)", line)
+        if match:
+            threading.Thread(target=process.stdout.read, daemon=True).start()  # keep draining its log
+            return process, match.group(1)
+    raise SystemExit("bankapp serve did not start")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8000", help="a running bankapp [%(default)s]")
+    parser.add_argument("--serve", action="store_true", help="start a bankapp server of its own on a free port")
+    parser.add_argument("--threads", type=int, default=16, help="client threads [%(default)s]")
+    parser.add_argument("--deposits", type=int, default=50, help="deposits per thread [%(default)s]")
+    parser.add_argument("--guards", default="unsafe,lock", help="guards to try in turn [%(default)s]")
+    args = parser.parse_args()
+    process, url = start_server() if args.serve else (None, args.url)
+    try:
+        print(f"{args.threads} threads x {args.deposits} deposits of 1 cent into acc-00 at {url}")
+        for guard in args.guards.split(","):
+            row = run_round(url, guard, args.threads, args.deposits)
+            share = row["lost"] / row["acknowledged"] if row["acknowledged"] else 0
+            print(
+                f"  {guard:<9} acknowledged {row['acknowledged']:>5}  balance grew {row['balance_change']:>5}  "
+                f"lost {row['lost']:>5} ({share:.1%})  in {row['seconds']:.1f} s"
+            )
+    finally:
+        if process:
+            process.terminate()
+            process.wait(15)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
