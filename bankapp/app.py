@@ -6,13 +6,10 @@ import os
 import threading
 from typing import Any
 
-from flask import request
 from flask_openapi3 import Info, OpenAPI
-from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from . import problems
 from .lab import Lab
-from .problems import Problem
 from .settings import Config, load
 from .views import accounts, admin, introspection
 
@@ -39,31 +36,9 @@ def create_app(config: Config | dict[str, Any] | None = None) -> OpenAPI:
     problems.init_app(app)
     for blueprint in (introspection.bp, accounts.bp, admin.bp):
         app.register_api(blueprint)
-    app.before_request(require_json_body)
     app.after_request(add_served_by)
     app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)
     return app
-
-
-def require_json_body():
-    """A body, where one is sent, must be well-formed JSON."""
-    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
-    if request.method not in {"POST", "PUT", "PATCH"} or not (request.content_length or chunked):
-        return None
-    if not request.is_json:
-        raise Problem(
-            415,
-            "unsupported-media-type",
-            "Unsupported media type",
-            f"Content-Type must be application/json, got {request.mimetype or 'none'}",
-        )
-    try:
-        request.get_json(force=True)
-    except RequestEntityTooLarge:
-        raise
-    except BadRequest:
-        raise Problem(400, "malformed-json", "Malformed JSON", "the request body is not valid JSON") from None
-    return None
 
 
 def add_served_by(response):

@@ -1,8 +1,8 @@
 """Settings at runtime and reset."""
 
-from flask import request
 from flask_openapi3 import APIBlueprint, Tag
 
+from ..problems import json_body
 from ..schemas import Problem
 from . import lab
 
@@ -18,7 +18,7 @@ def get_config():
 @bp.patch("/admin/config", responses={422: Problem})
 def patch_config():
     """Change settings live; requests that start afterwards use them."""
-    return lab().settings.patch(request.get_json()).public()
+    return lab().settings.patch(json_body()).public()
 
 
 @bp.post("/admin/reset")
