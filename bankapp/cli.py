@@ -8,7 +8,10 @@ environment, which wins over the default.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from .settings import ENV_PREFIX, Config, SettingsError, load
@@ -74,6 +77,70 @@ def serve(config: Config) -> None:
     Server().run()
 
 
+def print_table(rows: list[dict], explain: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="bankapp: guards compared over HTTP")
+    for column in ("scenario", "guard", "req/s", "p50", "p95", "p99", "lost", "oversold", "peak/cap", "rejected"):
+        table.add_column(column, justify="left" if column in {"scenario", "guard"} else "right")
+    table.add_column("deadlocks", justify="right")
+    table.add_column("verdict")
+    for row in rows:
+        peak = f"{row['peak_in_flight']}/{row['capacity']}" if row["scenario"] == "checkout" else ""
+        table.add_row(
+            row["scenario"],
+            row["guard"],
+            f"{row['rps']:.0f}",
+            f"{row['p50_ms']:.0f}",
+            f"{row['p95_ms']:.0f}",
+            f"{row['p99_ms']:.0f}",
+            f"{row['lost_updates']:,}",
+            f"{row['oversold']:,}",
+            peak,
+            f"{row['rejected']:,}",
+            f"{row['deadlocks']:,}",
+            "ok" if row["ok"] else "[red]anomaly[/red]",
+        )
+    console = Console()
+    console.print(table)
+    if explain:
+        for row in rows:
+            console.print(f"[bold]{row['scenario']} / {row['guard']}[/bold]: {row['sentence']}")
+
+
+def compare(args: argparse.Namespace, demo: bool) -> int:
+    from .compare import CompareError, Run, execute
+    from .report import write
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
+    run = Run(
+        duration=3 if demo or args.quick else args.duration,
+        users=None if demo else args.users,
+        out=args.out,
+        scenarios=None if demo or not args.scenarios else set(args.scenarios.split(",")),
+        guards=None if demo or not args.guards else set(args.guards.split(",")),
+        explain=True,
+    )
+    began = time.monotonic()
+    try:
+        rows, folder = execute(run)
+    except CompareError as error:
+        print(f"bankapp {args.command}: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"bankapp {args.command}: interrupted; the server and Locust were stopped", file=sys.stderr)
+        return 130
+    paths = write(rows, folder, title="bankapp demo" if demo else "bankapp compare")
+    print_table(rows, explain=True)
+    print(f"\nreport: {paths['report.html']} (also report.md, results.json, results.csv, report.png)")
+    print(f"took {time.monotonic() - began:.0f} s")
+    return 0
+
+
 def format_address(address: tuple) -> str:
     host, port = address[0], address[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -88,7 +155,30 @@ def main(argv: list[str] | None = None) -> int:
         description="Run the bank and shop with gunicorn (gthread worker). Flags win over BANKAPP_* variables.",
     )
     add_setting_flags(serve_parser)
+    demo_parser = commands.add_parser(
+        "demo",
+        help="run a short compare of every guard and explain each row",
+        description="Start a server on a free loopback port, run short Locust scenarios for each guard and "
+        "policy, print the table with a sentence per row, write the report, stop the server.",
+    )
+    demo_parser.add_argument("--out", type=Path, help="report folder [reports/<time>]")
+    compare_parser = commands.add_parser(
+        "compare",
+        help="run the full guard matrix and write a report with charts",
+        description="Run each configuration of the matrix against one server (settings switched live, state "
+        "reset between rows) and write results.json, results.csv, report.md and report.html.",
+    )
+    compare_parser.add_argument("--quick", action="store_true", help="3 s per configuration, for a demo")
+    compare_parser.add_argument("--duration", type=float, default=10, help="seconds per configuration [10]")
+    compare_parser.add_argument("--users", type=int, help="Locust users per configuration [scenario's own]")
+    compare_parser.add_argument("--out", type=Path, help="report folder [reports/<time>]")
+    compare_parser.add_argument("--scenarios", help="comma-separated: deposit,checkout,transfer [all]")
+    compare_parser.add_argument(
+        "--guards", help="comma-separated guards or policies, e.g. unsafe,lock,naive,ordered [all]"
+    )
     args = parser.parse_args(argv)
+    if args.command in {"demo", "compare"}:
+        return compare(args, demo=args.command == "demo")
     if args.command == "serve":
         try:
             config = load(chosen_settings(args))

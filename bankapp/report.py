@@ -1,0 +1,148 @@
+"""The compare report: results.json, results.csv, report.md, report.html.
+
+Charts are drawn by matplotlib and embedded in the HTML as inline SVG, so the
+page is one self-contained file that opens offline; `report.png` holds the
+same charts in one picture.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: draw to files
+import matplotlib.pyplot as plt
+
+from .compare import ROW_FIELDS
+
+COLOURS = {"deposit": "#4C72B0", "checkout": "#DD8452", "transfer": "#55A868"}
+
+
+def label(row: dict) -> str:
+    return f"{row['scenario']}\n{row['guard']}"
+
+
+def verdict_cell(row: dict) -> str:
+    return "ok" if row["ok"] else "anomaly"
+
+
+def table_lines(rows: list[dict]) -> list[str]:
+    header = (
+        "| scenario | guard | req/s | p50 ms | p95 ms | p99 ms | lost updates | oversold | peak / capacity "
+        "| rejected | deadlocks | verdict |"
+    )
+    lines = [header, "|" + "---|" * 12]
+    for row in rows:
+        peak = f"{row['peak_in_flight']} / {row['capacity']}" if row["scenario"] == "checkout" else ""
+        lines.append(
+            f"| {row['scenario']} | {row['guard']} | {row['rps']:.0f} | {row['p50_ms']:.0f} | {row['p95_ms']:.0f} "
+            f"| {row['p99_ms']:.0f} | {row['lost_updates']:,} | {row['oversold']:,} | {peak} | {row['rejected']:,} "
+            f"| {row['deadlocks']:,} | {verdict_cell(row)} |"
+        )
+    return lines
+
+
+def draw_throughput(ax, rows):
+    ax.bar([label(r) for r in rows], [r["rps"] for r in rows], color=[COLOURS[r["scenario"]] for r in rows])
+    ax.tick_params(axis="x", rotation=45)
+    ax.set_title("Throughput (requests/s)")
+
+
+def draw_latency(ax, rows):
+    width = 0.27
+    xs = range(len(rows))
+    for offset, key in zip((-width, 0, width), ("p50_ms", "p95_ms", "p99_ms"), strict=True):
+        ax.bar([x + offset for x in xs], [r[key] for r in rows], width, label=key.removesuffix("_ms"))
+    ax.set_xticks(list(xs), [label(r) for r in rows], rotation=45)
+    ax.set_title("Latency percentiles (ms)")
+    ax.legend()
+
+
+def draw_only(scenario, key, title):
+    def draw(ax, rows):
+        chosen = [r for r in rows if r["scenario"] == scenario]
+        ax.bar([r["guard"] for r in chosen], [r[key] for r in chosen], color=COLOURS[scenario])
+        ax.set_title(title)
+
+    return draw
+
+
+def draw_peak(ax, rows):
+    chosen = [r for r in rows if r["scenario"] == "checkout"]
+    names = [r["guard"] for r in chosen]
+    ax.bar(names, [r["peak_in_flight"] for r in chosen], color=COLOURS["checkout"], label="peak in flight")
+    ax.scatter(names, [r["capacity"] or 0 for r in chosen], color="black", marker="_", s=900, label="capacity")
+    ax.set_title("Checkout: peak in flight vs capacity")
+    ax.legend()
+
+
+CHARTS = [
+    ("throughput", draw_throughput),
+    ("latency", draw_latency),
+    ("lost updates", draw_only("deposit", "lost_updates", "Deposits: lost updates (cents)")),
+    ("peak in flight", draw_peak),
+    ("rejections", draw_only("checkout", "rejected", "Checkout: rejected by admission")),
+    ("deadlocks", draw_only("transfer", "deadlocks", "Transfers: deadlocks detected")),
+]
+
+
+def svg(draw, rows) -> str:
+    figure, ax = plt.subplots(figsize=(9 if draw in (draw_throughput, draw_latency) else 5.5, 3.6))
+    draw(ax, rows)
+    ax.tick_params(axis="x", labelsize=7)
+    figure.tight_layout()
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg")
+    plt.close(figure)
+    text = buffer.getvalue()
+    return text[text.index("<svg") :]
+
+
+def picture(rows, path: Path) -> None:
+    figure, axes = plt.subplots(3, 2, figsize=(16, 13))
+    for ax, (_, draw) in zip(axes.flat, CHARTS, strict=True):
+        draw(ax, rows)
+        ax.tick_params(axis="x", labelsize=7)
+    figure.suptitle("bankapp compare")
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def write(rows: list[dict], folder: Path, title: str = "bankapp compare") -> dict[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {name: folder / name for name in ("results.json", "results.csv", "report.md", "report.html", "report.png")}
+    paths["results.json"].write_text(json.dumps(rows, indent=2))
+    with paths["results.csv"].open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=ROW_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "settings": json.dumps(row["settings"]), "anomalies": " | ".join(row["anomalies"])})
+    sentences = [f"- **{r['scenario']} / {r['guard']}**: {r['sentence']}" for r in rows]
+    paths["report.md"].write_text("\n".join([f"# {title}", "", *table_lines(rows), "", *sentences, ""]))
+    charts = "\n".join(f"<figure>{svg(draw, rows)}</figure>" for _, draw in CHARTS)
+    table = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell.strip())}</td>" for cell in line.strip("|").split("|")) + "</tr>"
+        for line in table_lines(rows)[2:]
+    )
+    head = "".join(f"<th>{html.escape(c.strip())}</th>" for c in table_lines(rows)[0].strip("|").split("|"))
+    items = "".join(
+        f"<li><b>{html.escape(r['scenario'])} / {html.escape(r['guard'])}</b>: {html.escape(r['sentence'])}</li>"
+        for r in rows
+    )
+    paths["report.html"].write_text(
+        f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:nth-child(-n+2){{text-align:left}}
+figure{{display:inline-block;margin:0 1em 1em 0}}svg{{max-width:100%;height:auto}}</style></head><body>
+<h1>{html.escape(title)}</h1><table><thead><tr>{head}</tr></thead><tbody>{table}</tbody></table>
+<ul>{items}</ul>{charts}</body></html>
+"""
+    )
+    picture(rows, paths["report.png"])
+    return paths

@@ -1,0 +1,68 @@
+"""The compare report from rows: every file, offline charts, a sentence per row."""
+
+import csv
+import json
+
+from bankapp.compare import MATRIX, explain
+from bankapp.report import write
+
+
+def fake_rows():
+    rows = []
+    for index, config in enumerate(MATRIX):
+        row = {
+            "scenario": config.scenario,
+            "guard": config.guard,
+            "settings": config.settings,
+            "requests": 1000 + index,
+            "rps": 300.0 + index,
+            "p50_ms": 5.0,
+            "p95_ms": 20.0,
+            "p99_ms": 40.0,
+            "lost_updates": 512 if config.guard in {"unsafe", "semaphore(4)"} and config.scenario == "deposit" else 0,
+            "acknowledged": 2000,
+            "oversold": 7 if config.scenario == "checkout" and config.guard == "unsafe" else 0,
+            "peak_in_flight": {"unsafe": 24, "lock": 1, "semaphore": 8}.get(config.guard, 0),
+            "capacity": 8 if config.scenario == "checkout" else None,
+            "gateway_capacity": 8,
+            "rejected": 900 if config.scenario == "checkout" and config.guard == "semaphore" else 0,
+            "deadlocks": 33 if config.guard == "naive" else 0,
+            "retries": 12,
+            "wrong_total_reads": 4 if config.guard == "release-first" else 0,
+            "total_conserved": config.guard != "unsafe",
+            "total_error": -300 if config.guard == "unsafe" else 0,
+            "ok": config.guard not in {"unsafe", "semaphore(4)", "release-first"},
+            "anomalies": [] if config.guard != "unsafe" else ["lost 512 of 2,000 acknowledged deposits (25.6 %)"],
+        }
+        row["sentence"] = explain(row)
+        rows.append(row)
+    return rows
+
+
+def test_report_files_parse_and_charts_are_inline(tmp_path):
+    rows = fake_rows()
+    paths = write(rows, tmp_path / "report")
+    assert json.loads(paths["results.json"].read_text()) == rows
+    with paths["results.csv"].open() as handle:
+        table = list(csv.DictReader(handle))
+    assert [r["guard"] for r in table] == [r["guard"] for r in rows]
+    assert {"scenario", "guard", "settings", "requests", "rps", "p50_ms", "p95_ms", "p99_ms"} <= table[0].keys()
+    assert {"lost_updates", "oversold", "peak_in_flight", "rejected", "deadlocks", "ok"} <= table[0].keys()
+    page = paths["report.html"].read_text()
+    assert page.count("<svg") == 6
+    assert "<script" not in page and "<link" not in page and "src=" not in page  # nothing fetched: opens offline
+    markdown = paths["report.md"].read_text()
+    assert markdown.count("\n| deposit |") == 5
+    assert "512 of 2,000" in markdown
+    assert paths["report.png"].read_bytes().startswith(b"\x89PNG")
+
+
+def test_each_row_has_a_sentence_naming_its_numbers():
+    rows = {(r["scenario"], r["guard"]): r["sentence"] for r in fake_rows()}
+    assert "512 of 2,000" in rows[("deposit", "unsafe")]
+    assert "none of 2,000 lost" in rows[("deposit", "lock")]
+    assert "4 permits" in rows[("deposit", "semaphore(4)")]
+    assert "oversold 7" in rows[("checkout", "unsafe")]
+    assert "turned 900 away" in rows[("checkout", "semaphore")]
+    assert "deadlocked 33 times" in rows[("transfer", "naive")]
+    assert "4 audits saw money in flight" in rows[("transfer", "release-first")]
