@@ -1,6 +1,6 @@
 """Requests/s of deposit under each guard against a bare endpoint, one server.
 
-    python benchmarks/deposit_guards.py [--duration 5] [--connections 16]
+    python benchmarks/deposit_guards.py [--duration 5] [--connections 16] [--rounds 3]
 
 Starts `bankapp serve --race-window-ms 0` on a free loopback port and drives
 it with wrk (Debian package `wrk`): first `GET /healthz`, the bare endpoint
@@ -16,6 +16,7 @@ import argparse
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -74,36 +75,55 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=5, help="seconds per measurement [%(default)s]")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections [%(default)s]")
     parser.add_argument("--threads", type=int, default=32, help="server threads [%(default)s]")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians reported [%(default)s]")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
         return 2
     process, url = start_server(args.threads)
-    rows = []
+    measured: dict[str, list[dict]] = {}
     try:
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
             script.write(DEPOSIT_LUA)
-        total = len(CONFIGS) + 1
-        print(f"[1/{total}] GET /healthz (bare endpoint) ...", file=sys.stderr, flush=True)
-        bare = wrk(url + "/healthz", args.duration, args.connections)
-        rows.append({"endpoint": "GET /healthz", "guard": "-", **bare, "ratio": 1.0})
-        for step, (guard, permits) in enumerate(CONFIGS, start=2):
-            label = f"{guard}({permits})" if guard == "semaphore" else guard
-            print(f"[{step}/{total}] deposit under {label} ...", file=sys.stderr, flush=True)
-            send(url + "/admin/config", "PATCH", {"deposit_guard": guard, "deposit_permits": permits})
-            send(url + "/admin/reset", "POST")
-            result = wrk(url, args.duration, args.connections, script.name)
-            rows.append({"endpoint": "POST deposit", "guard": label, **result, "ratio": result["rps"] / bare["rps"]})
+        steps, step = args.rounds * (len(CONFIGS) + 1), 0
+        for _ in range(args.rounds):
+            # Bare endpoint first in every round: each ratio compares two
+            # measurements taken seconds apart, so a noisy neighbour hits both.
+            step += 1
+            print(f"[{step}/{steps}] GET /healthz (bare endpoint) ...", file=sys.stderr, flush=True)
+            bare = wrk(url + "/healthz", args.duration, args.connections)
+            measured.setdefault("bare", []).append({**bare, "ratio": 1.0})
+            for guard, permits in CONFIGS:
+                step += 1
+                label = f"{guard}({permits})" if guard == "semaphore" else guard
+                print(f"[{step}/{steps}] deposit under {label} ...", file=sys.stderr, flush=True)
+                send(url + "/admin/config", "PATCH", {"deposit_guard": guard, "deposit_permits": permits})
+                send(url + "/admin/reset", "POST")
+                result = wrk(url, args.duration, args.connections, script.name)
+                measured.setdefault(label, []).append({**result, "ratio": result["rps"] / bare["rps"]})
     finally:
         process.terminate()
         process.wait(15)
-    print(f"\n{'endpoint':<14} {'guard':<13} {'req/s':>9} {'p99 ms':>8} {'vs bare':>8}")
+    rows = []
+    for label, runs in measured.items():
+        rows.append(
+            {
+                "endpoint": "GET /healthz" if label == "bare" else "POST deposit",
+                "guard": "-" if label == "bare" else label,
+                "rps": statistics.median(r["rps"] for r in runs),
+                "p99_ms": statistics.median(r["p99_ms"] or 0 for r in runs),
+                "ratio": statistics.median(r["ratio"] for r in runs),
+                "ratios": [round(r["ratio"], 3) for r in runs],
+                "non_2xx": sum(r["non_2xx"] for r in runs),
+            }
+        )
+    print(f"\nmedians of {args.rounds} rounds of {args.duration} s, {args.connections} connections")
+    print(f"{'endpoint':<14} {'guard':<13} {'req/s':>9} {'p99 ms':>8} {'vs bare':>8}  per round")
     for row in rows:
-        bar = "#" * round(row["ratio"] * 40)
         print(
-            f"{row['endpoint']:<14} {row['guard']:<13} {row['rps']:>9.0f} {row['p99_ms'] or 0:>8.2f} "
-            f"{row['ratio']:>8.2f} {bar}"
+            f"{row['endpoint']:<14} {row['guard']:<13} {row['rps']:>9.0f} {row['p99_ms']:>8.2f} "
+            f"{row['ratio']:>8.2f}  {' '.join(f'{r:.2f}' for r in row['ratios'])}  {'#' * round(row['ratio'] * 30)}"
         )
     lock = next(row for row in rows if row["guard"] == "lock")
     verdict = "meets" if lock["ratio"] >= TARGET else "MISSES"
