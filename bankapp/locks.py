@@ -50,6 +50,8 @@ class Wait:
     thread: str
     account: str
     since: float
+    #: False for a brief try that gives up by itself (policy `backoff`): no deadlock can hang on it
+    patient: bool = True
     #: the id of the deadlock this wait was reported in, if any
     reported: int | None = field(default=None)
 
@@ -112,6 +114,26 @@ class AccountLock(LockGuard):
             if wait is not None:
                 self.table._stop_waiting(wait)
 
+    def try_acquire(self, timeout: float) -> bool:
+        """Wait at most `timeout` seconds and never check for deadlock.
+
+        The wait shows in the graph, marked as a try: a cycle through it is
+        no deadlock, since the trying thread will give up and let go.
+        """
+        if super().acquire(0):
+            self.table._acquired(self, None)
+            return True
+        wait = self.table._start_waiting(self, patient=False)
+        try:
+            if super().acquire(timeout):
+                self.table._acquired(self, wait)
+                wait = None
+                return True
+            return False
+        finally:
+            if wait is not None:
+                self.table._stop_waiting(wait)
+
     def release(self) -> None:
         if self.held_by_current_thread():
             self.table._released(self)  # out of the graph before anyone can take it
@@ -147,9 +169,9 @@ class LockTable:
 
     # bookkeeping, called by AccountLock
 
-    def _start_waiting(self, lock: AccountLock) -> Wait:
+    def _start_waiting(self, lock: AccountLock, patient: bool = True) -> Wait:
         thread = threading.current_thread()
-        wait = Wait(thread.ident, thread.name, lock.label, time.monotonic())
+        wait = Wait(thread.ident, thread.name, lock.label, time.monotonic(), patient=patient)
         with self._graph:
             self._waits[wait.ident] = wait
         return wait
@@ -178,6 +200,8 @@ class LockTable:
             wait = self._waits.get(ident)
             if wait is None:
                 return None  # someone on the path is running: it will release
+            if not wait.patient:
+                return None  # someone on the path is only trying: it will give up
             holder = self._holder.get(wait.account)
             if holder is None:
                 return None  # just released: the waiter will get it
@@ -265,6 +289,7 @@ class LockTable:
                         "account": w.account,
                         "holder": _thread(holder),
                         "waiting_ms": round((now - w.since) * 1000, 1),
+                        "trying": not w.patient,
                     }
                 )
             live, seen = [], set()

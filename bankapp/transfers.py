@@ -69,7 +69,7 @@ class Move:
     def try_lock(self, account: str, timeout_ms: float) -> bool:
         """Try briefly, without deadlock checks: a failed try is the caller's signal to back off."""
         lock = self.desk.locks[account]
-        if lock.acquire(timeout_ms / 1000):
+        if lock.try_acquire(timeout_ms / 1000):
             self.held.append(lock)
             return True
         return False
@@ -214,13 +214,16 @@ class ReleaseFirstPolicy(Policy):
 
 
 class BackoffPolicy(Policy):
-    """Lock `from`, try `to` briefly; on failure give back everything, wait at random, retry.
+    """Try `from`, debit, try `to` briefly; on failure give back everything, wait at random, retry.
 
     Breaks no preemption, from the inside: a thread that cannot get its
     second lock preempts itself, undoing its debit and releasing `from`, so
     whoever waited for it can go on. The random wait (growing with each
     attempt, "full jitter") keeps two opposing transfers from retrying in
-    lockstep forever (a livelock). Retries are counted in `/stats`.
+    lockstep forever (a livelock). `from` is only tried as well, never
+    queued for: a queue of threads blocked on `from` would refill it the
+    moment a thread backs off, and the collision would start again.
+    Retries are counted in `/stats`.
     """
 
     name = "backoff"
@@ -229,14 +232,14 @@ class BackoffPolicy(Policy):
         timeout = m.config.lock_timeout()
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            m.lock(m.source)
-            m.debit()
-            m.window()
-            if m.try_lock(m.target, BACKOFF_TRY_MS):
-                m.credit()
-                return
-            m.undo(relock=True)
-            m.unlock_all()
+            if m.try_lock(m.source, BACKOFF_TRY_MS):
+                m.debit()
+                m.window()
+                if m.try_lock(m.target, BACKOFF_TRY_MS):
+                    m.credit()
+                    return
+                m.undo(relock=True)
+                m.unlock_all()
             if deadline is not None and time.monotonic() >= deadline:
                 raise GuardTimeout(m.desk.locks[m.target], timeout, self_deadlock=False)
             m.retries += 1

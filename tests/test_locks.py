@@ -194,3 +194,35 @@ def test_only_the_holder_may_release():
     lock.release()
     with pytest.raises(RuntimeError):
         lock.release()
+
+
+def test_a_cycle_through_a_brief_try_is_not_a_deadlock():
+    """`backoff` only tries its second lock: it will give up, so the waiter behind it must not."""
+    table = LockTable(ACCOUNTS)
+    holding = threading.Barrier(2, timeout=5)
+    outcome = {}
+
+    def patient():
+        lock = table.acquire("acc-00", None, CHECK)
+        holding.wait()
+        try:
+            table.acquire("acc-01", 5, CHECK).release()
+            outcome["patient"] = "done"
+        except DeadlockVictim as victim:
+            outcome["patient"] = victim
+        finally:
+            lock.release()
+
+    def trying():
+        lock = table.acquire("acc-01", None, CHECK)
+        holding.wait()
+        outcome["trying"] = table["acc-00"].try_acquire(CHECK * 5)  # outlasts the patient thread's first check
+        lock.release()
+
+    threads = [threading.Thread(target=patient), threading.Thread(target=trying)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert outcome == {"patient": "done", "trying": False}
+    assert table.detected == 0
