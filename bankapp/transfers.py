@@ -134,11 +134,12 @@ class Policy:
 
 
 class UnsafePolicy(Policy):
-    """No locks: read both balances, wait, write both.
+    """No locks: on each account read the balance, wait, write it.
 
     No lock, so no deadlock, and no correctness either: two transfers that
     touch one account both read its old balance, and the second write
-    erases the first. Money is created or destroyed, and `/audit` says so.
+    erases the first. A lost debit creates money, a lost credit destroys
+    it, and `/audit` says so.
     """
 
     name = "unsafe"
@@ -146,11 +147,13 @@ class UnsafePolicy(Policy):
 
     def move(self, m: Move) -> None:
         store = m.desk.store
-        source, target = store.read(m.source), store.read(m.target)
+        source = store.read(m.source)
         if source < m.amount:
             raise InsufficientFunds(m.source, source, m.amount)
         m.window()
         store.write(m.source, source - m.amount)
+        target = store.read(m.target)
+        m.window()
         store.write(m.target, target + m.amount)
 
 
