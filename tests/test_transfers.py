@@ -248,12 +248,27 @@ def test_release_first_puts_the_debit_back_when_the_credit_times_out():
     assert desk.stats()["lock_timeouts"] == 1 and desk.stats()["committed"] == 0
 
 
+class CreditsMeetStore(MemoryStore):
+    """Each read of acc-01 waits for the other one: both credits read the same old balance."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.meeting = threading.Barrier(2, timeout=2)
+
+    def read(self, account_id):
+        balance = super().read(account_id)
+        if account_id == "acc-01":
+            self.meeting.wait()
+        return balance
+
+
 def test_unsafe_creates_or_destroys_money():
     """Two transfers into acc-01 at once: both read its old balance, the second write erases the first credit."""
-    desk, _ = make_desk(transfer_policy="unsafe", race_window_ms=20)
+    desk, _ = make_desk(CreditsMeetStore, transfer_policy="unsafe", race_window_ms=1)
     results = run_all([lambda: desk.transfer("acc-00", "acc-01", 100), lambda: desk.transfer("acc-02", "acc-01", 100)])
     assert all(isinstance(r, dict) for r in results)
     assert total(desk) == TOTAL - 100
+    desk.store.meeting = threading.Barrier(1)  # the audit reads acc-01 alone
     audit = desk.audit()
     assert not audit["consistent"] and audit["difference"] == -100
     assert desk.stats()["total_conserved"] is False
