@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from .bank import Bank
 from .guards import GuardSet
+from .locks import LockTable
 from .settings import Config, ConfigHolder
 from .stats import LedgerStats
 from .store import MemoryStore
+from .transfers import TransferDesk
 
 
 class Lab:
@@ -20,6 +22,8 @@ class Lab:
         self.guards = GuardSet()
         self.ledger = LedgerStats(config.account_ids, config.initial_balance)
         self.bank = Bank(self.store, self.config, self.ledger, self.guards)
+        self.locks = LockTable(config.account_ids)
+        self.transfers = TransferDesk(self.store, self.config, self.ledger, self.locks)
 
     def config(self) -> Config:
         """The settings in force now; read once at the start of a request."""
@@ -28,9 +32,11 @@ class Lab:
     def reset(self) -> None:
         """Restore balances and zero every counter; settings stay."""
         self.bank.reset()
+        self.transfers.reset()
 
     def stats(self) -> dict:
         return {
             "deposits": self.ledger.report(self.store.snapshot()),
+            "transfers": self.transfers.stats(),
             "settings": self.config().public(),
         }

@@ -15,8 +15,10 @@ from werkzeug.exceptions import BadRequest, HTTPException
 
 from .bank import InsufficientFunds
 from .guards import GuardTimeout
+from .locks import DeadlockVictim
 from .settings import SettingsError
 from .store import UnknownAccount
+from .transfers import SameAccount
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +119,19 @@ def _from_exception(error: Exception) -> Problem:
             balance=error.balance,
             amount=error.amount,
         )
+    if isinstance(error, DeadlockVictim):
+        return Problem(
+            409,
+            "deadlock",
+            "Deadlock victim",
+            str(error),
+            rolled_back=True,
+            accounts=error.deadlock["accounts"],
+            cycle=error.deadlock["cycle"],
+            deadlock_id=error.deadlock["id"],
+        )
+    if isinstance(error, SameAccount):
+        return Problem(422, "same-account", "Same account", str(error), account=error.account_id)
     if isinstance(error, GuardTimeout):
         slug = "self-deadlock" if error.self_deadlock else "lock-timeout"
         title = "Self-deadlock" if error.self_deadlock else "Lock timeout"

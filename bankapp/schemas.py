@@ -55,3 +55,34 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
+
+
+class TransferIn(Strict):
+    """`from` is a Python keyword, so the field is `source` with the JSON name `from`."""
+
+    source: str = Field(alias="from", min_length=1, max_length=64, description="account to debit")
+    target: str = Field(alias="to", min_length=1, max_length=64, description="account to credit")
+    amount: AmountCents
+
+
+class TransferLegOut(BaseModel):
+    id: str
+    balance: int
+
+
+class TransferOut(BaseModel):
+    source: TransferLegOut = Field(alias="from")
+    target: TransferLegOut = Field(alias="to")
+    amount: int
+    policy: str
+    retries: int = Field(description="attempts given up and retried (policy backoff)")
+
+
+class AuditOut(BaseModel):
+    total: int
+    expected_total: int
+    difference: int
+    negative_accounts: list[str]
+    consistent: bool
+    policy: str
+    accounts: int

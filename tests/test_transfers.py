@@ -1,0 +1,312 @@
+"""Transfers under each policy, and the audit, with real threads and barriers."""
+
+import contextlib
+import threading
+
+import pytest
+
+from bankapp.bank import Bank, InsufficientFunds
+from bankapp.guards import GuardSet, GuardTimeout
+from bankapp.locks import DeadlockVictim, LockTable
+from bankapp.settings import ConfigHolder, load
+from bankapp.stats import LedgerStats
+from bankapp.store import MemoryStore, UnknownAccount
+from bankapp.transfers import POLICIES, SameAccount, TransferDesk
+
+INITIAL = 100_000
+TOTAL = 16 * INITIAL
+
+
+def make_desk(store_class=MemoryStore, **settings):
+    settings = {"deadlock_check_ms": 20, "race_window_ms": 0, **settings}
+    holder = ConfigHolder(load(settings, environ={}))
+    config = holder.current
+    store = store_class(config.account_ids, config.initial_balance)
+    ledger = LedgerStats(config.account_ids, config.initial_balance)
+    desk = TransferDesk(store, lambda: holder.current, ledger, LockTable(config.account_ids))
+    return desk, holder
+
+
+class DebitMeetsStore(MemoryStore):
+    """The first write of each transfer (its debit) waits for the other transfer's debit.
+
+    Under `naive` both threads then hold their `from` lock before either
+    asks for `to`: the deadlock is forced, not hoped for.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.meeting = threading.Barrier(2, timeout=1)
+        self.local = threading.local()
+
+    def write(self, account_id, balance):
+        super().write(account_id, balance)
+        if not getattr(self.local, "met", False):
+            self.local.met = True
+            with contextlib.suppress(threading.BrokenBarrierError):
+                self.meeting.wait()
+
+
+def run_all(jobs, timeout=60):
+    """Start one thread per job together (barrier); collect results or exceptions."""
+    start = threading.Barrier(len(jobs), timeout=10)
+    results = [None] * len(jobs)
+
+    def run(index, job):
+        start.wait()
+        try:
+            results[index] = job()
+        except Exception as error:
+            results[index] = error
+
+    threads = [threading.Thread(target=run, args=(i, job), name=f"client-{i}") for i, job in enumerate(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(thread.is_alive() for thread in threads), "a transfer never finished"
+    return results
+
+
+def opposing(desk, pairs=4, rounds=10, amount=7):
+    """`pairs` threads send acc-00 -> acc-01 and as many send it back, `rounds` times each."""
+
+    def sender(source, target):
+        def job():
+            outcomes = []
+            for _ in range(rounds):
+                try:
+                    outcomes.append(desk.transfer(source, target, amount))
+                except (DeadlockVictim, GuardTimeout) as error:
+                    outcomes.append(error)
+            return outcomes
+
+        return job
+
+    jobs = [sender("acc-00", "acc-01") for _ in range(pairs)] + [sender("acc-01", "acc-00") for _ in range(pairs)]
+    return [outcome for outcomes in run_all(jobs) for outcome in outcomes]
+
+
+def total(desk):
+    return sum(desk.store.snapshot().values())
+
+
+@pytest.mark.parametrize("policy", list(POLICIES))
+def test_one_transfer_moves_the_money_under_every_policy(policy):
+    desk, _ = make_desk(transfer_policy=policy)
+    receipt = desk.transfer("acc-03", "acc-04", 250)
+    assert receipt == {
+        "from": {"id": "acc-03", "balance": INITIAL - 250},
+        "to": {"id": "acc-04", "balance": INITIAL + 250},
+        "amount": 250,
+        "policy": policy,
+        "retries": 0,
+    }
+    assert desk.counters.report()["committed"] == 1
+    assert desk.ledger.report(desk.store.snapshot())["lost_updates"] == 0
+    assert desk.audit()["consistent"]
+
+
+@pytest.mark.parametrize("policy", list(POLICIES))
+def test_refusals_change_nothing(policy):
+    desk, _ = make_desk(transfer_policy=policy)
+    with pytest.raises(InsufficientFunds):
+        desk.transfer("acc-00", "acc-01", INITIAL + 1)
+    with pytest.raises(SameAccount):
+        desk.transfer("acc-00", "acc-00", 1)
+    with pytest.raises(UnknownAccount):
+        desk.transfer("acc-00", "acc-99", 1)
+    assert desk.store.snapshot() == {account: INITIAL for account in desk.store.account_ids()}
+    assert desk.counters.report()["insufficient_funds"] == 1
+    assert desk.locks.snapshot()["locks"] == []
+
+
+def test_naive_opposing_transfers_deadlock_and_the_victim_rolls_back():
+    desk, _ = make_desk(DebitMeetsStore, transfer_policy="naive", lock_timeout_ms=5000)
+    results = run_all([lambda: desk.transfer("acc-00", "acc-01", 100), lambda: desk.transfer("acc-01", "acc-00", 30)])
+    victims = [r for r in results if isinstance(r, DeadlockVictim)]
+    done = [r for r in results if isinstance(r, dict)]
+    assert len(victims) == 1 and len(done) == 1
+    deadlock = victims[0].deadlock
+    assert deadlock["accounts"] == ["acc-00", "acc-01"]
+    assert sorted(step["thread"] for step in deadlock["cycle"]) == ["client-0", "client-1"]
+    assert {step["waits_for"] for step in deadlock["cycle"]} == {"acc-00", "acc-01"}
+    # the victim's debit was undone; only the winner's transfer shows
+    moved = done[0]["amount"] if done[0]["from"]["id"] == "acc-00" else -done[0]["amount"]
+    assert desk.store.read("acc-00") == INITIAL - moved
+    assert desk.store.read("acc-01") == INITIAL + moved
+    report = desk.stats()
+    assert report["deadlocks"] == 1 and report["deadlock_victims"] == 1 and report["committed"] == 1
+    assert report["total_conserved"]
+    assert desk.ledger.report(desk.store.snapshot())["lost_updates"] == 0
+    assert desk.locks.snapshot()["locks"] == []
+
+
+def test_naive_under_load_deadlocks_again_and_again_yet_conserves_the_total():
+    desk, _ = make_desk(transfer_policy="naive", race_window_ms=2, lock_timeout_ms=5000)
+    outcomes = opposing(desk)
+    victims = [o for o in outcomes if isinstance(o, DeadlockVictim)]
+    assert victims, "opposing naive transfers never deadlocked"
+    assert all(o["policy"] == "naive" for o in outcomes if isinstance(o, dict))
+    assert total(desk) == TOTAL
+    stats = desk.stats()
+    assert stats["deadlock_victims"] == len(victims) and stats["deadlocks"] >= len(victims)
+    assert stats["committed"] + len(victims) + stats["lock_timeouts"] == len(outcomes)
+    assert desk.ledger.report(desk.store.snapshot())["lost_updates"] == 0
+
+
+def audit_while(desk, work):
+    """Run `work` and, meanwhile, audit in a loop; return the audits."""
+    audits, done = [], threading.Event()
+
+    def auditor():
+        while not done.wait(0.005):  # an audit every few milliseconds, not a tight loop that starves transfers
+            audits.append(desk.audit())
+
+    thread = threading.Thread(target=auditor, name="auditor")
+    thread.start()
+    try:
+        work()
+    finally:
+        done.set()
+        thread.join(30)
+    return audits
+
+
+@pytest.mark.parametrize("policy", ["ordered", "backoff"])
+def test_ordered_and_backoff_complete_every_transfer_without_a_deadlock(policy):
+    desk, _ = make_desk(transfer_policy=policy, race_window_ms=1, lock_timeout_ms=10_000)
+    audits = []
+    outcomes = []
+    audits = audit_while(desk, lambda: outcomes.extend(opposing(desk)))
+    assert all(isinstance(o, dict) for o in outcomes), [o for o in outcomes if not isinstance(o, dict)][:3]
+    assert len(outcomes) == 80
+    stats = desk.stats()
+    assert stats["committed"] == 80 and stats["deadlocks"] == 0
+    assert total(desk) == TOTAL
+    assert audits and all(a["consistent"] for a in audits), "an audit saw a wrong total"
+    assert stats["wrong_total_reads"] == 0
+
+
+def test_backoff_retries_when_the_second_lock_is_busy():
+    desk, _ = make_desk(DebitMeetsStore, transfer_policy="backoff", race_window_ms=5, lock_timeout_ms=10_000)
+    results = run_all([lambda: desk.transfer("acc-00", "acc-01", 100), lambda: desk.transfer("acc-01", "acc-00", 30)])
+    assert all(isinstance(r, dict) for r in results)
+    assert sum(r["retries"] for r in results) >= 1
+    assert desk.stats()["retries"] == sum(r["retries"] for r in results)
+    assert desk.store.read("acc-00") == INITIAL - 70
+    assert desk.stats()["deadlocks"] == 0
+
+
+def test_release_first_conserves_the_total_at_rest_but_an_audit_sees_money_in_flight():
+    desk, _ = make_desk(transfer_policy="release-first", race_window_ms=5, lock_timeout_ms=10_000)
+    outcomes = []
+    audits = audit_while(desk, lambda: outcomes.extend(opposing(desk, pairs=2)))
+    assert len(outcomes) == 40 and all(isinstance(o, dict) for o in outcomes)
+    assert desk.stats()["deadlocks"] == 0
+    assert total(desk) == TOTAL
+    wrong = [a for a in audits if not a["consistent"]]
+    assert wrong, "no audit caught money in flight"
+    assert all(a["difference"] < 0 for a in wrong)  # missing, never created
+    assert desk.stats()["wrong_total_reads"] == len(wrong)
+    assert desk.audit()["consistent"]
+
+
+class Blocker:
+    """Another thread holds `account`'s lock until `release()`.
+
+    Not this thread: a thread that waits for a lock it holds itself is a
+    cycle of one, and the detector would (rightly) call it a deadlock.
+    """
+
+    def __init__(self, desk, account):
+        self.taken, self.done = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._hold, args=(desk, account), name="blocker")
+        self.thread.start()
+        assert self.taken.wait(5)
+
+    def _hold(self, desk, account):
+        lock = desk.locks.acquire(account, None, None)
+        self.taken.set()
+        self.done.wait(10)
+        lock.release()
+
+    def release(self):
+        self.done.set()
+        self.thread.join(5)
+
+
+def test_release_first_puts_the_debit_back_when_the_credit_times_out():
+    desk, _ = make_desk(transfer_policy="release-first", lock_timeout_ms=50)
+    blocker = Blocker(desk, "acc-01")
+    try:
+        with pytest.raises(GuardTimeout):
+            desk.transfer("acc-00", "acc-01", 100)
+    finally:
+        blocker.release()
+    assert desk.store.read("acc-00") == INITIAL
+    assert desk.stats()["lock_timeouts"] == 1 and desk.stats()["committed"] == 0
+
+
+class CreditsMeetStore(MemoryStore):
+    """Each read of acc-01 waits for the other one: both credits read the same old balance."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.meeting = threading.Barrier(2, timeout=2)
+
+    def read(self, account_id):
+        balance = super().read(account_id)
+        if account_id == "acc-01":
+            self.meeting.wait()
+        return balance
+
+
+def test_unsafe_creates_or_destroys_money():
+    """Two transfers into acc-01 at once: both read its old balance, the second write erases the first credit."""
+    desk, _ = make_desk(CreditsMeetStore, transfer_policy="unsafe", race_window_ms=1)
+    results = run_all([lambda: desk.transfer("acc-00", "acc-01", 100), lambda: desk.transfer("acc-02", "acc-01", 100)])
+    assert all(isinstance(r, dict) for r in results)
+    assert total(desk) == TOTAL - 100
+    desk.store.meeting = threading.Barrier(1)  # the audit reads acc-01 alone
+    audit = desk.audit()
+    assert not audit["consistent"] and audit["difference"] == -100
+    assert desk.stats()["total_conserved"] is False
+
+
+def test_an_audit_waits_for_a_transfer_holding_a_lock():
+    desk, _ = make_desk(transfer_policy="ordered", lock_timeout_ms=50)
+    blocker = Blocker(desk, "acc-07")
+    try:
+        with pytest.raises(GuardTimeout):
+            desk.audit()
+    finally:
+        blocker.release()
+    assert desk.locks.snapshot()["locks"] == []
+
+
+def test_deposits_move_the_expected_total():
+    desk, _ = make_desk()
+    bank = Bank(desk.store, desk._config, desk.ledger, GuardSet())
+    bank.deposit("acc-05", 500)
+    bank.withdraw("acc-06", 200)
+    audit = desk.audit()
+    assert audit["expected_total"] == TOTAL + 300 == audit["total"]
+    assert audit["consistent"]
+
+
+def test_reset_zeroes_counters_and_forgets_deadlocks():
+    desk, _ = make_desk(DebitMeetsStore, transfer_policy="naive")
+    run_all([lambda: desk.transfer("acc-00", "acc-01", 1), lambda: desk.transfer("acc-01", "acc-00", 1)])
+    assert desk.stats()["deadlocks"] == 1
+    desk.reset()
+    stats = desk.stats()
+    assert stats["deadlocks"] == stats["committed"] == stats["deadlock_victims"] == 0
+    assert desk.locks.snapshot()["recent_deadlocks"] == []
+
+
+def test_every_policy_has_a_docstring_naming_its_condition():
+    conditions = {"circular wait", "hold and wait", "no preemption", "all four", "no lock"}
+    for policy in POLICIES.values():
+        doc = type(policy).__doc__.lower()
+        assert any(condition in doc for condition in conditions), policy.name
