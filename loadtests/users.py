@@ -1,0 +1,207 @@
+"""One user class per scenario; pick them by naming them on the command line.
+
+Every user counts what it sent and what answer came back into the process's
+`Tally` (see `tally`), and tells Locust how to file the request: expected
+outcomes of the business (an admission rejection, an out-of-stock) get a name
+of their own and are not failures; anything unexpected is a failure.
+
+Example::
+
+    locust -f loadtests/locustfile.py DepositUser --headless -u 16 -r 16 -t 10s
+"""
+
+from __future__ import annotations
+
+import random
+
+from locust import FastHttpUser, between, constant, task
+
+from .options import Plan
+from .tally import Tally
+
+
+def body_of(response) -> dict:
+    """The JSON object of an answer, or {} when there is none."""
+    try:
+        body = response.json()
+    except Exception:  # no body, not JSON, or a connection that broke mid-body
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def problem_type(response) -> str:
+    return str(body_of(response).get("type", ""))
+
+
+def definite_failure(response) -> bool:
+    """An answer that promises nothing was applied: a 4xx, or a 503 for a guard that was never acquired."""
+    if 400 <= response.status_code < 500:
+        return True
+    return response.status_code == 503 and problem_type(response).endswith(("lock-timeout", "self-deadlock"))
+
+
+def describe(response) -> str:
+    if response.status_code == 0:
+        return f"no answer: {getattr(response, 'error', None) or 'connection failed'}"
+    detail = body_of(response).get("detail") or (response.text or "")[:200]
+    return f"{response.status_code}: {detail}"
+
+
+class BankUser(FastHttpUser):
+    """Shared by every scenario: the plan this process follows and its tally."""
+
+    abstract = True
+    wait_time = constant(0)  # closed loop: a race needs company, so no pause between requests
+    tally = Tally()
+    plan: Plan | None = None
+
+    def pick_account(self) -> str:
+        return random.choice(self.plan.accounts)
+
+    def pick_amount(self) -> int:
+        return random.choice(self.plan.amounts)
+
+
+class DepositUser(BankUser):
+    """Deposits into one of the plan's accounts, again and again: the lost-update lesson."""
+
+    weight = 3
+
+    @task
+    def deposit(self) -> None:
+        account, amount = self.pick_account(), self.pick_amount()
+        self.tally.add("deposit", account, "sent")
+        self.tally.add("deposit", account, "sent_amount", amount)
+        with self.client.post(
+            f"/accounts/{account}/deposit", json={"amount": amount}, name="deposit", catch_response=True
+        ) as response:
+            if response.status_code == 200:
+                self.tally.add("deposit", account, "ok")
+                self.tally.add("deposit", account, "ok_amount", amount)
+                return
+            if definite_failure(response):
+                self.tally.add("deposit", account, "failed")
+                self.tally.add("deposit", account, "failed_amount", amount)
+            response.failure(describe(response))
+
+
+class BatchDepositUser(BankUser):
+    """Batch deposits: `rlock` lets the holder re-enter, `lock` self-deadlocks (503)."""
+
+    weight = 1
+
+    @task
+    def batch_deposit(self) -> None:
+        account = self.pick_account()
+        amounts = [self.pick_amount() for _ in range(self.plan.batch_size)]
+        self.tally.add("batch", account, "sent")
+        self.tally.add("deposit", account, "sent", len(amounts))
+        self.tally.add("deposit", account, "sent_amount", sum(amounts))
+        with self.client.post(
+            f"/accounts/{account}/batch-deposit", json={"amounts": amounts}, name="batch deposit", catch_response=True
+        ) as response:
+            if response.status_code == 200:
+                self.tally.add("batch", account, "ok")
+                self.tally.add("deposit", account, "ok", len(amounts))
+                self.tally.add("deposit", account, "ok_amount", sum(amounts))
+                return
+            if definite_failure(response):
+                self.tally.add("deposit", account, "failed", len(amounts))
+                self.tally.add("deposit", account, "failed_amount", sum(amounts))
+            if problem_type(response).endswith("self-deadlock"):
+                self.tally.add("batch", account, "self_deadlock")
+                response.request_meta["name"] = "batch deposit: self-deadlock"
+            response.failure(describe(response))
+
+
+class CheckoutUser(BankUser):
+    """Checkouts of one unit: admission by a semaphore, and the flash sale that must not oversell."""
+
+    weight = 3
+
+    @task
+    def checkout(self) -> None:
+        sku, quantity = random.choice(self.plan.skus), 1
+        self.tally.add("checkout", sku, "sent")
+        with self.client.post(
+            "/checkout", json={"sku": sku, "quantity": quantity}, name="checkout", catch_response=True
+        ) as response:
+            body = body_of(response)
+            if response.status_code == 200:
+                self.tally.add("checkout", sku, "ok")
+                self.tally.add("checkout", sku, "ok_quantity", quantity)
+                remaining = body.get("remaining")
+                if isinstance(remaining, int) and remaining < 0:
+                    self.tally.add("checkout", sku, "negative_remaining", min(quantity, -remaining))
+            elif response.status_code == 503 and ("capacity" in body or "admission" in str(body.get("type", ""))):
+                self.tally.add("checkout", sku, "rejected")
+                response.request_meta["name"] = "checkout: rejected by admission"
+                response.success()  # the semaphore doing its job, not an error
+            elif response.status_code == 409 and "stock" in str(body.get("type", "")) + str(body.get("title", "")):
+                self.tally.add("checkout", sku, "out_of_stock")
+                response.request_meta["name"] = "checkout: out of stock"
+                response.success()
+            else:
+                if response.status_code:
+                    self.tally.add("checkout", sku, "failed")
+                response.failure(describe(response))
+
+
+class TransferUser(BankUser):
+    """Transfers between two of the plan's accounts, both directions: the deadlock lesson."""
+
+    weight = 3
+
+    @task
+    def transfer(self) -> None:
+        source, target = random.sample(self.plan.accounts, 2)
+        amount = self.pick_amount()
+        self.tally.add("transfer", "all", "sent")
+        self.tally.add("leg", source, "out_sent", amount)
+        self.tally.add("leg", target, "in_sent", amount)
+        with self.client.post(
+            "/transfers", json={"from": source, "to": target, "amount": amount}, name="transfer", catch_response=True
+        ) as response:
+            kind = problem_type(response)
+            if response.status_code == 200:
+                self.tally.add("transfer", "all", "committed")
+                self.tally.add("leg", source, "out_ok", amount)
+                self.tally.add("leg", target, "in_ok", amount)
+                return
+            if definite_failure(response):  # rolled back: neither leg happened
+                self.tally.add("leg", source, "out_failed", amount)
+                self.tally.add("leg", target, "in_failed", amount)
+            if response.status_code == 409 and kind.endswith("insufficient-funds"):
+                self.tally.add("transfer", "all", "insufficient")
+                response.request_meta["name"] = "transfer: insufficient funds"
+                response.success()  # a refusal the bank owes its customers, not an error
+                return
+            if response.status_code == 409 and kind.endswith(":deadlock"):
+                self.tally.add("transfer", "all", "deadlocks")
+                response.request_meta["name"] = "transfer: deadlock victim"
+            elif response.status_code == 503:
+                self.tally.add("transfer", "all", "lock_timeouts")
+                response.request_meta["name"] = "transfer: lock timeout"
+            elif response.status_code:
+                self.tally.add("transfer", "all", "failed")
+            response.failure(describe(response))
+
+
+class AuditUser(BankUser):
+    """Reads `/audit` now and then: a consistent read must always see the expected total."""
+
+    weight = 1
+    wait_time = between(0.02, 0.1)
+
+    @task
+    def audit(self) -> None:
+        with self.client.get("/audit", name="audit", catch_response=True) as response:
+            body = body_of(response)
+            if response.status_code != 200 or "total" not in body:
+                response.failure(describe(response))
+                return
+            self.tally.add("audit", "all", "reads")
+            if body.get("total") != body.get("expected_total"):
+                self.tally.add("audit", "all", "wrong_total")
+            if body.get("negative_accounts"):
+                self.tally.add("audit", "all", "negative")

@@ -1,0 +1,186 @@
+"""The verdict on hand-made numbers: Jepsen's counter and bank checks, and their edges."""
+
+import json
+
+from loadtests.options import make_plan
+from loadtests.tally import Tally
+from loadtests.verdict import judge, render
+
+
+def deposits(account="acc-00", sent=0, ok=0, failed=0, amount=1) -> dict:
+    tally = Tally()
+    for field, count in (("sent", sent), ("ok", ok), ("failed", failed)):
+        tally.add("deposit", account, field, count)
+        tally.add("deposit", account, f"{field}_amount", count * amount)
+    return tally.snapshot()
+
+
+def bank(**balances) -> dict:
+    return {"balances": {k.replace("_", "-"): v for k, v in balances.items()}}
+
+
+def test_lost_updates_are_counted_in_deposits_and_percent():
+    verdict = judge(deposits(sent=100, ok=100), bank(acc_00=1000), bank(acc_00=1020), unit_amount=1)
+    section = verdict["deposits"]
+    assert verdict["ok"] is False
+    assert section["acknowledged_amount"] == section["attempted_amount"] == 100
+    assert section["balance_change"] == 20
+    assert section["lost_updates"] == section["lost_deposits"] == 80
+    assert section["lost_percent"] == 80.0
+    assert verdict["anomalies"] == ["deposits: lost 80 of 100 acknowledged deposits (80.0 %)"]
+    assert "lost 80 of 100 acknowledged deposits (80.0 %)" in render(verdict)
+
+
+def test_lost_updates_of_unequal_amounts_are_told_in_cents_and_thousands_are_grouped():
+    verdict = judge(deposits(sent=10_240, ok=10_240, amount=3), bank(acc_00=0), bank(acc_00=3 * 2_117))
+    assert verdict["deposits"]["lost_updates"] == 3 * 8_123
+    assert verdict["anomalies"] == ["deposits: lost 24,369 of 30,720 acknowledged cents of deposits (79.3 %)"]
+
+
+def test_a_change_between_acknowledged_and_attempted_is_fine():
+    # 10 sent, 8 acknowledged, 2 without an answer: 8, 9 or 10 are all possible outcomes
+    for change in (8, 9, 10):
+        verdict = judge(deposits(sent=10, ok=8), bank(acc_00=0), bank(acc_00=change), unit_amount=1)
+        assert verdict["ok"], (change, verdict["anomalies"])
+        assert verdict["deposits"]["lost_updates"] == 0
+
+
+def test_a_definite_failure_narrows_the_bounds():
+    # 10 sent, 8 acknowledged, 2 refused (4xx or lock timeout): exactly 8 may have happened
+    verdict = judge(deposits(sent=10, ok=8, failed=2), bank(acc_00=0), bank(acc_00=9), unit_amount=1)
+    assert verdict["deposits"]["attempted_amount"] == 8
+    assert verdict["deposits"]["applied_twice"] == 1
+    assert "applied twice" in verdict["anomalies"][0]
+
+
+def test_an_untouched_account_that_moved_is_flagged():
+    verdict = judge(deposits(sent=5, ok=5), bank(acc_00=0, acc_01=0), bank(acc_00=5, acc_01=7))
+    assert verdict["deposits"]["per_account"]["acc-01"]["applied_twice"] == 7
+    assert verdict["ok"] is False
+
+
+def test_the_verdict_says_when_the_server_counts_disagree_with_the_clients():
+    before = {**bank(acc_00=0), "stats": {"deposits": {"acknowledged_amount": 0, "lost_updates": 0}}}
+    after = {**bank(acc_00=100), "stats": {"deposits": {"acknowledged_amount": 60, "lost_updates": 0}}}
+    verdict = judge(deposits(sent=100, ok=100), before, after)
+    assert verdict["ok"] is False
+    assert verdict["disagreements"] == [
+        "deposits: the server counts 60 cents of acknowledged deposits; the clients saw 100 acknowledged and 0 "
+        "without an answer"
+    ]
+    agreeing = {**after, "stats": {"deposits": {"acknowledged_amount": 100, "lost_updates": 0}}}
+    assert judge(deposits(sent=100, ok=100), before, agreeing)["ok"]
+
+
+def test_checkout_peak_above_capacity_and_oversell_fail_rejections_do_not():
+    tally = Tally()
+    tally.add("checkout", "widget", "sent", 50)
+    tally.add("checkout", "widget", "ok", 30)
+    tally.add("checkout", "widget", "ok_quantity", 30)
+    tally.add("checkout", "widget", "rejected", 20)
+    stats = {"capacity": 8, "peak_in_flight": 8, "admitted": 30, "rejected": 20, "oversold": 0}
+    settings = {"checkout_guard": "semaphore"}
+    before = {"stats": {"checkout": {"admitted": 0, "rejected": 0, "oversold": 0}}}
+    after = {"stats": {"checkout": stats, "settings": settings}}
+    verdict = judge(tally.snapshot(), before, after)
+    assert verdict["ok"], verdict["anomalies"]
+    assert {k: verdict["checkout"][k] for k in ("capacity", "peak_in_flight", "admitted", "rejected", "oversold")} == {
+        "capacity": 8,
+        "peak_in_flight": 8,
+        "admitted": 30,
+        "rejected": 20,
+        "oversold": 0,
+    }
+    overloaded = {"stats": {"checkout": {**stats, "peak_in_flight": 24, "oversold": 3}, "settings": settings}}
+    verdict = judge(tally.snapshot(), before, overloaded)
+    assert verdict["anomalies"] == [
+        "checkout: 24 checkouts were in flight at once, above the capacity of 8",
+        "checkout: oversold 3 units",
+    ]
+
+
+def test_clients_sold_beyond_the_stock_even_if_the_server_says_nothing():
+    tally = Tally()
+    tally.add("checkout", "flash-sale", "sent", 110)
+    tally.add("checkout", "flash-sale", "ok", 104)
+    tally.add("checkout", "flash-sale", "ok_quantity", 104)
+    tally.add("checkout", "flash-sale", "out_of_stock", 6)
+    verdict = judge(tally.snapshot(), {"stock": {"flash-sale": 100}}, {"stats": {}})
+    assert verdict["checkout"]["oversold"] == 4
+    assert "checkout: oversold 4 units" in verdict["anomalies"]
+    assert any("no checkout section" in note for note in verdict["notes"])
+
+
+def transfers(committed=10, deadlocks=0, reads=0, wrong=0) -> dict:
+    tally = Tally()
+    tally.add("transfer", "all", "sent", committed + deadlocks)
+    tally.add("transfer", "all", "committed", committed)
+    tally.add("transfer", "all", "deadlocks", deadlocks)
+    tally.add("leg", "acc-00", "out_sent", committed + deadlocks)
+    tally.add("leg", "acc-00", "out_ok", committed)
+    tally.add("leg", "acc-00", "out_failed", deadlocks)
+    tally.add("leg", "acc-01", "in_sent", committed + deadlocks)
+    tally.add("leg", "acc-01", "in_ok", committed)
+    tally.add("leg", "acc-01", "in_failed", deadlocks)
+    tally.add("audit", "all", "reads", reads)
+    tally.add("audit", "all", "wrong_total", wrong)
+    return tally.snapshot()
+
+
+def test_transfers_that_conserve_money_pass():
+    audit = {"total": 200, "expected_total": 200, "negative_accounts": [], "consistent": True}
+    verdict = judge(transfers(reads=5), bank(acc_00=100, acc_01=100), {**bank(acc_00=90, acc_01=110), "audit": audit})
+    assert verdict["ok"], verdict["anomalies"]
+    section = verdict["transfers"]
+    assert (section["committed"], section["total_conserved"], section["negative_balances"]) == (10, True, 0)
+    assert section["wrong_total_reads"] == 0
+
+
+def test_transfers_that_destroy_money_deadlock_or_read_wrong_totals_fail():
+    audit = {"total": 170, "expected_total": 200, "negative_accounts": ["acc-00"], "consistent": False}
+    after = {**bank(acc_00=-10, acc_01=180), "audit": audit}
+    verdict = judge(transfers(deadlocks=2, reads=5, wrong=3), bank(acc_00=100, acc_01=100), after)
+    assert verdict["transfers"]["total_conserved"] is False
+    assert verdict["anomalies"] == [
+        "transfers: money was not conserved: the bank's total moved by -30 cents",
+        "transfers: 1 accounts ended below zero",
+        "transfers: 3 of 5 audit reads saw a wrong total",
+        "transfers: 2 transfers were deadlock victims (409), rolled back",
+    ]
+
+
+def test_transfers_without_audit_or_stats_sections_are_judged_from_balances():
+    verdict = judge(transfers(), bank(acc_00=100, acc_01=100), {**bank(acc_00=90, acc_01=110), "stats": {}})
+    assert verdict["ok"]
+    assert verdict["transfers"]["total_conserved"] is True
+    assert any("no /audit" in note for note in verdict["notes"])
+    assert any("no transfers section" in note for note in verdict["notes"])
+
+
+def test_balances_that_cannot_be_read_fail_rather_than_pass():
+    verdict = judge(deposits(sent=5, ok=5), {}, {})
+    assert verdict["ok"] is False
+    assert "could not be read" in verdict["anomalies"][0]
+
+
+def test_tallies_of_several_processes_merge_by_addition():
+    master, worker_a, worker_b = Tally(), Tally(), Tally()
+    worker_a.add("deposit", "acc-00", "ok_amount", 3)
+    worker_b.add("deposit", "acc-00", "ok_amount", 4)
+    master.merge(worker_a.drain())
+    master.merge(worker_b.drain())
+    master.merge(worker_a.drain())  # a second drain is empty: nothing counted twice
+    assert master.snapshot() == {"deposit/acc-00/ok_amount": 7}
+    json.dumps(master.snapshot())  # travels in Locust's report as plain data
+
+
+def test_plan_from_options():
+    class Options:
+        accounts, amounts, batch_size, skus = "all", "1,5", 2, "widget"
+
+    plan = make_plan(Options, ["acc-00", "acc-01"])
+    assert plan.accounts == ("acc-00", "acc-01")
+    assert plan.amounts == (1, 5)
+    assert plan.unit_amount is None
+    Options.amounts = "2"
+    assert make_plan(Options, []).unit_amount == 2
