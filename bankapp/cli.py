@@ -8,6 +8,7 @@ environment, which wins over the default.
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import sys
 import time
@@ -102,7 +103,7 @@ def print_table(rows: list[dict], explain: bool) -> None:
             f"{row['deadlocks']:,}",
             "ok" if row["ok"] else "[red]anomaly[/red]",
         )
-    console = Console()
+    console = Console(width=max(132, shutil.get_terminal_size().columns))
     console.print(table)
     if explain:
         for row in rows:

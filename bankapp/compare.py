@@ -10,7 +10,6 @@ row; the rows make a table, a sentence each, and a report with charts.
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import json
 import re
@@ -219,8 +218,8 @@ def run_locust(config: Config, url: str, run: Run, folder: Path, progress) -> di
         "--stop-timeout",
         "5",
         "--only-summary",
-        "--csv",
-        str(folder / name),
+        "--json-file",
+        str(folder / f"{name}.stats"),
         "--verdict-json",
         str(verdict_path),
         "--loglevel",
@@ -237,25 +236,40 @@ def run_locust(config: Config, url: str, run: Run, folder: Path, progress) -> di
             stop_process(process)
     if not verdict_path.exists():
         raise CompareError(f"Locust wrote no verdict for {name}; its log is {log.name}:\n{tail(Path(log.name))}")
-    return {"verdict": json.loads(verdict_path.read_text()), "stats": read_locust_csv(folder / f"{name}_stats.csv")}
+    stats = json.loads((folder / f"{name}.stats.json").read_text())
+    return {"verdict": json.loads(verdict_path.read_text()), "stats": summarize(stats)}
 
 
-def read_locust_csv(path: Path) -> dict:
-    """Requests, rate and percentiles from Locust's aggregated CSV row."""
-    with path.open() as handle:
-        rows = {row["Name"]: row for row in csv.DictReader(handle)}
-    total = rows.get("Aggregated", {})
+def summarize(entries: list[dict]) -> dict:
+    """Requests, rate and percentiles over every row of Locust's final JSON.
 
-    def number(key: str) -> float:
-        value = total.get(key) or "0"
-        return float(value) if value not in {"N/A", ""} else 0.0
+    Locust keeps a histogram of response times (rounded milliseconds ->
+    count) per row; merging them gives exact percentiles of the whole run.
+    The JSON is written after the last request, unlike the CSV, which can
+    lag the final counts.
+    """
+    histogram: dict[float, int] = {}
+    for entry in entries:
+        for millis, count in entry["response_times"].items():
+            histogram[float(millis)] = histogram.get(float(millis), 0) + count
+    requests_made = sum(entry["num_requests"] for entry in entries)
+    began = min((entry["start_time"] for entry in entries), default=0)
+    ended = max((entry["last_request_timestamp"] or 0 for entry in entries), default=0)
+
+    def percentile(share: float) -> float:
+        wanted, seen = share * requests_made, 0
+        for millis in sorted(histogram):
+            seen += histogram[millis]
+            if seen >= wanted:
+                return millis
+        return 0.0
 
     return {
-        "requests": int(number("Request Count")),
-        "rps": number("Requests/s"),
-        "p50_ms": number("50%"),
-        "p95_ms": number("95%"),
-        "p99_ms": number("99%"),
+        "requests": requests_made,
+        "rps": requests_made / (ended - began) if ended > began else 0.0,
+        "p50_ms": percentile(0.50),
+        "p95_ms": percentile(0.95),
+        "p99_ms": percentile(0.99),
     }
 
 

@@ -66,3 +66,16 @@ def test_each_row_has_a_sentence_naming_its_numbers():
     assert "turned 900 away" in rows[("checkout", "semaphore")]
     assert "deadlocked 33 times" in rows[("transfer", "naive")]
     assert "4 audits saw money in flight" in rows[("transfer", "release-first")]
+
+
+def test_locust_rows_merge_into_one_summary():
+    from bankapp.compare import summarize
+
+    entries = [
+        {"num_requests": 90, "start_time": 100.0, "last_request_timestamp": 110.0, "response_times": {"10": 90}},
+        {"num_requests": 10, "start_time": 101.0, "last_request_timestamp": 109.0, "response_times": {"500": 10}},
+    ]
+    summary = summarize(entries)
+    assert summary["requests"] == 100
+    assert summary["rps"] == 10.0
+    assert (summary["p50_ms"], summary["p95_ms"], summary["p99_ms"]) == (10.0, 500.0, 500.0)
