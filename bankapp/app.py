@@ -14,7 +14,7 @@ from . import problems
 from .lab import Lab
 from .problems import Problem
 from .settings import Config, load
-from .views import accounts, admin, introspection
+from .views import accounts, admin, checkout, introspection
 
 #: Bodies above this answer 413 before anything reads them.
 MAX_BODY_BYTES = 1024 * 1024
@@ -37,7 +37,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> OpenAPI:
     app.json.sort_keys = False
     app.extensions["bankapp"] = Lab(config)
     problems.init_app(app)
-    for blueprint in (introspection.bp, accounts.bp, admin.bp):
+    for blueprint in (introspection.bp, accounts.bp, checkout.bp, admin.bp):
         app.register_api(blueprint)
     app.before_request(require_json_body)
     app.after_request(add_served_by)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from .bank import Bank
 from .guards import GuardSet
 from .settings import Config, ConfigHolder
+from .shop import Shop
 from .stats import LedgerStats
 from .store import MemoryStore
 
@@ -20,6 +21,7 @@ class Lab:
         self.guards = GuardSet()
         self.ledger = LedgerStats(config.account_ids, config.initial_balance)
         self.bank = Bank(self.store, self.config, self.ledger, self.guards)
+        self.shop = Shop(self.config, self.guards)
 
     def config(self) -> Config:
         """The settings in force now; read once at the start of a request."""
@@ -28,9 +30,11 @@ class Lab:
     def reset(self) -> None:
         """Restore balances and zero every counter; settings stay."""
         self.bank.reset()
+        self.shop.reset()
 
     def stats(self) -> dict:
         return {
             "deposits": self.ledger.report(self.store.snapshot()),
+            "checkout": self.shop.report(),
             "settings": self.config().public(),
         }

@@ -13,9 +13,11 @@ from flask import Flask, jsonify
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from .admission import AdmissionRejected
 from .bank import InsufficientFunds
 from .guards import GuardTimeout
 from .settings import SettingsError
+from .shop import OutOfStock, UnknownSku
 from .store import UnknownAccount
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,33 @@ def _from_exception(error: Exception) -> Problem:
             account=error.account_id,
             balance=error.balance,
             amount=error.amount,
+        )
+    if isinstance(error, UnknownSku):
+        return Problem(404, "unknown-sku", "Unknown SKU", str(error), sku=error.sku)
+    if isinstance(error, OutOfStock):
+        return Problem(
+            409,
+            "out-of-stock",
+            "Out of stock",
+            str(error),
+            sku=error.sku,
+            available=error.available,
+            quantity=error.quantity,
+        )
+    if isinstance(error, AdmissionRejected):
+        return Problem(
+            503,
+            "admission-rejected",
+            "Checkout not admitted",
+            str(error),
+            headers={"Retry-After": str(error.retry_after)},
+            reason=error.reason,
+            guard=error.guard,
+            capacity=error.capacity,
+            in_flight=error.in_flight,
+            waiting=error.waiting,
+            max_waiting=error.max_waiting,
+            waited_ms=error.waited_ms,
         )
     if isinstance(error, GuardTimeout):
         slug = "self-deadlock" if error.self_deadlock else "lock-timeout"
