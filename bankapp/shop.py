@@ -112,12 +112,18 @@ class PaymentGateway:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.in_use = 0
+        self.peak_in_use = 0
+
+    def reset(self) -> None:
+        with self._lock:
+            self.peak_in_use = self.in_use
 
     def pay(self, config: Config) -> float:
         """Take one payment; returns the modelled time in ms."""
         with self._lock:
             self.in_use += 1
             load = self.in_use
+            self.peak_in_use = max(self.peak_in_use, load)
         try:
             modelled = gateway_time_ms(config.service_time_ms, load, config.gateway_capacity)
             if modelled > 0:
@@ -275,6 +281,7 @@ class Shop:
         """Restore stock and zero the counters and peaks."""
         self.inventory.reset()
         self.admission.reset()
+        self.gateway.reset()
         self.ledger.reset()
 
     def report(self) -> dict:
@@ -286,6 +293,7 @@ class Shop:
             "max_waiting": config.max_waiting,
             "gateway_capacity": config.gateway_capacity,
             "gateway_in_use": self.gateway.in_use,
+            "gateway_peak_in_use": self.gateway.peak_in_use,
             **self.admission.report(),
             **self.ledger.report(),
             "stock": self.inventory.snapshot(),
