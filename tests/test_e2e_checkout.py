@@ -158,3 +158,22 @@ def test_a_lock_lets_one_checkout_in_at_a_time(server, guard):
     assert checkout["capacity"] == 1
     assert statuses(responses)[200] >= 1
     assert checkout["peak_waiting"] <= 8
+
+
+def test_the_readme_burst_example_runs_and_reports(server):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    server.configure(checkout_guard="semaphore", capacity=4, max_waiting=8, admission_timeout_ms=0, service_time_ms=300)
+    example = Path(__file__).parent.parent / "examples" / "checkout_burst.py"
+    result = subprocess.run(
+        [sys.executable, str(example), "--url", server.url, "--sku", "flash-sale", "--quantity", "10"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "under checkout_guard semaphore" in result.stdout
+    assert "capacity 4" in result.stdout and "available_permits 4" in result.stdout
+    assert "oversold (all SKUs) 0" in result.stdout
