@@ -11,7 +11,7 @@ from flask_openapi3 import Info, OpenAPI
 from . import problems
 from .lab import Lab
 from .settings import Config, load
-from .views import accounts, admin, introspection, transfers
+from .views import accounts, admin, checkout, introspection, transfers
 
 #: Bodies above this answer 413 before anything reads them.
 MAX_BODY_BYTES = 1024 * 1024
@@ -34,7 +34,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> OpenAPI:
     app.json.sort_keys = False
     app.extensions["bankapp"] = Lab(config)
     problems.init_app(app)
-    for blueprint in (introspection.bp, accounts.bp, admin.bp, transfers.bp):
+    for blueprint in (introspection.bp, accounts.bp, checkout.bp, transfers.bp, admin.bp):
         app.register_api(blueprint)
     app.after_request(add_served_by)
     app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)

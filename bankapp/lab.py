@@ -10,6 +10,7 @@ from .bank import Bank
 from .guards import GuardSet
 from .locks import LockTable
 from .settings import Config, ConfigHolder
+from .shop import Shop
 from .stats import LedgerStats
 from .store import MemoryStore
 from .transfers import TransferDesk
@@ -24,6 +25,7 @@ class Lab:
         self.bank = Bank(self.store, self.config, self.ledger, self.guards)
         self.locks = LockTable(config.account_ids)
         self.transfers = TransferDesk(self.store, self.config, self.ledger, self.locks)
+        self.shop = Shop(self.config, self.guards)
 
     def config(self) -> Config:
         """The settings in force now; read once at the start of a request."""
@@ -33,10 +35,12 @@ class Lab:
         """Restore balances and zero every counter; settings stay."""
         self.bank.reset()
         self.transfers.reset()
+        self.shop.reset()
 
     def stats(self) -> dict:
         return {
             "deposits": self.ledger.report(self.store.snapshot()),
             "transfers": self.transfers.stats(),
+            "checkout": self.shop.report(),
             "settings": self.config().public(),
         }

@@ -13,10 +13,12 @@ from flask import Flask, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import BadRequest, HTTPException
 
+from .admission import AdmissionRejected
 from .bank import InsufficientFunds
 from .guards import GuardTimeout
 from .locks import DeadlockVictim
 from .settings import SettingsError
+from .shop import OutOfStock, UnknownSku
 from .store import UnknownAccount
 from .transfers import SameAccount
 
@@ -132,6 +134,33 @@ def _from_exception(error: Exception) -> Problem:
         )
     if isinstance(error, SameAccount):
         return Problem(422, "same-account", "Same account", str(error), account=error.account_id)
+    if isinstance(error, UnknownSku):
+        return Problem(404, "unknown-sku", "Unknown SKU", str(error), sku=error.sku)
+    if isinstance(error, OutOfStock):
+        return Problem(
+            409,
+            "out-of-stock",
+            "Out of stock",
+            str(error),
+            sku=error.sku,
+            available=error.available,
+            quantity=error.quantity,
+        )
+    if isinstance(error, AdmissionRejected):
+        return Problem(
+            503,
+            "admission-rejected",
+            "Checkout not admitted",
+            str(error),
+            headers={"Retry-After": str(error.retry_after)},
+            reason=error.reason,
+            guard=error.guard,
+            capacity=error.capacity,
+            in_flight=error.in_flight,
+            waiting=error.waiting,
+            max_waiting=error.max_waiting,
+            waited_ms=error.waited_ms,
+        )
     if isinstance(error, GuardTimeout):
         slug = "self-deadlock" if error.self_deadlock else "lock-timeout"
         title = "Self-deadlock" if error.self_deadlock else "Lock timeout"

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 #: The largest amount one request may move: 1,000,000.00 in cents.
 MAX_AMOUNT = 100_000_000
 MAX_BATCH = 1000
+#: The most units one checkout may ask for.
+MAX_QUANTITY = 10_000
 
 
 class Strict(BaseModel):
@@ -45,6 +47,32 @@ class BalanceOut(BaseModel):
 class AccountsOut(BaseModel):
     accounts: list[BalanceOut]
     total: int
+
+
+class CheckoutIn(Strict):
+    sku: str = Field(min_length=1, max_length=64, description="a SKU of GET /catalog: widget or flash-sale")
+    quantity: int = Field(gt=0, le=MAX_QUANTITY, description="whole units, 1 .. 10000")
+
+
+class CatalogItem(BaseModel):
+    sku: str
+    stock: int
+    initial_stock: int
+
+
+class CatalogOut(BaseModel):
+    items: list[CatalogItem]
+
+
+class OrderOut(BaseModel):
+    order_id: str
+    sku: str
+    quantity: int
+    remaining: int = Field(description="stock of the SKU this checkout left")
+    guard: str
+    wait_ms: float = Field(description="time spent waiting for admission")
+    gateway_ms: float = Field(description="time the payment gateway took")
+    latency_ms: float
 
 
 class Problem(BaseModel):

@@ -88,13 +88,27 @@ class Config(BaseModel):
                 f"workers: {self.workers} workers cannot share the memory store: each process would have its "
                 "own bank and its own locks, so no guard could protect anything across them; use workers 1"
             )
-        if self.checkout_guard == "semaphore" and self.capacity + self.max_waiting > self.threads - RESERVED_THREADS:
+        limit = self.admission_limit()
+        if limit is not None and limit + self.max_waiting > self.threads - RESERVED_THREADS:
+            names = "capacity + max_waiting" if self.checkout_guard == "semaphore" else "max_waiting"
             raise ValueError(
-                f"capacity + max_waiting: {self.capacity} + {self.max_waiting} checkouts could take "
-                f"{self.capacity + self.max_waiting} of the {self.threads} server threads, leaving fewer than "
-                f"{RESERVED_THREADS} for /healthz and the admin routes; lower capacity or max_waiting, or raise threads"
+                f"{names}: {limit} + {self.max_waiting} checkouts (in flight under checkout_guard "
+                f"{self.checkout_guard}, plus waiting) could take {limit + self.max_waiting} of the {self.threads} "
+                f"server threads, leaving fewer than {RESERVED_THREADS} for /healthz and the admin routes; "
+                f"lower {' or '.join(names.split(' + '))}, or raise threads"
             )
         return self
+
+    def admission_limit(self) -> int | None:
+        """Checkouts the checkout guard lets run at once: `capacity` under
+        `semaphore`, 1 under `lock` and `rlock`, no limit (None) under `unsafe`.
+
+        With a limit, at most `limit + max_waiting` checkouts hold a server
+        thread, which the check above keeps below `threads`. Without one, the
+        shop itself turns away a checkout that would leave fewer than
+        `RESERVED_THREADS` threads free (see `bankapp.admission`).
+        """
+        return {"semaphore": self.capacity, "lock": 1, "rlock": 1}.get(self.checkout_guard)
 
     @property
     def account_ids(self) -> list[str]:
