@@ -10,7 +10,7 @@ from flask import request
 from flask_openapi3 import Info, OpenAPI
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
-from . import problems
+from . import admin_auth, problems
 from .lab import Lab
 from .problems import Problem
 from .settings import Config, load
@@ -39,6 +39,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> OpenAPI:
     problems.init_app(app)
     for blueprint in (introspection.bp, accounts.bp, admin.bp):
         app.register_api(blueprint)
+    admin_auth.init_app(app)  # before the body checks: a stranger learns nothing about bodies
     app.before_request(require_json_body)
     app.after_request(add_served_by)
     app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)

@@ -11,6 +11,7 @@ import argparse
 import sys
 from typing import Any
 
+from . import admin_auth
 from .settings import ENV_PREFIX, Config, SettingsError, load
 
 
@@ -95,6 +96,13 @@ def main(argv: list[str] | None = None) -> int:
         except SettingsError as error:
             print(f"bankapp serve: {error}", file=sys.stderr)
             return 2
+        config, token = admin_auth.token_for_binding(config)
+        if token:
+            print(
+                f"bankapp: bound to {config.host} with no admin_token; admin routes need this token "
+                f"(shown once):\n    Authorization: Bearer {token}",
+                flush=True,
+            )
         serve(config)
     return 0
 
