@@ -10,7 +10,7 @@ from flask import request
 from flask_openapi3 import Info, OpenAPI
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
-from . import admin_auth, problems
+from . import admin_auth, idempotency, problems
 from .lab import Lab
 from .problems import Problem
 from .settings import Config, load
@@ -37,6 +37,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> OpenAPI:
     app.json.sort_keys = False
     app.extensions["bankapp"] = Lab(config)
     problems.init_app(app)
+    idempotency.init_app(app)
     for blueprint in (introspection.bp, accounts.bp, admin.bp):
         app.register_api(blueprint)
     admin_auth.init_app(app)  # before the body checks: a stranger learns nothing about bodies
