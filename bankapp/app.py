@@ -7,10 +7,10 @@ import threading
 from typing import Any
 
 from flask import request
-from flask_openapi3 import Info, OpenAPI
+from flask_openapi3 import Info
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
-from . import admin_auth, idempotency, problems
+from . import admin_auth, contract, idempotency, problems
 from .lab import Lab
 from .problems import Problem
 from .settings import Config, load
@@ -20,12 +20,12 @@ from .views import accounts, admin, introspection
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def create_app(config: Config | dict[str, Any] | None = None) -> OpenAPI:
+def create_app(config: Config | dict[str, Any] | None = None) -> contract.BankAPI:
     """A new app with its own lab. `config` is a `Config`, or overrides of
     the defaults and `BANKAPP_*` variables (as tests pass them)."""
     if not isinstance(config, Config):
         config = load(config)
-    app = OpenAPI(
+    app = contract.BankAPI(
         __name__,
         info=Info(title="bankapp", version="1.0", description="A concurrency lab served over HTTP."),
         validation_error_status=422,
@@ -44,6 +44,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> OpenAPI:
     app.before_request(require_json_body)
     app.after_request(add_served_by)
     app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)
+    contract.init_docs(app)
     return app
 
 
