@@ -105,7 +105,9 @@ def _from_exception(error: Exception) -> Problem:
         return validation_problem(error)
     if isinstance(error, HTTPException):
         slug = (error.name or "error").lower().replace(" ", "-")
-        return Problem(error.code or 500, slug, error.name, error.description or error.name)
+        # keep what the exception says besides its body, such as a 405's `Allow`
+        headers = {key: value for key, value in error.get_headers() if key.lower() != "content-type"}
+        return Problem(error.code or 500, slug, error.name, error.description or error.name, headers=headers)
     log.exception("unhandled error")
     return Problem(500, "internal-error", "Internal server error", f"{type(error).__name__}: the server failed")
 

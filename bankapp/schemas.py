@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from .settings import STARTUP_ONLY, Config, GuardName
 
@@ -22,7 +22,17 @@ class Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
 
-AmountCents = Annotated[int, Field(gt=0, le=MAX_AMOUNT, description="integer cents, 1 .. 100000000")]
+def whole_number(value: Any) -> Any:
+    """JSON has one number type: `100.0` is the integer 100 (JSON Schema and
+    so the OpenAPI document say so), `100.5` is not and stays refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+AmountCents = Annotated[
+    int, Field(gt=0, le=MAX_AMOUNT, description="integer cents, 1 .. 100000000"), BeforeValidator(whole_number)
+]
 
 
 class AccountPath(BaseModel):
