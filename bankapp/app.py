@@ -60,6 +60,10 @@ def require_json_body():
             "Unsupported media type",
             f"Content-Type must be application/json, got {request.mimetype or 'none'}",
         )
+    if chunked and len(request.get_data()) >= MAX_BODY_BYTES:
+        # A chunked body has no length to refuse up front: werkzeug stops
+        # reading at the limit, and what it read would pass for the body.
+        raise RequestEntityTooLarge()
     try:
         request.get_json(force=True)
     except RequestEntityTooLarge:

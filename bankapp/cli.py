@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import Any
 
-from . import admin_auth
+from . import admin_auth, lifecycle
 from .settings import ENV_PREFIX, Config, SettingsError, load
 
 
@@ -59,6 +59,7 @@ def serve(config: Config) -> None:
             for key, value in options.items():
                 self.cfg.set(key, value)
             self.cfg.set("when_ready", announce)
+            self.cfg.set("worker_exit", lifecycle.worker_exit)
 
         def load(self):
             return create_app(config)
