@@ -25,6 +25,7 @@ from flask_openapi3 import OpenAPI
 
 from . import admin_auth, idempotency
 
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_REF = "#/components/schemas/Problem"
 
@@ -71,6 +72,8 @@ def make_honest(spec: dict[str, Any], app: Flask) -> None:
     idempotent = idempotency.documented_operations(app)
     for path, item in spec.get("paths", {}).items():
         for method, operation in item.items():
+            if method not in HTTP_METHODS:  # a path item's own "parameters", "summary"...
+                continue
             responses = operation.setdefault("responses", {})
             if _is_library_422(responses.get("422")):
                 del responses["422"]

@@ -12,12 +12,14 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from bankapp import create_app
-from bankapp.settings import STARTUP_ONLY
+from bankapp.settings import STARTUP_ONLY, Config
 
 pytestmark = pytest.mark.fuzz
 
 #: A short lock timeout, so that the batch deposit self-deadlocks (503) fast.
-app = create_app({"race_window_ms": 0, "lock_timeout_ms": 20})
+#: A `Config`, not overrides: built at import, before the fixture that hides
+#: a developer's BANKAPP_* variables runs.
+app = create_app(Config(race_window_ms=0, lock_timeout_ms=20))
 lab = app.extensions["bankapp"]
 RUNTIME_SETTINGS = {
     name: value for name, value in lab.config().model_dump().items() if name not in STARTUP_ONLY | {"admin_token"}
