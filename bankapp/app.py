@@ -6,9 +6,9 @@ import os
 import threading
 from typing import Any
 
-from flask_openapi3 import Info, OpenAPI
+from flask_openapi3 import Info
 
-from . import problems
+from . import admin_auth, contract, idempotency, problems
 from .lab import Lab
 from .settings import Config, load
 from .views import accounts, admin, checkout, introspection, transfers
@@ -17,12 +17,12 @@ from .views import accounts, admin, checkout, introspection, transfers
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def create_app(config: Config | dict[str, Any] | None = None) -> OpenAPI:
+def create_app(config: Config | dict[str, Any] | None = None) -> contract.BankAPI:
     """A new app with its own lab. `config` is a `Config`, or overrides of
     the defaults and `BANKAPP_*` variables (as tests pass them)."""
     if not isinstance(config, Config):
         config = load(config)
-    app = OpenAPI(
+    app = contract.BankAPI(
         __name__,
         info=Info(title="bankapp", version="1.0", description="A concurrency lab served over HTTP."),
         validation_error_status=422,
@@ -34,10 +34,13 @@ def create_app(config: Config | dict[str, Any] | None = None) -> OpenAPI:
     app.json.sort_keys = False
     app.extensions["bankapp"] = Lab(config)
     problems.init_app(app)
+    idempotency.init_app(app)
     for blueprint in (introspection.bp, accounts.bp, checkout.bp, transfers.bp, admin.bp):
         app.register_api(blueprint)
+    admin_auth.init_app(app)
     app.after_request(add_served_by)
     app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)
+    contract.init_docs(app)
     return app
 
 

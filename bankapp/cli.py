@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from . import admin_auth, lifecycle
 from .settings import ENV_PREFIX, Config, SettingsError, load
 
 
@@ -62,6 +63,7 @@ def serve(config: Config) -> None:
             for key, value in options.items():
                 self.cfg.set(key, value)
             self.cfg.set("when_ready", announce)
+            self.cfg.set("worker_exit", lifecycle.worker_exit)
 
         def load(self):
             return create_app(config)
@@ -186,6 +188,13 @@ def main(argv: list[str] | None = None) -> int:
         except SettingsError as error:
             print(f"bankapp serve: {error}", file=sys.stderr)
             return 2
+        config, token = admin_auth.token_for_binding(config)
+        if token:
+            print(
+                f"bankapp: bound to {config.host} with no admin_token; admin routes need this token "
+                f"(shown once):\n    Authorization: Bearer {token}",
+                flush=True,
+            )
         serve(config)
     return 0
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from pydantic import ValidationError
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from .admission import AdmissionRejected
 from .bank import InsufficientFunds
@@ -79,6 +79,10 @@ def unreadable_body() -> Problem | None:
     chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
     if not (request.content_length or chunked):
         return None
+    if chunked and len(request.get_data()) >= (current_app.config["MAX_CONTENT_LENGTH"] or float("inf")):
+        # A chunked body has no length to refuse up front: werkzeug stops
+        # reading at the limit, and what it read would pass for the body.
+        raise RequestEntityTooLarge()
     if not request.is_json:
         return Problem(
             415,
@@ -180,7 +184,9 @@ def _from_exception(error: Exception) -> Problem:
         return validation_problem(error)
     if isinstance(error, HTTPException):
         slug = (error.name or "error").lower().replace(" ", "-")
-        return Problem(error.code or 500, slug, error.name, error.description or error.name)
+        # keep what the exception says besides its body, such as a 405's `Allow`
+        headers = {key: value for key, value in error.get_headers() if key.lower() != "content-type"}
+        return Problem(error.code or 500, slug, error.name, error.description or error.name, headers=headers)
     log.exception("unhandled error")
     return Problem(500, "internal-error", "Internal server error", f"{type(error).__name__}: the server failed")
 

@@ -7,9 +7,11 @@ runs, and writes the OpenAPI document from them. Models are strict: `true`,
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+
+from .settings import STARTUP_ONLY, Config, GuardName
 
 #: The largest amount one request may move: 1,000,000.00 in cents.
 MAX_AMOUNT = 100_000_000
@@ -22,7 +24,17 @@ class Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
 
-AmountCents = Annotated[int, Field(gt=0, le=MAX_AMOUNT, description="integer cents, 1 .. 100000000")]
+def whole_number(value: Any) -> Any:
+    """JSON has one number type: `100.0` is the integer 100 (JSON Schema and
+    so the OpenAPI document say so), `100.5` is not and stays refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+AmountCents = Annotated[
+    int, Field(gt=0, le=MAX_AMOUNT, description="integer cents, 1 .. 100000000"), BeforeValidator(whole_number)
+]
 
 
 class AccountPath(BaseModel):
@@ -51,7 +63,9 @@ class AccountsOut(BaseModel):
 
 class CheckoutIn(Strict):
     sku: str = Field(min_length=1, max_length=64, description="a SKU of GET /catalog: widget or flash-sale")
-    quantity: int = Field(gt=0, le=MAX_QUANTITY, description="whole units, 1 .. 10000")
+    quantity: Annotated[
+        int, Field(gt=0, le=MAX_QUANTITY, description="whole units, 1 .. 10000"), BeforeValidator(whole_number)
+    ]
 
 
 class CatalogItem(BaseModel):
@@ -114,3 +128,107 @@ class AuditOut(BaseModel):
     consistent: bool
     policy: str
     accounts: int
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ThreadOut(BaseModel):
+    name: str
+    ident: int | None
+    native_id: int | None
+    daemon: bool
+    alive: bool
+
+
+class ThreadsOut(BaseModel):
+    pid: int
+    active_count: int
+    current_thread: ThreadOut
+    main_thread: ThreadOut
+    threads: list[ThreadOut]
+
+
+def _config_out() -> type[BaseModel]:
+    """The settings as `Config.public()` shows them, field for field from `Config`."""
+    fields: dict[str, Any] = {
+        name: (info.annotation, Field(description=info.description)) for name, info in Config.model_fields.items()
+    }
+    fields["lock_timeout_ms"] = (float | Literal["none"], Field(description="in ms, or 'none': waits forever"))
+    fields["admin_token"] = (
+        Literal["set"] | None,
+        Field(description="'set' when a token is required (never the token)"),
+    )
+    fields["guard"] = (GuardName | None, Field(description="the guard when deposit_guard and checkout_guard agree"))
+    return create_model("ConfigOut", __config__=ConfigDict(extra="allow"), **fields)
+
+
+def _omit_default(schema: dict[str, Any]) -> None:
+    """In a PATCH, a missing setting stays as it is; it has no default."""
+    schema.pop("default", None)
+
+
+def _constrained(annotation: Any, metadata: list) -> Any:
+    """`annotation` with the constraints (`ge`, `le`, ...) pydantic keeps as metadata."""
+    return Annotated[(annotation, *metadata)] if metadata else annotation
+
+
+def _config_patch() -> type[BaseModel]:
+    """`Config` with every field optional, less the settings fixed at start.
+
+    It documents `PATCH /admin/config`; `ConfigHolder.patch` still does the
+    validating, so that a refusal names the setting (and "can only be set at
+    start") exactly as at start-up.
+    """
+    fields: dict[str, Any] = {
+        "guard": (
+            GuardName,
+            Field(None, description="sets deposit_guard and checkout_guard", json_schema_extra=_omit_default),
+        )
+    }
+    for name, info in Config.model_fields.items():
+        if name in STARTUP_ONLY or name == "admin_token":
+            continue
+        fields[name] = (
+            _constrained(info.annotation, info.metadata),
+            Field(None, description=info.description, json_schema_extra=_omit_default),
+        )
+    fields["lock_timeout_ms"] = (
+        _constrained(float, Config.model_fields["lock_timeout_ms"].metadata) | Literal["none"] | None,
+        Field(
+            None,
+            description="bound on every guard acquire, in ms; 'none' or null waits forever",
+            json_schema_extra=_omit_default,
+        ),
+    )
+    return create_model("ConfigPatch", __config__=ConfigDict(extra="forbid"), **fields)
+
+
+ConfigOut = _config_out()
+ConfigPatch = _config_patch()
+
+
+class StatsOut(BaseModel):
+    """Counters by concern; each concern adds its own key."""
+
+    model_config = ConfigDict(extra="allow")
+    deposits: dict[str, Any]
+    settings: ConfigOut
+
+
+class ResetOut(BaseModel):
+    status: Literal["reset"]
+    settings: ConfigOut
+
+
+class DebugLocksOut(BaseModel):
+    """The live wait-for graph: who holds and who waits for each account lock."""
+
+    model_config = ConfigDict(extra="allow")
+    policy: str
+    locks: list[dict[str, Any]] = Field(description="locks held or waited for: holder and waiters")
+    wait_for: list[dict[str, Any]] = Field(description="edges: waiter -> account -> holder")
+    live_deadlocks: list[dict[str, Any]]
+    deadlocks_detected: int
+    recent_deadlocks: list[dict[str, Any]]

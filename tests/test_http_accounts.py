@@ -38,6 +38,11 @@ def test_deposit_answers_the_new_balance_and_counts_it(client):
     assert deposits["per_account"]["acc-01"]["balance_change"] == 250
 
 
+def test_a_whole_number_written_with_a_point_is_an_integer(client):
+    """JSON Schema's `integer` includes 250.0: the document promises it, so it is accepted."""
+    assert client.post("/accounts/acc-01/deposit", json={"amount": 250.0}).json["balance"] == INITIAL + 250
+
+
 def test_withdraw_and_insufficient_funds(client):
     assert client.post("/accounts/acc-02/withdraw", json={"amount": 1000}).json["balance"] == INITIAL - 1000
     before = state(client)

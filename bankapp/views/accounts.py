@@ -2,6 +2,7 @@
 
 from flask_openapi3 import APIBlueprint, Tag
 
+from ..idempotency import idempotent
 from ..schemas import AccountPath, AccountsOut, AmountIn, BalanceOut, BatchIn, Problem
 from . import lab
 
@@ -24,12 +25,14 @@ def get_account(path: AccountPath):
 
 
 @bp.post("/accounts/<account_id>/deposit", responses={200: BalanceOut, **ERRORS})
+@idempotent
 def deposit(path: AccountPath, body: AmountIn):
     """Read the balance, wait `race_window_ms`, write balance + amount, under `deposit_guard`."""
     return {"id": path.account_id, "balance": lab().bank.deposit(path.account_id, body.amount)}
 
 
 @bp.post("/accounts/<account_id>/withdraw", responses={200: BalanceOut, **ERRORS})
+@idempotent
 def withdraw(path: AccountPath, body: AmountIn):
     """Check the balance covers the amount, then debit it: 409 when it does not."""
     return {"id": path.account_id, "balance": lab().bank.withdraw(path.account_id, body.amount)}

@@ -3,25 +3,31 @@
 from flask_openapi3 import APIBlueprint, Tag
 
 from ..problems import json_body
-from ..schemas import Problem
+from ..schemas import ConfigOut, ConfigPatch, Problem, ResetOut
 from . import lab
 
 bp = APIBlueprint("admin", __name__, abp_tags=[Tag(name="admin", description="settings and reset")])
 
 
-@bp.get("/admin/config")
+#: Documents the body; `ConfigHolder.patch` validates it, naming the setting.
+PATCH_BODY = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": ConfigPatch.model_json_schema()}}}
+}
+
+
+@bp.get("/admin/config", responses={200: ConfigOut})
 def get_config():
     """The settings in force."""
     return lab().config().public()
 
 
-@bp.patch("/admin/config", responses={422: Problem})
+@bp.patch("/admin/config", responses={200: ConfigOut, 422: Problem}, openapi_extensions=PATCH_BODY)
 def patch_config():
     """Change settings live; requests that start afterwards use them."""
     return lab().settings.patch(json_body()).public()
 
 
-@bp.post("/admin/reset")
+@bp.post("/admin/reset", responses={200: ResetOut})
 def reset():
     """Restore balances (and stock) and zero every counter; settings stay."""
     lab().reset()

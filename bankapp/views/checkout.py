@@ -2,6 +2,7 @@
 
 from flask_openapi3 import APIBlueprint, Tag
 
+from ..idempotency import idempotent
 from ..schemas import CatalogOut, CheckoutIn, OrderOut, Problem
 from . import lab
 
@@ -15,6 +16,7 @@ def catalog():
 
 
 @bp.post("/checkout", responses={200: OrderOut, 404: Problem, 409: Problem, 422: Problem, 503: Problem})
+@idempotent
 def checkout(body: CheckoutIn):
     """Admit under `checkout_guard`, reserve stock, pay: 409 when stock is short, 503 when not admitted."""
     return lab().shop.checkout(body.sku, body.quantity).as_dict()

@@ -5,6 +5,7 @@ import threading
 
 from flask_openapi3 import APIBlueprint, Tag
 
+from ..schemas import HealthOut, StatsOut, ThreadsOut
 from . import lab
 
 bp = APIBlueprint("introspection", __name__, abp_tags=[Tag(name="introspection", description="health and threads")])
@@ -20,13 +21,13 @@ def describe_thread(thread: threading.Thread) -> dict:
     }
 
 
-@bp.get("/healthz")
+@bp.get("/healthz", responses={200: HealthOut})
 def healthz():
     """Liveness: touches no guard, so it answers while every lock is held."""
     return {"status": "ok"}
 
 
-@bp.get("/threads")
+@bp.get("/threads", responses={200: ThreadsOut})
 def threads():
     """What `threading.active_count()`, `enumerate()` and `current_thread()` say in this worker."""
     return {
@@ -38,7 +39,7 @@ def threads():
     }
 
 
-@bp.get("/stats")
+@bp.get("/stats", responses={200: StatsOut})
 def stats():
     """Every counter, exact whatever the guard, and the settings in force."""
     return lab().stats()

@@ -2,13 +2,15 @@
 
 from flask_openapi3 import APIBlueprint, Tag
 
-from ..schemas import AuditOut, Problem, TransferIn, TransferOut
+from ..idempotency import idempotent
+from ..schemas import AuditOut, DebugLocksOut, Problem, TransferIn, TransferOut
 from . import lab
 
 bp = APIBlueprint("transfers", __name__, abp_tags=[Tag(name="transfers", description="transfers and deadlocks")])
 
 
 @bp.post("/transfers", responses={200: TransferOut, 404: Problem, 409: Problem, 422: Problem, 503: Problem})
+@idempotent
 def transfer(body: TransferIn):
     """Move `amount` from one account to another under `transfer_policy`.
 
@@ -24,7 +26,7 @@ def audit():
     return lab().transfers.audit()
 
 
-@bp.get("/debug/locks")
+@bp.get("/debug/locks", responses={200: DebugLocksOut})
 def debug_locks():
     """Holders, waiters, wait-for edges, live cycles and the recent deadlocks."""
     return lab().transfers.debug_locks()

@@ -1,0 +1,245 @@
+"""`Idempotency-Key`: a retried request answers the first answer, applied once.
+
+A client that sent a deposit and got no answer (a timeout, a reset
+connection) cannot know whether it was applied. Retrying blindly may apply it
+twice; not retrying may lose it. With a key, it retries safely:
+
+- the first request with a key runs and its answer is remembered;
+- a retry with the same key and the same request (method, path, query, JSON
+  body) gets that answer again, with `Idempotent-Replayed: true`, and
+  applies nothing;
+- the same key with another request is a client bug: 422;
+- retries that arrive while the first is still running wait for its answer
+  and replay it (or, after `WAIT_TIMEOUT` seconds, get a 409 to retry later):
+  exactly one of them runs.
+
+Only successful (2xx) answers are remembered. Every refusal here changes
+nothing (see `problems`), so running a retry again after an error is safe,
+and it is what a client wants: a 503 lock timeout or admission rejection is
+worth retrying, and a 409 insufficient funds may succeed after a deposit.
+Remembering them would pin the key to a failure for its whole lifetime.
+
+Memory is bounded: at most `MAX_KEYS` keys, each kept `TTL` seconds from its
+first use; the oldest go first. Keys are one per logical operation and
+retries come soon after the first try, so first-in first-out is enough.
+
+A view adopts it with one line, under its route decorator::
+
+    @bp.post("/transfers", responses={200: TransferOut, **ERRORS})
+    @idempotent
+    def transfer(body: TransferIn): ...
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from flask import Flask, Response, current_app, request
+
+from .problems import Problem
+
+HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+MAX_KEY_LENGTH = 255
+MAX_KEYS = 10_000
+TTL = 24 * 3600.0
+#: How long a retry waits for the first request with its key to answer.
+WAIT_TIMEOUT = 30.0
+EXTENSION = "bankapp.idempotency"
+
+#: Problems this adds to an idempotent operation, for the OpenAPI document.
+PROBLEMS = {
+    "400": "the Idempotency-Key header is empty or longer than 255 characters",
+    "409": "a request with this Idempotency-Key is still running; retry later",
+    "422": "this Idempotency-Key was used for another request",
+}
+
+
+@dataclass
+class Answer:
+    """A response as it was sent, to be sent again."""
+
+    status: int
+    body: bytes
+    headers: list[tuple[str, str]]
+
+    @classmethod
+    def of(cls, response: Response) -> Answer:
+        headers = [(k, v) for k, v in response.headers.items() if k.lower() != "content-length"]
+        return cls(response.status_code, response.get_data(), headers)
+
+    def replay(self) -> Response:
+        response = Response(self.body, status=self.status, headers=self.headers)
+        response.headers[REPLAYED_HEADER] = "true"
+        return response
+
+
+@dataclass
+class Entry:
+    """One key: the request it was first used for, and its answer once known."""
+
+    fingerprint: str
+    created: float
+    done: threading.Event = field(default_factory=threading.Event)
+    answer: Answer | None = None
+
+
+class KeyReused(Exception):
+    pass
+
+
+class IdempotencyStore:
+    """Remembered answers by key, at most `max_keys` of them for `ttl` seconds."""
+
+    def __init__(self, max_keys: int = MAX_KEYS, ttl: float = TTL, clock: Callable[[], float] = time.monotonic):
+        self.max_keys = max_keys
+        self.ttl = ttl
+        self._clock = clock
+        self._entries: OrderedDict[str, Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def claim(self, key: str, fingerprint: str) -> tuple[Entry, bool]:
+        """The entry of `key`, and whether the caller is the one to run it."""
+        with self._lock:
+            now = self._clock()
+            while self._entries and next(iter(self._entries.values())).created + self.ttl <= now:
+                self._entries.popitem(last=False)
+            entry = self._entries.get(key)
+            if entry is not None:
+                if entry.fingerprint != fingerprint:
+                    raise KeyReused(key)
+                return entry, False
+            entry = self._entries[key] = Entry(fingerprint, now)
+            while len(self._entries) > self.max_keys:
+                self._entries.popitem(last=False)
+            return entry, True
+
+    def complete(self, key: str, entry: Entry, answer: Answer | None) -> None:
+        """Remember `answer`, or with None forget the key (the run failed), and
+        wake whoever waits for it."""
+        with self._lock:
+            entry.answer = answer
+            if answer is None and self._entries.get(key) is entry:
+                del self._entries[key]
+        entry.done.set()
+
+
+def init_app(app: Flask, store: IdempotencyStore | None = None) -> None:
+    app.extensions[EXTENSION] = store or IdempotencyStore()
+
+
+def idempotent(view: Callable) -> Callable:
+    """Make `view` honour `Idempotency-Key`; without the header it just runs."""
+
+    @functools.wraps(view)
+    def wrapper(*args, **kwargs):
+        key = request.headers.get(HEADER)
+        if key is None:
+            return view(*args, **kwargs)
+        check_key(key)
+        return run_once(current_app.extensions[EXTENSION], key, fingerprint(), lambda: view(*args, **kwargs))
+
+    wrapper.__idempotent__ = True
+    return wrapper
+
+
+def check_key(key: str) -> None:
+    if not key.strip() or len(key) > MAX_KEY_LENGTH:
+        raise Problem(
+            400,
+            "bad-idempotency-key",
+            "Bad Idempotency-Key",
+            f"{HEADER}: must be 1 to {MAX_KEY_LENGTH} characters, not blank (got {len(key)})",
+        )
+
+
+def fingerprint() -> str:
+    """What makes two requests the same: method, path, query and JSON body
+    (parsed, so that spacing and key order do not count)."""
+    body = request.get_json(silent=True) if request.content_length else None
+    canonical = json.dumps(
+        [request.method, request.path, request.query_string.decode("latin-1"), body],
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def run_once(store: IdempotencyStore, key: str, signature: str, call: Callable) -> Response:
+    """Run `call` as the one request of `key`, or replay (or wait for) its answer."""
+    deadline = time.monotonic() + WAIT_TIMEOUT
+    while True:
+        try:
+            entry, owner = store.claim(key, signature)
+        except KeyReused:
+            raise Problem(
+                422,
+                "idempotency-key-reused",
+                "Idempotency-Key reused",
+                f"{HEADER}: this key was first used for another request (method, path or body differ); "
+                "use a new key for a new request",
+            ) from None
+        if owner:
+            return _run_as_owner(store, key, entry, call)
+        if not entry.done.wait(max(0.0, deadline - time.monotonic())):
+            raise Problem(
+                409,
+                "idempotency-key-in-flight",
+                "Request in flight",
+                f"{HEADER}: a request with this key is still running after {WAIT_TIMEOUT:g} s; retry later",
+                headers={"Retry-After": "1"},
+            )
+        if entry.answer is not None:
+            return entry.answer.replay()
+        # The first run failed and was forgotten: run again (or wait for whoever does).
+
+
+def _run_as_owner(store: IdempotencyStore, key: str, entry: Entry, call: Callable) -> Response:
+    try:
+        response = current_app.make_response(call())
+    except BaseException:
+        store.complete(key, entry, None)
+        raise
+    store.complete(key, entry, Answer.of(response) if 200 <= response.status_code < 300 else None)
+    return response
+
+
+def documented_operations(app: Flask) -> set[tuple[str, str]]:
+    """(OpenAPI path, method) of every idempotent view, for the document."""
+    found = set()
+    for rule in app.url_map.iter_rules():
+        if getattr(app.view_functions.get(rule.endpoint), "__idempotent__", False):
+            path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
+            found |= {(path, method.lower()) for method in rule.methods - {"HEAD", "OPTIONS"}}
+    return found
+
+
+def document(operation: dict) -> None:
+    """The header in, the replay marker out."""
+    operation.setdefault("parameters", []).append(
+        {
+            "name": HEADER,
+            "in": "header",
+            "required": False,
+            "description": "retries with the same key and request answer the first answer and apply nothing again",
+            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": r"\S"},
+        }
+    )
+    for status, response in operation.get("responses", {}).items():
+        if status.startswith("2"):
+            response.setdefault("headers", {})[REPLAYED_HEADER] = {
+                "description": "present (true) when this is the remembered answer of an earlier request",
+                "schema": {"type": "string", "enum": ["true"]},
+            }
