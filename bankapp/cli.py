@@ -90,7 +90,7 @@ def print_table(rows: list[dict], explain: bool) -> None:
     table.add_column("deadlocks", justify="right")
     table.add_column("verdict")
     for row in rows:
-        peak = f"{row['peak_in_flight']}/{row['capacity']}" if row["scenario"] == "checkout" else ""
+        peak = f"{row['peak_in_flight']}/{row['capacity'] or '-'}" if row["scenario"] == "checkout" else ""
         table.add_row(
             row["scenario"],
             row["guard"],
@@ -177,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     compare_parser.add_argument("--out", type=Path, help="report folder [reports/<time>]")
     compare_parser.add_argument("--scenarios", help="comma-separated: deposit,checkout,transfer [all]")
     compare_parser.add_argument(
-        "--guards", help="comma-separated guards or policies, e.g. unsafe,lock,naive,ordered [all]"
+        "--guards",
+        help="comma-separated guards or policies (unsafe,lock,semaphore(4),naive) or rows (deposit:unsafe) [all]",
     )
     args = parser.parse_args(argv)
     if args.command in {"demo", "compare"}:

@@ -188,9 +188,11 @@ class Run:
     server_flags: list[str] = field(default_factory=list)
 
     def matrix(self) -> list[Config]:
+        """The configurations chosen: `guards` items are a guard or policy
+        (`lock`, `semaphore`, `semaphore(4)`) or one row (`deposit:unsafe`)."""
         rows = [c for c in MATRIX if not self.scenarios or c.scenario in self.scenarios]
         if self.guards:
-            rows = [c for c in rows if c.guard in self.guards or c.guard.split("(")[0] in self.guards]
+            rows = [c for c in rows if {c.guard, c.guard.split("(")[0], f"{c.scenario}:{c.guard}"} & self.guards]
         return rows
 
 
@@ -237,7 +239,7 @@ def run_locust(config: Config, url: str, run: Run, folder: Path, progress) -> di
     if not verdict_path.exists():
         raise CompareError(f"Locust wrote no verdict for {name}; its log is {log.name}:\n{tail(Path(log.name))}")
     stats = json.loads((folder / f"{name}.stats.json").read_text())
-    return {"verdict": json.loads(verdict_path.read_text()), "stats": summarize(stats)}
+    return {"verdict": json.loads(verdict_path.read_text()), "stats": summarize(stats), "duration_s": run.duration}
 
 
 def summarize(entries: list[dict]) -> dict:
@@ -291,6 +293,8 @@ def make_row(config: Config, result: dict, server_stats: dict) -> dict:
         "capacity": checkout_stats.get("capacity") if config.scenario == "checkout" else None,
         "gateway_capacity": server_stats.get("settings", {}).get("gateway_capacity"),
         "rejected": checkout_stats.get("rejected", 0) if config.scenario == "checkout" else 0,
+        "completed": checkout_stats.get("completed", 0) if config.scenario == "checkout" else 0,
+        "duration_s": result["duration_s"],
         "deadlocks": transfers.get("deadlocks", 0) if config.scenario == "transfer" else 0,
         "retries": transfers.get("retries", 0) if config.scenario == "transfer" else 0,
         "wrong_total_reads": transfers.get("wrong_total_reads", 0) if config.scenario == "transfer" else 0,
@@ -333,9 +337,11 @@ def explain(row: dict) -> str:
                 f"{row['oversold']} units."
             )
         if guard in {"lock", "rlock"}:
+            per_second = row["completed"] / row["duration_s"] if row.get("duration_s") else 0
             return (
                 f"One global {guard}: at most {row['peak_in_flight']} checkout in flight; safe, but only "
-                f"{row['rps']:.0f} requests/s with p99 {row['p99_ms']:.0f} ms."
+                f"{per_second:.0f} checkouts/s completed, and {row['rejected']:,} turned away because only "
+                "max_waiting may queue for the lock."
             )
         return (
             f"The semaphore admitted at most {row['peak_in_flight']} of capacity {row['capacity']} at once and "

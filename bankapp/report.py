@@ -38,7 +38,7 @@ def table_lines(rows: list[dict]) -> list[str]:
     )
     lines = [header, "|" + "---|" * 12]
     for row in rows:
-        peak = f"{row['peak_in_flight']} / {row['capacity']}" if row["scenario"] == "checkout" else ""
+        peak = f"{row['peak_in_flight']} / {row['capacity'] or '-'}" if row["scenario"] == "checkout" else ""
         lines.append(
             f"| {row['scenario']} | {row['guard']} | {row['rps']:.0f} | {row['p50_ms']:.0f} | {row['p95_ms']:.0f} "
             f"| {row['p99_ms']:.0f} | {row['lost_updates']:,} | {row['oversold']:,} | {peak} | {row['rejected']:,} "

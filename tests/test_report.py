@@ -26,6 +26,8 @@ def fake_rows():
             "capacity": 8 if config.scenario == "checkout" else None,
             "gateway_capacity": 8,
             "rejected": 900 if config.scenario == "checkout" and config.guard == "semaphore" else 0,
+            "completed": 300,
+            "duration_s": 3,
             "deadlocks": 33 if config.guard == "naive" else 0,
             "retries": 12,
             "wrong_total_reads": 4 if config.guard == "release-first" else 0,
@@ -64,6 +66,7 @@ def test_each_row_has_a_sentence_naming_its_numbers():
     assert "4 permits" in rows[("deposit", "semaphore(4)")]
     assert "oversold 7" in rows[("checkout", "unsafe")]
     assert "turned 900 away" in rows[("checkout", "semaphore")]
+    assert "100 checkouts/s completed" in rows[("checkout", "lock")]
     assert "deadlocked 33 times" in rows[("transfer", "naive")]
     assert "4 audits saw money in flight" in rows[("transfer", "release-first")]
 
