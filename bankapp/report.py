@@ -76,7 +76,9 @@ def draw_peak(ax, rows):
     chosen = [r for r in rows if r["scenario"] == "checkout"]
     names = [r["guard"] for r in chosen]
     ax.bar(names, [r["peak_in_flight"] for r in chosen], color=COLOURS["checkout"], label="peak in flight")
-    ax.scatter(names, [r["capacity"] or 0 for r in chosen], color="black", marker="_", s=900, label="capacity")
+    # Under unsafe nothing limits admission; the limit being overrun is the gateway's.
+    limits = [r["capacity"] or r.get("gateway_capacity") or 0 for r in chosen]
+    ax.scatter(names, limits, color="black", marker="_", s=900, label="capacity (the gateway's under unsafe)")
     ax.set_title("Checkout: peak in flight vs capacity")
     ax.legend()
 
@@ -138,7 +140,7 @@ def write(rows: list[dict], folder: Path, title: str = "bankapp compare") -> dic
     paths["report.html"].write_text(
         f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:nth-child(-n+2){{text-align:left}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:nth-child(-n+2),th:nth-child(-n+2){{text-align:left}}
 figure{{display:inline-block;margin:0 1em 1em 0}}svg{{max-width:100%;height:auto}}</style></head><body>
 <h1>{html.escape(title)}</h1><table><thead><tr>{head}</tr></thead><tbody>{table}</tbody></table>
 <ul>{items}</ul>{charts}</body></html>
