@@ -4,8 +4,8 @@
     locust -f loadtests/locustfile.py DepositUser --host http://127.0.0.1:8000 \\
         --headless -u 16 -r 16 -t 10s --fail-on-anomaly --verdict-json verdict.json
 
-Scenarios: DepositUser, BatchDepositUser, CheckoutUser, TransferUser,
-AuditUser. At the end the master prints a verdict (see `loadtests.verdict`).
+Scenarios: DepositUser, BatchDepositUser, RetryingDepositUser, CheckoutUser,
+TransferUser, AuditUser. At the end the master prints a verdict (see `loadtests.verdict`).
 Run it from the repository root or with bankapp installed (`pip install -e
 '.[load]'`), so that `loadtests` imports. It imports nothing from `bankapp`:
 Locust patches this process with gevent, and the load generator knows the
@@ -16,9 +16,23 @@ from locust import events
 
 from loadtests.options import add_options
 from loadtests.referee import Referee
-from loadtests.users import AuditUser, BatchDepositUser, CheckoutUser, DepositUser, TransferUser
+from loadtests.users import (
+    AuditUser,
+    BatchDepositUser,
+    CheckoutUser,
+    DepositUser,
+    RetryingDepositUser,
+    TransferUser,
+)
 
-__all__ = ["AuditUser", "BatchDepositUser", "CheckoutUser", "DepositUser", "TransferUser"]
+__all__ = [
+    "AuditUser",
+    "BatchDepositUser",
+    "CheckoutUser",
+    "DepositUser",
+    "RetryingDepositUser",
+    "TransferUser",
+]
 
 events.init_command_line_parser.add_listener(add_options)
 Referee().attach(events)

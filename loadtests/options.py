@@ -61,6 +61,34 @@ def add_options(parser) -> None:
         help="exit with code 1 when any check of the verdict fails",
     )
     parser.add_argument(
+        "--request-timeout",
+        type=float,
+        default=0.1,
+        env_var="LOCUST_REQUEST_TIMEOUT",
+        help="seconds RetryingDepositUser waits for each try before it gives up and retries [%(default)s]",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        env_var="LOCUST_RETRIES",
+        help="retries of a deposit that got no definite answer (RetryingDepositUser) [%(default)s]",
+    )
+    parser.add_argument(
+        "--retry-backoff",
+        type=float,
+        default=0.5,
+        env_var="LOCUST_RETRY_BACKOFF",
+        help="seconds before the first retry, doubled before each next one [%(default)s]",
+    )
+    parser.add_argument(
+        "--idempotency-keys",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        env_var="LOCUST_IDEMPOTENCY_KEYS",
+        help="each deposit of RetryingDepositUser carries one Idempotency-Key, reused by its retries [on]",
+    )
+    parser.add_argument(
         "--spike-users", type=int, default=32, env_var="LOCUST_SPIKE_USERS", help="users at the top of the spike [32]"
     )
     parser.add_argument(
@@ -76,6 +104,10 @@ class Plan:
     amounts: tuple[int, ...]
     batch_size: int
     skus: tuple[str, ...]
+    request_timeout: float = 0.1
+    retries: int = 3
+    retry_backoff: float = 0.5
+    idempotency_keys: bool = True
 
     @property
     def unit_amount(self) -> int | None:
@@ -100,4 +132,15 @@ def make_plan(options, server_accounts: list[str]) -> Plan:
         amounts=amounts,
         batch_size=max(1, int(getattr(options, "batch_size", 3))),
         skus=split(getattr(options, "skus", "widget")) or ("widget",),
+        request_timeout=positive(getattr(options, "request_timeout", 0.1), "--request-timeout"),
+        retries=max(0, int(getattr(options, "retries", 3))),
+        retry_backoff=max(0.0, float(getattr(options, "retry_backoff", 0.5))),
+        idempotency_keys=bool(getattr(options, "idempotency_keys", True)),
     )
+
+
+def positive(value, flag: str) -> float:
+    seconds = float(value)
+    if not seconds > 0:
+        raise ValueError(f"{flag} must be a positive number of seconds, not {value!r}")
+    return seconds

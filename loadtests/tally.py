@@ -10,6 +10,9 @@ timeout, a user stopped mid-request, a 500) stays in between: like Jepsen's
 "info" operations, it may or may not have taken effect, so the verdict allows
 for both.
 
+A deposit retried after a timeout is still one deposit: it is counted once
+as sent, and `settle` says how its tries ended as a whole.
+
 Example::
 
     tally = Tally()
@@ -60,3 +63,27 @@ def by_subject(counts: dict[str, int], section: str, field: str) -> dict[str, in
 
 def total(counts: dict[str, int], section: str, field: str) -> int:
     return sum(by_subject(counts, section, field).values())
+
+
+#: How one try ended: a 2xx, a refusal that promises nothing was applied, or no definite answer.
+OK, REFUSED, UNANSWERED = "ok", "refused", "unanswered"
+
+
+def settle(tries: list[str], keyed: bool) -> str:
+    """How a logical operation ended, from its tries in order: `ok`, `failed`, or `maybe` applied.
+
+    One acknowledged try makes it `ok`. A refusal after tries that got no
+    answer is definite only with an `Idempotency-Key`: the server then ran
+    the key once, so the refusal is the whole story; without a key, an
+    unanswered try may have been applied on its own before the refusal.
+
+    Example::
+
+        settle(["unanswered", "refused"], keyed=True)   # "failed"
+        settle(["unanswered", "refused"], keyed=False)  # "maybe"
+    """
+    if OK in tries:
+        return "ok"
+    if tries and tries[-1] == REFUSED and (keyed or UNANSWERED not in tries):
+        return "failed"
+    return "maybe"

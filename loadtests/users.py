@@ -13,11 +13,13 @@ Example::
 from __future__ import annotations
 
 import random
+import uuid
 
+import gevent
 from locust import FastHttpUser, between, constant, task
 
 from .options import Plan
-from .tally import Tally
+from .tally import OK, REFUSED, UNANSWERED, Tally, settle
 
 
 def body_of(response) -> dict:
@@ -38,6 +40,13 @@ def definite_failure(response) -> bool:
     if 400 <= response.status_code < 500:
         return True
     return response.status_code == 503 and problem_type(response).endswith(("lock-timeout", "self-deadlock"))
+
+
+def timed_out(response) -> bool:
+    """No answer within the client's timeout: the request may still be running, and be applied."""
+    error = getattr(response, "error", None)
+    error = getattr(error, "original", None) or error  # geventhttpclient wraps it in RetriesExceeded
+    return response.status_code == 0 and isinstance(error, TimeoutError | gevent.Timeout)
 
 
 def describe(response) -> str:
@@ -83,6 +92,82 @@ class DepositUser(BankUser):
                 self.tally.add("deposit", account, "failed")
                 self.tally.add("deposit", account, "failed_amount", amount)
             response.failure(describe(response))
+
+
+class RetryingDepositUser(BankUser):
+    """Deposits that give up after `--request-timeout` and retry: the idempotency lesson.
+
+    A timeout tells the client nothing: the server may finish the deposit after
+    the client stopped waiting. Each logical deposit is counted once as sent,
+    however many tries it takes. With `--idempotency-keys` (the default) every
+    try carries the same `Idempotency-Key`, so a retry replays the first answer
+    (`Idempotent-Replayed: true`) and the money moves once. With
+    `--no-idempotency-keys` a retry is a new deposit to the server, and one the
+    server applied after the client timed out is applied twice: the balance
+    then grows beyond every attempted deposit, which the verdict reports.
+
+    Example::
+
+        bankapp serve --guard lock --race-window-ms 200
+        locust -f loadtests/locustfile.py RetryingDepositUser --request-timeout 0.05 --no-idempotency-keys
+    """
+
+    weight = 1
+
+    def __init__(self, environment) -> None:
+        if self.plan is not None:  # fixed when FastHttpUser builds the client; connecting keeps its own
+            self.network_timeout = self.plan.request_timeout
+        super().__init__(environment)
+
+    @task
+    def deposit(self) -> None:
+        account, amount = self.pick_account(), self.pick_amount()
+        key = str(uuid.uuid4()) if self.plan.idempotency_keys else None
+        self.tally.add("deposit", account, "sent")
+        self.tally.add("deposit", account, "sent_amount", amount)
+        tries: list[str] = []
+        for attempt in range(self.plan.retries + 1):
+            if attempt:
+                gevent.sleep(self.plan.retry_backoff * 2 ** (attempt - 1))
+                self.tally.add("deposit", account, "retries")
+                if key is None:
+                    self.tally.add("deposit", account, "keyless_retries")
+                    self.tally.add("deposit", account, "keyless_retry_amount", amount)
+            tries.append(self.try_deposit(account, amount, key, attempt, last=attempt == self.plan.retries))
+            if tries[-1] != UNANSWERED:
+                break
+        outcome = settle(tries, keyed=key is not None)
+        if outcome != "maybe":
+            self.tally.add("deposit", account, outcome)
+            self.tally.add("deposit", account, f"{outcome}_amount", amount)
+
+    def try_deposit(self, account: str, amount: int, key: str | None, attempt: int, last: bool) -> str:
+        """One try: `ok`, `refused` (nothing applied), or `unanswered` (maybe applied).
+
+        A timeout that will be retried is filed under its own name and not as
+        a failure: it is the scenario at work. One with no retry left fails.
+        """
+        headers = {"Idempotency-Key": key} if key else {}
+        name = "deposit with retries: retry" if attempt else "deposit with retries"
+        with self.client.post(
+            f"/accounts/{account}/deposit", json={"amount": amount}, headers=headers, name=name, catch_response=True
+        ) as response:
+            if response.status_code == 200:
+                if response.headers.get("Idempotent-Replayed") == "true":
+                    self.tally.add("deposit", account, "replayed")
+                    response.request_meta["name"] = "deposit with retries: replayed"
+                return OK
+            if timed_out(response):
+                self.tally.add("deposit", account, "timeouts")
+                if not last:
+                    response.request_meta["name"] = name + ": timed out, will retry"
+                    response.success()
+                    return UNANSWERED
+            response.failure(describe(response))
+            # a key still running on the server (409) is worth another try, not a refusal
+            if definite_failure(response) and not problem_type(response).endswith("idempotency-key-in-flight"):
+                return REFUSED
+            return UNANSWERED
 
 
 class BatchDepositUser(BankUser):

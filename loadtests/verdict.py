@@ -6,7 +6,11 @@ The checks are those of Jepsen's counter and bank checkers:
   between the sum of acknowledged deposits (they certainly happened) and the
   sum of attempted ones (those without a definite answer may have happened
   too). Below: acknowledged deposits were lost. Above: something was applied
-  twice. Acknowledged transfer legs count as known changes, so deposits and
+  twice. A deposit retried after a timeout is one attempt, so a retry
+  without an `Idempotency-Key` that the server applied on top of the first
+  try shows up above the bound (the verdict then names the retries as the
+  likely cause); with a key, the retry replays and the bound holds.
+  Acknowledged transfer legs count as known changes, so deposits and
   transfers can run together.
 - checkout: peak in flight against capacity, admitted, rejected, oversold.
 - transfers (bank): the total is conserved, no balance is negative, audits
@@ -84,6 +88,7 @@ def judge_deposits(counts: dict, before: Snapshot, after: Snapshot, unit: int | 
         "applied_twice": None,
         "unit_amount": unit,
         "self_deadlocks": total(counts, "batch", "self_deadlock"),
+        **{field: total(counts, "deposit", field) for field in RETRY_FIELDS},
         "server": server_deposits(before, after),
         "per_account": {},
     }
@@ -132,7 +137,7 @@ def judge_deposits(counts: dict, before: Snapshot, after: Snapshot, unit: int | 
     if extra_total:
         verdict["anomalies"].append(
             f"deposits: {', '.join(doubled)} grew by {extra_total:,} cents more than every attempted deposit "
-            "could explain: something was applied twice"
+            "could explain: something was applied twice" + retry_cause(counts, doubled)
         )
     if section["self_deadlocks"]:
         verdict["anomalies"].append(
@@ -141,6 +146,23 @@ def judge_deposits(counts: dict, before: Snapshot, after: Snapshot, unit: int | 
         )
     compare_with_server(section, counts, verdict)
     return section
+
+
+#: What a retrying client counts besides sent and acknowledged (see `users.RetryingDepositUser`).
+RETRY_FIELDS = ("retries", "keyless_retries", "timeouts", "replayed")
+
+
+def retry_cause(counts: dict, doubled: list[str]) -> str:
+    """The likely cause of money applied twice, when clients retried without an Idempotency-Key."""
+    keyless = by_subject(counts, "deposit", "keyless_retries")
+    retries = sum(keyless.get(account, 0) for account in doubled)
+    if not retries:
+        return ""
+    timeouts = sum(by_subject(counts, "deposit", "timeouts").get(account, 0) for account in doubled)
+    return (
+        f"; {retries:,} retries without an Idempotency-Key (after {timeouts:,} timeouts) are the likely cause: "
+        "a deposit whose client timed out may still have been applied, and its retry applied it again"
+    )
 
 
 LEG_FIELDS = ("in_sent", "in_ok", "in_failed", "out_sent", "out_ok", "out_failed")
@@ -174,12 +196,15 @@ def compare_with_server(section: dict, counts: dict, verdict: dict) -> None:
         return
     acknowledged = section["acknowledged_amount"]
     unanswered = section["attempted_amount"] - acknowledged
+    # a retry without a key is a deposit of its own to the server, though the client counts it once
+    keyless = total(counts, "deposit", "keyless_retry_amount")
     said = server.get("acknowledged_amount")
-    if said is not None and not acknowledged <= said <= acknowledged + unanswered:
+    if said is not None and not acknowledged <= said <= acknowledged + unanswered + keyless:
+        retried = f", plus {keyless:,} cents retried without an Idempotency-Key" if keyless else ""
         disagree(
             verdict,
             f"deposits: the server counts {said:,} cents of acknowledged deposits; the clients saw {acknowledged:,} "
-            f"acknowledged and {unanswered:,} without an answer",
+            f"acknowledged and {unanswered:,} without an answer{retried}",
         )
 
 
@@ -427,6 +452,14 @@ def deposit_lines(section: dict) -> list[str]:
         lines.append("           every acknowledged deposit is in the balance: no lost update")
     if section["applied_twice"]:
         lines.append(f"           {section['applied_twice']:,} cents more than every attempt: applied twice")
+    if section["retries"] or section["timeouts"]:
+        keys = (
+            f"{section['keyless_retries']:,} without an Idempotency-Key" if section["keyless_retries"] else "all keyed"
+        )
+        lines.append(
+            f"           retries {section['retries']:,} ({keys}) after {section['timeouts']:,} timeouts, "
+            f"{section['replayed']:,} answered by replay"
+        )
     server = section["server"]
     if server and server.get("lost_updates") is not None:
         lines.append(f"           the server's own count of lost updates: {server['lost_updates']:,} cents")

@@ -188,3 +188,49 @@ def test_transfers_with_audits_conserve_money_only_under_a_safe_policy(server, t
     else:
         assert run.returncode == 1, run
         assert any("not conserved" in anomaly for anomaly in run.verdict["anomalies"])
+
+
+# Retries after a timeout. Every deposit sleeps RACE_WINDOW_MS on the server, so a client that waits
+# REQUEST_TIMEOUT (six times less) always times out, however slow this machine: the test depends on the
+# window being longer than the timeout, not on speed. The backoff outlasts the window, so most retries
+# find the first try finished; with RUN_SECONDS of 3, no deposit can use up its retries (0.5+1+2+4 s).
+RACE_WINDOW_MS = 300
+RETRYING = ("--request-timeout", "0.05", "--retries", "4", "--retry-backoff", "0.5", "--accounts", "all")
+
+
+@pytest.fixture
+def slow_server():
+    """A fresh server per run: requests the clients gave up on must not land in the next run."""
+    with live_server("--guard", "lock", "--race-window-ms", str(RACE_WINDOW_MS), "--accounts", "8") as running:
+        yield running
+
+
+def test_retries_with_idempotency_keys_apply_each_deposit_once(slow_server, tmp_path):
+    run = run_locust(slow_server, tmp_path, "RetryingDepositUser", users_count=8, extra=RETRYING)
+    assert run.returncode == 0, run
+    assert run.verdict["ok"] is True, run.verdict["anomalies"]
+    section = run.verdict["deposits"]
+    assert section["timeouts"] > 0 and section["retries"] > 0 and section["keyless_retries"] == 0
+    assert section["replayed"] > 0  # retries answered with the first answer, applied nothing
+    assert section["applied_twice"] == 0
+    assert section["acknowledged_amount"] <= section["balance_change"] <= section["attempted_amount"]
+    # the server applied no deposit more often than the clients attempted it
+    assert server_deposits(slow_server)["acknowledged_amount"] <= section["attempted_amount"]
+    assert run.stats["deposit with retries: replayed"]["num_failures"] == 0
+    assert "(all keyed)" in run.output
+
+
+def test_retries_without_idempotency_keys_apply_deposits_twice_and_fail_the_run(slow_server, tmp_path):
+    run = run_locust(
+        slow_server, tmp_path, "RetryingDepositUser", users_count=8, extra=(*RETRYING, "--no-idempotency-keys")
+    )
+    assert run.returncode == 1, run
+    assert run.verdict["ok"] is False
+    section = run.verdict["deposits"]
+    assert section["retries"] == section["keyless_retries"] > 0
+    assert section["replayed"] == 0
+    assert section["applied_twice"] == section["balance_change"] - section["attempted_amount"] > 0
+    doubled = [anomaly for anomaly in run.verdict["anomalies"] if "applied twice" in anomaly]
+    assert doubled and "retries without an Idempotency-Key" in doubled[0], run.verdict["anomalies"]
+    assert run.verdict["disagreements"] == []  # the keyless retries explain the server's extra deposits
+    assert "applied twice" in run.output

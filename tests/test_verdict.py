@@ -2,8 +2,10 @@
 
 import json
 
+import pytest
+
 from loadtests.options import make_plan
-from loadtests.tally import Tally
+from loadtests.tally import Tally, settle
 from loadtests.verdict import judge, render
 
 
@@ -174,6 +176,79 @@ def test_tallies_of_several_processes_merge_by_addition():
     json.dumps(master.snapshot())  # travels in Locust's report as plain data
 
 
+def retried(account="acc-00", logical=10, ok=10, retries=10, timeouts=10, replayed=0, keyed=True) -> dict:
+    """A retrying client's counts: `logical` one-cent deposits, each counted once however often retried."""
+    tally = Tally()
+    tally.merge(deposits(account, sent=logical, ok=ok))
+    tally.add("deposit", account, "retries", retries)
+    tally.add("deposit", account, "timeouts", timeouts)
+    tally.add("deposit", account, "replayed", replayed)
+    if not keyed:
+        tally.add("deposit", account, "keyless_retries", retries)
+        tally.add("deposit", account, "keyless_retry_amount", retries)
+    return tally.snapshot()
+
+
+def test_keyed_retries_that_replay_apply_nothing_twice_and_are_counted():
+    stats = {"deposits": {"acknowledged_amount": 0}}
+    after = {**bank(acc_00=10), "stats": {"deposits": {"acknowledged_amount": 10}}}
+    verdict = judge(retried(replayed=10), {**bank(acc_00=0), "stats": stats}, after, unit_amount=1)
+    assert verdict["ok"], verdict["anomalies"]
+    section = verdict["deposits"]
+    assert (section["attempted_amount"], section["balance_change"], section["applied_twice"]) == (10, 10, 0)
+    assert (section["retries"], section["timeouts"], section["replayed"], section["keyless_retries"]) == (10, 10, 10, 0)
+    assert "retries 10 (all keyed) after 10 timeouts, 10 answered by replay" in render(verdict)
+
+
+def test_keyless_retries_that_apply_a_timed_out_deposit_again_are_named_as_the_cause():
+    # 10 deposits, each timed out once (the server applied it anyway) and retried once: 20 cents moved
+    stats = {"deposits": {"acknowledged_amount": 0}}
+    after = {**bank(acc_00=20), "stats": {"deposits": {"acknowledged_amount": 20}}}
+    verdict = judge(retried(keyed=False), {**bank(acc_00=0), "stats": stats}, after, unit_amount=1)
+    section = verdict["deposits"]
+    assert verdict["ok"] is False
+    assert (section["attempted_amount"], section["balance_change"], section["applied_twice"]) == (10, 20, 10)
+    assert section["keyless_retries"] == 10
+    # the server saw 20 deposits where the clients counted 10: the keyless retries explain it, no disagreement
+    assert verdict["disagreements"] == []
+    assert verdict["anomalies"] == [
+        "deposits: acc-00 grew by 10 cents more than every attempted deposit could explain: something was applied "
+        "twice; 10 retries without an Idempotency-Key (after 10 timeouts) are the likely cause: a deposit whose "
+        "client timed out may still have been applied, and its retry applied it again"
+    ]
+    assert "retries 10 (10 without an Idempotency-Key) after 10 timeouts" in render(verdict)
+
+
+def test_keyless_retries_do_not_excuse_money_beyond_what_they_could_apply():
+    # the same run, but the server counts more deposits than every try together
+    stats = {"deposits": {"acknowledged_amount": 0}}
+    after = {**bank(acc_00=25), "stats": {"deposits": {"acknowledged_amount": 25}}}
+    verdict = judge(retried(keyed=False), {**bank(acc_00=0), "stats": stats}, after, unit_amount=1)
+    assert verdict["disagreements"] == [
+        "deposits: the server counts 25 cents of acknowledged deposits; the clients saw 10 acknowledged and 0 "
+        "without an answer, plus 10 cents retried without an Idempotency-Key"
+    ]
+
+
+def test_money_applied_twice_without_keyless_retries_blames_nothing_in_particular():
+    verdict = judge(retried(replayed=10), bank(acc_00=0), bank(acc_00=12), unit_amount=1)
+    assert verdict["deposits"]["applied_twice"] == 2
+    assert verdict["anomalies"] == [
+        "deposits: acc-00 grew by 2 cents more than every attempted deposit could explain: something was applied twice"
+    ]
+
+
+def test_a_logical_deposit_settles_on_its_tries():
+    assert settle(["unanswered", "unanswered", "ok"], keyed=False) == "ok"
+    assert settle(["refused"], keyed=False) == "failed"
+    assert settle(["unanswered", "unanswered"], keyed=True) == "maybe"
+    # a refusal after a timeout: with a key the server ran the key once, so nothing was applied;
+    # without, the timed-out try may have been applied on its own
+    assert settle(["unanswered", "refused"], keyed=True) == "failed"
+    assert settle(["unanswered", "refused"], keyed=False) == "maybe"
+    assert settle([], keyed=True) == "maybe"  # stopped before the first try answered
+
+
 def test_plan_from_options():
     class Options:
         accounts, amounts, batch_size, skus = "all", "1,5", 2, "widget"
@@ -182,5 +257,12 @@ def test_plan_from_options():
     assert plan.accounts == ("acc-00", "acc-01")
     assert plan.amounts == (1, 5)
     assert plan.unit_amount is None
+    assert (plan.request_timeout, plan.retries, plan.idempotency_keys) == (0.1, 3, True)  # options absent
     Options.amounts = "2"
     assert make_plan(Options, []).unit_amount == 2
+    Options.request_timeout, Options.retries, Options.idempotency_keys = "0.05", 5, False
+    plan = make_plan(Options, [])
+    assert (plan.request_timeout, plan.retries, plan.idempotency_keys) == (0.05, 5, False)
+    Options.request_timeout = 0
+    with pytest.raises(ValueError, match="--request-timeout"):
+        make_plan(Options, [])
