@@ -6,15 +6,27 @@ the new balance. Two threads that interleave there both read the same old
 balance, and the second write erases the first deposit: a lost update. The
 guard of the account, chosen by `deposit_guard`, decides whether they can.
 
+Deposits are not the only writers of a balance: transfers (and the audit,
+which reads) use the account's `AccountLock` from the `LockTable`. Two
+different locks guarding the same data do not exclude each other: a deposit
+holding its `Lock` guard and a transfer holding the account lock would both
+be inside the read-modify-write, and one of their updates would be lost. The
+rule is one lock per piece of data, so under a guard that excludes, the
+deposit also takes the account's lock around its read-window-write (see
+`Bank.exclusive`). It holds no other account lock while it waits for that
+one, so it can never close a wait-for cycle.
+
 `Bank` knows nothing of HTTP; unit tests drive it with plain threads.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from .guards import Guard, GuardSet, hold
+from .locks import LockTable
 from .settings import Config
 from .stats import LedgerStats
 from .store import Store, UnknownAccount
@@ -37,11 +49,14 @@ def race_window(config: Config) -> None:
 class Bank:
     """Accounts whose balances change under the guard `deposit_guard` names."""
 
-    def __init__(self, store: Store, config: Callable[[], Config], stats: LedgerStats, guards: GuardSet):
+    def __init__(
+        self, store: Store, config: Callable[[], Config], stats: LedgerStats, guards: GuardSet, locks: LockTable
+    ):
         self.store = store
         self._config = config
         self.stats = stats
         self.guards = guards
+        self.locks = locks  # the same table the transfer desk and the audit use
 
     def guard_for(self, account_id: str, config: Config) -> Guard:
         """The guard of one account under the settings of this request."""
@@ -60,13 +75,39 @@ class Bank:
         config = self._config()
         return self._deposit(self.guard_for(account_id, config), account_id, amount, config)
 
+    @contextmanager
+    def exclusive(self, guard: Guard, account_id: str, config: Config) -> Iterator[None]:
+        """Inside a held `guard`: also keep transfers and audits off the account, if the guard excludes.
+
+        An excluding guard (`lock`, `rlock`, a semaphore of 1) keeps other
+        deposits out, but transfers never take it: they take the account's
+        `AccountLock`. So the deposit takes that lock too, around its
+        read-window-write only, waiting at most `lock_timeout_ms`
+        (`GuardTimeout`, a 503 lock timeout). A guard that does not exclude
+        (`unsafe`, a semaphore of N > 1) takes nothing more: its lesson is
+        the lost update, and an extra lock would hide it.
+
+        The wait never checks for deadlock (`check_after=None`): the deposit
+        holds no account lock while it waits, so no one can be waiting for
+        it, it cannot be in a cycle and must never be picked as a victim.
+        """
+        if not guard.excludes:
+            yield
+            return
+        lock = self.locks.acquire(account_id, config.lock_timeout(), check_after=None)
+        try:
+            yield
+        finally:
+            lock.release()
+
     def _deposit(self, guard: Guard, account_id: str, amount: int, config: Config) -> int:
-        with hold(guard, config.lock_timeout()):
+        with hold(guard, config.lock_timeout()), self.exclusive(guard, account_id, config):
             balance = self.store.read(account_id)
             race_window(config)
             balance += amount
             self.store.write(account_id, balance)
-        self.stats.deposited(account_id, amount)
+            # counted before the account lock goes, so an audit never sees the money without its record
+            self.stats.deposited(account_id, amount)
         return balance
 
     def batch_deposit(self, account_id: str, amounts: list[int]) -> int:
@@ -93,14 +134,14 @@ class Bank:
         """
         config = self._config()
         guard = self.guard_for(account_id, config)
-        with hold(guard, config.lock_timeout()):
+        with hold(guard, config.lock_timeout()), self.exclusive(guard, account_id, config):
             available = self.store.read(account_id)
             if available < amount:
                 raise InsufficientFunds(account_id, available, amount)
             race_window(config)
             balance = self.store.read(account_id) - amount
             self.store.write(account_id, balance)
-        self.stats.withdrew(account_id, amount)
+            self.stats.withdrew(account_id, amount)
         return balance
 
     def reset(self) -> None:

@@ -29,8 +29,6 @@ class Guard:
 
     name: ClassVar[str]
     reentrant: ClassVar[bool] = False
-    #: False for guards that protect nothing (`unsafe`).
-    excludes: ClassVar[bool] = True
 
     def __init__(self, label: str = "", permits: int = 1):
         self.label = label
@@ -63,6 +61,16 @@ class Guard:
                 del self._holders[me]
         self._release()
 
+    @property
+    def excludes(self) -> bool:
+        """True when at most one thread at a time can be inside: mutual exclusion.
+
+        The one place that decides it. Code that must keep other lock users
+        out as well (the bank takes the account's transfer lock inside an
+        excluding guard) asks this, and never the guard's name.
+        """
+        return True
+
     def held_by_current_thread(self) -> bool:
         with self._bookkeeping:
             return self._holders[threading.get_ident()] > 0
@@ -85,7 +93,10 @@ class UnsafeGuard(Guard):
 
     name = "unsafe"
     reentrant = True
-    excludes = False
+
+    @property
+    def excludes(self) -> bool:
+        return False
 
     def _acquire(self, timeout: float) -> bool:
         return True
@@ -144,6 +155,11 @@ class SemaphoreGuard(Guard):
         super().__init__(label, permits)
         self.permits = permits
         self._primitive = threading.BoundedSemaphore(permits)
+
+    @property
+    def excludes(self) -> bool:
+        """Only a semaphore of 1 is a lock; with more permits several threads are inside together."""
+        return self.permits == 1
 
     def _acquire(self, timeout: float) -> bool:
         return self._primitive.acquire(timeout=None if timeout < 0 else timeout)

@@ -22,8 +22,9 @@ class Lab:
         self.store = MemoryStore(config.account_ids, config.initial_balance)
         self.guards = GuardSet()
         self.ledger = LedgerStats(config.account_ids, config.initial_balance)
-        self.bank = Bank(self.store, self.config, self.ledger, self.guards)
+        # one lock per account, shared: deposits under an excluding guard, transfers and the audit all take it
         self.locks = LockTable(config.account_ids)
+        self.bank = Bank(self.store, self.config, self.ledger, self.guards, self.locks)
         self.transfers = TransferDesk(self.store, self.config, self.ledger, self.locks)
         self.shop = Shop(self.config, self.guards)
 

@@ -87,6 +87,9 @@ class AccountLock(LockGuard):
         super().__init__(account)
         self.table = table
 
+    def describe(self) -> str:
+        return f"account lock of {self.label}"
+
     def acquire(self, timeout: float | None = None, check_after: float | None = None) -> bool:
         if super().acquire(0):  # free: the common case touches the graph once
             self.table._acquired(self, None)

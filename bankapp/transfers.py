@@ -367,6 +367,11 @@ class TransferDesk:
         in a cycle, and then it may be the victim (409). A wrong total means
         the policy let money be in flight (`release-first`) or created or
         destroyed it (`unsafe`).
+
+        Deposits and withdrawals under an excluding guard take the same
+        account locks (and are counted before they let go), so the audit
+        sees each of them wholly or not at all; under a guard that does not
+        exclude they race with the audit as they race with each other.
         """
         config = self._config()
         timeout, check_after = config.lock_timeout(), config.deadlock_check_ms / 1000
@@ -375,11 +380,12 @@ class TransferDesk:
             for account in sorted(self.store.account_ids()):
                 held.append(self.locks.acquire(account, timeout, check_after))
             balances = {account: self.store.read(account) for account in self.store.account_ids()}
+            # still under every lock: a deposit is counted before it lets its account lock go
+            expected = self.expected_total(balances)
         finally:
             while held:
                 held.pop().release()
         total = sum(balances.values())
-        expected = self.expected_total(balances)
         negative = sorted(account for account, balance in balances.items() if balance < 0)
         self.counters.add("audits")
         if total != expected:

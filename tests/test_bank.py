@@ -6,6 +6,7 @@ import pytest
 
 from bankapp.bank import Bank, InsufficientFunds
 from bankapp.guards import GuardSet, GuardTimeout
+from bankapp.locks import LockTable
 from bankapp.settings import ConfigHolder, load
 from bankapp.stats import LedgerStats
 from bankapp.store import MemoryStore, UnknownAccount
@@ -18,7 +19,7 @@ def make_bank(store_class=MemoryStore, **settings):
     holder = ConfigHolder(config)
     store = store_class(config.account_ids, config.initial_balance)
     stats = LedgerStats(config.account_ids, config.initial_balance)
-    return Bank(store, lambda: holder.current, stats, GuardSet()), holder
+    return Bank(store, lambda: holder.current, stats, GuardSet(), LockTable(config.account_ids)), holder
 
 
 class RendezvousStore(MemoryStore):

@@ -103,3 +103,18 @@ def test_guard_set_keeps_one_object_per_kind_and_key():
 def test_unknown_guard_name_is_refused():
     with pytest.raises(ValueError, match="unknown guard 'mutex'"):
         make_guard("mutex")
+
+
+@pytest.mark.parametrize(
+    ("kind", "permits", "excludes"),
+    [("unsafe", 1, False), ("lock", 1, True), ("rlock", 1, True), ("semaphore", 1, True), ("semaphore", 4, False)],
+)
+def test_excludes_says_whether_one_thread_at_most_is_inside(kind, permits, excludes):
+    guard = make_guard(kind, "acc-00", permits)
+    assert guard.excludes is excludes
+    assert guard.acquire(0)
+    other = []
+    thread = threading.Thread(target=lambda: other.append(guard.acquire(0)))
+    thread.start()
+    thread.join(5)
+    assert other == [not excludes]  # a second thread gets in exactly when the guard does not exclude

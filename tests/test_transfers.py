@@ -287,7 +287,7 @@ def test_an_audit_waits_for_a_transfer_holding_a_lock():
 
 def test_deposits_move_the_expected_total():
     desk, _ = make_desk()
-    bank = Bank(desk.store, desk._config, desk.ledger, GuardSet())
+    bank = Bank(desk.store, desk._config, desk.ledger, GuardSet(), desk.locks)
     bank.deposit("acc-05", 500)
     bank.withdraw("acc-06", 200)
     audit = desk.audit()
