@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from .guards import Guard, GuardSet, hold
+from .guards import Guard, GuardSet, GuardTimeout, hold
 from .locks import LockTable
 from .settings import Config
 from .stats import LedgerStats
@@ -73,7 +73,20 @@ class Bank:
     def deposit(self, account_id: str, amount: int) -> int:
         """Add `amount` cents; returns the balance this deposit wrote."""
         config = self._config()
-        return self._deposit(self.guard_for(account_id, config), account_id, amount, config)
+        with self._counting_refusals():
+            return self._deposit(self.guard_for(account_id, config), account_id, amount, config)
+
+    @contextmanager
+    def _counting_refusals(self) -> Iterator[None]:
+        """Count why a request was refused: `/stats` shows lock timeouts too."""
+        try:
+            yield
+        except GuardTimeout as error:
+            self.stats.refused("self_deadlock" if error.self_deadlock else "lock_timeout")
+            raise
+        except InsufficientFunds:
+            self.stats.refused("insufficient_funds")
+            raise
 
     @contextmanager
     def exclusive(self, guard: Guard, account_id: str, config: Config) -> Iterator[None]:
@@ -120,7 +133,7 @@ class Bank:
         """
         config = self._config()
         guard = self.guard_for(account_id, config)
-        with hold(guard, config.lock_timeout()):
+        with self._counting_refusals(), hold(guard, config.lock_timeout()):
             balance = self.store.read(account_id)
             for amount in amounts:
                 balance = self._deposit(guard, account_id, amount, config)
@@ -134,7 +147,7 @@ class Bank:
         """
         config = self._config()
         guard = self.guard_for(account_id, config)
-        with hold(guard, config.lock_timeout()), self.exclusive(guard, account_id, config):
+        with self._counting_refusals(), hold(guard, config.lock_timeout()), self.exclusive(guard, account_id, config):
             available = self.store.read(account_id)
             if available < amount:
                 raise InsufficientFunds(account_id, available, amount)

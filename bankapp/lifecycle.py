@@ -19,7 +19,7 @@ FINAL_LINE_PREFIX = "bankapp: worker stopped "
 def final_report(app) -> dict:
     """The worker's counters and the guards some thread still holds."""
     lab = app.extensions["bankapp"]
-    held = [guard.describe() for guard in lab.guards.all() if guard.holders()]
+    held = [guard.describe() for guard in [*lab.guards.all(), *lab.locks.all()] if guard.holders()]
     return {"pid": os.getpid(), "stats": lab.stats(), "held_guards": held}
 
 

@@ -163,6 +163,9 @@ class LockTable:
     def __getitem__(self, account: str) -> AccountLock:
         return self._locks[account]
 
+    def all(self) -> list[AccountLock]:
+        return list(self._locks.values())
+
     def acquire(self, account: str, timeout: float | None, check_after: float | None) -> AccountLock:
         """Take the account's lock or raise `GuardTimeout` / `DeadlockVictim`."""
         lock = self._locks[account]

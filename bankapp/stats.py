@@ -80,5 +80,7 @@ class LedgerStats:
                 "lost_updates": sum(row["lost_updates"] for row in per_account.values()),
                 "accounts_with_lost_updates": sum(1 for row in per_account.values() if row["lost_updates"]),
                 "rejected": dict(self.rejected),
+                "lock_timeouts": self.rejected["lock_timeout"],
+                "self_deadlocks": self.rejected["self_deadlock"],
                 "per_account": per_account,
             }

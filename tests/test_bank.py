@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from bankapp.bank import Bank, InsufficientFunds
-from bankapp.guards import GuardSet, GuardTimeout
+from bankapp.guards import GuardSet, GuardTimeout, hold
 from bankapp.locks import LockTable
 from bankapp.settings import ConfigHolder, load
 from bankapp.stats import LedgerStats
@@ -188,3 +188,26 @@ def test_unknown_account_is_refused_before_any_guard():
     bank, _ = make_bank(deposit_guard="lock")
     with pytest.raises(UnknownAccount):
         bank.deposit("acc-99", 1)
+
+
+def test_a_deposit_that_times_out_is_counted_as_a_lock_timeout():
+    bank, _ = make_bank(deposit_guard="lock", race_window_ms=0, lock_timeout_ms=30)
+    lock = bank.guards.get("lock", "acc-00")
+    taken, done = threading.Event(), threading.Event()
+
+    def holder():
+        with hold(lock, 1):
+            taken.set()
+            done.wait(5)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    taken.wait(5)
+    with pytest.raises(GuardTimeout):
+        bank.deposit("acc-00", 5)
+    done.set()
+    thread.join(5)
+    report = bank.stats.report(bank.balances())
+    assert report["lock_timeouts"] == 1
+    assert report["acknowledged"] == 0
+    assert bank.balance("acc-00") == INITIAL

@@ -5,9 +5,13 @@ import pytest
 INITIAL = 100_000
 
 
+REFUSAL_COUNTERS = {"rejected", "lock_timeouts", "self_deadlocks"}
+
+
 def state(client):
-    """What must not change when a request is refused."""
-    return client.get("/accounts").json, client.get("/stats").json["deposits"]
+    """What must not change when a request is refused (refusals are counted, apart)."""
+    deposits = client.get("/stats").json["deposits"]
+    return client.get("/accounts").json, {k: v for k, v in deposits.items() if k not in REFUSAL_COUNTERS}
 
 
 def test_accounts_lists_sixteen_with_their_total(client):
@@ -52,6 +56,7 @@ def test_withdraw_and_insufficient_funds(client):
     assert response.json["type"].endswith("insufficient-funds")
     assert response.json["balance"] == INITIAL - 1000
     assert state(client) == before
+    assert client.get("/stats").json["deposits"]["rejected"] == {"insufficient_funds": 1}
 
 
 def test_batch_deposit_under_rlock(make_app):
@@ -73,6 +78,7 @@ def test_batch_deposit_self_deadlock_is_a_503_naming_it(make_app, guard):
     assert "already holds the non-reentrant" in response.json["detail"]
     assert response.json["resource"] == "acc-04"
     assert state(client) == before
+    assert client.get("/stats").json["deposits"]["self_deadlocks"] == 1
 
 
 BAD_AMOUNTS = [

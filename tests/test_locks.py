@@ -226,3 +226,17 @@ def test_a_cycle_through_a_brief_try_is_not_a_deadlock():
         thread.join(10)
     assert outcome == {"patient": "done", "trying": False}
     assert table.detected == 0
+
+
+def test_the_final_report_names_a_held_account_lock(make_app):
+    """A worker that stops while a transfer holds an account lock says so."""
+    from bankapp.lifecycle import final_report
+
+    app = make_app()
+    lock = app.extensions["bankapp"].locks["acc-03"]
+    assert lock.acquire(timeout=1)
+    try:
+        assert any("acc-03" in held for held in final_report(app)["held_guards"])
+    finally:
+        lock.release()
+    assert final_report(app)["held_guards"] == []
