@@ -123,7 +123,12 @@ class Server:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        self.url = self._wait_ready(startup_timeout)
+        self._pump: threading.Thread | None = None
+        try:
+            self.url = self._wait_ready(startup_timeout)
+        except BaseException:  # not started, or interrupted while starting: stop it before going
+            self.stop()
+            raise
 
     def _wait_ready(self, timeout: float) -> str:
         found: list[str] = []
@@ -139,10 +144,10 @@ class Server:
                     ready.set()
             ready.set()
 
-        threading.Thread(target=pump, daemon=True).start()
+        self._pump = threading.Thread(target=pump, daemon=True)
+        self._pump.start()
         ready.wait(timeout)
         if not found:
-            self.stop()
             raise CompareError(f"the server did not start; its log is {self.log.name}:\n{tail(Path(self.log.name))}")
         return found[0]
 
@@ -153,7 +158,10 @@ class Server:
         return response.json()
 
     def stop(self) -> None:
+        """Stop the server by PID; its log is closed once the pump has read its last line."""
         stop_process(self.process)
+        if self._pump is not None:
+            self._pump.join(5)
         self.log.close()
 
 

@@ -82,14 +82,26 @@ def test_an_interrupted_compare_leaves_no_process_behind(tmp_path):
     out = tmp_path / "report"
     process = compare(out)
     deadline = time.monotonic() + 60
-    while not list((out / "raw").glob("*.log")) and time.monotonic() < deadline:
-        time.sleep(0.2)  # wait until the server is up and a Locust run has started
-    assert list((out / "raw").glob("*.log")), "no Locust run started"
+    while not list((out / "raw").glob("deposit-*.log")) and time.monotonic() < deadline:
+        time.sleep(0.2)  # wait until the server is up and a Locust run has started (server.log comes first)
+    assert list((out / "raw").glob("deposit-*.log")), "no Locust run started"
     time.sleep(1)
     os.kill(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130
     assert "interrupted" in stderr
+    assert wait_until_gone(process.pid) == []
+
+
+def test_an_interrupt_while_the_server_starts_leaves_no_process_behind(tmp_path):
+    out = tmp_path / "report"
+    process = compare(out)
+    deadline = time.monotonic() + 60
+    while not (out / "raw" / "server.log").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)  # the server process is being started now
+    os.kill(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
     assert wait_until_gone(process.pid) == []
 
 
