@@ -235,20 +235,10 @@ class LockTable:
             if len(known) == 1 and None not in known:  # this very deadlock is already on record
                 if not may_give_up:
                     return
-                deadlock = self._break_recorded(known.pop(), wait)
+                deadlock = self._break_recorded(known.pop(), wait, cycle)
                 del self._waits[wait.ident]
                 raise DeadlockVictim(deadlock)
-            now = time.monotonic()
-            deadlock = {
-                "id": next(self._ids),
-                "detected_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                "detected_by": wait.thread,
-                "detected_after_ms": round((now - wait.since) * 1000, 1),
-                "victim": wait.thread if may_give_up else None,
-                "broken": may_give_up,
-                "accounts": sorted({w.account for w in cycle}),
-                "cycle": self._describe(cycle),
-            }
+            deadlock = self._record(next(self._ids), wait, cycle, may_give_up)
             for member in cycle:
                 member.reported = deadlock["id"]
             self.recent.append(deadlock)
@@ -258,13 +248,32 @@ class LockTable:
         if may_give_up:
             raise DeadlockVictim(deadlock)
 
-    def _break_recorded(self, deadlock_id: int, wait: Wait) -> dict:
-        """A deadlock reported earlier (by a waiter that may not give up) is now broken by `wait`."""
+    def _record(self, deadlock_id: int, wait: Wait, cycle: list[Wait], broken: bool) -> dict:
+        """The record of one deadlock, as `/debug/locks` and the 409 show it."""
+        return {
+            "id": deadlock_id,
+            "detected_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "detected_by": wait.thread,
+            "detected_after_ms": round((time.monotonic() - wait.since) * 1000, 1),
+            "victim": wait.thread if broken else None,
+            "broken": broken,
+            "accounts": sorted({w.account for w in cycle}),
+            "cycle": self._describe(cycle),
+        }
+
+    def _break_recorded(self, deadlock_id: int, wait: Wait, cycle: list[Wait]) -> dict:
+        """A deadlock reported earlier (by a waiter that may not give up) is now broken by `wait`.
+
+        Its record may be gone (pushed out of `recent`, or reset): then it is
+        written again, whole, from the cycle as it stands.
+        """
         for deadlock in self.recent:
             if deadlock["id"] == deadlock_id:
                 deadlock.update(victim=wait.thread, broken=True)
                 return deadlock
-        return {"id": deadlock_id, "victim": wait.thread, "broken": True, "accounts": [wait.account], "cycle": []}
+        deadlock = self._record(deadlock_id, wait, cycle, broken=True)
+        self.recent.append(deadlock)
+        return deadlock
 
     # what /debug/locks shows
 
@@ -317,6 +326,8 @@ class LockTable:
         with self._graph:
             self.recent.clear()
             self.detected = 0
+            for wait in self._waits.values():  # a cycle still standing is reported afresh
+                wait.reported = None
 
 
 def _thread(holder: tuple[int, str] | None) -> dict | None:

@@ -240,3 +240,18 @@ def test_the_final_report_names_a_held_account_lock(make_app):
     finally:
         lock.release()
     assert final_report(app)["held_guards"] == []
+
+
+def test_a_recorded_deadlock_whose_record_is_gone_is_written_again_whole():
+    """The victim's 409 needs a complete record even after `recent` forgot it (found in review: a KeyError, a 500)."""
+    from bankapp.locks import DeadlockVictim, LockTable, Wait
+
+    table = LockTable(["acc-00", "acc-01"])
+    first = Wait(ident=1, thread="t1", account="acc-01", since=0.0, reported=7)
+    second = Wait(ident=2, thread="t2", account="acc-00", since=0.0, reported=7)
+    table._holder.update({"acc-00": (1, "t1"), "acc-01": (2, "t2")})
+    deadlock = table._break_recorded(7, first, [first, second])
+    assert deadlock["id"] == 7 and deadlock["broken"] and deadlock["victim"] == "t1"
+    assert deadlock["accounts"] == ["acc-00", "acc-01"]
+    assert "thread t1 holds acc-00 and waits for acc-01" in str(DeadlockVictim(deadlock))
+    assert table.snapshot()["recent_deadlocks"] == [deadlock]
