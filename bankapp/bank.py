@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from .guards import Guard, GuardSet, GuardTimeout, hold
 from .locks import LockTable
@@ -113,8 +113,12 @@ class Bank:
         finally:
             lock.release()
 
-    def _deposit(self, guard: Guard, account_id: str, amount: int, config: Config) -> int:
-        with hold(guard, config.lock_timeout()), self.exclusive(guard, account_id, config):
+    def _deposit(self, guard: Guard, account_id: str, amount: int, config: Config, account_locked=False) -> int:
+        """One read-window-write under `guard`; `account_locked` when a batch already holds the account lock."""
+        with (
+            hold(guard, config.lock_timeout()),
+            nullcontext() if account_locked else self.exclusive(guard, account_id, config),
+        ):
             balance = self.store.read(account_id)
             race_window(config)
             balance += amount
@@ -129,15 +133,42 @@ class Bank:
         Each amount goes through the single-deposit path, which acquires the
         guard again. An `RLock` lets its owner in; a `Lock` (or a semaphore
         whose permits are all taken) makes the thread wait for itself: the
-        nested acquire times out and nothing of the batch is applied.
+        nested acquire times out and nothing of the batch is applied. The
+        account lock (what keeps transfers out) is taken once for the whole
+        batch, so under `rlock` nothing can refuse an amount half way.
         """
         config = self._config()
         guard = self.guard_for(account_id, config)
-        with self._counting_refusals(), hold(guard, config.lock_timeout()):
+        # Only a reentrant guard gets past its nested acquire; it takes the
+        # account lock once, for the whole batch, so nothing refuses an amount half way.
+        whole_batch = guard.reentrant and guard.excludes
+        with (
+            self._counting_refusals(),
+            hold(guard, config.lock_timeout()),
+            self.exclusive(guard, account_id, config) if whole_batch else nullcontext(),
+        ):
             balance = self.store.read(account_id)
-            for amount in amounts:
-                balance = self._deposit(guard, account_id, amount, config)
+            applied: list[int] = []
+            try:
+                for amount in amounts:
+                    balance = self._deposit(guard, account_id, amount, config, account_locked=whole_batch)
+                    applied.append(amount)
+            except BaseException:
+                self._undo(account_id, applied)
+                raise
         return balance
+
+    def _undo(self, account_id: str, applied: list[int]) -> None:
+        """Take back the amounts of a batch that failed part way: a refused batch changes nothing.
+
+        Under `lock` the first nested acquire fails, so nothing was applied.
+        A semaphore of N > 1 can let some amounts in and then refuse one
+        (another thread took the last permit); those come out again here,
+        still inside the batch's guard.
+        """
+        for amount in applied:
+            self.store.write(account_id, self.store.read(account_id) - amount)
+            self.stats.undeposited(account_id, amount)
 
     def withdraw(self, account_id: str, amount: int) -> int:
         """Take `amount` cents if the balance covers it; check, then act.

@@ -37,6 +37,13 @@ class LedgerStats:
             self.deposit_amount[account_id] += amount
             self.net[account_id] += amount
 
+    def undeposited(self, account_id: str, amount: int) -> None:
+        """A deposit taken back (a batch refused part way): as if never acknowledged."""
+        with self._lock:
+            self.deposits[account_id] -= 1
+            self.deposit_amount[account_id] -= amount
+            self.net[account_id] -= amount
+
     def withdrew(self, account_id: str, amount: int) -> None:
         with self._lock:
             self.withdrawals[account_id] += 1

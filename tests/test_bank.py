@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from bankapp.bank import Bank, InsufficientFunds
-from bankapp.guards import GuardSet, GuardTimeout, hold
+from bankapp.guards import GuardSet, GuardTimeout, SemaphoreGuard, hold
 from bankapp.locks import LockTable
 from bankapp.settings import ConfigHolder, load
 from bankapp.stats import LedgerStats
@@ -211,3 +211,41 @@ def test_a_deposit_that_times_out_is_counted_as_a_lock_timeout():
     assert report["lock_timeouts"] == 1
     assert report["acknowledged"] == 0
     assert bank.balance("acc-00") == INITIAL
+
+
+class ThiefOnThirdAcquire(SemaphoreGuard):
+    """A semaphore of 2 whose third acquire (the batch's second amount) finds a
+    thief holding the permit the first amount just gave back."""
+
+    def __init__(self, label, permits):
+        super().__init__(label, permits)
+        self.calls = 0
+        self.thief_in, self.thief_may_go = threading.Event(), threading.Event()
+
+    def acquire(self, timeout=None):
+        self.calls += 1
+        if self.calls == 3:
+            threading.Thread(target=self._steal, daemon=True).start()
+            self.thief_in.wait(5)
+        return super().acquire(timeout)
+
+    def _steal(self):
+        assert super().acquire(5)
+        self.thief_in.set()
+        self.thief_may_go.wait(5)
+        super().release()
+
+
+def test_a_batch_refused_half_way_takes_back_what_it_applied():
+    """A semaphore of 2: the batch holds one permit and its amounts take the other in turn;
+    a thief takes it after the first amount, so the second cannot get in (found in review)."""
+    bank, _ = make_bank(deposit_guard="semaphore", deposit_permits=2, race_window_ms=0, lock_timeout_ms=50)
+    thief = ThiefOnThirdAcquire("acc-02", 2)
+    bank.guards._guards[("semaphore", 2, "acc-02")] = thief
+    with pytest.raises(GuardTimeout):
+        bank.batch_deposit("acc-02", [10, 20, 30])
+    thief.thief_may_go.set()
+    assert thief.calls == 3  # outer, first amount (applied), second amount (refused)
+    assert bank.balance("acc-02") == INITIAL
+    report = bank.stats.report(bank.balances())
+    assert report["acknowledged"] == 0 and report["acknowledged_amount"] == 0 and report["lost_updates"] == 0
