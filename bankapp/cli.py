@@ -24,7 +24,7 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--guard",
         default=None,
-        help=f"sets both --deposit-guard and --checkout-guard (env {ENV_PREFIX}GUARD)",
+        help=f"sets both --deposit-guard and --checkout-guard [default: unsafe] (env {ENV_PREFIX}GUARD)",
     )
     for name, field in Config.model_fields.items():
         default = "none" if name == "lock_timeout_ms" and field.default is None else field.default

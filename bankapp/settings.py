@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -72,7 +72,7 @@ class Config(BaseModel):
     @field_validator("lock_timeout_ms", mode="before")
     @classmethod
     def _none_means_forever(cls, value: Any) -> Any:
-        if isinstance(value, str) and value.strip().lower() in {"none", "forever", ""}:
+        if isinstance(value, str) and value.strip().lower() in {"none", "forever"}:
             return None
         return value
 
@@ -153,6 +153,12 @@ def expand_guard(values: dict[str, Any]) -> dict[str, Any]:
     """`guard` is shorthand for both `deposit_guard` and `checkout_guard`."""
     values = dict(values)
     guard = values.pop("guard", None)
+    if guard is not None and guard not in get_args(GuardName):
+        known = ", ".join(repr(name) for name in get_args(GuardName))
+        raise SettingsError(
+            f"guard: Input should be {known}",
+            [{"setting": "guard", "message": f"Input should be {known}", "type": "literal_error"}],
+        )
     if guard is not None:
         values.setdefault("deposit_guard", guard)
         values.setdefault("checkout_guard", guard)
@@ -165,6 +171,8 @@ def from_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
     names = set(Config.model_fields) | {"guard"}
     found = {}
     for key, value in environ.items():
+        if not value.strip():
+            continue  # an empty variable is an unset one, not "" (which would mean something else)
         if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX) :].lower() in names:
             found[key[len(ENV_PREFIX) :].lower()] = value
     return found

@@ -81,11 +81,11 @@ def main() -> int:
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
         return 2
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(DEPOSIT_LUA)
     process, url = start_server(args.threads)
     measured: dict[str, list[dict]] = {}
     try:
-        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-            script.write(DEPOSIT_LUA)
         steps, step = args.rounds * (len(CONFIGS) + 1), 0
         for _ in range(args.rounds):
             # Bare endpoint first in every round: each ratio compares two
@@ -108,6 +108,7 @@ def main() -> int:
     finally:
         process.terminate()
         process.wait(15)
+        Path(script.name).unlink(missing_ok=True)
     rows = []
     for label, runs in measured.items():
         rows.append(

@@ -48,7 +48,7 @@ def test_patch_lock_timeout_none_waits_forever(client):
 
 BAD_PATCHES = [
     pytest.param({"deposit_guard": "mutex"}, "deposit_guard: Input should be", id="unknown-guard"),
-    pytest.param({"guard": "mutex"}, "deposit_guard: Input should be", id="unknown-guard-shorthand"),
+    pytest.param({"guard": "mutex"}, "guard: Input should be", id="unknown-guard-shorthand"),
     pytest.param({"color": "red"}, "color: unknown setting", id="unknown-setting"),
     pytest.param({"deposit_permits": 0}, "deposit_permits: Input should be greater than or equal to 1", id="zero"),
     pytest.param({"deposit_permits": "4"}, "deposit_permits: Input should be a valid integer", id="string"),

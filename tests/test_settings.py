@@ -83,3 +83,14 @@ def test_serve_refuses_a_bad_variable_naming_it():
     result = run_cli("serve", env={**os.environ, "BANKAPP_DEPOSIT_PERMITS": "zero"})
     assert result.returncode == 2
     assert "deposit_permits" in result.stderr
+
+
+def test_an_empty_variable_is_unset_not_forever():
+    """Found in review: BANKAPP_LOCK_TIMEOUT_MS= silently meant 'wait forever'."""
+    assert load(environ={"BANKAPP_LOCK_TIMEOUT_MS": ""}).lock_timeout_ms == 2000
+    assert load(environ={"BANKAPP_LOCK_TIMEOUT_MS": "none"}).lock_timeout_ms is None
+
+
+def test_a_bad_guard_shorthand_is_named_as_guard():
+    with pytest.raises(SettingsError, match="^guard: Input should be"):
+        load({"guard": "mutex"}, environ={})
