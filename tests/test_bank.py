@@ -173,7 +173,7 @@ def withdraw_together(bank, amount, threads=2):
 
 
 def test_check_then_act_overdraws_without_a_guard():
-    bank, _ = make_bank(deposit_guard="unsafe", race_window_ms=50)
+    bank, _ = make_bank(deposit_guard="unsafe", race_window_ms=300)  # both must check within it: wide
     assert withdraw_together(bank, 60_000) == ["ok", "ok"]
     assert bank.balance("acc-00") < 0
 

@@ -176,8 +176,15 @@ def test_checkout_under_semaphore_rejects_the_excess_within_capacity(server, tmp
 @pytest.mark.parametrize(("policy", "conserved"), [("ordered", True), ("unsafe", False)])
 def test_transfers_with_audits_conserve_money_only_under_a_safe_policy(server, tmp_path, policy, conserved):
     require(server, "/transfers")
-    server.configure(transfer_policy=policy)
-    run = run_locust(server, tmp_path, "TransferUser", "AuditUser")
+    # Mixed amounts, and up to three runs under unsafe: money lost on one account can cancel
+    # money created on another by chance (found in review); it cannot keep doing so.
+    for attempt in range(1 if conserved else 3):
+        server.configure(transfer_policy=policy)
+        folder = tmp_path / str(attempt)
+        folder.mkdir()
+        run = run_locust(server, folder, "TransferUser", "AuditUser", extra=("--amounts", "7,11,13"))
+        if run.verdict["transfers"]["total_conserved"] is conserved:
+            break
     section = run.verdict["transfers"]
     assert section["committed"] > 0
     assert section["total_conserved"] is conserved, run.verdict

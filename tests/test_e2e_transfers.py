@@ -142,15 +142,17 @@ def test_without_a_lock_timeout_a_real_deadlock_is_reported_and_healthz_still_an
         "--transfer-policy",
         "naive",
         "--race-window-ms",
-        "300",
+        "1000",  # both must take their first lock within this window: wide, for a loaded machine
         "--lock-timeout-ms",
         "none",
         "--deadlock-check-ms",
         "20",
     ) as server:
         stuck = []
+        together = threading.Barrier(2, timeout=10)
 
         def send(source, target):
+            together.wait()
             try:
                 server.post("/transfers", json={"from": source, "to": target, "amount": 1})
             except requests.RequestException as error:  # the server is stopped under it

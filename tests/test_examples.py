@@ -36,7 +36,7 @@ EXPECTED = {
     ],
     "acquire_timeout.py": [
         "acquire(blocking=False) while held -> False",
-        "acquire(timeout=0.2) while held    -> False after 0.2 s",
+        "acquire(timeout=0.2) while held    -> False, having waited at least 0.2 s: True",
         "acquire(timeout=0.2) once released -> True",
     ],
     "semaphore_counter.py": [

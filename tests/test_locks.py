@@ -126,7 +126,7 @@ def test_the_graph_shows_holder_waiter_and_edge_while_waiting():
 
 @pytest.mark.parametrize(
     ("bounded_check", "ends_with"),
-    [pytest.param(10, GuardTimeout, id="then-a-timeout-ends-it"), pytest.param(0.4, DeadlockVictim, id="then-broken")],
+    [pytest.param(10, GuardTimeout, id="then-a-timeout-ends-it"), pytest.param(1.5, DeadlockVictim, id="then-broken")],
 )
 def test_without_a_lock_timeout_the_deadlock_is_reported_once_and_not_broken(bounded_check, ends_with):
     """worker-0 may wait forever (lock_timeout none): it reports the cycle but does not give up.
@@ -153,7 +153,7 @@ def test_without_a_lock_timeout_the_deadlock_is_reported_once_and_not_broken(bou
 
     forever = threading.Thread(target=worker, args=("worker-0", "acc-00", "acc-01", None, CHECK), name="worker-0")
     bounded = threading.Thread(
-        target=worker, args=("worker-1", "acc-01", "acc-00", 1.0, bounded_check), name="worker-1"
+        target=worker, args=("worker-1", "acc-01", "acc-00", 3.0, bounded_check), name="worker-1"
     )
     forever.start()
     bounded.start()

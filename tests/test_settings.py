@@ -92,5 +92,5 @@ def test_an_empty_variable_is_unset_not_forever():
 
 
 def test_a_bad_guard_shorthand_is_named_as_guard():
-    with pytest.raises(SettingsError, match="^guard: Input should be"):
+    with pytest.raises(SettingsError, match=r"^guard: Input should be"):
         load({"guard": "mutex"}, environ={})
