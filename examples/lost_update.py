@@ -34,11 +34,21 @@ def call(connection: http.client.HTTPConnection, method: str, path: str, body: d
     return response.status, json.loads(response.read() or b"{}")
 
 
+def admin(url: str, method: str, path: str, body: dict | None = None) -> dict:
+    """One request on a connection of its own: an idle keep-alive connection
+    is closed by gunicorn after 2 s, longer than a round can take."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        return call(connection, method, path, body)[1]
+    finally:
+        connection.close()
+
+
 def run_round(url: str, guard: str, threads: int, deposits: int) -> dict:
     parts = urlsplit(url)
-    admin = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
-    call(admin, "PATCH", "/admin/config", {"deposit_guard": guard})
-    call(admin, "POST", "/admin/reset")
+    admin(url, "PATCH", "/admin/config", {"deposit_guard": guard})
+    admin(url, "POST", "/admin/reset")
     acknowledged = [0] * threads
     start = threading.Barrier(threads)
 
@@ -57,9 +67,7 @@ def run_round(url: str, guard: str, threads: int, deposits: int) -> dict:
     for worker in workers:
         worker.join()
     elapsed = time.perf_counter() - began
-    _, stats = call(admin, "GET", "/stats")
-    admin.close()
-    deposits_seen = stats["deposits"]
+    deposits_seen = admin(url, "GET", "/stats")["deposits"]
     return {
         "guard": guard,
         "acknowledged": sum(acknowledged),

@@ -71,3 +71,19 @@ def test_example_runs_and_prints_the_lesson(name):
 def test_example_says_how_to_run_it(name):
     source = (EXAMPLES / name).read_text()
     assert f"python examples/{name}" in source.split('"""')[1], "the docstring shows the command"
+
+
+@pytest.mark.e2e
+def test_the_lost_update_example_starts_its_own_server_and_shows_the_race_and_the_fix():
+    """The README's race by hand, as a user runs it: a round long enough to outlast
+    gunicorn's 2 s keep-alive on an idle connection (which once broke it)."""
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "lost_update.py"), "--serve", "--threads", "16", "--deposits", "150"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines() if line.startswith("  ")}
+    assert rows["unsafe"][2] == "2400" and int(rows["unsafe"][7]) > 0
+    assert rows["lock"][2] == "2400" and rows["lock"][7] == "0"
