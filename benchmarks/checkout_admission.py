@@ -30,13 +30,13 @@ import argparse
 import http.client
 import json
 import math
-import re
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from bench_server import start_server
 
 THROUGHPUT_TARGET = 0.9
 REJECTION_P99_TARGET_MS = 5.0
@@ -44,19 +44,6 @@ REJECTION_P99_TARGET_MS = 5.0
 
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def start_server(threads: int) -> tuple[subprocess.Popen, str]:
-    command = [sys.executable, "-m", "bankapp", "serve", "--port", "0", "--race-window-ms", "0"]
-    process = subprocess.Popen(
-        [*command, "--threads", str(threads)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    for line in process.stdout:
-        match = re.search(r"ready at (http://\S+)", line)
-        if match:
-            threading.Thread(target=process.stdout.read, daemon=True).start()
-            return process, match.group(1)
-    raise SystemExit("bankapp serve did not start")
 
 
 class Client:

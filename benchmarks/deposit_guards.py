@@ -20,9 +20,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import urllib.request
 from pathlib import Path
+
+from bench_server import start_server
 
 DEPOSIT_LUA = """
 wrk.method = "POST"
@@ -35,21 +36,6 @@ end
 
 CONFIGS = [("unsafe", 1), ("lock", 1), ("rlock", 1), ("semaphore", 1), ("semaphore", 4)]
 TARGET = 0.85
-
-
-def start_server(threads: int) -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bankapp", "serve", "--port", "0", "--race-window-ms", "0", "--threads", str(threads)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    for line in process.stdout:
-        match = re.search(r"ready at (http://\S+)", line)
-        if match:
-            threading.Thread(target=process.stdout.read, daemon=True).start()
-            return process, match.group(1)
-    raise SystemExit("bankapp serve did not start")
 
 
 def send(url: str, method: str, body: dict | None = None) -> None:

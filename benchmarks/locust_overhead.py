@@ -22,31 +22,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
+
+from bench_server import start_server
 
 HERE = Path(__file__).resolve().parent
 TARGET = 0.8
-
-
-def start_server() -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bankapp", "serve", "--port", "0", "--race-window-ms", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    for line in process.stdout:
-        match = re.search(r"ready at (http://\S+)", line)
-        if match:
-            threading.Thread(target=process.stdout.read, daemon=True).start()
-            return process, match.group(1)
-    raise SystemExit("bankapp serve did not start")
 
 
 def locust(url: str, classes: list[str], users: int, duration: int, folder: Path) -> dict:
