@@ -165,8 +165,8 @@ class Server:
         self.log.close()
 
 
-def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
-    """SIGTERM by PID, then SIGKILL if it will not go."""
+def stop_process(process: subprocess.Popen, timeout: float = 15) -> int:
+    """SIGTERM by PID, then SIGKILL if it will not go; its exit code."""
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         try:
@@ -174,6 +174,7 @@ def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(5)
+    return process.returncode
 
 
 def tail(path: Path, lines: int = 15) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -16,6 +15,8 @@ import time
 from contextlib import contextmanager
 
 import requests
+
+from bankapp.compare import stop_process as stop  # SIGTERM by PID, then SIGKILL
 
 READY = re.compile(r"bankapp: ready at (http://127\.0\.0\.1:\d+)")
 
@@ -89,15 +90,3 @@ def live_server(*flags: str, startup_timeout: float = 20, env: dict | None = Non
         stop(process)
         pump.join(10)
         process.stdout.close()
-
-
-def stop(process: subprocess.Popen, timeout: float = 15) -> int:
-    """SIGTERM by PID, then SIGKILL if it will not go."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-    return process.returncode
