@@ -1,5 +1,5 @@
 """bankapp: a concurrency lab served over HTTP."""
 
-from .app import create_app
+from .web import create_app
 
 __all__ = ["create_app"]

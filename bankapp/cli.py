@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import admin_auth, lifecycle
+from . import launcher
 from .settings import ENV_PREFIX, Config, SettingsError, load
+from .web import admin_auth
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -40,44 +41,6 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
 def chosen_settings(args: argparse.Namespace) -> dict[str, Any]:
     names = set(Config.model_fields) | {"guard"}
     return {name: value for name, value in vars(args).items() if name in names and value is not None}
-
-
-def serve(config: Config) -> None:
-    """Run gunicorn in this process until it is stopped (SIGINT/SIGTERM)."""
-    from gunicorn.app.base import BaseApplication
-
-    from .app import create_app
-
-    class Server(BaseApplication):
-        def load_config(self):
-            options = {
-                "bind": f"{config.host}:{config.port}",
-                "workers": config.workers,
-                "threads": config.threads,
-                "worker_class": "gthread",
-                "graceful_timeout": 10,
-                "timeout": 60,
-                "proc_name": "bankapp",
-                "control_socket_disable": True,
-            }
-            for key, value in options.items():
-                self.cfg.set(key, value)
-            self.cfg.set("when_ready", announce)
-            self.cfg.set("worker_exit", lifecycle.worker_exit)
-
-        def load(self):
-            return create_app(config)
-
-    def announce(server) -> None:
-        for listener in server.LISTENERS:
-            print(f"bankapp: ready at http://{format_address(listener.sock.getsockname())}", flush=True)
-
-    guard_line = (
-        f"deposit_guard={config.deposit_guard} checkout_guard={config.checkout_guard} "
-        f"transfer_policy={config.transfer_policy} race_window_ms={config.race_window_ms:g}"
-    )
-    print(f"bankapp: starting on {config.host}:{config.port} ({guard_line})", flush=True)
-    Server().run()
 
 
 def print_table(rows: list[dict], explain: bool) -> None:
@@ -113,8 +76,8 @@ def print_table(rows: list[dict], explain: bool) -> None:
 
 
 def compare(args: argparse.Namespace, demo: bool) -> int:
-    from .compare import CompareError, Run, execute
-    from .report import write
+    from .compare.report import write
+    from .compare.runner import CompareError, Run, execute
 
     def interrupted(signum, frame):
         raise KeyboardInterrupt
@@ -142,11 +105,6 @@ def compare(args: argparse.Namespace, demo: bool) -> int:
     print(f"\nreport: {paths['report.html']} (also report.md, results.json, results.csv, report.png)")
     print(f"took {time.monotonic() - began:.0f} s")
     return 0
-
-
-def format_address(address: tuple) -> str:
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -196,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"(shown once):\n    Authorization: Bearer {token}",
                 flush=True,
             )
-        serve(config)
+        launcher.serve(config)
     return 0
 
 

@@ -3,6 +3,6 @@
 Settings come from `BANKAPP_*` variables; `bankapp serve` is the usual way.
 """
 
-from . import create_app
+from .web import create_app
 
 app = create_app()

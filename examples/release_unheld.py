@@ -54,7 +54,7 @@ def main() -> None:
     print(f"  the main thread took it, yet now locked={lock.locked()}: a plain Lock has no owner")
 
     try:
-        from bankapp.guards import make_guard
+        from bankapp.lab.guards import make_guard
     except ImportError:
         print("bankapp not installed: skipping the guard part (pip install -e .)")
         return

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import requests
 
-from bankapp.compare import stop_process as stop  # SIGTERM by PID, then SIGKILL
+from bankapp.compare.runner import stop_process as stop  # SIGTERM by PID, then SIGKILL
 
 READY = re.compile(r"bankapp: ready at (http://127\.0\.0\.1:\d+)")
 

@@ -3,9 +3,9 @@ and a token made by `bankapp serve` when bound beyond loopback."""
 
 import pytest
 
-from bankapp import cli
-from bankapp.admin_auth import is_loopback, token_for_binding
+from bankapp import cli, launcher
 from bankapp.settings import load
+from bankapp.web.admin_auth import is_loopback, token_for_binding
 
 ADMIN_CALLS = [
     ("get", "/admin/config", None),
@@ -117,7 +117,7 @@ def test_no_token_is_made_on_loopback_or_when_one_is_given(settings):
 
 def test_serve_prints_the_made_token_once_and_serves_with_it(monkeypatch, capsys):
     served = []
-    monkeypatch.setattr(cli, "serve", served.append)
+    monkeypatch.setattr(launcher, "serve", served.append)
     assert cli.main(["serve", "--host", "0.0.0.0"]) == 0
     (config,) = served
     out = capsys.readouterr().out
@@ -127,7 +127,7 @@ def test_serve_prints_the_made_token_once_and_serves_with_it(monkeypatch, capsys
 
 def test_serve_on_loopback_prints_no_token(monkeypatch, capsys):
     served = []
-    monkeypatch.setattr(cli, "serve", served.append)
+    monkeypatch.setattr(launcher, "serve", served.append)
     assert cli.main(["serve"]) == 0
     assert served[0].admin_token is None
     assert "Bearer" not in capsys.readouterr().out

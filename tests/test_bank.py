@@ -4,12 +4,12 @@ import threading
 
 import pytest
 
-from bankapp.bank import Bank, InsufficientFunds
-from bankapp.guards import GuardSet, GuardTimeout, SemaphoreGuard, hold
-from bankapp.locks import LockTable
+from bankapp.lab.bank import Bank, InsufficientFunds
+from bankapp.lab.guards import GuardSet, GuardTimeout, SemaphoreGuard, hold
+from bankapp.lab.ledger import LedgerStats
+from bankapp.lab.locks import LockTable
+from bankapp.lab.store import MemoryStore, UnknownAccount
 from bankapp.settings import ConfigHolder, load
-from bankapp.stats import LedgerStats
-from bankapp.store import MemoryStore, UnknownAccount
 
 INITIAL = 100_000
 

@@ -6,7 +6,7 @@ import re
 import pytest
 from openapi_spec_validator import validate
 
-from bankapp.idempotency import idempotent
+from bankapp.web.idempotency import idempotent
 
 OWN_ROUTES_NOT_IN_THE_DOCUMENT = {"/openapi.json", "/docs"}
 
@@ -91,7 +91,7 @@ def test_a_view_adopts_idempotency_and_its_documentation_in_one_line(make_app):
     """What the checkout and transfer views will do: one decorator line."""
     from flask_openapi3 import APIBlueprint
 
-    from bankapp.schemas import AmountIn, BalanceOut
+    from bankapp.web.schemas import AmountIn, BalanceOut
 
     app = make_app()
     bp = APIBlueprint("extra", __name__)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from bankapp.lifecycle import FINAL_LINE_PREFIX
+from bankapp.launcher import FINAL_LINE_PREFIX
 
 from .live import live_server
 

@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from bankapp.guards import GUARDS, GuardSet, GuardTimeout, SemaphoreGuard, hold, make_guard
+from bankapp.lab.guards import GUARDS, GuardSet, GuardTimeout, SemaphoreGuard, hold, make_guard
 
 
 @pytest.mark.parametrize("kind", sorted(GUARDS))

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from bankapp.idempotency import MAX_KEY_LENGTH, IdempotencyStore, KeyReused
+from bankapp.web.idempotency import MAX_KEY_LENGTH, IdempotencyStore, KeyReused
 
 INITIAL = 100_000
 
@@ -176,7 +176,7 @@ def test_concurrent_retries_after_a_failure_run_again_one_at_a_time(make_app):
             raise RuntimeError("the first run fails")
         return {"id": "acc-00", "balance": lab.bank.deposit("acc-00", 5)}
 
-    from bankapp.idempotency import run_once
+    from bankapp.web.idempotency import run_once
 
     results, errors = [], []
 
@@ -230,6 +230,6 @@ def test_ten_thousand_keys_by_default(client):
 
 
 def _answer():
-    from bankapp.idempotency import Answer
+    from bankapp.web.idempotency import Answer
 
     return Answer(200, b"{}", [("Content-Type", "application/json")])

@@ -5,8 +5,8 @@ import time
 
 import pytest
 
-from bankapp.guards import GuardTimeout
-from bankapp.locks import DeadlockVictim, LockTable
+from bankapp.lab.guards import GuardTimeout
+from bankapp.lab.locks import DeadlockVictim, LockTable
 
 ACCOUNTS = ["acc-00", "acc-01", "acc-02", "acc-03"]
 CHECK = 0.02  # deadlock_check_ms 20, in seconds
@@ -230,7 +230,7 @@ def test_a_cycle_through_a_brief_try_is_not_a_deadlock():
 
 def test_the_final_report_names_a_held_account_lock(make_app):
     """A worker that stops while a transfer holds an account lock says so."""
-    from bankapp.lifecycle import final_report
+    from bankapp.launcher import final_report
 
     app = make_app()
     lock = app.extensions["bankapp"].locks["acc-03"]
@@ -244,7 +244,7 @@ def test_the_final_report_names_a_held_account_lock(make_app):
 
 def test_a_recorded_deadlock_whose_record_is_gone_is_written_again_whole():
     """The victim's 409 needs a complete record even after `recent` forgot it (found in review: a KeyError, a 500)."""
-    from bankapp.locks import DeadlockVictim, LockTable, Wait
+    from bankapp.lab.locks import DeadlockVictim, LockTable, Wait
 
     table = LockTable(["acc-00", "acc-01"])
     first = Wait(ident=1, thread="t1", account="acc-01", since=0.0, reported=7)

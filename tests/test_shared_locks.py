@@ -10,13 +10,13 @@ import threading
 
 import pytest
 
-from bankapp.bank import Bank
-from bankapp.guards import GuardSet, GuardTimeout
-from bankapp.locks import DeadlockVictim, LockTable
+from bankapp.lab.bank import Bank
+from bankapp.lab.guards import GuardSet, GuardTimeout
+from bankapp.lab.ledger import LedgerStats
+from bankapp.lab.locks import DeadlockVictim, LockTable
+from bankapp.lab.store import MemoryStore
+from bankapp.lab.transfers import TransferDesk
 from bankapp.settings import ConfigHolder, load
-from bankapp.stats import LedgerStats
-from bankapp.store import MemoryStore
-from bankapp.transfers import TransferDesk
 
 INITIAL = 100_000
 TOTAL = 16 * INITIAL

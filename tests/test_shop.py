@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from bankapp.admission import AdmissionRejected
-from bankapp.guards import GuardSet
+from bankapp.lab.admission import AdmissionRejected
+from bankapp.lab.guards import GuardSet
+from bankapp.lab.shop import Inventory, OutOfStock, Shop, UnknownSku, gateway_time_ms
 from bankapp.settings import ConfigHolder, SettingsError, load
-from bankapp.shop import Inventory, OutOfStock, Shop, UnknownSku, gateway_time_ms
 
 
 def make_shop(inventory_class=Inventory, **settings):

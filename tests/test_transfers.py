@@ -5,13 +5,13 @@ import threading
 
 import pytest
 
-from bankapp.bank import Bank, InsufficientFunds
-from bankapp.guards import GuardSet, GuardTimeout
-from bankapp.locks import DeadlockVictim, LockTable
+from bankapp.lab.bank import Bank, InsufficientFunds
+from bankapp.lab.guards import GuardSet, GuardTimeout
+from bankapp.lab.ledger import LedgerStats
+from bankapp.lab.locks import DeadlockVictim, LockTable
+from bankapp.lab.store import MemoryStore, UnknownAccount
+from bankapp.lab.transfers import POLICIES, SameAccount, TransferDesk
 from bankapp.settings import ConfigHolder, load
-from bankapp.stats import LedgerStats
-from bankapp.store import MemoryStore, UnknownAccount
-from bankapp.transfers import POLICIES, SameAccount, TransferDesk
 
 INITIAL = 100_000
 TOTAL = 16 * INITIAL

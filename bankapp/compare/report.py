@@ -18,7 +18,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display: draw to files
 import matplotlib.pyplot as plt
 
-from .compare import ROW_FIELDS
+from .runner import ROW_FIELDS
 
 COLOURS = {"deposit": "#4C72B0", "checkout": "#DD8452", "transfer": "#55A868"}
 

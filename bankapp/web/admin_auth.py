@@ -20,8 +20,8 @@ import secrets
 
 from flask import Flask, request
 
+from ..settings import Config
 from .problems import Problem
-from .settings import Config
 from .views import lab
 
 ADMIN_PREFIX = "/admin"

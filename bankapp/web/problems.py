@@ -13,14 +13,14 @@ from flask import Flask, current_app, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
-from .admission import AdmissionRejected
-from .bank import InsufficientFunds
-from .guards import GuardTimeout
-from .locks import DeadlockVictim
-from .settings import SettingsError
-from .shop import OutOfStock, UnknownSku
-from .store import UnknownAccount
-from .transfers import SameAccount
+from ..lab.admission import AdmissionRejected
+from ..lab.bank import InsufficientFunds
+from ..lab.guards import GuardTimeout
+from ..lab.locks import DeadlockVictim
+from ..lab.shop import OutOfStock, UnknownSku
+from ..lab.store import UnknownAccount
+from ..lab.transfers import SameAccount
+from ..settings import SettingsError
 
 log = logging.getLogger(__name__)
 

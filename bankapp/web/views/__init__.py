@@ -2,7 +2,7 @@
 
 from flask import current_app
 
-from ..lab import Lab
+from ...lab import Lab
 
 
 def lab() -> Lab:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from .settings import STARTUP_ONLY, Config, GuardName
+from ..settings import STARTUP_ONLY, Config, GuardName
 
 #: The largest amount one request may move: 1,000,000.00 in cents.
 MAX_AMOUNT = 100_000_000

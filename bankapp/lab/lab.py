@@ -6,12 +6,12 @@ from fresh balances, guards and counters.
 
 from __future__ import annotations
 
+from ..settings import Config, ConfigHolder
 from .bank import Bank
 from .guards import GuardSet
+from .ledger import LedgerStats
 from .locks import LockTable
-from .settings import Config, ConfigHolder
 from .shop import Shop
-from .stats import LedgerStats
 from .store import MemoryStore
 from .transfers import TransferDesk
 

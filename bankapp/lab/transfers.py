@@ -27,11 +27,11 @@ import time
 from collections.abc import Callable
 from typing import ClassVar
 
+from ..settings import Config
 from .bank import InsufficientFunds, race_window
 from .guards import GuardTimeout
+from .ledger import LedgerStats
 from .locks import AccountLock, DeadlockVictim, LockTable
-from .settings import Config
-from .stats import LedgerStats
 from .store import Store, UnknownAccount
 
 #: How long `backoff` tries for the second lock before it gives everything up.

@@ -8,9 +8,9 @@ from typing import Any
 
 from flask_openapi3 import Info
 
+from ..lab import Lab
+from ..settings import Config, load
 from . import admin_auth, contract, idempotency, problems
-from .lab import Lab
-from .settings import Config, load
 from .views import accounts, admin, checkout, introspection, transfers
 
 #: Bodies above this answer 413 before anything reads them.

@@ -25,10 +25,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 
+from ..settings import Config
 from .guards import Guard, GuardSet, GuardTimeout, hold
+from .ledger import LedgerStats
 from .locks import LockTable
-from .settings import Config
-from .stats import LedgerStats
 from .store import Store, UnknownAccount
 
 

@@ -27,11 +27,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from ..settings import RESERVED_THREADS, Config
 from .admission import Admission
 from .bank import race_window
 from .guards import Guard, GuardSet, SemaphoreGuard, hold
 from .reservoir import Reservoir
-from .settings import RESERVED_THREADS, Config
 
 #: SKU -> units in stock after a reset.
 CATALOGUE = {"widget": 1_000_000, "flash-sale": 100}

@@ -1,0 +1,8 @@
+"""The lab: the domain a trainee studies. Guards, instrumented locks, the
+store, counters, the bank, transfers, the shop and its admission, and the
+`Lab` that wires them. Nothing here knows of Flask, werkzeug or gunicorn:
+unit tests drive it with plain threads."""
+
+from .lab import Lab
+
+__all__ = ["Lab"]
