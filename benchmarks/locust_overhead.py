@@ -28,7 +28,7 @@ from pathlib import Path
 
 from bench_server import bench_server
 
-from bankapp.compare.processes import run_locust
+from bankapp.compare.processes import LocustJob, run_locust
 
 HERE = Path(__file__).resolve().parent
 TARGET = 0.8
@@ -37,15 +37,18 @@ TARGET = 0.8
 def locust(url: str, classes: list[str], users: int, duration: int, folder: Path) -> dict:
     """One headless run; requests/s per class and the CPU seconds the Locust process spent."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    run = run_locust(
+    job = LocustJob(
         HERE / "locust_overhead_users.py",
         classes,
-        host=url,
+        url,
         users=users,
         duration=duration,
         prefix=folder / "run",
         verdict=False,
         extra=("--loglevel", "WARNING"),
+    )
+    run = run_locust(
+        job,
         cwd=folder,
         env={"OVERHEAD_USERS_EACH": str(users // len(classes))},
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bankapp.compare.processes import LocustRun, ProcessError
+from bankapp.compare.processes import LocustJob, LocustRun, ProcessError
 from bankapp.compare.processes import run_locust as run_headless
 
 from .live import live_server
@@ -40,14 +40,17 @@ def free_port() -> int:
 def run_locust(server, tmp_path: Path, *users: str, users_count: int = 16, extra: tuple[str, ...] = ()) -> LocustRun:
     """A headless run of the named user classes against `server`; its exit code, output, verdict and stats."""
     try:
-        return run_headless(
+        job = LocustJob(
             LOCUSTFILE,
             users,
-            host=server.url,
+            server.url,
             users=users_count,
             duration=RUN_SECONDS,
             prefix=tmp_path / "locust",
             extra=("--fail-on-anomaly", *extra),
+        )
+        return run_headless(
+            job,
             timeout=RUN_TIMEOUT,
             cwd=tmp_path,  # not the repository root: the locustfile must find its modules on its own
         )

@@ -10,17 +10,18 @@ start them here, one way:
   file if asked. The server counts as started once `/healthz` answers 200,
   and is stopped by PID: SIGTERM, which gunicorn takes as a graceful stop,
   then SIGKILL if it will not go.
-- `run_locust` runs Locust headless, bounded in time, in a session of its
-  own (so its `--processes` workers share one process group with it) and
-  without the caller's `LOCUST_*` variables (Locust reads its options from
-  them too: a stray one would change the run). A run that outlasts its bound
-  is killed by its process group; an interrupted one is stopped the same way.
+- `run_locust` runs a `LocustJob` (Locust headless) bounded in time, in a
+  session of its own (so its `--processes` workers share one process group
+  with it) and without the caller's `LOCUST_*` variables (Locust reads its
+  options from them too: a stray one would change the run). A run that
+  outlasts its bound is killed by its process group; an interrupted one is
+  stopped the same way.
 
 Example::
 
     with ServerProcess("--guard", "lock") as server:
-        run = run_locust(project_locustfile(), ["DepositUser"], host=server.url, users=8, duration=3,
-                         prefix=folder / "deposit")
+        job = LocustJob(project_locustfile(), ["DepositUser"], server.url, 8, duration=3, prefix=folder / "deposit")
+        run = run_locust(job)
     run.verdict["ok"], run.stats  # the verdict's JSON, Locust's final stats
 """
 
@@ -187,46 +188,52 @@ def check_locust() -> None:
         raise ProcessError("Locust is not installed: pip install -e '.[load]' (or '.[test]')")
 
 
-def locust_command(
-    locustfile: Path,
-    user_classes: Sequence[str],
-    *,
-    host: str,
-    users: int,
-    duration: float,
-    prefix: Path,
-    verdict: bool = True,
-    extra: Sequence[str] = (),
-) -> list[str]:
-    """`locust` headless: `users` users started at once for `duration` seconds.
+@dataclass(frozen=True)
+class LocustJob:
+    """One headless Locust run: `users` users of `user_classes`, started at once, for `duration` seconds.
 
     Locust's final stats go to `{prefix}.stats.json` (written after the last
-    request, unlike the CSV, which can lag the final counts), and with
-    `verdict` the project's verdict to `{prefix}.verdict.json`.
+    request, unlike the CSV, which can lag the final counts), its output to
+    `{prefix}.log`, and with `verdict` the project's verdict to
+    `{prefix}.verdict.json`. `extra` are more Locust flags.
     """
-    command = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(locustfile),
-        *user_classes,
-        "--host",
-        host,
-        "--headless",
-        "-u",
-        str(users),
-        "-r",
-        str(users),
-        "-t",
-        f"{duration:g}s",
-        "--only-summary",
-        "--json-file",
-        f"{prefix}.stats",
-    ]
-    if verdict:
-        command += ["--verdict-json", f"{prefix}.verdict.json"]
-    return [*command, *extra]
+
+    locustfile: Path
+    user_classes: Sequence[str]
+    host: str
+    users: int
+    duration: float
+    prefix: Path
+    verdict: bool = True
+    extra: Sequence[str] = ()
+
+    def command(self) -> list[str]:
+        command = [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(self.locustfile),
+            *self.user_classes,
+            "--host",
+            self.host,
+            "--headless",
+            "-u",
+            str(self.users),
+            "-r",
+            str(self.users),
+            "-t",
+            f"{self.duration:g}s",
+            "--only-summary",
+            "--json-file",
+            f"{self.prefix}.stats",
+        ]
+        if self.verdict:
+            command += ["--verdict-json", f"{self.prefix}.verdict.json"]
+        return [*command, *self.extra]
+
+    def path(self, ending: str) -> Path:
+        return Path(f"{self.prefix}{ending}")
 
 
 @dataclass(frozen=True)
@@ -251,33 +258,23 @@ class LocustRun:
 
 
 def run_locust(
-    locustfile: Path,
-    user_classes: Sequence[str],
+    job: LocustJob,
     *,
-    host: str,
-    users: int,
-    duration: float,
-    prefix: Path,
-    verdict: bool = True,
-    extra: Sequence[str] = (),
     timeout: float | None = None,
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> LocustRun:
-    """Run `locust_command(...)` to its end; raise `ProcessError` if it takes longer than `timeout`
-    seconds (`duration` + 60 unless given). `progress` is told the seconds elapsed, five times a second."""
-    command = locust_command(
-        locustfile, user_classes, host=host, users=users, duration=duration, prefix=prefix, verdict=verdict, extra=extra
-    )
-    timeout = duration + 60 if timeout is None else timeout
+    """Run `job` to its end; raise `ProcessError` if it takes longer than `timeout` seconds
+    (`duration` + 60 unless given). `progress` is told the seconds elapsed, five times a second."""
+    timeout = job.duration + 60 if timeout is None else timeout
     environment = {name: value for name, value in os.environ.items() if not name.startswith("LOCUST_")}
-    log_path, verdict_path, stats_path = (Path(f"{prefix}{end}") for end in (".log", ".verdict.json", ".stats.json"))
+    log_path, verdict_path, stats_path = job.path(".log"), job.path(".verdict.json"), job.path(".stats.json")
     for stale in (verdict_path, stats_path):  # from an earlier run into the same folder: not this run's answer
         stale.unlink(missing_ok=True)
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            command,
+            job.command(),
             cwd=cwd,
             env={**environment, **(env or {})},
             stdout=log,
