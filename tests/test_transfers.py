@@ -9,8 +9,9 @@ from bankapp.lab.bank import Bank, InsufficientFunds
 from bankapp.lab.guards import GuardSet, GuardTimeout
 from bankapp.lab.ledger import LedgerStats
 from bankapp.lab.locks import DeadlockVictim, LockTable
+from bankapp.lab.policies import POLICIES
 from bankapp.lab.store import MemoryStore, UnknownAccount
-from bankapp.lab.transfers import POLICIES, SameAccount, TransferDesk
+from bankapp.lab.transfers import SameAccount, TransferDesk
 from bankapp.settings import ConfigHolder, load
 
 INITIAL = 100_000
