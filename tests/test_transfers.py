@@ -156,12 +156,12 @@ def test_naive_under_load_deadlocks_again_and_again_yet_conserves_the_total():
     assert desk.ledger.report(desk.store.snapshot())["lost_updates"] == 0
 
 
-def audit_while(desk, work):
-    """Run `work` and, meanwhile, audit in a loop; return the audits."""
+def audit_while(desk, work, every=0.005):
+    """Run `work` and, meanwhile, audit every `every` seconds (0: back to back); return the audits."""
     audits, done = [], threading.Event()
 
     def auditor():
-        while not done.wait(0.005):  # an audit every few milliseconds, not a tight loop that starves transfers
+        while not done.wait(every):
             audits.append(desk.audit())
 
     thread = threading.Thread(target=auditor, name="auditor")
@@ -187,6 +187,25 @@ def test_ordered_and_backoff_complete_every_transfer_without_a_deadlock(policy):
     assert total(desk) == TOTAL
     assert audits and all(a["consistent"] for a in audits), "an audit saw a wrong total"
     assert stats["wrong_total_reads"] == 0
+
+
+@pytest.mark.parametrize("policy", ["ordered", "backoff"])
+def test_audits_back_to_back_starve_no_transfer(policy):
+    """16 threads make 20 opposing transfers each while audits run back to back.
+
+    The audit waits patiently, holding `acc-00`, for `acc-01`. With locks
+    that let a newcomer overtake a waiter, and `backoff` retrying in the
+    same order, about a third of the `backoff` transfers waited out
+    `lock_timeout_ms` here (the starvation bug).
+    """
+    desk, _ = make_desk(transfer_policy=policy, race_window_ms=1, lock_timeout_ms=5000)
+    outcomes = []
+    audits = audit_while(desk, lambda: outcomes.extend(opposing(desk, pairs=8, rounds=20, amount=1)), every=0)
+    assert [o for o in outcomes if not isinstance(o, dict)] == []
+    assert len(outcomes) == 320 and desk.stats()["committed"] == 320
+    assert desk.stats()["lock_timeouts"] == 0 and desk.stats()["deadlocks"] == 0
+    assert audits and all(a["consistent"] for a in audits)
+    assert total(desk) == TOTAL
 
 
 def test_backoff_retries_when_the_second_lock_is_busy():

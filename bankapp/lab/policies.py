@@ -208,16 +208,23 @@ class ReleaseFirstPolicy(Policy):
 
 
 class BackoffPolicy(Policy):
-    """Try `from`, debit, try `to` briefly; on failure give back everything, wait at random, retry.
+    """Try one lock, then the other briefly; on failure give back everything, wait at random, retry.
 
     Breaks no preemption, from the inside: a thread that cannot get its
-    second lock preempts itself, undoing its debit and releasing `from`, so
-    whoever waited for it can go on. The random wait (growing with each
-    attempt, "full jitter") keeps two opposing transfers from retrying in
-    lockstep forever (a livelock). `from` is only tried as well, never
-    queued for: a queue of threads blocked on `from` would refill it the
-    moment a thread backs off, and the collision would start again.
-    Retries are counted in `/stats`.
+    second lock preempts itself, undoing its debit and releasing what it
+    holds, so whoever waited for it can go on. The random wait (growing with
+    each attempt, "full jitter") keeps two opposing transfers from retrying
+    in lockstep forever (a livelock). Both locks are only tried, never
+    waited for at length: a queue of threads blocked on `from` would refill
+    it the moment a thread backs off, and the collision would start again.
+
+    A retry starts with the lock that refused it, as C++'s `std::lock` does.
+    Retrying in the same order can starve: the audit takes `acc-00` and then
+    waits, patiently, for `acc-01`; a transfer from `acc-01` to `acc-00`
+    holding `acc-01` is the one that gives up, every time, and by its next
+    try the audit has queued for `acc-00` again. Starting with `acc-00`, the
+    transfer queues there too, is served in turn, and then finds `acc-01`
+    free. Retries are counted in `/stats`.
     """
 
     name = "backoff"
@@ -225,17 +232,23 @@ class BackoffPolicy(Policy):
     def move(self, m: Move) -> None:
         timeout = m.config.lock_timeout()
         deadline = None if timeout is None else time.monotonic() + timeout
+        first, second = m.source, m.target
         while True:
-            if m.try_lock(m.source, BACKOFF_TRY_MS):
-                m.debit()
-                m.window()
-                if m.try_lock(m.target, BACKOFF_TRY_MS):
+            if m.try_lock(first, BACKOFF_TRY_MS):
+                if first == m.source:
+                    m.debit()
+                    m.window()
+                if m.try_lock(second, BACKOFF_TRY_MS):
+                    if second == m.source:
+                        m.debit()
+                        m.window()
                     m.credit()
                     return
                 m.undo(relock=True)
                 m.unlock_all()
+                first, second = second, first  # `first` is now the lock that refused
             if deadline is not None and time.monotonic() >= deadline:
-                raise GuardTimeout(m.desk.locks[m.target], timeout, self_deadlock=False)
+                raise GuardTimeout(m.desk.locks[first], timeout, self_deadlock=False)
             m.retries += 1
             m.desk.counters.add("retries")
             time.sleep(random.uniform(0, min(BACKOFF_MAX_MS, BACKOFF_TRY_MS * 2**m.retries)) / 1000)
