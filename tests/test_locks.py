@@ -8,6 +8,8 @@ import pytest
 from bankapp.lab.guards import GuardTimeout
 from bankapp.lab.locks import DeadlockVictim, LockTable
 
+from .harness import run_together
+
 ACCOUNTS = ["acc-00", "acc-01", "acc-02", "acc-03"]
 CHECK = 0.02  # deadlock_check_ms 20, in seconds
 
@@ -19,29 +21,20 @@ def run_cycle(table, pairs, timeout=2.0, check_after=CHECK):
     before any asks for its second. Returns what each thread ended with.
     """
     holding = threading.Barrier(len(pairs), timeout=5)
-    outcome = {}
 
-    def worker(index, first, second):
+    def worker(first, second):
         lock = table.acquire(first, timeout, check_after)
         try:
             holding.wait()
-            try:
-                table.acquire(second, timeout, check_after).release()
-                outcome[index] = "done"
-            except DeadlockVictim as victim:
-                outcome[index] = victim
-            except GuardTimeout as error:
-                outcome[index] = error
+            table.acquire(second, timeout, check_after).release()
+            return "done"
         finally:
             lock.release()
 
-    threads = [threading.Thread(target=worker, args=(i, *pair), name=f"worker-{i}") for i, pair in enumerate(pairs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-    assert not any(thread.is_alive() for thread in threads)
-    return outcome
+    jobs = [lambda pair=pair: worker(*pair) for pair in pairs]
+    outcome = run_together(jobs, names=[f"worker-{i}" for i in range(len(pairs))], timeout=10)
+    assert all(o == "done" or isinstance(o, DeadlockVictim | GuardTimeout) for o in outcome), outcome
+    return dict(enumerate(outcome))
 
 
 def test_two_opposing_threads_deadlock_and_exactly_one_is_the_victim():
