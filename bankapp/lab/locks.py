@@ -26,18 +26,16 @@ releases what it holds, and the others proceed. With `lock_timeout_ms`
 `/debug/locks` and in the recent deadlocks) and the threads wait forever,
 which is what a real deadlock looks like.
 
-Fairness. `threading.Lock` promises no order: when it is released, any
-thread may take it, and a thread that releases and at once acquires again
-usually wins over one that has waited for a second. Under load a patient
-waiter can lose that race again and again until its timeout runs out:
-starvation. These locks keep a queue instead, as PostgreSQL's lock manager
-does: a waiter joins the end of its lock's queue (a `Wait`), `release()`
-hands the lock to the first waiter in the queue, and a newcomer never takes
-a lock that someone is queued for. A waiter that times out or gives up
-leaves the queue; one that is handed the lock in the very instant its time
-runs out keeps it, since the hand-over is already done. Ownership changes at
-the hand-over, under the table's lock, so the graph never shows a lock free
-while its next holder is still waking up.
+Fairness. `threading.Lock` promises no order: a thread that releases and
+at once acquires again usually wins over one that has waited a second, and
+under load a patient waiter can lose that race until its timeout runs out:
+starvation. These locks keep a queue, as PostgreSQL's lock manager does: a
+waiter joins the end of its lock's queue (a `Wait`), `release()` hands the
+lock to the first in the queue, and a newcomer never takes a lock someone
+is queued for. A waiter that times out or gives up leaves the queue; one
+handed the lock in the very instant its time runs out keeps it. Ownership
+changes at the hand-over, under the table's lock, so the graph never shows
+a lock free while its next holder is still waking up.
 """
 
 from __future__ import annotations
@@ -61,14 +59,13 @@ WAITING, GRANTED, CANCELLED = "waiting", "granted", "cancelled"
 class Wait:
     """One thread waiting for one lock, since `since` (monotonic seconds).
 
-    It is both an edge of the wait-for graph and a place in the lock's
-    queue. Its `state` starts `waiting` and changes once, under the table's
-    lock: to `granted` when a release hands the lock over, or to
-    `cancelled` when it leaves the queue without it (its time ran out, it
-    was chosen as a deadlock victim; `error` is then what the waiting
-    thread raises). Any thread may cancel a wait, so a waiter can be woken
-    from outside as well as from within; the waiting thread sleeps on its
-    own `woken` event and reads `state` when it wakes.
+    Both an edge of the wait-for graph and a place in the lock's queue. Its
+    `state` starts `waiting` and changes once, under the table's lock: to
+    `granted` when a release hands the lock over, or to `cancelled` when it
+    leaves the queue without it (its time ran out, or it was chosen as a
+    deadlock victim: `error` is what the waiting thread then raises). Any
+    thread may cancel a wait, so a waiter can be woken from outside too; it
+    sleeps on its own `woken` event and reads `state` when it wakes.
     """
 
     ident: int
