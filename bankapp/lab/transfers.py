@@ -104,6 +104,7 @@ class Move:
     def change(self, account: str, delta: int) -> None:
         self.desk.store.write(account, self.desk.store.read(account) + delta)
         self.changes.append((account, delta))
+        self.desk.ledger.in_flight(account, delta)  # known to the ledger, so never counted as lost
 
     def undo(self, relock: bool) -> None:
         """Put back every change, newest first, each under its account's lock.
@@ -118,6 +119,7 @@ class Move:
             if relocked:
                 self.held.append(self.desk.locks.acquire(account, None, self.config.deadlock_check_ms / 1000))
             self.desk.store.write(account, self.desk.store.read(account) - delta)
+            self.desk.ledger.in_flight(account, -delta)
             if relocked:
                 self.unlock(account)
 
@@ -328,8 +330,7 @@ class TransferDesk:
         finally:
             m.unlock_all()
             self.counters.finished()
-        self.ledger.moved(source, -amount)
-        self.ledger.moved(target, amount)
+        self.ledger.landed([(source, -amount), (target, amount)], pending=m.changes)
         self.counters.add("committed")
         return {
             "from": {"id": source, "balance": balances[source]},
