@@ -11,8 +11,9 @@ Wired to Locust's events, in whichever process it runs:
   before it tells the master it has stopped. A headless master that quits
   at `--run-time` fires its own `test_stop` before its workers stop, so it
   first asks them to (`bankapp_flush`); then it waits for every worker's
-  final tally, snapshots the server again, judges, prints the verdict
-  block, and writes `--verdict-json`.
+  final tally and for the server to finish what the stopped users left in
+  flight, snapshots the server again, judges, prints the verdict block,
+  and writes `--verdict-json`.
 - `quitting`: with `--fail-on-anomaly`, a failed verdict makes the exit code 1.
 """
 
@@ -26,6 +27,7 @@ from pathlib import Path
 import gevent
 from locust.runners import MasterRunner, WorkerRunner
 
+from . import keys as k
 from . import server
 from .options import make_plan
 from .tally import Tally, total
@@ -37,6 +39,8 @@ log = logging.getLogger("bankapp.verdict")
 FINAL_TALLY = "bankapp_tally"
 FLUSH = "bankapp_flush"
 FINAL_WAIT_SECONDS = 15
+#: How long the server may take to finish the requests of stopped users (a lock timeout and then some).
+QUIET_WAIT_SECONDS = 5
 
 
 class Referee:
@@ -128,13 +132,20 @@ class Referee:
 
     def judge(self, environment) -> dict:
         counts = self.tally.snapshot()
-        ran_transfers = total(counts, "transfer", "sent") or total(counts, "audit", "reads")
+        ran_transfers = total(counts, k.TRANSFER, k.SENT) or total(counts, k.AUDIT, k.READS)
+        host, busy = environment.host or "", 0
         try:
-            after = server.snapshot(environment.host or "", audit=bool(ran_transfers))
+            busy = server.wait_until_quiet(host, QUIET_WAIT_SECONDS)
+            after = server.snapshot(host, audit=bool(ran_transfers))
         except OSError as error:
             log.error("bankapp: could not read the server after the run: %s", error)
             after = {}
         verdict = judge(counts, self.before, after, self.unit_amount)
+        if busy:
+            verdict["notes"].append(
+                f"the server still had {busy:,} transfers or checkouts in flight {QUIET_WAIT_SECONDS} s after the "
+                "users stopped (a deadlock nobody breaks?): the balances were read with them half done"
+            )
         verdict["host"] = environment.host
         verdict["workers"] = self.workers
         verdict["clients"] = counts
