@@ -13,7 +13,8 @@ Wired to Locust's events, in whichever process it runs:
   first asks them to (`bankapp_flush`); then it waits for every worker's
   final tally and for the server to finish what the stopped users left in
   flight, snapshots the server again, judges, prints the verdict block,
-  and writes `--verdict-json`.
+  writes `--verdict-json`, and hands the verdict to `on_verdict` (the web
+  UI's tab, see `webui`).
 - `quitting`: with `--fail-on-anomaly`, a failed verdict makes the exit code 1.
 """
 
@@ -53,6 +54,8 @@ class Referee:
         self.final_from: set[str] = set()
         self.workers = 0
         self.unit_amount: int | None = None
+        self.running = False
+        self.on_verdict = lambda verdict: None
 
     def attach(self, events) -> None:
         events.init.add_listener(self.on_init)
@@ -80,7 +83,7 @@ class Referee:
         self.unit_amount = BankUser.plan.unit_amount
         if isinstance(environment.runner, WorkerRunner):
             return
-        self.tally, self.verdict, self.final_from = Tally(), None, set()
+        self.tally, self.verdict, self.final_from, self.running = Tally(), None, set(), True
         self.workers = environment.runner.worker_count if isinstance(environment.runner, MasterRunner) else 0
         try:
             if options.reset_first:
@@ -110,11 +113,13 @@ class Referee:
         else:
             self.tally.merge(BankUser.tally.drain())
         self.verdict = self.judge(environment)
+        self.running = False
         print(render(self.verdict), flush=True)
         path = environment.parsed_options.verdict_json
         if path:
             Path(path).write_text(json.dumps(self.verdict, indent=2) + "\n")
             log.info("bankapp: verdict written to %s", path)
+        self.on_verdict(self.verdict)
 
     def wait_for_workers(self, runner) -> None:
         """Every worker's last counts, even when a headless master quits without stopping them first."""
