@@ -191,3 +191,13 @@ def test_a_transfer_without_an_answer_is_allowed_for_when_deposits_have_gaps():
     verdict = run.verdict()
     assert scenarios_blamed(verdict) == {"deposits"}, verdict["anomalies"]
     assert verdict["transfers"]["total_conserved"] is True
+
+
+def test_the_servers_own_count_says_when_it_holds_the_transfers_losses():
+    run = HandMadeRun(("DepositUser", "TransferUser"), {**SAFE, "transfer_policy": "unsafe"})
+    verdict = run.verdict()
+    verdict["deposits"]["server"] = {"acknowledged": 200, "acknowledged_amount": 200, "lost_updates": 3}
+    assert "the server's own count of lost updates: 3 cents (lost transfer legs included)" in render(verdict)
+    alone = HandMadeRun(("DepositUser",), {**SAFE, "deposit_guard": "unsafe"}).verdict()
+    alone["deposits"]["server"] = {"acknowledged": 200, "acknowledged_amount": 200, "lost_updates": 40}
+    assert "the server's own count of lost updates: 40 cents\n" in render(alone)
