@@ -95,6 +95,7 @@ class Move:
     def change(self, account: str, delta: int) -> None:
         self.desk.store.write(account, self.desk.store.read(account) + delta)
         self.changes.append((account, delta))
+        self.desk.ledger.in_flight(account, delta)  # known to the ledger, so never counted as lost
 
     def undo(self, relock: bool) -> None:
         """Put back every change, newest first, each under its account's lock.
@@ -109,6 +110,7 @@ class Move:
             if relocked:
                 self.held.append(self.desk.locks.acquire(account, None, self.config.deadlock_check_ms / 1000))
             self.desk.store.write(account, self.desk.store.read(account) - delta)
+            self.desk.ledger.in_flight(account, -delta)
             if relocked:
                 self.unlock(account)
 

@@ -100,8 +100,7 @@ class TransferDesk:
         finally:
             m.unlock_all()
             self.counters.finished()
-        self.ledger.moved(source, -amount)
-        self.ledger.moved(target, amount)
+        self.ledger.landed([(source, -amount), (target, amount)], pending=m.changes)
         self.counters.add("committed")
         return {
             "from": {"id": source, "balance": balances[source]},
