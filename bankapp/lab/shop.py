@@ -225,11 +225,10 @@ class Shop:
         if not self.inventory.exists(sku):
             raise UnknownSku(sku)
         guard = self.admission_guard(config)
-        timeout = config.admission_timeout_ms / 1000 if guard.name == "semaphore" else config.lock_timeout()
         with self.admission.admit(
             guard,
             capacity=config.admission_limit(),
-            timeout=timeout,
+            timeout=config.admission_timeout(),
             max_waiting=config.max_waiting,
             thread_budget=config.threads - RESERVED_THREADS,
         ) as wait_ms:
