@@ -17,7 +17,7 @@ from bankapp.lab.locks import DeadlockVictim
 from bankapp.lab.shop import OutOfStock
 from bankapp.lab.store import StoreUnavailable
 from bankapp.postgres import bank as database_bank
-from bankapp.settings import SettingsError, load
+from bankapp.settings import SettingsError
 
 from .harness import run_together
 
@@ -218,12 +218,3 @@ def test_an_advisory_lock_admits_one_checkout_at_a_time_and_queues_the_next(make
     checkout = first.stats()["checkout"]
     assert (checkout["peak_in_flight"], checkout["admitted"]) == (1, 3)
     assert checkout["peak_waiting"] >= 1
-
-
-def test_database_guards_are_refused_with_the_memory_store_naming_the_setting():
-    with pytest.raises(SettingsError, match="deposit_guard: row-lock is one of the database's own tools"):
-        load({"deposit_guard": "row-lock"}, environ={})
-    with pytest.raises(SettingsError, match="checkout_guard: advisory-semaphore"):
-        load({"checkout_guard": "advisory-semaphore"}, environ={})
-    with pytest.raises(SettingsError, match="database_url: the postgres store needs"):
-        load({"store": "postgres"}, environ={})
