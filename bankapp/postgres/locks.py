@@ -10,7 +10,7 @@ locks are PostgreSQL's, and so is the graph:
 - `pg_blocking_pids(pid)` names the backends a backend waits for: the
   edges of the graph;
 - `pg_stat_activity.application_name` says which worker and thread each
-  transaction serves (bankapp sets it per transaction).
+  transaction serves (bankapp names it at the start of each transaction).
 
 After `deadlock_timeout` a waiting backend follows those edges; if they
 lead back to itself, it aborts its own transaction with `40P01` and says
@@ -69,7 +69,7 @@ def record_deadlock(db: Database, error: errors.DeadlockDetected, accounts: tupl
         for index, step in enumerate(cycle):
             step["backend"] = me if index == 0 else names.get(step["process"])
         row_id, detected_at = conn.execute(
-            sql.RECORD_DEADLOCK, (worker_name(), sorted(accounts), detail, Jsonb(cycle))
+            sql.RECORD_DEADLOCK, (worker_name(), sorted(accounts), detail, Jsonb(cycle), context)
         ).fetchone()
         conn.execute(sql.PRUNE_DEADLOCKS, (row_id, RECENT_DEADLOCKS))
     return deadlock_record(row_id, detected_at, worker_name(), sorted(accounts), detail, cycle, context)
@@ -93,7 +93,7 @@ def describe_lock(row: tuple, config: Config) -> str:
     if locktype == "tuple":
         return f"row ({page},{tuple_}) of {relation}"
     if locktype == "transactionid":
-        return f"transaction {xid} (a row it locked)"
+        return f"transaction id {xid}"  # a row's locker: whoever waits for the row waits for it to end
     what = ADVISORY_KEYS.get(classid, f"key {classid}")
     if what == "account" and objid < len(config.account_ids):
         return f"advisory lock of {config.account_ids[objid]}"

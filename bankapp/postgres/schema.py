@@ -66,7 +66,7 @@ TABLES = (
         last_seen timestamptz NOT NULL, served bigint NOT NULL DEFAULT 0, PRIMARY KEY (host, pid))""",
     """CREATE TABLE IF NOT EXISTS bankapp_deadlocks (
         id bigserial PRIMARY KEY, detected_at timestamptz NOT NULL DEFAULT now(), detected_by text NOT NULL,
-        accounts text[] NOT NULL, detail text NOT NULL, cycle jsonb NOT NULL)""",
+        accounts text[] NOT NULL, detail text NOT NULL, cycle jsonb NOT NULL, context text NOT NULL)""",
     "CREATE SEQUENCE IF NOT EXISTS bankapp_order_ids",
 )
 

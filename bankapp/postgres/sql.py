@@ -169,12 +169,13 @@ state no serial order of the transactions could have produced."""
 SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"
 """Every statement of the transaction reads the same snapshot: `/stats` adds up counters of one instant."""
 
-TRANSACTION_SETTINGS = "SELECT set_config('lock_timeout', %s, true), set_config('application_name', %s, true)"
-"""For this transaction only: how long a lock wait may last, and which worker and thread runs it
-(what `/debug/locks` shows next to each backend)."""
+TRANSACTION_SETTINGS = "SELECT set_config('lock_timeout', %s, true), set_config('application_name', %s, false)"
+"""For this transaction: how long a lock wait may last. And which worker and thread runs it, what
+`/debug/locks` and a deadlock's record show next to each backend: set for the session, so that it still
+names the last transaction's thread just after that transaction ended."""
 
 TRANSACTION_SETTINGS_AND_DEADLOCK_TIMEOUT = (
-    "SELECT set_config('lock_timeout', %s, true), set_config('application_name', %s, true), "
+    "SELECT set_config('lock_timeout', %s, true), set_config('application_name', %s, false), "
     "set_config('deadlock_timeout', %s, true)"
 )
 """The same, and how long a lock wait lasts before PostgreSQL looks for a cycle (needs a role that may set it)."""
@@ -292,13 +293,14 @@ RESET_WORKERS = "UPDATE bankapp_workers SET served = 0"
 # --- deadlocks -------------------------------------------------------------------------------
 
 RECORD_DEADLOCK = """
-INSERT INTO bankapp_deadlocks (detected_by, accounts, detail, cycle) VALUES (%s, %s, %s, %s)
+INSERT INTO bankapp_deadlocks (detected_by, accounts, detail, cycle, context) VALUES (%s, %s, %s, %s, %s)
 RETURNING id, detected_at"""
 
 PRUNE_DEADLOCKS = "DELETE FROM bankapp_deadlocks WHERE id <= %s - %s"
 
 RECENT_DEADLOCKS = """
-SELECT id, detected_at, detected_by, accounts, detail, cycle FROM bankapp_deadlocks ORDER BY id DESC LIMIT %s"""
+SELECT id, detected_at, detected_by, accounts, detail, cycle, context
+FROM bankapp_deadlocks ORDER BY id DESC LIMIT %s"""
 
 RESET_DEADLOCKS = "DELETE FROM bankapp_deadlocks"
 
@@ -308,7 +310,7 @@ SELECT pid, application_name FROM pg_stat_activity WHERE pid = ANY(%s)"""
 
 BLOCKING = """
 SELECT a.pid, a.application_name, a.state, a.wait_event_type, a.wait_event,
-       round(extract(epoch FROM now() - a.state_change) * 1000), left(a.query, 160), pg_blocking_pids(a.pid)
+       round(extract(epoch FROM now() - a.state_change) * 1000)::bigint, left(a.query, 160), pg_blocking_pids(a.pid)
 FROM pg_stat_activity a
 WHERE a.datname = current_database() AND a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()
   AND (a.state <> 'idle' OR a.wait_event_type = 'Lock')"""
