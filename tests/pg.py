@@ -20,6 +20,7 @@ import itertools
 import os
 import socket
 import threading
+import time
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -153,3 +154,13 @@ class Plug:
             for sock in (source, sink):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+
+
+def until(check, timeout: float = 40.0, what: str = "not so") -> None:
+    """Poll `check()` until it is true; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    pytest.fail(f"{what} within {timeout} s")

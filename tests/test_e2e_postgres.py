@@ -18,7 +18,7 @@ import requests
 from bankapp.postgres.counters import FLUSH_EVERY
 
 from .live import live_server
-from .pg import Plug
+from .pg import Plug, until
 from .test_e2e_locust import run_locust
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -239,16 +239,7 @@ def test_a_fleet_whose_database_port_closes_says_so_and_comes_back(databases):
             assert health.status_code == 503 and health.json()["type"].endswith("store-unavailable")
             assert fleet.post("/accounts/acc-00/deposit", json={"amount": 1}).status_code == 503
             plug.push()
-            wait_until(lambda: fleet.get("/healthz").status_code == 200)
-            wait_until(lambda: fleet.post("/accounts/acc-00/deposit", json={"amount": 1}).status_code == 200)
+            until(lambda: fleet.get("/healthz").status_code == 200)
+            until(lambda: fleet.post("/accounts/acc-00/deposit", json={"amount": 1}).status_code == 200)
     finally:
         plug.pull()
-
-
-def wait_until(check, timeout=40.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"not back within {timeout} s")

@@ -11,7 +11,6 @@ database is back the service answers again, with nothing acknowledged lost.
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -19,7 +18,7 @@ from bankapp.postgres import prepare
 from bankapp.settings import load
 from bankapp.web import create_app
 
-from .pg import Plug
+from .pg import Plug, until
 
 pytestmark = pytest.mark.postgres
 
@@ -73,16 +72,6 @@ def make_client(url: str, **settings):
     config = load({"store": "postgres", "database_url": url, "threads": 8, "race_window_ms": 0, **settings}, environ={})
     app = create_app(prepare(config, set(settings) | {"race_window_ms"}))
     return app, app.test_client()
-
-
-def until(check, timeout=30.0):
-    """Poll `check()` until it is true; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"not so within {timeout} s")
 
 
 def test_terminated_backends_cost_answers_never_the_service(databases, database_url):

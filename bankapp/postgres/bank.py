@@ -42,6 +42,7 @@ Under `row-lock` they queue for the same row lock.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -75,38 +76,50 @@ class DatabaseLock(Guard):
 class DatabaseBank(Bank):
     """The domain's `Bank`, whose balances live in PostgreSQL, with the database guards beside the Python ones."""
 
-    def __init__(self, db: Database, *args):
-        super().__init__(*args)
+    def __init__(self, db: Database, store, config: Callable[[], Config], *args):
+        super().__init__(store, self._request_config, *args)
         self.db = db
+        self._read_config = config
+        self._request = threading.local()
+
+    def _request_config(self) -> Config:
+        """The settings this request read at its start: the domain's methods ask again, and get the same."""
+        return getattr(self._request, "config", None) or self._read_config()
 
     def deposit(self, account_id: str, amount: int) -> int:
-        config = self._config()
-        with self._counting_refusals(), self._database_refusals(config, account_id):
-            tool = TOOLS.get(config.deposit_guard)
-            if tool is None:
-                return self._deposit(self.guard_for(account_id, config), account_id, amount, config)
-            self._known(account_id)
-            return tool.run(self, config, lambda conn: tool.deposit(conn, account_id, amount, config))
+        return self._dispatch(
+            account_id,
+            lambda: Bank.deposit(self, account_id, amount),
+            lambda tool, conn, config: tool.deposit(conn, account_id, amount, config),
+        )
 
     def withdraw(self, account_id: str, amount: int) -> int:
-        config = self._config()
-        tool = TOOLS.get(config.deposit_guard)
-        if tool is None:
-            with self._database_refusals(config, account_id):
-                return super().withdraw(account_id, amount)
-        self._known(account_id)
-        with self._counting_refusals(), self._database_refusals(config, account_id):
-            return tool.run(self, config, lambda conn: tool.withdraw(conn, account_id, amount, config))
+        return self._dispatch(
+            account_id,
+            lambda: Bank.withdraw(self, account_id, amount),
+            lambda tool, conn, config: tool.withdraw(conn, account_id, amount, config),
+        )
 
     def batch_deposit(self, account_id: str, amounts: list[int]) -> int:
-        config = self._config()
-        tool = TOOLS.get(config.deposit_guard)
-        if tool is None:
+        return self._dispatch(
+            account_id,
+            lambda: Bank.batch_deposit(self, account_id, amounts),
+            lambda tool, conn, config: tool.batch(conn, account_id, amounts, config),
+        )
+
+    def _dispatch(self, account_id: str, in_process: Callable[[], int], database: Callable[..., int]) -> int:
+        """Read the settings once; run the domain's own path under a Python guard, or the database guard's."""
+        config = self._request.config = self._read_config()
+        try:
+            tool = TOOLS.get(config.deposit_guard)
             with self._database_refusals(config, account_id):
-                return super().batch_deposit(account_id, amounts)
-        self._known(account_id)
-        with self._counting_refusals(), self._database_refusals(config, account_id):
-            return tool.run(self, config, lambda conn: tool.batch(conn, account_id, amounts, config))
+                if tool is None:
+                    return in_process()  # counts its own refusals
+                self._known(account_id)
+                with self._counting_refusals():
+                    return tool.run(self, config, lambda conn: database(tool, conn, config))
+        finally:
+            self._request.config = None
 
     def _known(self, account_id: str) -> None:
         if not self.store.exists(account_id):
@@ -127,10 +140,11 @@ class DatabaseBank(Bank):
 
     @contextmanager
     def _database_refusals(self, config: Config, account_id: str) -> Iterator[None]:
-        """PostgreSQL's `lock_timeout` (55P03) is a guard timeout, answered as for a Python guard."""
+        """PostgreSQL's `lock_timeout` (55P03) is a guard timeout, counted and answered as a Python guard's."""
         try:
             yield
         except errors.LockNotAvailable:
+            self.stats.refused("lock_timeout")
             raise GuardTimeout(
                 DatabaseLock(config.deposit_guard, account_id), config.lock_timeout(), self_deadlock=False
             ) from None

@@ -39,7 +39,7 @@ from psycopg import errors
 from ..lab.admission import Admission
 from ..lab.guards import Guard, GuardSet
 from ..lab.reservoir import Reservoir
-from ..lab.shop import Order, OutOfStock, PaymentGateway, Shop, gateway_time_ms
+from ..lab.shop import Order, OutOfStock, PaymentGateway, Shop
 from ..settings import Config
 from . import sql
 from .counters import Counters
@@ -166,15 +166,11 @@ class DatabaseGateway(PaymentGateway):
     def reset(self) -> None:
         pass  # the gauges' reset restarts the peak
 
-    def pay(self, config: Config) -> float:
-        load = self.counters.raise_gauge("checkout.gateway")
-        try:
-            modelled = gateway_time_ms(config.service_time_ms, load, config.gateway_capacity)
-            if modelled > 0:
-                time.sleep(modelled / 1000)
-            return modelled
-        finally:
-            self.counters.lower_gauge("checkout.gateway")
+    def _enter(self) -> int:
+        return self.counters.raise_gauge("checkout.gateway")
+
+    def _leave(self) -> None:
+        self.counters.lower_gauge("checkout.gateway")
 
 
 class DatabaseSales:

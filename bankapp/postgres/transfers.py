@@ -36,7 +36,7 @@ from ..lab.bank import InsufficientFunds, race_window
 from ..lab.guards import GuardTimeout
 from ..lab.policies import BACKOFF_MAX_MS, BACKOFF_TRY_MS
 from ..lab.store import UnknownAccount
-from ..lab.transfers import SameAccount
+from ..lab.transfers import SameAccount, audit_answer
 from ..settings import Config
 from . import sql
 from .bank import DatabaseLock
@@ -207,15 +207,7 @@ class DatabaseTransferDesk:
         self.counters.add("transfers.audits")
         if total != expected:
             self.counters.add("transfers.wrong_total_reads")
-        return {
-            "total": total,
-            "expected_total": expected,
-            "difference": total - expected,
-            "negative_accounts": list(negative),
-            "consistent": total == expected and not negative,
-            "policy": config.transfer_policy,
-            "accounts": accounts,
-        }
+        return audit_answer(total, expected, list(negative), config.transfer_policy, accounts)
 
     def debug_locks(self) -> dict:
         config = self._config()
