@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 
+from .lab.store import StoreUnavailable
 from .settings import Config
 
 FINAL_LINE_PREFIX = "bankapp: worker stopped "
@@ -24,7 +25,17 @@ def final_report(app) -> dict:
     """The worker's counters and the guards some thread still holds."""
     lab = app.extensions["bankapp"]
     held = [guard.describe() for guard in [*lab.guards.all(), *lab.locks.all()] if guard.holders()]
-    return {"pid": os.getpid(), "stats": lab.stats(), "held_guards": held}
+    try:
+        stats = lab.stats()
+    except StoreUnavailable as error:  # the database is away: say so, and still say what is held
+        stats = {"store_unavailable": str(error)}
+    return {"pid": os.getpid(), "stats": stats, "held_guards": held}
+
+
+def post_worker_init(worker) -> None:
+    """gunicorn's `post_worker_init` hook, in each worker after the fork: the lab opens what is its own
+    (the postgres store's connection pool; nothing for the memory store)."""
+    worker.wsgi.extensions["bankapp"].start()
 
 
 def worker_exit(server, worker) -> None:
@@ -36,7 +47,8 @@ def worker_exit(server, worker) -> None:
     app = getattr(worker, "wsgi", None)
     if app is None or "bankapp" not in getattr(app, "extensions", {}):
         return
-    print(FINAL_LINE_PREFIX + json.dumps(final_report(app), separators=(",", ":")), flush=True)
+    print(FINAL_LINE_PREFIX + json.dumps(final_report(app), separators=(",", ":"), default=str), flush=True)
+    app.extensions["bankapp"].close()
 
 
 def serve(config: Config) -> None:
@@ -60,6 +72,7 @@ def serve(config: Config) -> None:
             for key, value in options.items():
                 self.cfg.set(key, value)
             self.cfg.set("when_ready", announce)
+            self.cfg.set("post_worker_init", post_worker_init)
             self.cfg.set("worker_exit", worker_exit)
 
         def load(self):
@@ -71,7 +84,8 @@ def serve(config: Config) -> None:
 
     guard_line = (
         f"deposit_guard={config.deposit_guard} checkout_guard={config.checkout_guard} "
-        f"transfer_policy={config.transfer_policy} race_window_ms={config.race_window_ms:g}"
+        f"transfer_policy={config.transfer_policy} race_window_ms={config.race_window_ms:g} "
+        f"store={config.store} workers={config.workers}"
     )
     print(f"bankapp: starting on {config.host}:{config.port} ({guard_line})", flush=True)
     Server().run()

@@ -10,19 +10,34 @@ consistent view even if a PATCH lands while it runs.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from typing import Any, Literal, get_args
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-GuardName = Literal["unsafe", "lock", "rlock", "semaphore"]
+#: Guards both deposits and checkouts know: what `guard` may set.
+GuardName = Literal["unsafe", "lock", "rlock", "semaphore", "advisory-lock"]
+DepositGuardName = Literal[
+    "unsafe", "lock", "rlock", "semaphore", "row-lock", "advisory-lock", "atomic-update", "serializable"
+]
+CheckoutGuardName = Literal["unsafe", "lock", "rlock", "semaphore", "advisory-lock", "advisory-semaphore"]
 TransferPolicyName = Literal["unsafe", "naive", "ordered", "release-first", "backoff"]
+StoreName = Literal["memory", "postgres"]
+
+#: Guards that are the database's own tools: only the postgres store has them.
+DATABASE_GUARDS = frozenset({"row-lock", "advisory-lock", "atomic-update", "serializable", "advisory-semaphore"})
+#: Checkout guards that admit `capacity` at once (the rest admit one, or all).
+SEMAPHORE_GUARDS = frozenset({"semaphore", "advisory-semaphore"})
 
 ENV_PREFIX = "BANKAPP_"
 
 #: Settings that shape the process (gunicorn, the size of the bank); they are
 #: fixed at start and refused by PATCH.
-STARTUP_ONLY = frozenset({"accounts", "initial_balance", "threads", "workers", "host", "port", "store"})
+STARTUP_ONLY = frozenset({"accounts", "initial_balance", "threads", "workers", "host", "port", "store", "database_url"})
+#: Settings of one process, never shared through a database: how it runs and where it finds the rest.
+PROCESS_ONLY = frozenset({"threads", "workers", "host", "port", "store", "database_url", "admin_token"})
 
 #: Threads kept free for `/healthz`, `/stats` and the admin routes, whatever
 #: the checkouts take.
@@ -34,12 +49,22 @@ class Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    deposit_guard: GuardName = Field("unsafe", description="guard of deposits: unsafe, lock, rlock, semaphore")
+    deposit_guard: DepositGuardName = Field(
+        "unsafe",
+        description="guard of deposits: unsafe, lock, rlock, semaphore; with the postgres store also row-lock, "
+        "advisory-lock, atomic-update, serializable",
+    )
     deposit_permits: int = Field(
         1, ge=1, le=1024, description="permits of each account's semaphore when deposit_guard is semaphore"
     )
-    checkout_guard: GuardName = Field("unsafe", description="guard of checkouts: unsafe, lock, rlock, semaphore")
-    capacity: int = Field(8, ge=1, le=1024, description="checkouts admitted at once with checkout_guard semaphore")
+    checkout_guard: CheckoutGuardName = Field(
+        "unsafe",
+        description="guard of checkouts: unsafe, lock, rlock, semaphore; with the postgres store also "
+        "advisory-lock, advisory-semaphore",
+    )
+    capacity: int = Field(
+        8, ge=1, le=1024, description="checkouts admitted at once with checkout_guard semaphore or advisory-semaphore"
+    )
     admission_timeout_ms: float = Field(
         0, ge=0, le=60_000, description="how long a checkout may wait for a permit; 0 rejects at once"
     )
@@ -66,7 +91,12 @@ class Config(BaseModel):
     workers: int = Field(1, ge=1, le=64, description="gunicorn worker processes (the memory store allows 1)")
     host: str = Field("127.0.0.1", min_length=1, description="address to bind")
     port: int = Field(8000, ge=0, le=65535, description="port to bind (0 picks a free one)")
-    store: Literal["memory"] = Field("memory", description="where balances live")
+    store: StoreName = Field(
+        "memory", description="where balances live: memory (one process) or postgres (every worker and machine)"
+    )
+    database_url: str | None = Field(
+        None, description="libpq URL of the PostgreSQL database, required with store postgres"
+    )
     admin_token: str | None = Field(None, description="bearer token required by /admin/* (see Security)")
 
     @field_validator("lock_timeout_ms", mode="before")
@@ -76,7 +106,7 @@ class Config(BaseModel):
             return None
         return value
 
-    @field_validator("admin_token", mode="before")
+    @field_validator("admin_token", "database_url", mode="before")
     @classmethod
     def _empty_token_is_none(cls, value: Any) -> Any:
         return None if value == "" else value
@@ -86,11 +116,24 @@ class Config(BaseModel):
         if self.store == "memory" and self.workers > 1:
             raise ValueError(
                 f"workers: {self.workers} workers cannot share the memory store: each process would have its "
-                "own bank and its own locks, so no guard could protect anything across them; use workers 1"
+                "own bank and its own locks, so no guard could protect anything across them; use workers 1, "
+                "or the postgres store (--store postgres --database-url URL), which every worker shares"
             )
+        if self.store == "postgres" and not self.database_url:
+            raise ValueError(
+                "database_url: the postgres store needs the database's libpq URL, e.g. "
+                "--database-url postgresql://bank@127.0.0.1:5432/bankapp (or BANKAPP_DATABASE_URL)"
+            )
+        for name in ("deposit_guard", "checkout_guard"):
+            guard = getattr(self, name)
+            if self.store == "memory" and guard in DATABASE_GUARDS:
+                raise ValueError(
+                    f"{name}: {guard} is one of the database's own tools and the memory store has no database; "
+                    "start with --store postgres --database-url URL, or pick unsafe, lock, rlock or semaphore"
+                )
         limit = self.admission_limit()
         if limit is not None and limit + self.max_waiting > self.threads - RESERVED_THREADS:
-            names = "capacity + max_waiting" if self.checkout_guard == "semaphore" else "max_waiting"
+            names = "capacity + max_waiting" if self.checkout_guard in SEMAPHORE_GUARDS else "max_waiting"
             raise ValueError(
                 f"{names}: {limit} + {self.max_waiting} checkouts (in flight under checkout_guard "
                 f"{self.checkout_guard}, plus waiting) could take {limit + self.max_waiting} of the {self.threads} "
@@ -101,14 +144,25 @@ class Config(BaseModel):
 
     def admission_limit(self) -> int | None:
         """Checkouts the checkout guard lets run at once: `capacity` under
-        `semaphore`, 1 under `lock` and `rlock`, no limit (None) under `unsafe`.
+        `semaphore` and `advisory-semaphore`, 1 under `lock`, `rlock` and
+        `advisory-lock`, no limit (None) under `unsafe`. (Under the in-process
+        guards with several workers that is per worker.)
 
         With a limit, at most `limit + max_waiting` checkouts hold a server
         thread, which the check above keeps below `threads`. Without one, the
         shop itself turns away a checkout that would leave fewer than
         `RESERVED_THREADS` threads free (see `bankapp.admission`).
         """
-        return {"semaphore": self.capacity, "lock": 1, "rlock": 1}.get(self.checkout_guard)
+        if self.checkout_guard in SEMAPHORE_GUARDS:
+            return self.capacity
+        return {"lock": 1, "rlock": 1, "advisory-lock": 1}.get(self.checkout_guard)
+
+    def admission_timeout(self) -> float | None:
+        """How long a checkout may wait for admission, in seconds: `admission_timeout_ms`
+        for a semaphore, `lock_timeout_ms` for a lock (None: forever)."""
+        if self.checkout_guard in SEMAPHORE_GUARDS:
+            return self.admission_timeout_ms / 1000
+        return self.lock_timeout()
 
     @property
     def account_ids(self) -> list[str]:
@@ -120,12 +174,40 @@ class Config(BaseModel):
         return None if self.lock_timeout_ms is None else self.lock_timeout_ms / 1000
 
     def public(self) -> dict[str, Any]:
-        """The settings as `GET /admin/config` shows them (never the token)."""
+        """The settings as `GET /admin/config` shows them (never the token, nor the database's password)."""
         data = self.model_dump()
         data["lock_timeout_ms"] = "none" if self.lock_timeout_ms is None else self.lock_timeout_ms
         data["admin_token"] = "set" if self.admin_token else None
+        data["database_url"] = hide_password(self.database_url)
         data["guard"] = self.deposit_guard if self.deposit_guard == self.checkout_guard else None
         return data
+
+    def shared(self) -> dict[str, Any]:
+        """What every process of a fleet shares (the postgres store keeps it in the database)."""
+        return self.model_dump(exclude=PROCESS_ONLY)
+
+    def process(self) -> dict[str, Any]:
+        """What is this process's own: how it runs, and where it finds the shared rest."""
+        return self.model_dump(include=PROCESS_ONLY)
+
+
+def hide_password(url: str | None) -> str | None:
+    """A libpq URL or key=value string with its password replaced by `***`.
+
+    `postgresql://bank:secret@db/bankapp` -> `postgresql://bank:***@db/bankapp`;
+    `host=db password=secret` -> `host=db password=***`; a `password=`
+    query parameter is hidden too.
+    """
+    if not url:
+        return url
+    url = re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", r"\1***", url, flags=re.IGNORECASE)
+    if "://" not in url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
 
 
 class SettingsError(ValueError):
@@ -155,10 +237,8 @@ def expand_guard(values: dict[str, Any]) -> dict[str, Any]:
     guard = values.pop("guard", None)
     if guard is not None and guard not in get_args(GuardName):
         known = ", ".join(repr(name) for name in get_args(GuardName))
-        raise SettingsError(
-            f"guard: Input should be {known}",
-            [{"setting": "guard", "message": f"Input should be {known}", "type": "literal_error"}],
-        )
+        message = f"Input should be {known} (a guard both deposits and checkouts have)"
+        raise SettingsError(f"guard: {message}", [{"setting": "guard", "message": message, "type": "literal_error"}])
     if guard is not None:
         values.setdefault("deposit_guard", guard)
         values.setdefault("checkout_guard", guard)
@@ -202,25 +282,29 @@ class ConfigHolder:
 
     def patch(self, changes: dict[str, Any]) -> Config:
         """Apply a partial change from JSON; types are checked strictly."""
-        if not isinstance(changes, dict):
-            raise SettingsError("the body must be a JSON object of settings")
-        changes = expand_guard(changes)
-        fixed = sorted(STARTUP_ONLY & changes.keys())
-        if fixed:
-            raise SettingsError(
-                f"{', '.join(fixed)}: can only be set at start (flag or BANKAPP_ variable), not at runtime",
-                [{"setting": name, "message": "can only be set at start", "type": "startup_only"} for name in fixed],
-            )
-        if "admin_token" in changes:
-            raise SettingsError(
-                "admin_token: can only be set at start",
-                [{"setting": "admin_token", "message": "can only be set at start", "type": "startup_only"}],
-            )
+        changes = check_patch(changes)
         with self._lock:
-            merged = self._config.model_dump() | changes
-            try:
-                new = Config.model_validate(merged, strict=True)
-            except ValidationError as error:
-                raise describe(error) from None
-            self._config = new
-        return new
+            self._config = apply_patch(self._config, changes)
+            return self._config
+
+
+def check_patch(changes: Any) -> dict[str, Any]:
+    """A `PATCH /admin/config` body with `guard` expanded, or the refusal naming what cannot change at runtime."""
+    if not isinstance(changes, dict):
+        raise SettingsError("the body must be a JSON object of settings")
+    changes = expand_guard(changes)
+    fixed = sorted((STARTUP_ONLY | {"admin_token"}) & changes.keys())
+    if fixed:
+        raise SettingsError(
+            f"{', '.join(fixed)}: can only be set at start (flag or BANKAPP_ variable), not at runtime",
+            [{"setting": name, "message": "can only be set at start", "type": "startup_only"} for name in fixed],
+        )
+    return changes
+
+
+def apply_patch(config: Config, changes: dict[str, Any]) -> Config:
+    """`config` with `changes` (checked by `check_patch`) applied, validated strictly as a whole."""
+    try:
+        return Config.model_validate(config.model_dump() | changes, strict=True)
+    except ValidationError as error:
+        raise describe(error) from None

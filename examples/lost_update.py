@@ -5,7 +5,9 @@
 
 Sixteen threads each open a connection and deposit 1 cent into acc-00, again
 and again, first under the guard `unsafe`, then under `lock`, switched live
-with `PATCH /admin/config`. Every deposit is acknowledged (200), yet under
+with `PATCH /admin/config` (`--guards` picks others: `row-lock` and the other
+database guards against the postgres store). Each line ends with how many
+worker processes served the connections. Every deposit is acknowledged (200), yet under
 `unsafe` the balance falls short: two threads read the same balance, both
 add one, and the second write erases the first.
 
@@ -53,6 +55,7 @@ def run_round(url: str, guard: str, threads: int, deposits: int) -> dict:
     admin(url, "PATCH", "/admin/config", {"deposit_guard": guard})
     admin(url, "POST", "/admin/reset")
     acknowledged = [0] * threads
+    served_by: set[int] = set()  # the worker processes the clients' connections landed on
     start = threading.Barrier(threads)
 
     def client(index: int) -> None:
@@ -61,6 +64,7 @@ def run_round(url: str, guard: str, threads: int, deposits: int) -> dict:
         for _ in range(deposits):
             status, _ = call(connection, "POST", "/accounts/acc-00/deposit", {"amount": 1})
             acknowledged[index] += status == 200
+        served_by.add(call(connection, "GET", "/threads")[1]["pid"])  # same connection, same worker
         connection.close()
 
     workers = [threading.Thread(target=client, args=(i,), name=f"client-{i:02d}") for i in range(threads)]
@@ -77,6 +81,7 @@ def run_round(url: str, guard: str, threads: int, deposits: int) -> dict:
         "balance_change": deposits_seen["balance_change"],
         "lost": deposits_seen["lost_updates"],
         "seconds": elapsed,
+        "workers": len(served_by),
     }
 
 
@@ -103,8 +108,9 @@ def main() -> int:
             row = run_round(url, guard, args.threads, args.deposits)
             share = row["lost"] / row["acknowledged"] if row["acknowledged"] else 0
             print(
-                f"  {guard:<9} acknowledged {row['acknowledged']:>5}  balance grew {row['balance_change']:>5}  "
-                f"lost {row['lost']:>5} ({share:.1%})  in {row['seconds']:.1f} s"
+                f"  {guard:<13} acknowledged {row['acknowledged']:>5}  balance grew {row['balance_change']:>5}  "
+                f"lost {row['lost']:>5} ({share:.1%})  in {row['seconds']:.1f} s, "
+                f"{row['workers']} worker{'s' if row['workers'] > 1 else ''}"
             )
     finally:
         if server:

@@ -38,3 +38,46 @@ def _no_bankapp_environment(monkeypatch):
     for key in list(os.environ):
         if key.startswith("BANKAPP_"):
             monkeypatch.delenv(key)
+
+
+@pytest.fixture(scope="session")
+def databases():
+    """PostgreSQL for the tests (see `tests/pg.py`): skipped without one, except under CI=true."""
+    from .pg import reachable_or_skip
+
+    found = reachable_or_skip()
+    yield found
+    found.drop_all()
+
+
+@pytest.fixture
+def database_url(databases):
+    """A new, empty database of this test's own."""
+    return databases.create()
+
+
+@pytest.fixture
+def make_pg_lab(database_url):
+    """Build postgres labs on this test's database: `make_pg_lab(deposit_guard="row-lock")`.
+
+    Two labs in one process are two workers as far as the lesson goes: each
+    has its own Python guards and its own pool, and they share the database.
+    """
+    from bankapp.postgres import PostgresLab, prepare
+    from bankapp.settings import load
+
+    from .harness import FAST
+
+    labs = []
+
+    def build(join: bool = False, **settings):
+        """`join`: a worker joining a running fleet, which takes the settings already in the database."""
+        chosen = {**FAST, "threads": 8, **settings}
+        config = load({**chosen, "store": "postgres", "database_url": database_url}, environ={})
+        lab = PostgresLab(prepare(config, set() if join else set(chosen)))
+        labs.append(lab)
+        return lab
+
+    yield build
+    for lab in labs:
+        lab.close()

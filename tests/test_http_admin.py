@@ -7,7 +7,7 @@ import pytest
 
 
 def test_healthz(client):
-    assert client.get("/healthz").json == {"status": "ok"}
+    assert client.get("/healthz").json == {"status": "ok", "store": "memory"}
 
 
 def test_threads_reports_what_threading_says(client):

@@ -1,4 +1,5 @@
-"""The domain (`bankapp.lab`) imports nothing of the web: read from the source, not trusted."""
+"""The domain (`bankapp.lab`) and the postgres store (`bankapp.postgres`) import nothing of the web, and
+the memory store never imports psycopg: read from the source, not trusted."""
 
 import ast
 from pathlib import Path
@@ -9,6 +10,7 @@ import bankapp
 
 PACKAGE_ROOT = Path(bankapp.__file__).parent.parent
 LAB = PACKAGE_ROOT / "bankapp" / "lab"
+POSTGRES = PACKAGE_ROOT / "bankapp" / "postgres"
 #: What the domain must never import: the web framework, its server, and our own web package.
 FORBIDDEN = ("flask", "werkzeug", "gunicorn", "flask_openapi3", "bankapp.web")
 
@@ -46,15 +48,29 @@ def forbidden(names: set[str]) -> list[str]:
 
 
 def lab_modules() -> list[Path]:
-    modules = sorted(LAB.rglob("*.py"))
-    assert len(modules) >= 10, modules  # the scan really looks at the domain
+    modules = sorted(LAB.rglob("*.py")) + sorted(POSTGRES.rglob("*.py"))
+    assert len(modules) >= 20, modules  # the scan really looks at the domain and the store
     return modules
 
 
-@pytest.mark.parametrize("path", lab_modules(), ids=lambda path: path.name)
-def test_the_domain_imports_nothing_of_the_web(path):
+@pytest.mark.parametrize("path", lab_modules(), ids=lambda path: f"{path.parent.name}/{path.name}")
+def test_the_domain_and_the_store_import_nothing_of_the_web(path):
     names = imported_names(path.read_text(), module_name(path), is_package=path.name == "__init__.py")
     assert forbidden(names) == [], f"{module_name(path)} imports {forbidden(names)}"
+
+
+def test_only_the_postgres_store_imports_psycopg_and_only_when_asked():
+    """The memory store must run without psycopg: `make_lab` imports `bankapp.postgres` inside the function."""
+    for path in sorted(LAB.rglob("*.py")):
+        source = path.read_text()
+        names = imported_names(source, module_name(path), is_package=path.name == "__init__.py")
+        assert not [name for name in names if name.startswith("psycopg")], path
+        top_level = {
+            node.module
+            for node in ast.parse(source).body
+            if isinstance(node, ast.ImportFrom) and node.module and "postgres" in node.module
+        }
+        assert top_level == set(), f"{path} imports {top_level} at module level"
 
 
 def test_the_scan_resolves_relative_imports_and_would_catch_the_web():

@@ -94,3 +94,34 @@ def test_an_empty_variable_is_unset_not_forever():
 def test_a_bad_guard_shorthand_is_named_as_guard():
     with pytest.raises(SettingsError, match=r"^guard: Input should be"):
         load({"guard": "mutex"}, environ={})
+
+
+def test_database_guards_are_refused_with_the_memory_store_naming_the_setting():
+    with pytest.raises(SettingsError, match="deposit_guard: row-lock is one of the database's own tools"):
+        load({"deposit_guard": "row-lock"}, environ={})
+    with pytest.raises(SettingsError, match="checkout_guard: advisory-semaphore"):
+        load({"checkout_guard": "advisory-semaphore"}, environ={})
+    with pytest.raises(SettingsError, match="database_url: the postgres store needs"):
+        load({"store": "postgres"}, environ={})
+
+
+def test_a_patch_to_a_database_guard_on_the_memory_store_is_a_422_naming_it(client):
+    response = client.patch("/admin/config", json={"deposit_guard": "atomic-update"})
+    assert response.status_code == 422
+    assert response.json["detail"].startswith("deposit_guard: atomic-update is one of the database's own tools")
+    assert client.get("/admin/config").json["deposit_guard"] == "unsafe"  # nothing changed
+
+
+def test_the_database_password_is_never_shown(make_app):
+    from bankapp.settings import hide_password
+
+    assert hide_password("postgresql://bank:s3cret@db:5432/bankapp") == "postgresql://bank:***@db:5432/bankapp"
+    assert hide_password("host=db password=s3cret user=bank") == "host=db password=*** user=bank"
+    assert hide_password("postgresql://db/bank?password=s3cret") == "postgresql://db/bank?password=***"
+    assert hide_password("postgresql://bank@db/bankapp") == "postgresql://bank@db/bankapp"
+
+
+def test_workers_above_one_are_allowed_with_the_postgres_store():
+    config = load({"store": "postgres", "database_url": "postgresql://db/bank", "workers": "4"}, environ={})
+    assert (config.workers, config.store) == (4, "postgres")
+    assert config.public()["database_url"] == "postgresql://db/bank"

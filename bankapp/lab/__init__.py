@@ -3,6 +3,6 @@ store, counters, the bank, transfers, the shop and its admission, and the
 `Lab` that wires them. Nothing here knows of Flask, werkzeug or gunicorn:
 unit tests drive it with plain threads."""
 
-from .lab import Lab
+from .lab import Lab, make_lab
 
-__all__ = ["Lab"]
+__all__ = ["Lab", "make_lab"]

@@ -116,28 +116,27 @@ class Admission:
         """
         arrived = time.perf_counter()
 
-        def reject(reason: str) -> AdmissionRejected:  # called under self._lock
-            self.rejected += 1
-            self.rejections[reason] += 1
+        def reject(reason: str) -> AdmissionRejected:
+            in_flight, waiting = self._count_rejection(reason)
             waited = (time.perf_counter() - arrived) * 1000
-            return AdmissionRejected(reason, guard.name, capacity, self.in_flight, self.waiting, max_waiting, waited)
+            return AdmissionRejected(reason, guard.name, capacity, in_flight, waiting, max_waiting, waited)
 
         with self._lock:
-            if self._present >= thread_budget:
-                raise reject("server-busy")
-            self._present += 1
+            busy = self._present >= thread_budget
+            if not busy:
+                self._present += 1
+        if busy:
+            raise reject("server-busy")
         try:
             if guard.acquire(0):
-                with self._lock:
-                    self._enter_flight(0.0)
+                self._enter(0.0)
                 waited_ms = 0.0
             else:
                 waited_ms = self._wait(guard, arrived, timeout, max_waiting, reject)
             try:
                 yield waited_ms
             finally:
-                with self._lock:
-                    self.in_flight -= 1
+                self._leave()
                 guard.release()
         finally:
             with self._lock:
@@ -145,26 +144,57 @@ class Admission:
 
     def _wait(self, guard: Guard, arrived: float, timeout: float | None, max_waiting: int, reject) -> float:
         """Wait for the guard in a queue of at most `max_waiting`; admitted or raise."""
-        with self._lock:
-            if timeout == 0:
-                raise reject("full")
-            if self.waiting >= max_waiting:
-                raise reject("queue-full")
-            self.waiting += 1
-            self.peak_waiting = max(self.peak_waiting, self.waiting)
+        if timeout == 0:
+            raise reject("full")
+        if not self._join_queue(max_waiting):
+            raise reject("queue-full")
         try:
             acquired = guard.acquire(timeout)
         except BaseException:
-            with self._lock:
-                self.waiting -= 1
+            self._leave_queue(None)
             raise
+        if not acquired:
+            self._leave_queue(None)
+            raise reject("timeout")
+        waited_ms = (time.perf_counter() - arrived) * 1000
+        self._leave_queue(waited_ms)  # from waiting to in flight in one step
+        return waited_ms
+
+    # The counting, in one place: a store that keeps these counters elsewhere
+    # (the postgres store, for a whole fleet) overrides these five and `report`.
+
+    def _enter(self, waited_ms: float) -> None:
+        """Just after the acquire: one more in flight."""
+        with self._lock:
+            self._enter_flight(waited_ms)
+
+    def _leave(self) -> None:
+        """Just before the release: one fewer in flight."""
+        with self._lock:
+            self.in_flight -= 1
+
+    def _join_queue(self, max_waiting: int) -> bool:
+        """Take a place in the queue; False if `max_waiting` already wait."""
+        with self._lock:
+            if self.waiting >= max_waiting:
+                return False
+            self.waiting += 1
+            self.peak_waiting = max(self.peak_waiting, self.waiting)
+            return True
+
+    def _leave_queue(self, admitted_after_ms: float | None) -> None:
+        """Leave the queue: admitted (after `admitted_after_ms`) straight into flight, or not (None)."""
         with self._lock:
             self.waiting -= 1
-            if not acquired:
-                raise reject("timeout")
-            waited_ms = (time.perf_counter() - arrived) * 1000
-            self._enter_flight(waited_ms)  # from waiting to in flight in one step
-        return waited_ms
+            if admitted_after_ms is not None:
+                self._enter_flight(admitted_after_ms)
+
+    def _count_rejection(self, reason: str) -> tuple[int, int]:
+        """Count one rejection; (in flight, waiting) as it saw them."""
+        with self._lock:
+            self.rejected += 1
+            self.rejections[reason] += 1
+            return self.in_flight, self.waiting
 
     def _enter_flight(self, waited_ms: float) -> None:  # under self._lock
         self.in_flight += 1

@@ -1,7 +1,9 @@
 """The lab: one bank, one transfer desk and one shop per app, over one store.
 
-`create_app()` makes a new `Lab`, so every app, and so every test, starts
-from fresh balances, guards and counters. The parts that hold state can be
+`create_app()` makes a new lab (`make_lab`), so every app, and so every
+test, starts from fresh balances, guards and counters; with `store`
+`postgres` the lab is `bankapp.postgres.PostgresLab`, whose parts keep
+their state in the database that every worker shares. The parts that hold state can be
 swapped: `store` (the balances) and `inventory` (the shop's stock) default
 to the in-memory ones, and a test, or another kind of store, hands in its
 own. Everything else is wired here, once: the bank, the transfer desk and
@@ -42,6 +44,19 @@ class Lab:
         self.transfers.reset()
         self.shop.reset()
 
+    def health(self) -> dict:
+        """What `/healthz` says: the memory store is up as long as the process is."""
+        return {"status": "ok", "store": "memory"}
+
+    def start(self) -> None:
+        """Called in each worker once it runs (gunicorn's `post_worker_init`); nothing to open here."""
+
+    def close(self) -> None:
+        """Called as a worker stops; nothing to close here."""
+
+    def served(self) -> None:
+        """Called once per answered request; the memory store has one worker, which served them all."""
+
     def stats(self) -> dict:
         return {
             "deposits": self.ledger.report(self.store.snapshot()),
@@ -49,3 +64,15 @@ class Lab:
             "checkout": self.shop.report(),
             "settings": self.config().public(),
         }
+
+
+def make_lab(config: Config) -> Lab:
+    """The lab `config.store` asks for: this one in memory, or the postgres one.
+
+    psycopg is imported only here, and only for the postgres store.
+    """
+    if config.store == "postgres":
+        from ..postgres import PostgresLab
+
+        return PostgresLab(config)
+    return Lab(config)

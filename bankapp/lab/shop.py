@@ -120,18 +120,25 @@ class PaymentGateway:
 
     def pay(self, config: Config) -> float:
         """Take one payment; returns the modelled time in ms."""
-        with self._lock:
-            self.in_use += 1
-            load = self.in_use
-            self.peak_in_use = max(self.peak_in_use, load)
+        load = self._enter()
         try:
             modelled = gateway_time_ms(config.service_time_ms, load, config.gateway_capacity)
             if modelled > 0:
                 time.sleep(modelled / 1000)
             return modelled
         finally:
-            with self._lock:
-                self.in_use -= 1
+            self._leave()
+
+    def _enter(self) -> int:
+        """One more payment inside; how many are inside now (a fleet's store counts elsewhere)."""
+        with self._lock:
+            self.in_use += 1
+            self.peak_in_use = max(self.peak_in_use, self.in_use)
+            return self.in_use
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_use -= 1
 
 
 class SalesLedger:
@@ -225,11 +232,10 @@ class Shop:
         if not self.inventory.exists(sku):
             raise UnknownSku(sku)
         guard = self.admission_guard(config)
-        timeout = config.admission_timeout_ms / 1000 if guard.name == "semaphore" else config.lock_timeout()
         with self.admission.admit(
             guard,
             capacity=config.admission_limit(),
-            timeout=timeout,
+            timeout=config.admission_timeout(),
             max_waiting=config.max_waiting,
             thread_budget=config.threads - RESERVED_THREADS,
         ) as wait_ms:

@@ -2,8 +2,9 @@
 
 The store does single reads and single writes and nothing else: the
 read-modify-write, and so the race, belongs to the domain, which decides how
-to guard it. `MemoryStore` keeps a dict in the one worker process; a
-PostgreSQL store can stand behind the same `Store` protocol.
+to guard it. `MemoryStore` keeps a dict in the one worker process;
+`bankapp.postgres` stands a PostgreSQL database behind the same `Store`
+protocol, which every worker and machine shares.
 """
 
 from __future__ import annotations
@@ -18,6 +19,17 @@ class UnknownAccount(KeyError):
 
     def __str__(self) -> str:
         return f"no account {self.account_id!r}"
+
+
+class StoreUnavailable(Exception):
+    """The store cannot answer now: its database is down, unreachable, out of connections, or keeps
+    refusing a transaction. A 503 that changes nothing; `fields` join the problem body."""
+
+    def __init__(self, detail: str, slug: str = "store-unavailable", title: str = "Store unavailable", **fields):
+        super().__init__(detail)
+        self.slug = slug
+        self.title = title
+        self.fields = fields
 
 
 class Store(Protocol):

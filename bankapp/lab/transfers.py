@@ -69,6 +69,19 @@ class TransferCounters:
             return {**self._counts, "in_flight": self._in_flight, "peak_in_flight": self._peak_in_flight}
 
 
+def audit_answer(total: int, expected: int, negative: list[str], policy: str, accounts: int) -> dict:
+    """What `/audit` answers, whichever store read the balances."""
+    return {
+        "total": total,
+        "expected_total": expected,
+        "difference": total - expected,
+        "negative_accounts": negative,
+        "consistent": total == expected and not negative,
+        "policy": policy,
+        "accounts": accounts,
+    }
+
+
 class TransferDesk:
     """Moves money between accounts under `transfer_policy`, and audits the bank."""
 
@@ -161,15 +174,7 @@ class TransferDesk:
         self.counters.add("audits")
         if total != expected:
             self.counters.add("wrong_total_reads")
-        return {
-            "total": total,
-            "expected_total": expected,
-            "difference": total - expected,
-            "negative_accounts": negative,
-            "consistent": total == expected and not negative,
-            "policy": config.transfer_policy,
-            "accounts": len(balances),
-        }
+        return audit_answer(total, expected, negative, config.transfer_policy, len(balances))
 
     def debug_locks(self) -> dict:
         return {"policy": self._config().transfer_policy, **self.locks.snapshot()}

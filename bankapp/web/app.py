@@ -6,9 +6,10 @@ import os
 import threading
 from typing import Any
 
+from flask import current_app
 from flask_openapi3 import Info
 
-from ..lab import Lab
+from ..lab import make_lab
 from ..settings import Config, load
 from . import admin_auth, contract, idempotency, problems
 from .views import accounts, admin, checkout, introspection, transfers
@@ -32,7 +33,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> contract.BankAP
     )
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False
-    app.extensions["bankapp"] = Lab(config)
+    app.extensions["bankapp"] = make_lab(config)
     problems.init_app(app)
     idempotency.init_app(app)
     for blueprint in (introspection.bp, accounts.bp, checkout.bp, transfers.bp, admin.bp):
@@ -45,6 +46,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> contract.BankAP
 
 
 def add_served_by(response):
-    """Which process and thread served this request."""
+    """Which process and thread served this request (and, for `/stats`, that this worker served one)."""
     response.headers["X-Served-By"] = f"{os.getpid()}/{threading.current_thread().name}"
+    current_app.extensions["bankapp"].served()
     return response

@@ -18,7 +18,7 @@ from ..lab.bank import InsufficientFunds
 from ..lab.guards import GuardTimeout
 from ..lab.locks import DeadlockVictim
 from ..lab.shop import OutOfStock, UnknownSku
-from ..lab.store import UnknownAccount
+from ..lab.store import StoreUnavailable, UnknownAccount
 from ..lab.transfers import SameAccount
 from ..settings import SettingsError
 
@@ -178,6 +178,8 @@ def _from_exception(error: Exception) -> Problem:
             resource=error.guard.label,
             timeout_ms=None if error.timeout is None else error.timeout * 1000,
         )
+    if isinstance(error, StoreUnavailable):
+        return Problem(503, error.slug, error.title, str(error), headers={"Retry-After": "1"}, **error.fields)
     if isinstance(error, SettingsError):
         return Problem(422, "invalid-setting", "Invalid setting", str(error), errors=error.errors)
     if isinstance(error, ValidationError):

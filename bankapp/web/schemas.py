@@ -132,6 +132,7 @@ class AuditOut(BaseModel):
 
 class HealthOut(BaseModel):
     status: Literal["ok"]
+    store: Literal["memory", "postgres"] = Field(description="the store, which answered too")
 
 
 class ThreadOut(BaseModel):

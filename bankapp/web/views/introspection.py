@@ -5,7 +5,7 @@ import threading
 
 from flask_openapi3 import APIBlueprint, Tag
 
-from ..schemas import HealthOut, StatsOut, ThreadsOut
+from ..schemas import HealthOut, Problem, StatsOut, ThreadsOut
 from . import lab
 
 bp = APIBlueprint("introspection", __name__, abp_tags=[Tag(name="introspection", description="health and threads")])
@@ -21,10 +21,10 @@ def describe_thread(thread: threading.Thread) -> dict:
     }
 
 
-@bp.get("/healthz", responses={200: HealthOut})
+@bp.get("/healthz", responses={200: HealthOut, 503: Problem})
 def healthz():
-    """Liveness: touches no guard, so it answers while every lock is held."""
-    return {"status": "ok"}
+    """Liveness: touches no guard, so it answers while every lock is held; 503 when the store is down."""
+    return lab().health()
 
 
 @bp.get("/threads", responses={200: ThreadsOut})

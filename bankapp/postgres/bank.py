@@ -1,0 +1,259 @@
+"""Deposits with the postgres store: the Python guards, and the database's own tools.
+
+Under `unsafe`, `lock`, `rlock` and `semaphore` a deposit runs the
+domain's very code (`Bank._deposit`): take the Python guard, read the
+balance, wait `race_window_ms`, write the sum. With one worker, `lock` is
+exact, as in memory. With four, each process has its own `Lock`: two
+deposits in two workers never see each other's lock, both read the same
+balance, and the second write erases the first. Nothing in the code
+changed; the lock just does not reach the other process.
+
+The database guards are PostgreSQL's tools, which every process shares:
+
+- `row-lock`: `SELECT ... FOR UPDATE`, window, `UPDATE`, one transaction.
+  A second deposit's `FOR UPDATE` waits for the first to commit, then
+  reads what it wrote;
+- `advisory-lock`: `pg_advisory_xact_lock` on the account's key, then the
+  plain read-window-write. The lock guards nothing by itself: it excludes
+  only those who ask for the same key, like a Python lock, but in the one
+  place every worker asks;
+- `atomic-update`: one `UPDATE ... SET balance = balance + %s`. No
+  read-modify-write in the application, so nothing to guard and no lock
+  held by the application (the UPDATE's own row lock lasts one statement);
+- `serializable`: the plain read-window-write in a SERIALIZABLE
+  transaction. PostgreSQL lets both deposits read, then aborts one
+  (`40001`) when it writes; the bank retries it (counted) and, after
+  `SERIALIZABLE_ATTEMPTS`, answers 503.
+
+Lock waits are bounded by `lock_timeout_ms` (PostgreSQL's `lock_timeout`,
+`55P03`): a 503 lock timeout, as for a Python guard.
+
+Batch deposit keeps its question, "may the holder take it again?", and
+the database answers yes under all four: a row lock belongs to the
+transaction and an advisory lock to the session, not to a thread, and the
+batch and its amounts run in one transaction on one connection.
+
+Deposits and transfers: transfers lock rows in the database, which a Python
+lock knows nothing of, so with this store a deposit under `lock` and a
+transfer on the same account can erase each other even with one worker.
+Under `row-lock` they queue for the same row lock.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from psycopg import Connection, errors
+
+from ..lab.bank import Bank, InsufficientFunds, race_window
+from ..lab.guards import Guard, GuardTimeout
+from ..lab.store import StoreUnavailable, UnknownAccount
+from ..settings import Config
+from . import sql
+from .database import Database
+
+#: Tries of a serializable deposit before it answers 503.
+SERIALIZABLE_ATTEMPTS = 20
+#: Keys of the advisory locks: (ACCOUNT_KEY, account number) for deposits.
+ACCOUNT_KEY = 1
+
+
+class DatabaseLock(Guard):
+    """Names a lock that lives in the database, for the 503 that says which one timed out."""
+
+    def __init__(self, name: str, label: str):
+        super().__init__(label)
+        self.name = name
+
+    def describe(self) -> str:
+        return f"{self.name} of {self.label} in the database"
+
+
+class DatabaseBank(Bank):
+    """The domain's `Bank`, whose balances live in PostgreSQL, with the database guards beside the Python ones."""
+
+    def __init__(self, db: Database, store, config: Callable[[], Config], *args):
+        super().__init__(store, self._request_config, *args)
+        self.db = db
+        self._read_config = config
+        self._request = threading.local()
+
+    def _request_config(self) -> Config:
+        """The settings this request read at its start: the domain's methods ask again, and get the same."""
+        return getattr(self._request, "config", None) or self._read_config()
+
+    def deposit(self, account_id: str, amount: int) -> int:
+        return self._dispatch(
+            account_id,
+            lambda: Bank.deposit(self, account_id, amount),
+            lambda tool, conn, config: tool.deposit(conn, account_id, amount, config),
+        )
+
+    def withdraw(self, account_id: str, amount: int) -> int:
+        return self._dispatch(
+            account_id,
+            lambda: Bank.withdraw(self, account_id, amount),
+            lambda tool, conn, config: tool.withdraw(conn, account_id, amount, config),
+        )
+
+    def batch_deposit(self, account_id: str, amounts: list[int]) -> int:
+        return self._dispatch(
+            account_id,
+            lambda: Bank.batch_deposit(self, account_id, amounts),
+            lambda tool, conn, config: tool.batch(conn, account_id, amounts, config),
+        )
+
+    def _dispatch(self, account_id: str, in_process: Callable[[], int], database: Callable[..., int]) -> int:
+        """Read the settings once; run the domain's own path under a Python guard, or the database guard's."""
+        config = self._request.config = self._read_config()
+        try:
+            tool = TOOLS.get(config.deposit_guard)
+            with self._database_refusals(config, account_id):
+                if tool is None:
+                    return in_process()  # counts its own refusals
+                self._known(account_id)
+                with self._counting_refusals():
+                    return tool.run(self, config, lambda conn: database(tool, conn, config))
+        finally:
+            self._request.config = None
+
+    def _known(self, account_id: str) -> None:
+        if not self.store.exists(account_id):
+            raise UnknownAccount(account_id)
+
+    @contextmanager
+    def exclusive(self, guard: Guard, account_id: str, config: Config) -> Iterator[None]:
+        """Inside a held Python guard: one transaction for the read-window-write and its count.
+
+        In memory this also takes the account's transfer lock. Here transfers
+        lock rows in the database, maybe in another process, and a Python
+        lock cannot keep them out, so nothing more is taken. The transaction
+        makes the write and its count one: an audit's snapshot sees the money
+        and its record together, or neither.
+        """
+        with self.db.transaction(config):
+            yield
+
+    @contextmanager
+    def _database_refusals(self, config: Config, account_id: str) -> Iterator[None]:
+        """PostgreSQL's `lock_timeout` (55P03) is a guard timeout, counted and answered as a Python guard's."""
+        try:
+            yield
+        except errors.LockNotAvailable:
+            self.stats.refused("lock_timeout")
+            raise GuardTimeout(
+                DatabaseLock(config.deposit_guard, account_id), config.lock_timeout(), self_deadlock=False
+            ) from None
+
+
+class DatabaseGuard:
+    """A database guard: one transaction around the read-window-write; `read` says how the row is read."""
+
+    name: str
+    isolation: str | None = None
+
+    def read(self, conn: Connection, account_id: str, config: Config) -> int:
+        raise NotImplementedError
+
+    def run(self, bank: DatabaseBank, config: Config, work: Callable[[Connection], int]) -> int:
+        with bank.db.transaction(config, isolation=self.isolation) as conn:
+            return work(conn)
+
+    def deposit(self, conn: Connection, account_id: str, amount: int, config: Config) -> int:
+        balance = self.read(conn, account_id, config)
+        race_window(config)
+        return sql.write_balance(conn, account_id, balance + amount, sql.Counts.deposit(amount))
+
+    def withdraw(self, conn: Connection, account_id: str, amount: int, config: Config) -> int:
+        balance = self.read(conn, account_id, config)
+        if balance < amount:
+            raise InsufficientFunds(account_id, balance, amount)
+        race_window(config)
+        return sql.write_balance(conn, account_id, balance - amount, sql.Counts.withdrawal(amount))
+
+    def batch(self, conn: Connection, account_id: str, amounts: list[int], config: Config) -> int:
+        """Hold the account's guard, then deposit each amount by the single-deposit path, which takes it again."""
+        balance = self.read(conn, account_id, config)
+        for amount in amounts:
+            balance = self.deposit(conn, account_id, amount, config)  # reads, so locks, again: granted at once
+        return balance
+
+
+class RowLock(DatabaseGuard):
+    """`SELECT ... FOR UPDATE`: the row stays locked until the transaction commits."""
+
+    name = "row-lock"
+
+    def read(self, conn: Connection, account_id: str, config: Config) -> int:
+        return sql.read_balance(conn, account_id, lock="wait")
+
+
+class AdvisoryLock(DatabaseGuard):
+    """`pg_advisory_xact_lock(1, n)` for account number n, then a plain read: a lock by agreement."""
+
+    name = "advisory-lock"
+
+    def read(self, conn: Connection, account_id: str, config: Config) -> int:
+        conn.execute(sql.ADVISORY_XACT_LOCK, (ACCOUNT_KEY, config.account_ids.index(account_id)))
+        return sql.read_balance(conn, account_id)
+
+
+class AtomicUpdate(DatabaseGuard):
+    """`UPDATE ... SET balance = balance + %s RETURNING balance`: no read-modify-write to guard."""
+
+    name = "atomic-update"
+
+    def run(self, bank: DatabaseBank, config: Config, work: Callable[[Connection], int]) -> int:
+        with bank.db.connection() as conn:  # one statement is its own transaction: no BEGIN, no COMMIT to send
+            return work(conn)
+
+    def deposit(self, conn: Connection, account_id: str, amount: int, config: Config) -> int:
+        return sql.add_to_balance(conn, account_id, amount, sql.Counts.deposit(amount))
+
+    def withdraw(self, conn: Connection, account_id: str, amount: int, config: Config) -> int:
+        balance = sql.add_to_balance(conn, account_id, -amount, sql.Counts.withdrawal(amount), floor=0)
+        if balance is None:  # the guarded update changed nothing: the balance did not cover it
+            raise InsufficientFunds(account_id, sql.read_balance(conn, account_id), amount)
+        return balance
+
+    def batch(self, conn: Connection, account_id: str, amounts: list[int], config: Config) -> int:
+        with conn.transaction():  # all the amounts or none
+            balance = sql.read_balance(conn, account_id)
+            for amount in amounts:
+                balance = self.deposit(conn, account_id, amount, config)
+        return balance
+
+
+class Serializable(DatabaseGuard):
+    """The plain read-window-write in a SERIALIZABLE transaction, retried when PostgreSQL aborts it."""
+
+    name = "serializable"
+    isolation = sql.SERIALIZABLE
+
+    def read(self, conn: Connection, account_id: str, config: Config) -> int:
+        return sql.read_balance(conn, account_id)
+
+    def run(self, bank: DatabaseBank, config: Config, work: Callable[[Connection], int]) -> int:
+        for attempt in range(1, SERIALIZABLE_ATTEMPTS + 1):
+            try:
+                return super().run(bank, config, work)
+            except (errors.SerializationFailure, errors.DeadlockDetected):
+                bank.stats.counters.add("deposits.serialization_retries")
+                time.sleep(random.uniform(0, min(50, 2**attempt)) / 1000)  # full jitter, as backoff does
+        bank.stats.refused("serialization_failure")
+        raise StoreUnavailable(
+            f"serializable: PostgreSQL aborted this deposit {SERIALIZABLE_ATTEMPTS} times (40001: could not "
+            "serialize access due to concurrent update); it was never applied, retry it",
+            slug="serialization-failure",
+            title="Serialization failure",
+            attempts=SERIALIZABLE_ATTEMPTS,
+        )
+
+
+TOOLS: dict[str, DatabaseGuard] = {
+    tool.name: tool for tool in (RowLock(), AdvisoryLock(), AtomicUpdate(), Serializable())
+}

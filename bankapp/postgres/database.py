@@ -1,0 +1,235 @@
+"""One connection pool per worker process, and the one connection a thread uses at a time.
+
+psycopg's `ConnectionPool` keeps connections open between requests. A pool
+holds sockets and threads, and neither survives a `fork()`, so each
+gunicorn worker opens its own, after the fork: on first use, or when
+gunicorn calls `post_worker_init` (`Database.open`). It starts with one
+connection and grows on demand up to `threads` (one per server thread),
+and gives back what stays idle: several servers share one PostgreSQL and
+its `max_connections`.
+
+A thread holds at most one connection at a time. `connection()` hands a
+thread the connection it already holds, if any: every statement of a
+transaction runs on one connection (`transaction()`), a checkout keeps one
+for its whole length (its advisory lock belongs to that session), and a
+thread never waits for a second connection while it holds a first. With
+`max_size = threads`, the pool cannot run dry under its own threads.
+
+When the database goes away, nothing hangs and nothing answers 500: a lost
+connection, a refused one, or no connection within `POOL_TIMEOUT` seconds
+is `StoreUnavailable`, a 503. The pool then checks its other connections
+in the background and reconnects when the database is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import errors, pq
+from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
+
+from ..lab.store import StoreUnavailable
+from ..settings import Config, hide_password
+from . import sql
+
+log = logging.getLogger(__name__)
+
+#: Seconds a request waits for a connection before it answers 503.
+POOL_TIMEOUT = 3.0
+#: Seconds `/healthz` waits for one.
+HEALTH_TIMEOUT = 1.0
+#: Seconds libpq waits for a new connection to open.
+CONNECT_TIMEOUT = 3
+#: Seconds the pool retries a lost connection in the background; after that it grows again on demand.
+RECONNECT_TIMEOUT = 10.0
+#: Seconds a connection beyond the first may stay idle before the pool closes it.
+MAX_IDLE = 30.0
+#: Refusals the database makes on purpose (a serialization failure, a deadlock victim, a lock timeout):
+#: the code that asked answers them; they do not mean the database is gone.
+ANSWERED_BY_CALLERS = frozenset({"40001", "40P01", "55P03"})
+
+
+def lock_timeout_setting(milliseconds: float | None) -> str:
+    """`lock_timeout_ms` as PostgreSQL's `lock_timeout`: 'none' is 0 there (wait forever); 0 here is 1 ms."""
+    return "0" if milliseconds is None else f"{max(1, round(milliseconds))}ms"
+
+
+def worker_name() -> str:
+    """What `X-Served-By` says: this process and thread."""
+    return f"{os.getpid()}/{threading.current_thread().name}"
+
+
+class Database:
+    """The pool of this process, opened after the fork, and the connection each thread holds."""
+
+    def __init__(self, url: str, threads: int):
+        self.url = url
+        self.public_url = hide_password(url)
+        self.max_size = threads
+        self._pool: ConnectionPool | None = None
+        self._pool_pid: int | None = None
+        self._opening = threading.Lock()
+        self._local = threading.local()
+        self._checking = threading.Lock()
+        self._deadlock_timeout_allowed: bool | None = None
+
+    # the pool
+
+    def pool(self) -> ConnectionPool:
+        """This process's pool, opened on first use (a pool inherited through a fork is left alone)."""
+        pid = os.getpid()
+        if self._pool is None or self._pool_pid != pid:
+            with self._opening:
+                if self._pool is None or self._pool_pid != pid:
+                    self._pool = ConnectionPool(
+                        self.url,
+                        min_size=1,
+                        max_size=self.max_size,
+                        open=False,
+                        timeout=POOL_TIMEOUT,
+                        max_idle=MAX_IDLE,
+                        reconnect_timeout=RECONNECT_TIMEOUT,
+                        name=f"bankapp-{pid}",
+                        kwargs={
+                            "autocommit": True,
+                            "application_name": f"bankapp {pid}",
+                            "connect_timeout": CONNECT_TIMEOUT,
+                        },
+                    )
+                    self._pool.open()
+                    self._pool_pid = pid
+        return self._pool
+
+    def open(self) -> None:
+        self.pool()
+
+    def close(self) -> None:
+        """Close this process's pool and its connections (a worker stopping)."""
+        with self._opening:
+            if self._pool is not None and self._pool_pid == os.getpid():
+                self._pool.close(timeout=2)
+            self._pool = None
+
+    def pool_stats(self) -> dict:
+        if self._pool is None or self._pool_pid != os.getpid():
+            return {"open": False}
+        stats = self._pool.get_stats()
+        return {
+            "open": True,
+            "max_size": self.max_size,
+            "size": stats.get("pool_size", 0),
+            "idle": stats.get("pool_available", 0),
+            "waiting": stats.get("requests_waiting", 0),
+            "connections_lost": stats.get("connections_lost", 0) + stats.get("returns_bad", 0),
+        }
+
+    # connections
+
+    @contextmanager
+    def connection(self, timeout: float | None = None) -> Iterator[psycopg.Connection]:
+        """The thread's connection, or one from the pool for the length of the block.
+
+        Errors that mean the database cannot answer become `StoreUnavailable`.
+        """
+        held = getattr(self._local, "conn", None)
+        if held is not None:
+            yield held
+            return
+        try:
+            with self.pool().connection(timeout) as conn:
+                self._local.conn = conn
+                try:
+                    yield conn
+                finally:
+                    self._local.conn = None
+        except (PoolTimeout, PoolClosed) as error:
+            raise StoreUnavailable(
+                f"the postgres store has no connection to {self.public_url} free within "
+                f"{timeout or POOL_TIMEOUT:g} s: {error}",
+                store="postgres",
+            ) from None
+        except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+            if error.sqlstate in ANSWERED_BY_CALLERS:
+                raise
+            self._check_others()
+            raise StoreUnavailable(
+                f"the postgres store lost the database at {self.public_url}: {' '.join(str(error).split())}",
+                store="postgres",
+            ) from None
+
+    def in_transaction(self) -> bool:
+        conn = getattr(self._local, "conn", None)
+        return conn is not None and conn.info.transaction_status != pq.TransactionStatus.IDLE
+
+    @contextmanager
+    def transaction(self, config: Config | None = None, isolation: str | None = None) -> Iterator[psycopg.Connection]:
+        """`BEGIN ... COMMIT` on the thread's connection (inside another: a savepoint), rolled back on error.
+
+        With `config`, the transaction waits for a lock at most
+        `lock_timeout_ms`, looks for a deadlock after `deadlock_check_ms`
+        (where the role may set `deadlock_timeout`), and names its worker
+        and thread in `pg_stat_activity`. `isolation` is a `SET TRANSACTION`
+        statement (`sql.SERIALIZABLE`, `sql.SNAPSHOT`) for an outermost one.
+        """
+        with self.connection() as conn:
+            outermost = conn.info.transaction_status == pq.TransactionStatus.IDLE
+            with conn.transaction():
+                if isolation and outermost:
+                    conn.execute(isolation)
+                if config is not None:
+                    self._configure(conn, config)
+                yield conn
+
+    def _configure(self, conn: psycopg.Connection, config: Config) -> None:
+        timeout, name = lock_timeout_setting(config.lock_timeout_ms), f"bankapp {worker_name()}"
+        if self.deadlock_timeout_allowed(conn):
+            deadlock = f"{max(1, round(config.deadlock_check_ms))}ms"
+            conn.execute(sql.TRANSACTION_SETTINGS_AND_DEADLOCK_TIMEOUT, (timeout, name, deadlock))
+        else:
+            conn.execute(sql.TRANSACTION_SETTINGS, (timeout, name))
+
+    def deadlock_timeout_allowed(self, conn: psycopg.Connection) -> bool:
+        """May this role set `deadlock_timeout` (a superuser's setting, or one granted)? Asked once."""
+        if self._deadlock_timeout_allowed is None:
+            try:
+                with conn.transaction():
+                    conn.execute(sql.DEADLOCK_TIMEOUT_ALLOWED)
+                self._deadlock_timeout_allowed = True
+            except errors.InsufficientPrivilege:
+                self._deadlock_timeout_allowed = False
+        return self._deadlock_timeout_allowed
+
+    def deadlock_timeout(self, config: Config) -> dict:
+        """The deadlock check in force: ours (`deadlock_check_ms`) where the role may set it, else the server's."""
+        with self.connection() as conn:
+            if self.deadlock_timeout_allowed(conn):
+                return {"deadlock_timeout": f"{max(1, round(config.deadlock_check_ms))}ms", "set_by": "bankapp"}
+            server = conn.execute(sql.SERVER_DEADLOCK_TIMEOUT).fetchone()[0]
+        return {"deadlock_timeout": server, "set_by": "server (this role may not set it; deadlock_check_ms unused)"}
+
+    def ping(self) -> None:
+        """One round trip, waiting at most `HEALTH_TIMEOUT` for a connection; `StoreUnavailable` if none."""
+        with self.connection(HEALTH_TIMEOUT) as conn:
+            conn.execute("SELECT 1")
+
+    def _check_others(self) -> None:
+        """One connection was found broken: check the idle ones in the background, so that after a
+        database restart the next requests find fresh connections rather than each a dead one."""
+        pool = self._pool
+        if pool is None or not self._checking.acquire(blocking=False):
+            return
+
+        def check() -> None:
+            try:
+                pool.check()
+            except Exception as error:  # the pool closed meanwhile, or the database is still gone
+                log.info("bankapp: pool check failed: %s", error)
+            finally:
+                self._checking.release()
+
+        threading.Thread(target=check, name="bankapp-pool-check", daemon=True).start()

@@ -1,0 +1,100 @@
+"""The lab of one worker on the postgres store: the domain's parts, their state in the shared database.
+
+`PostgresLab` has the `Lab`'s interface (`settings`, `bank`, `transfers`,
+`shop`, `config()`, `reset()`, `stats()`, `health()`), so the web service
+does not know which store it runs on. Everything that must be the same on
+every worker lives in the database: settings, balances, stock, counters,
+gauges, the recent deadlocks. What stays in the process: the Python
+guards (that is the lesson), the pool, and the latency samples behind the
+percentiles.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..lab.guards import GuardSet
+from ..lab.locks import LockTable
+from ..settings import Config
+from . import sql
+from .bank import DatabaseBank
+from .counters import Counters, Workers
+from .database import Database
+from .settings import DatabaseSettings
+from .shop import DatabaseShop
+from .store import DatabaseLedger, PostgresStore
+from .transfers import DatabaseTransferDesk
+
+
+class PostgresLab:
+    """One bank, transfer desk and shop per worker, over one database shared by the fleet."""
+
+    def __init__(self, config: Config):
+        self.db = Database(config.database_url, config.threads)
+        self.settings = DatabaseSettings(self.db, config)
+        self.store = PostgresStore(self.db, lambda: self.settings.cached)
+        self.guards = GuardSet()
+        self.locks = LockTable(config.account_ids)  # the memory store's transfer locks: unused, never held here
+        self.counters = Counters(self.db)
+        self.workers = Workers(self.db)
+        self.ledger = DatabaseLedger(self.db, self.counters, config.initial_balance)
+        self.bank = DatabaseBank(self.db, self.store, self.config, self.ledger, self.guards, self.locks)
+        self.transfers = DatabaseTransferDesk(self.db, self.config, self.counters)
+        self.shop = DatabaseShop(self.db, self.config, self.guards, self.counters)
+
+    def config(self) -> Config:
+        """The settings in force now, read from the database; read once at the start of a request."""
+        return self.settings.current
+
+    def start(self) -> None:
+        """In a worker, after the fork: open this process's pool and register the worker."""
+        self.db.open()
+        self.workers.start()
+
+    def close(self) -> None:
+        """As the worker stops: record what it served, close its connections."""
+        self.workers.stop()
+        self.db.close()
+
+    def served(self) -> None:
+        self.workers.served()
+
+    def health(self) -> dict:
+        """200 when the database answers a round trip, else `StoreUnavailable` (503)."""
+        self.db.ping()
+        return {"status": "ok", "store": "postgres"}
+
+    def reset(self) -> None:
+        """Balances, stock, counters and peaks back to the start, in one transaction; settings stay.
+
+        The accounts are locked first (by the UPDATE), so a deposit holding a
+        row lock finishes before the reset, and one that comes after sees
+        the reset balances.
+        """
+        with self.db.transaction() as conn:
+            conn.execute(sql.RESET_ACCOUNTS)
+            conn.execute(sql.RESET_STOCK)
+            self.counters.reset()
+            self.workers.reset()
+            conn.execute(sql.RESET_DEADLOCKS)
+        self.shop.admission.reset()
+        self.shop.ledger.reset()
+
+    def stats(self) -> dict:
+        """Every counter of the fleet from one snapshot (a REPEATABLE READ transaction), and who served."""
+        config = self.config()
+        self.workers.flush()
+        with self.db.transaction(isolation=sql.SNAPSHOT):
+            rows = self.ledger.rows()
+            counters, gauges = self.counters.read()
+            stock = self.shop.inventory.rows()
+            workers = self.workers.rows()
+        deposits = self.ledger.report(rows, counters)
+        return {
+            "deposits": deposits,
+            "transfers": self.transfers.report(config, counters, gauges, deposits),
+            "checkout": self.shop.report(config, counters, gauges, stock),
+            "store": {"kind": "postgres", "database_url": self.db.public_url, "pool": self.db.pool_stats()},
+            "workers": {"served_by": os.getpid(), "pids": [row["pid"] for row in workers], "served": workers},
+            "settings": config.public(),
+        }

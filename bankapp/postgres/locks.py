@@ -1,0 +1,157 @@
+"""Who waits for whom, as PostgreSQL sees it, and the deadlocks its detector broke.
+
+In memory, bankapp keeps its own wait-for graph. With the postgres store the
+locks are PostgreSQL's, and so is the graph:
+
+- `pg_locks` lists every lock held or awaited. A row lock shows as a
+  `tuple` lock and, for a waiter, a `ShareLock` on the holder's
+  *transaction id* (rows keep their lockers in the row itself, so a waiter
+  waits for the transaction to end); an advisory lock shows by its keys;
+- `pg_blocking_pids(pid)` names the backends a backend waits for: the
+  edges of the graph;
+- `pg_stat_activity.application_name` says which worker and thread each
+  transaction serves (bankapp names it at the start of each transaction).
+
+After `deadlock_timeout` a waiting backend follows those edges; if they
+lead back to itself, it aborts its own transaction with `40P01` and says
+which processes waited for which locks. That description is what the
+victim's 409 carries, and what `/debug/locks` keeps.
+"""
+
+from __future__ import annotations
+
+import re
+
+from psycopg import errors
+from psycopg.types.json import Jsonb
+
+from ..lab.locks import RECENT_DEADLOCKS, DeadlockVictim
+from ..settings import Config
+from . import sql
+from .database import Database, worker_name
+
+#: First key of the advisory locks, and what each names.
+ADVISORY_KEYS = {1: "account", 2: "checkout", 3: "checkout slot"}
+
+STEP = re.compile(r"Process (\d+) waits for (.+?); blocked by process (\d+)\.")
+
+
+class DatabaseDeadlock(DeadlockVictim):
+    """This transfer's transaction was chosen by PostgreSQL as a deadlock victim and rolled back."""
+
+    def __init__(self, deadlock: dict):
+        self.deadlock = deadlock
+        postgres = deadlock["postgres"]
+        Exception.__init__(
+            self,
+            f"{postgres['message']} by PostgreSQL after deadlock_timeout: {' '.join(postgres['detail'].split())} "
+            f"({postgres['context']}). This transfer was the victim: PostgreSQL rolled its transaction back, so "
+            "its debit is undone and its row locks are released, and the other transfer goes on",
+        )
+
+
+def parse_cycle(detail: str) -> list[dict]:
+    """PostgreSQL's 'Process A waits for L; blocked by process B.' lines as steps of the cycle."""
+    return [
+        {"process": int(waiter), "waits_for": lock, "blocked_by": int(holder)}
+        for waiter, lock, holder in STEP.findall(detail)
+    ]
+
+
+def record_deadlock(db: Database, error: errors.DeadlockDetected, accounts: tuple[str, str]) -> dict:
+    """Keep PostgreSQL's account of a deadlock this transfer lost (the detecting process is the first step)."""
+    diag = error.diag
+    detail, context = diag.message_detail or "", diag.context or ""
+    cycle = parse_cycle(detail)
+    with db.connection() as conn:
+        names = dict(conn.execute(sql.BACKENDS, ([step["process"] for step in cycle],)).fetchall())
+        me = f"bankapp {worker_name()}"
+        for index, step in enumerate(cycle):
+            step["backend"] = me if index == 0 else names.get(step["process"])
+        row_id, detected_at = conn.execute(
+            sql.RECORD_DEADLOCK, (worker_name(), sorted(accounts), detail, Jsonb(cycle), context)
+        ).fetchone()
+        conn.execute(sql.PRUNE_DEADLOCKS, (row_id, RECENT_DEADLOCKS))
+    return deadlock_record(row_id, detected_at, worker_name(), sorted(accounts), detail, cycle, context)
+
+
+def deadlock_record(row_id, detected_at, detected_by, accounts, detail, cycle, context="") -> dict:
+    return {
+        "id": row_id,
+        "detected_at": detected_at.isoformat(timespec="milliseconds"),
+        "detected_by": detected_by,
+        "victim": detected_by,
+        "broken": True,
+        "accounts": list(accounts),
+        "cycle": cycle,
+        "postgres": {"sqlstate": "40P01", "message": "deadlock detected", "detail": detail, "context": context},
+    }
+
+
+def describe_lock(row: tuple, config: Config) -> str:
+    _, locktype, _, _, relation, page, tuple_, xid, classid, objid, _ = row
+    if locktype == "tuple":
+        return f"row ({page},{tuple_}) of {relation}"
+    if locktype == "transactionid":
+        return f"transaction id {xid}"  # a row's locker: whoever waits for the row waits for it to end
+    what = ADVISORY_KEYS.get(classid, f"key {classid}")
+    if what == "account" and objid < len(config.account_ids):
+        return f"advisory lock of {config.account_ids[objid]}"
+    return f"advisory lock ({what} {objid})" if what != "checkout" else "advisory checkout lock"
+
+
+def debug_locks(db: Database, config: Config) -> dict:
+    """The live wait-for graph from `pg_stat_activity`, `pg_blocking_pids()` and `pg_locks`, and the recent
+    deadlocks, for `/debug/locks`."""
+    with db.transaction() as conn:
+        backends = conn.execute(sql.BLOCKING).fetchall()
+        pids = sorted({row[0] for row in backends} | {pid for row in backends for pid in row[7]})
+        locks = conn.execute(sql.LOCKS, (pids,)).fetchall()
+        recent = conn.execute(sql.RECENT_DEADLOCKS, (RECENT_DEADLOCKS,)).fetchall()
+        detected = conn.execute("SELECT n FROM bankapp_counters WHERE name = 'transfers.deadlock_victims'")
+        detected = (detected.fetchone() or (0,))[0]
+    names = {row[0]: row[1] for row in backends}
+
+    def backend(pid: int) -> dict:
+        return {"pid": pid, "name": names.get(pid) or "(another session)"}
+
+    waiting = {row[0]: describe_lock(row, config) for row in locks if not row[3]}
+    edges = [
+        {"waiter": backend(pid), "holder": backend(holder), "waits_for": waiting.get(pid, wait_event), "waiting_ms": ms}
+        for pid, _, _, _, wait_event, ms, _, blockers in backends
+        for holder in blockers
+    ]
+    return {
+        "source": "pg_locks, pg_blocking_pids() and pg_stat_activity",
+        **db.deadlock_timeout(config),
+        "backends": [
+            {**backend(pid), "state": state, "query": query, "blocked_by": list(blockers)}
+            for pid, _, state, _, _, _, query, blockers in backends
+        ],
+        "locks": [
+            {**backend(row[0]), "lock": describe_lock(row, config), "mode": row[2], "granted": row[3]} for row in locks
+        ],
+        "wait_for": edges,
+        "live_deadlocks": cycles({edge["waiter"]["pid"]: [] for edge in edges}, edges),
+        "deadlocks_detected": detected,
+        "recent_deadlocks": [deadlock_record(*row) for row in recent],
+    }
+
+
+def cycles(graph: dict[int, list[int]], edges: list[dict]) -> list[dict]:
+    """Cycles in the waiter -> holder graph: deadlocks PostgreSQL has not broken yet (it will, after
+    `deadlock_timeout`)."""
+    for edge in edges:
+        graph[edge["waiter"]["pid"]].append(edge["holder"]["pid"])
+    found, seen = [], set()
+    for start in graph:
+        path, node = [], start
+        while node in graph and node not in path:
+            path.append(node)
+            node = graph[node][0]
+        if node in path:
+            cycle = path[path.index(node) :]
+            if not seen & set(cycle):
+                seen |= set(cycle)
+                found.append({"processes": cycle})
+    return found

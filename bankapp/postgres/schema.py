@@ -1,0 +1,153 @@
+"""The tables, their version, the seed, and what `bankapp serve --store postgres` checks before it starts.
+
+`prepare(config, explicit)` runs once, in gunicorn's master before any
+worker is forked (or in each worker of a plain `gunicorn bankapp.wsgi:app`):
+
+1. connect, or refuse to start with a message naming `database_url`
+   (unreachable, wrong database, wrong credentials: never a traceback);
+2. create the tables if they are missing and record the schema version
+   (a database written by a newer bankapp is refused, not misread);
+3. settle the settings: those the operator chose at start (flags and
+   `BANKAPP_*` variables) are written into the database; every other one
+   is read from it, so a worker or a machine joining a running fleet takes
+   the fleet's settings rather than resetting them to the defaults;
+4. seed the accounts and the stock on first start, and the accounts again
+   if the bank's shape (`accounts`, `initial_balance`) was chosen anew.
+
+All of it is one transaction under an advisory lock, so servers started
+at once do not race each other's DDL.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg.types.json import Jsonb
+from pydantic import ValidationError
+
+from ..lab.shop import CATALOGUE
+from ..settings import Config, SettingsError, describe, hide_password
+
+SCHEMA_VERSION = 1
+#: Key of the advisory lock that serializes `prepare` across servers starting at once.
+PREPARE_LOCK = (0, 0)
+CONNECT_TIMEOUT = 5
+
+TABLES = (
+    """CREATE TABLE IF NOT EXISTS bankapp_schema (
+        one boolean PRIMARY KEY DEFAULT true CHECK (one),
+        version integer NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now())""",
+    """CREATE TABLE IF NOT EXISTS bankapp_settings (
+        one boolean PRIMARY KEY DEFAULT true CHECK (one),
+        version bigint NOT NULL,
+        body jsonb NOT NULL,
+        changed_at timestamptz NOT NULL DEFAULT now(),
+        changed_by text NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS bankapp_accounts (
+        id text PRIMARY KEY,
+        balance bigint NOT NULL,
+        opening bigint NOT NULL,
+        version bigint NOT NULL DEFAULT 0,
+        deposits bigint NOT NULL DEFAULT 0,
+        deposit_amount bigint NOT NULL DEFAULT 0,
+        withdrawals bigint NOT NULL DEFAULT 0,
+        withdrawal_amount bigint NOT NULL DEFAULT 0,
+        net bigint NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS bankapp_stock (
+        sku text PRIMARY KEY,
+        units bigint NOT NULL,
+        initial bigint NOT NULL,
+        sold bigint NOT NULL DEFAULT 0)""",
+    "CREATE TABLE IF NOT EXISTS bankapp_counters (name text PRIMARY KEY, n bigint NOT NULL DEFAULT 0)",
+    """CREATE TABLE IF NOT EXISTS bankapp_gauges (
+        name text PRIMARY KEY, now bigint NOT NULL DEFAULT 0, peak bigint NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS bankapp_workers (
+        host text NOT NULL, pid integer NOT NULL, started_at timestamptz NOT NULL,
+        last_seen timestamptz NOT NULL, served bigint NOT NULL DEFAULT 0, PRIMARY KEY (host, pid))""",
+    """CREATE TABLE IF NOT EXISTS bankapp_deadlocks (
+        id bigserial PRIMARY KEY, detected_at timestamptz NOT NULL DEFAULT now(), detected_by text NOT NULL,
+        accounts text[] NOT NULL, detail text NOT NULL, cycle jsonb NOT NULL, context text NOT NULL)""",
+    "CREATE SEQUENCE IF NOT EXISTS bankapp_order_ids",
+)
+
+GAUGE_NAMES = ("checkout.in_flight", "checkout.waiting", "checkout.gateway", "transfers.in_flight")
+
+
+def connect(url: str, **kwargs) -> psycopg.Connection:
+    """A connection, or `SettingsError` naming `database_url` and what libpq said."""
+    try:
+        return psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, autocommit=True, **kwargs)
+    except (psycopg.Error, ValueError) as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise SettingsError(
+            f"database_url: cannot use the database at {hide_password(url)}: {reason}",
+            [{"setting": "database_url", "message": reason, "type": "database_unreachable"}],
+        ) from None
+
+
+def prepare(config: Config, explicit: set[str] | frozenset[str] = frozenset()) -> Config:
+    """Make the database ready for `config` and return the settings in force (see the module docstring)."""
+    with connect(config.database_url, application_name="bankapp prepare") as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", PREPARE_LOCK)
+        for statement in TABLES:
+            conn.execute(statement)
+        check_version(conn, config.database_url)
+        settled = settle_settings(conn, config, explicit)
+        seed(conn, settled)
+    return settled
+
+
+def check_version(conn: psycopg.Connection, url: str) -> None:
+    row = conn.execute("SELECT version FROM bankapp_schema").fetchone()
+    if row is None:
+        conn.execute("INSERT INTO bankapp_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+    elif row[0] > SCHEMA_VERSION:
+        raise SettingsError(
+            f"database_url: the database at {hide_password(url)} holds bankapp schema version {row[0]}, newer than "
+            f"this bankapp's {SCHEMA_VERSION}; upgrade bankapp or use another database"
+        )
+
+
+def settle_settings(conn: psycopg.Connection, config: Config, explicit: set[str] | frozenset[str]) -> Config:
+    """The settings in force: the database's, overridden by what was chosen at this start."""
+    row = conn.execute("SELECT body FROM bankapp_settings FOR UPDATE").fetchone()
+    chosen = config.shared()
+    if row is not None:
+        chosen = {**row[0], **{name: value for name, value in chosen.items() if name in explicit}}
+    try:
+        settled = Config.model_validate({**chosen, **config.process()})
+    except ValidationError as error:  # the database's settings do not fit this process (its threads, say)
+        raise describe(error) from None
+    body = Jsonb(settled.shared())
+    if row is None:
+        conn.execute(
+            "INSERT INTO bankapp_settings (version, body, changed_by) VALUES (1, %s, 'bankapp serve')", (body,)
+        )
+    elif row[0] != settled.shared():
+        conn.execute(
+            "UPDATE bankapp_settings SET version = version + 1, body = %s, changed_at = now(), "
+            "changed_by = 'bankapp serve' ",
+            (body,),
+        )
+    return settled
+
+
+def seed(conn: psycopg.Connection, config: Config) -> None:
+    """Accounts and stock, on first start; the accounts again if their number or opening balance changed."""
+    rows = conn.execute("SELECT id, opening FROM bankapp_accounts ORDER BY id").fetchall()
+    if rows != [(account, config.initial_balance) for account in config.account_ids]:
+        conn.execute("DELETE FROM bankapp_accounts")
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO bankapp_accounts (id, balance, opening) VALUES (%s, %s, %s)",
+                [(account, config.initial_balance, config.initial_balance) for account in config.account_ids],
+            )
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO bankapp_stock (sku, units, initial) VALUES (%s, %s, %s) ON CONFLICT (sku) DO NOTHING",
+            [(sku, units, units) for sku, units in CATALOGUE.items()],
+        )
+        cursor.executemany(
+            "INSERT INTO bankapp_gauges (name) VALUES (%s) ON CONFLICT (name) DO NOTHING",
+            [(name,) for name in GAUGE_NAMES],
+        )

@@ -1,0 +1,90 @@
+"""Settings that every worker of a fleet shares, in one database row, read at the start of each request.
+
+How a `PATCH /admin/config` answered by one worker reaches the others: it
+does not travel at all. Each request asks the database for the settings'
+version (one short `SELECT`, `sql.READ_SETTINGS`) and builds a new
+`Config` only when the version moved. A change committed before the answer
+to the PATCH went out is therefore in force for every request, on every
+worker and machine, that starts after it: the contract, with no window.
+
+`LISTEN/NOTIFY` would save that round trip, but a notification reaches
+another worker some time after the commit, and a request that starts on
+that worker in between would still run under the old settings. It would
+also need a connection per worker set aside to listen, and a fallback when
+that connection drops. The per-request read is exact and simple, and it
+costs one round trip (measured in `benchmarks/postgres_deposits.py`).
+
+What is this process's own (its threads, workers, address, store, the
+database URL and admin token) is never written to the database: each
+process keeps its own, and the shared rest comes from the row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg.types.json import Jsonb
+from pydantic import ValidationError
+
+from ..lab.store import StoreUnavailable
+from ..settings import Config, apply_patch, check_patch, describe
+from . import sql
+from .database import Database, worker_name
+
+
+class DatabaseSettings:
+    """The settings in force, from the database: what `ConfigHolder` is for one process."""
+
+    def __init__(self, db: Database, config: Config):
+        self.db = db
+        self._process = config.process()
+        self._cached: tuple[int, Config] = (0, config)  # version 0 is never in the database
+
+    @property
+    def current(self) -> Config:
+        """The settings a request starting now runs under (one round trip; a new `Config` only after a change)."""
+        version, config = self._cached
+        with self.db.connection() as conn:
+            row = conn.execute(sql.READ_SETTINGS, (version,)).fetchone()
+        if row is None:
+            raise StoreUnavailable(
+                f"the database at {self.db.public_url} has no bankapp settings; start `bankapp serve --store "
+                "postgres` once to create them",
+                store="postgres",
+            )
+        latest, body = row
+        if latest == version:
+            return config
+        config = self._build(body)
+        self._cached = (latest, config)
+        return config
+
+    @property
+    def cached(self) -> Config:
+        """The settings this worker read last, without a round trip: for what only changes with a restart
+        (which accounts exist)."""
+        return self._cached[1]
+
+    def _build(self, body: dict[str, Any]) -> Config:
+        try:
+            return Config.model_validate({**body, **self._process})
+        except ValidationError as error:  # written by a process with other threads, say: refuse, do not guess
+            raise StoreUnavailable(
+                f"the settings in the database do not fit this worker: {describe(error)}",
+                slug="settings-do-not-fit",
+                title="Settings do not fit this worker",
+            ) from None
+
+    def patch(self, changes: Any) -> Config:
+        """Apply a partial change for the whole fleet: validated here, written in one transaction.
+
+        The row is locked while it is merged, so two PATCHes at once (on two
+        workers) apply one after the other, and neither erases the other.
+        """
+        changes = check_patch(changes)
+        with self.db.transaction() as conn:
+            _, body = conn.execute(sql.LOCK_SETTINGS).fetchone()
+            config = apply_patch(self._build(body), changes)
+            latest = conn.execute(sql.WRITE_SETTINGS, (Jsonb(config.shared()), worker_name())).fetchone()[0]
+        self._cached = (latest, config)
+        return config

@@ -1,0 +1,284 @@
+"""Checkout with the postgres store: admission per process, or fleet-wide with advisory locks.
+
+The shop is the domain's (`Shop.checkout`): admit, reserve, pay. What
+changes is where each part lives:
+
+- `unsafe`, `lock`, `rlock`, `semaphore` are the Python primitives, so they
+  admit per process: a `semaphore` of 8 on 4 workers admits up to 32, and
+  the payment gateway behind them, shared by the fleet, overloads;
+- `advisory-lock` is one session-level advisory lock: one checkout at a
+  time in the whole fleet. Waiting for it is PostgreSQL's own (fair) lock
+  queue, bounded by `lock_timeout_ms`;
+- `advisory-semaphore` is `capacity` advisory locks, one per slot
+  (`sql.TRY_ADVISORY_SLOT`): at most `capacity` checkouts hold one,
+  whichever worker or machine they run on. PostgreSQL has no "wait for any
+  of N locks", so a waiting checkout tries again every `SLOT_POLL_MS`,
+  until `admission_timeout_ms` runs out.
+
+The queue (`max_waiting`), the 503 with `Retry-After`, and the counters
+(`in_flight`, `peak_in_flight`, `waiting`, admitted, rejected) are the
+domain's `Admission`, with the counters in the database, so fleet-wide.
+
+Stock is reserved with one guarded `UPDATE` (never oversells), except
+under `unsafe`, which reads, waits and writes, and oversells.
+
+A checkout keeps one connection from start to end: a session-level
+advisory lock belongs to its session, and is released by it (or by the
+session ending, should the worker die).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+
+from psycopg import errors
+
+from ..lab.admission import Admission
+from ..lab.guards import Guard, GuardSet
+from ..lab.reservoir import Reservoir
+from ..lab.shop import Order, OutOfStock, PaymentGateway, Shop
+from ..settings import Config
+from . import sql
+from .counters import Counters
+from .database import Database, lock_timeout_setting
+from .store import StockTable
+
+#: First keys of the checkout's advisory locks (see `locks.ADVISORY_KEYS`).
+CHECKOUT_KEY, SLOT_KEY = 2, 3
+#: How often a waiting checkout tries the advisory semaphore's slots again.
+SLOT_POLL_MS = 5
+
+
+class AdvisoryLockGuard(Guard):
+    """One session-level advisory lock: one checkout at a time, fleet-wide."""
+
+    name = "advisory-lock"
+
+    def __init__(self, db: Database):
+        super().__init__("checkout")
+        self.db = db
+
+    def _acquire(self, timeout: float) -> bool:
+        with self.db.connection() as conn:
+            if timeout == 0:
+                return conn.execute(sql.TRY_ADVISORY_LOCK, (CHECKOUT_KEY, 0)).fetchone()[0]
+            try:
+                waited = lock_timeout_setting(None if timeout < 0 else timeout * 1000)
+                conn.execute(sql.WAIT_ADVISORY_LOCK, (waited, CHECKOUT_KEY, 0))
+                return True
+            except errors.LockNotAvailable:
+                return False
+
+    def _release(self) -> None:
+        with self.db.connection() as conn:
+            conn.execute(sql.ADVISORY_UNLOCK, (CHECKOUT_KEY, 0))
+
+
+class AdvisorySemaphoreGuard(Guard):
+    """`capacity` advisory-lock slots: at most that many checkouts in the whole fleet."""
+
+    name = "advisory-semaphore"
+
+    def __init__(self, db: Database, permits: int):
+        super().__init__("checkout", permits)
+        self.db = db
+        self.permits = permits
+        self._slot = threading.local()
+
+    @property
+    def excludes(self) -> bool:
+        return self.permits == 1
+
+    def _acquire(self, timeout: float) -> bool:
+        deadline = None if timeout < 0 else time.monotonic() + timeout
+        with self.db.connection() as conn:
+            while True:
+                row = conn.execute(sql.TRY_ADVISORY_SLOT, (self.permits, SLOT_KEY)).fetchone()
+                if row is not None:
+                    self._slot.value = row[0]
+                    return True
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                time.sleep(random.uniform(0.5, 1.5) * SLOT_POLL_MS / 1000)
+
+    def _release(self) -> None:
+        with self.db.connection() as conn:
+            conn.execute(sql.ADVISORY_UNLOCK, (SLOT_KEY, self._slot.value))
+
+    def available_permits(self) -> int:
+        with self.db.connection() as conn:
+            held = conn.execute(sql.ADVISORY_HELD, (SLOT_KEY,)).fetchone()[0]
+        return max(0, self.permits - held)
+
+
+class DatabaseAdmission(Admission):
+    """The domain's admission protocol, its counters in the database (fleet-wide); wait times per worker."""
+
+    def __init__(self, counters: Counters):
+        self.counters = counters
+        super().__init__()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._waits.clear()
+
+    def _enter(self, waited_ms: float) -> None:
+        self._admit(waited_ms, dequeued=0)
+
+    def _admit(self, waited_ms: float, dequeued: int) -> None:
+        with self.counters.db.connection() as conn:
+            conn.execute(sql.ADMIT, (dequeued,))
+        with self._lock:
+            self._waits.add(waited_ms)
+
+    def _leave(self) -> None:
+        self.counters.lower_gauge("checkout.in_flight")
+
+    def _join_queue(self, max_waiting: int) -> bool:
+        return self.counters.raise_gauge("checkout.waiting", limit=max_waiting) is not None
+
+    def _leave_queue(self, admitted_after_ms: float | None) -> None:
+        if admitted_after_ms is None:
+            self.counters.lower_gauge("checkout.waiting")
+        else:
+            self._admit(admitted_after_ms, dequeued=1)
+
+    def _count_rejection(self, reason: str) -> tuple[int, int]:
+        with self.counters.db.connection() as conn:
+            gauges = dict(conn.execute(sql.REJECT, (f"checkout.rejected.{reason}",)).fetchall())
+        return gauges.get("checkout.in_flight", 0), gauges.get("checkout.waiting", 0)
+
+    def wait_summary(self) -> dict:
+        with self._lock:
+            return self._waits.summary()
+
+
+class DatabaseGateway(PaymentGateway):
+    """The payment gateway, loaded by the whole fleet: how many are inside is a gauge in the database."""
+
+    def __init__(self, counters: Counters):
+        super().__init__()
+        self.counters = counters
+
+    def reset(self) -> None:
+        pass  # the gauges' reset restarts the peak
+
+    def _enter(self) -> int:
+        return self.counters.raise_gauge("checkout.gateway")
+
+    def _leave(self) -> None:
+        self.counters.lower_gauge("checkout.gateway")
+
+
+class DatabaseSales:
+    """The shop's `SalesLedger`: counters in the database, latencies per worker, order ids from a sequence."""
+
+    def __init__(self, counters: Counters, stock: StockTable):
+        self.counters = counters
+        self.stock = stock
+        self._lock = threading.Lock()
+        self._latency = Reservoir()
+
+    def next_order_id(self) -> str:
+        with self.counters.db.connection() as conn:
+            return f"ord-{conn.execute(sql.NEXT_ORDER_ID).fetchone()[0]:06d}"
+
+    def reserved(self, sku: str, quantity: int) -> None:
+        self.stock.count_sold(sku, quantity)
+
+    def completed_order(self, latency_ms: float) -> None:
+        self.counters.add("checkout.completed")
+        with self._lock:
+            self._latency.add(latency_ms)
+
+    def refused_out_of_stock(self) -> None:
+        self.counters.add("checkout.out_of_stock")
+
+    def failed_after_admission(self) -> None:
+        self.counters.add("checkout.failed")
+
+    def reset(self) -> None:
+        with self._lock:
+            self._latency.clear()
+
+    def latency_summary(self) -> dict:
+        with self._lock:
+            return self._latency.summary()
+
+
+class DatabaseShop(Shop):
+    """The domain's `Shop`, its stock and counters in PostgreSQL, with the fleet-wide advisory guards."""
+
+    def __init__(self, db: Database, config: Callable[[], Config], guards: GuardSet, counters: Counters):
+        super().__init__(config, guards, inventory=StockTable(db))
+        self.db = db
+        self.counters = counters
+        self.admission = DatabaseAdmission(counters)
+        self.gateway = DatabaseGateway(counters)
+        self.ledger = DatabaseSales(counters, self.inventory)
+        self._advisory: dict[tuple[str, int], Guard] = {}
+
+    def admission_guard(self, config: Config) -> Guard:
+        kind = config.checkout_guard
+        if kind == "advisory-lock":
+            return self._advisory.setdefault((kind, 1), AdvisoryLockGuard(self.db))
+        if kind == "advisory-semaphore":
+            return self._advisory.setdefault((kind, config.capacity), AdvisorySemaphoreGuard(self.db, config.capacity))
+        return super().admission_guard(config)
+
+    def checkout(self, sku: str, quantity: int) -> Order:
+        """The domain's checkout, on one connection from start to end (see the module docstring)."""
+        with self.db.connection():
+            return super().checkout(sku, quantity)
+
+    def _reserve(self, sku: str, quantity: int, config: Config) -> int:
+        """`unsafe` checks, waits and writes (the domain's way, oversells); every other guard reserves in one
+        guarded UPDATE."""
+        if config.checkout_guard == "unsafe":
+            return super()._reserve(sku, quantity, config)
+        remaining = self.inventory.reserve(sku, quantity)
+        if remaining is None:
+            raise OutOfStock(sku, self.inventory.read(sku), quantity)
+        return remaining
+
+    def available_permits(self, config: Config) -> int | None:
+        guard = self.admission_guard(config)
+        if isinstance(guard, AdvisorySemaphoreGuard):
+            return guard.available_permits()
+        return super().available_permits(config)  # a Python semaphore's: this worker's alone
+
+    def report(self, config: Config, counters: dict[str, int], gauges: dict, stock: list[tuple]) -> dict:
+        """`/stats`' checkout section, from one snapshot (the percentiles are this worker's)."""
+        in_flight, peak = gauges.get("checkout.in_flight", (0, 0))
+        waiting, peak_waiting = gauges.get("checkout.waiting", (0, 0))
+        gateway, gateway_peak = gauges.get("checkout.gateway", (0, 0))
+        prefix = "checkout.rejected."
+        return {
+            "guard": config.checkout_guard,
+            "capacity": config.admission_limit(),
+            "available_permits": self.available_permits(config),
+            "admits": "fleet" if config.checkout_guard.startswith("advisory") else "per worker",
+            "max_waiting": config.max_waiting,
+            "gateway_capacity": config.gateway_capacity,
+            "gateway_in_use": gateway,
+            "gateway_peak_in_use": gateway_peak,
+            "in_flight": in_flight,
+            "peak_in_flight": peak,
+            "waiting": waiting,
+            "peak_waiting": peak_waiting,
+            "admitted": counters.get("checkout.admitted", 0),
+            "rejected": counters.get("checkout.rejected", 0),
+            "rejections": {name[len(prefix) :]: n for name, n in counters.items() if name.startswith(prefix) and n},
+            "wait_ms": self.admission.wait_summary(),
+            "completed": counters.get("checkout.completed", 0),
+            "out_of_stock": counters.get("checkout.out_of_stock", 0),
+            "failed": counters.get("checkout.failed", 0),
+            "sold": {sku: sold for sku, _, _, sold in stock},
+            "oversold": sum(max(0, sold - initial) for _, _, initial, sold in stock),
+            "latency_ms": self.ledger.latency_summary(),
+            "percentiles_of": "this worker",
+            "stock": {sku: units for sku, units, _, _ in stock},
+        }

@@ -1,0 +1,161 @@
+"""Balances, stock and the bank's ledger in PostgreSQL, behind the domain's own interfaces.
+
+`PostgresStore` is a `Store`: single reads and single writes, each one
+statement on the thread's connection (autocommit, or inside the
+transaction the caller opened). The read-modify-write stays the domain's,
+and so does the race: two workers that read the same balance and each
+write their own sum lose one deposit exactly as two threads do.
+
+`StockTable` is the shop's `Inventory` the same way, and `DatabaseLedger`
+is `LedgerStats` with its counts in the accounts' rows: relative updates
+(`deposits = deposits + 1`), exact whichever guard is under test and
+however many workers count at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..lab.shop import CATALOGUE
+from ..lab.store import UnknownAccount
+from ..settings import Config
+from . import sql
+from .counters import Counters
+from .database import Database
+
+
+class PostgresStore:
+    """Balances in `bankapp_accounts`; which accounts exist is in the settings (`accounts`)."""
+
+    def __init__(self, db: Database, config: Callable[[], Config]):
+        self.db = db
+        self._config = config
+
+    def account_ids(self) -> list[str]:
+        return self._config().account_ids
+
+    def exists(self, account_id: str) -> bool:
+        return account_id in self.account_ids()
+
+    def read(self, account_id: str) -> int:
+        with self.db.connection() as conn:
+            row = conn.execute(sql.READ_BALANCE, (account_id,)).fetchone()
+        if row is None:
+            raise UnknownAccount(account_id)
+        return row[0]
+
+    def write(self, account_id: str, balance: int) -> None:
+        with self.db.connection() as conn:
+            sql.write_balance(conn, account_id, balance)
+
+    def snapshot(self) -> dict[str, int]:
+        with self.db.connection() as conn:
+            return dict(conn.execute(sql.BALANCES).fetchall())
+
+    def reset(self) -> None:
+        with self.db.connection() as conn:
+            conn.execute(sql.RESET_ACCOUNTS)
+
+
+class StockTable:
+    """The shop's `Inventory` in `bankapp_stock`: single reads and writes, plus the guarded reservation."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self.initial = dict(CATALOGUE)
+
+    def exists(self, sku: str) -> bool:
+        return sku in self.initial
+
+    def read(self, sku: str) -> int:
+        with self.db.connection() as conn:
+            return conn.execute(sql.READ_STOCK, (sku,)).fetchone()[0]
+
+    def write(self, sku: str, units: int) -> None:
+        with self.db.connection() as conn:
+            conn.execute(sql.WRITE_STOCK, (units, sku))
+
+    def reserve(self, sku: str, quantity: int) -> int | None:
+        """Take `quantity` if there is that much, in one statement: the units left, or None (nothing taken)."""
+        with self.db.connection() as conn:
+            row = conn.execute(sql.RESERVE_STOCK, {"sku": sku, "quantity": quantity}).fetchone()
+        return None if row is None else row[0]
+
+    def count_sold(self, sku: str, quantity: int) -> None:
+        with self.db.connection() as conn:
+            conn.execute(sql.COUNT_SOLD, (quantity, sku))
+
+    def rows(self) -> list[tuple[str, int, int, int]]:
+        """(sku, units, initial, sold) for every SKU."""
+        with self.db.connection() as conn:
+            return conn.execute(sql.STOCK).fetchall()
+
+    def snapshot(self) -> dict[str, int]:
+        return {sku: units for sku, units, _, _ in self.rows()}
+
+    def reset(self) -> None:
+        with self.db.connection() as conn:
+            conn.execute(sql.RESET_STOCK)
+
+
+class DatabaseLedger:
+    """`LedgerStats` for a fleet: what the bank acknowledged, counted in the accounts' own rows."""
+
+    def __init__(self, db: Database, counters: Counters, initial_balance: int):
+        self.db = db
+        self.counters = counters
+        self.initial_balance = initial_balance
+
+    def _count(self, account_id: str, counts: sql.Counts) -> None:
+        with self.db.connection() as conn:
+            sql.count_only(conn, account_id, counts)
+
+    def deposited(self, account_id: str, amount: int) -> None:
+        self._count(account_id, sql.Counts.deposit(amount))
+
+    def undeposited(self, account_id: str, amount: int) -> None:
+        self._count(account_id, sql.Counts.deposit(amount).negated())
+
+    def withdrew(self, account_id: str, amount: int) -> None:
+        self._count(account_id, sql.Counts.withdrawal(amount))
+
+    def moved(self, account_id: str, delta: int) -> None:
+        self._count(account_id, sql.Counts.moved(delta))
+
+    def refused(self, reason: str) -> None:
+        self.counters.add(f"refused.{reason}")
+
+    def rows(self) -> list[tuple]:
+        with self.db.connection() as conn:
+            return conn.execute(sql.LEDGER).fetchall()
+
+    @staticmethod
+    def report(rows: list[tuple], counters: dict[str, int]) -> dict:
+        """`LedgerStats.report` from the accounts' rows and the counters, read in one snapshot."""
+        per_account = {}
+        for account_id, balance, opening, deposits, deposit_amount, _, withdrawal_amount, net in rows:
+            change = balance - opening
+            per_account[account_id] = {
+                "balance": balance,
+                "acknowledged": deposits,
+                "acknowledged_amount": deposit_amount,
+                "withdrawn_amount": withdrawal_amount,
+                "balance_change": change,
+                "lost_updates": net - change,
+            }
+        prefix = "refused."
+        refused = {name.removeprefix(prefix): n for name, n in counters.items() if name.startswith(prefix) and n}
+        return {
+            "acknowledged": sum(row[3] for row in rows),
+            "acknowledged_amount": sum(row[4] for row in rows),
+            "withdrawals": sum(row[5] for row in rows),
+            "withdrawn_amount": sum(row[6] for row in rows),
+            "balance_change": sum(row["balance_change"] for row in per_account.values()),
+            "lost_updates": sum(row["lost_updates"] for row in per_account.values()),
+            "accounts_with_lost_updates": sum(1 for row in per_account.values() if row["lost_updates"]),
+            "rejected": refused,
+            "lock_timeouts": refused.get("lock_timeout", 0),
+            "self_deadlocks": refused.get("self_deadlock", 0),
+            "serialization_retries": counters.get("deposits.serialization_retries", 0),
+            "per_account": per_account,
+        }
