@@ -191,7 +191,8 @@ def lab_families(stats: dict, created: float, resets: int) -> list:
     counter("deposits_acknowledged_cents", "Cents of acknowledged deposits", deposits["acknowledged_amount"])
     counter("withdrawals_acknowledged", "Withdrawals acknowledged (200)", deposits["withdrawals"])
     counter("withdrawals_acknowledged_cents", "Cents of acknowledged withdrawals", deposits["withdrawn_amount"])
-    counter("deposits_refused", "Deposits and withdrawals refused, by reason", deposits["rejected"], "reason")
+    refused = {"lock_timeout": deposits["lock_timeouts"], "self_deadlock": deposits["self_deadlocks"]}
+    counter("deposits_refused", "Deposits and withdrawals refused, by reason", refused | deposits["rejected"], "reason")
     gauge(
         "lost_updates_cents",
         "Acknowledged changes minus the balance change: cents that acknowledged updates lost",
