@@ -234,7 +234,7 @@ def test_lost_updates_on_the_page_rise_to_what_stats_reports(server, page):
 def test_a_checkout_burst_draws_in_flight_against_capacity(server, page):
     server.configure(checkout_guard="semaphore", capacity=4, max_waiting=4, service_time_ms=400, race_window_ms=0)
     p = page.open(server.url)
-    page.under_load(server.url, 4, [("/checkout", {"sku": "widget", "quantity": 1})] * 12)
+    page.under_load(server.url, 5, [("/checkout", {"sku": "widget", "quantity": 1})] * 12)
     checkout = server.get("/stats").json()["checkout"]
     assert checkout["peak_in_flight"] == 4 and checkout["rejected"] > 0
     drawn = page.js("window.dashboard.charts.flight.data")

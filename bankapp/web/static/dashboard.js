@@ -11,14 +11,18 @@
 const POLL_MS = 1000;
 const HISTORY = 180; // samples kept on the charts: three minutes
 const TOKEN_KEY = "bankapp-admin-token";
-const C = { blue: "#0072B2", orange: "#E69F00", green: "#009E73", vermillion: "#D55E00", sky: "#56B4E9", ink: "#111", grey: "#777" };
+const C = { blue: "#0072B2", orange: "#E69F00", green: "#009E73", vermillion: "#D55E00", ink: "#111", grey: "#777" };
 const WATCHED = { deposit_guard: "deposits", checkout_guard: "checkout", transfer_policy: "transfers", race_window_ms: "all" };
 
 const $ = (id) => document.getElementById(id);
 const fmt = (n) => (n == null ? "–" : Math.round(n).toLocaleString("en-US"));
 const ms = (n) => (n == null ? "–" : n < 10 ? n.toFixed(1) : fmt(n));
 
-const state = { previous: null, settings: null, counted: null, markers: [], pending: null, pageServers: new Set() };
+const state = {
+  previous: null, settings: null, counted: null, markers: [], pending: null,
+  pageServers: new Set(), // who served this page's last poll (X-Served-By)
+  threadCounts: new Map(), // requests each server thread had served when last seen
+};
 const series = {
   t: [], ack: [], change: [], inFlight: [], waiting: [], capacity: [], gateway: [], admitted: [], rejected: [],
   committed: [], deadlocks: [], requests: [], serving: [],
@@ -75,7 +79,11 @@ function makeChart(el, scope, lines, extra = {}) {
     height: height(),
     series: [{}, ...lines.map((line) => ({ points: { show: false }, ...line }))],
     // a line on a scale of its own gets an axis on the right
-    axes: [{ ...axis, values: clock }, { ...axis, size: px * 4.5, space: px * 1.5 }, ...lines.filter((l) => l.scale).map((l) => ({ ...axis, scale: l.scale, side: 1, grid: { show: false }, size: px * 2.5 }))],
+    axes: [
+      { ...axis, values: clock },
+      { ...axis, size: px * 4.5, space: px * 1.5 },
+      ...lines.filter((l) => l.scale).map((l) => ({ ...axis, scale: l.scale, side: 1, grid: { show: false }, size: px * 2.5 })),
+    ],
     cursor: { show: false },
     legend: { show: true, live: false },
     plugins: [markerPlugin(scope)],
@@ -193,7 +201,7 @@ function render(stats, locks, threads) {
 
   // threads
   $("active-count").textContent = fmt(threads.active_count);
-  const requestsPerSecond = renderServers(stats.served_by, prev?.servedBy, dt);
+  const requestsPerSecond = renderServers(stats.served_by, dt);
 
   series.t.push(t);
   series.ack.push(d.balance_change + d.lost_updates);
@@ -212,10 +220,8 @@ function render(stats, locks, threads) {
   while (state.markers.length && state.markers[0].t < series.t[0]) state.markers.shift();
   redrawCharts();
 
-  const servedBy = Object.fromEntries((stats.served_by?.threads || []).map((s) => [s.by, s.requests]));
   state.previous = {
-    t, acknowledged: d.acknowledged, admitted: c.admitted, rejected: c.rejected,
-    committed: x.committed, deadlocks: x.deadlocks, servedBy,
+    t, acknowledged: d.acknowledged, admitted: c.admitted, rejected: c.rejected, committed: x.committed, deadlocks: x.deadlocks,
   };
 }
 
@@ -260,14 +266,15 @@ function commonPrefix(names) {
 
 /** One chip per thread that served lately, with its requests per second; those that served this
  * page's last poll (their `X-Served-By`) ringed. Returns the requests per second of them all. */
-function renderServers(report, before, dt) {
+function renderServers(report, dt) {
   let total = 0;
   const threads = (report?.threads || []).slice().sort((a, b) => a.by.localeCompare(b.by, "en", { numeric: true }));
   const prefix = commonPrefix(threads.map((s) => s.by));
   $("served-by-prefix").textContent = prefix ? `${prefix}…` : "";
   $("served-by").replaceChildren(
     ...threads.map(({ by, requests }) => {
-      const perSecond = before ? rate(requests, before[by] ?? 0, dt) : 0;
+      const perSecond = rate(requests, state.threadCounts.get(by), dt); // 0 the first time a thread is seen
+      state.threadCounts.set(by, requests);
       total += perSecond;
       const chip = document.createElement("span");
       chip.className = "chip" + (perSecond >= 1 ? " busy" : "") + (state.pageServers.has(by) ? " mine" : "");
