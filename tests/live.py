@@ -90,3 +90,22 @@ def live_server(*flags: str, startup_timeout: float = 20, env: dict | None = Non
         stop(process)
         pump.join(10)
         process.stdout.close()
+
+
+def burst(url: str, seconds: float, jobs: list, most: int = 400) -> None:
+    """Each job `(path, json body)` POSTed in a loop by a thread of its own (one
+    keep-alive session each) for `seconds`, at most `most` times; returns when all are done."""
+    deadline = time.monotonic() + seconds
+
+    def run(path, body):
+        with requests.Session() as session:
+            for _ in range(most):
+                if time.monotonic() > deadline:
+                    break
+                session.post(url + path, json=body, timeout=10)
+
+    threads = [threading.Thread(target=run, args=job) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds + 60)

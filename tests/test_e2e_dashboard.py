@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from .live import live_server
+from .live import burst, live_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -112,24 +112,6 @@ def page(browser):
     opened = Page(browser)
     yield opened
     opened.close()
-
-
-def burst(url: str, seconds: float, jobs: list, most: int = 400) -> None:
-    """Each job `(path, body)` posted in a loop by its own thread for `seconds` (at most `most` times each)."""
-    deadline = time.monotonic() + seconds
-
-    def run(path, body):
-        with requests.Session() as session:
-            for _ in range(most):
-                if time.monotonic() > deadline:
-                    break
-                session.post(url + path, json=body, timeout=10)
-
-    threads = [threading.Thread(target=run, args=job) for job in jobs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
 
 
 def number(text: str) -> int:

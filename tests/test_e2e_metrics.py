@@ -14,28 +14,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from .live import READY, live_server, stop
+from .live import READY, burst, live_server, stop
 from .scrape import pairs, samples, value
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
-
-
-def burst(url: str, seconds: float, jobs: list) -> None:
-    """Each job `(path, body)` posted in a loop by its own thread for `seconds` (and at most 400 times)."""
-    deadline = time.monotonic() + seconds
-
-    def run(path, body):
-        with requests.Session() as session:
-            for _ in range(400):
-                if time.monotonic() > deadline:
-                    break
-                session.post(url + path, json=body, timeout=10)
-
-    threads = [threading.Thread(target=run, args=job) for job in jobs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
 
 
 def test_after_a_burst_metrics_equal_stats():
