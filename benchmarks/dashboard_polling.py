@@ -6,15 +6,19 @@ Starts `bankapp serve --race-window-ms 0` on a free loopback port and drives
 `POST /accounts/<random>/deposit` (under `--guard`, `lock` by default) with
 wrk, first alone, then with N pollers running: plain HTTP clients (one
 keep-alive session each) that read what the page reads, `/stats`,
-`/debug/locks` and `/threads`, once a second. Each round measures deposits
+and `/debug/locks`, once a second. Each round measures deposits
 alone, with each N, and alone again; each N is compared with the mean of
 the two alone runs of its own round (seconds apart, so a noisy neighbour
 hits both sides), and the median of those ratios is reported. Target: a
 dashboard or a few cost no more than a few per cent of deposits/s.
 
-It also prints how long the pollers waited for their answers under load,
-and, from the server's own latency histogram (`/metrics`), how much server
-time one poll takes: N dashboards cost N times that per second.
+On a machine shared with other work, throughput swings by more than the
+pollers could cost, so it also measures what the noise touches least: the
+server's own CPU time (its process tree, from psutil) per deposit, with and
+without the pollers; its ratio is the share of the server's capacity left
+to deposits. And it prints how long the pollers waited for their answers
+under load and, from the server's latency histogram (`/metrics`), how much
+server time one poll takes.
 """
 
 from __future__ import annotations
@@ -28,13 +32,14 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
 import requests
 from bench_server import start_server
 from deposit_guards import DEPOSIT_LUA, send, wrk
 from prometheus_client.parser import text_string_to_metric_families
 
 #: What the page's script fetches on every poll.
-POLLED = ("/stats", "/debug/locks", "/threads")
+POLLED = ("/stats", "/debug/locks")
 DEPOSIT_ROUTE = "/accounts/<account_id>/deposit"
 
 
@@ -87,6 +92,12 @@ def server_ms_per_poll(url: str) -> dict[str, float]:
     return {route: 1000 * t["sum"] / t["count"] for route, t in totals.items() if t.get("count")}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process and its children (gunicorn's master and worker)."""
+    root = psutil.Process(pid)
+    return sum(sum(p.cpu_times()[:2]) for p in [root, *root.children(recursive=True)])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pollers", default="1,5,20", help="numbers of open dashboards to try [%(default)s]")
@@ -102,18 +113,20 @@ def main() -> int:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(DEPOSIT_LUA)
     process, url = start_server()
-    alone: list[float] = []
-    polled: dict[int, list[float]] = {n: [] for n in counts}
-    ratios: dict[int, list[float]] = {n: [] for n in counts}
+    alone: list[tuple[float, float]] = []  # (deposits/s, server CPU us per deposit)
+    polled: dict[int, list[tuple[float, float]]] = {n: [] for n in counts}
+    ratios: dict[int, list[tuple[float, float]]] = {n: [] for n in counts}  # (throughput, capacity) ratios
     waits: dict[int, list[float]] = {n: [] for n in counts}
     failures = 0
 
-    def deposits(label: str) -> float:
+    def deposits(label: str) -> tuple[float, float]:
         nonlocal step
         step += 1
         print(f"[{step}/{steps}] deposits, {label} ...", file=sys.stderr, flush=True)
         send(url + "/admin/reset", "POST")
-        return wrk(url, args.duration, args.connections, script.name)["rps"]
+        cpu = cpu_seconds(process.pid)
+        rps = wrk(url, args.duration, args.connections, script.name)["rps"]
+        return rps, (cpu_seconds(process.pid) - cpu) * 1e6 / (rps * args.duration)
 
     try:
         send(url + "/admin/config", "PATCH", {"deposit_guard": args.guard})
@@ -129,23 +142,29 @@ def main() -> int:
                 failures += pollers.failures
             after = deposits("no dashboard")
             alone += [before, after]
-            for count, rps in this_round.items():
-                polled[count].append(rps)
-                ratios[count].append(rps / ((before + after) / 2))
+            base_rps, base_cpu = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
+            for count, (rps, cpu) in this_round.items():
+                polled[count].append((rps, cpu))
+                ratios[count].append((rps / base_rps, base_cpu / cpu))
         per_poll = server_ms_per_poll(url)
     finally:
         process.terminate()
         process.wait(15)
         Path(script.name).unlink(missing_ok=True)
     print(f"\ndeposit under {args.guard}: {args.rounds} rounds of {args.duration} s, {args.connections} connections")
-    print(f"{'dashboards':>10} {'req/s':>8} {'vs none':>8}  {'poll p50 ms':>11} {'poll max ms':>11}  ratio per round")
-    print(f"{0:>10} {statistics.median(alone):>8.0f} {1:>8.3f}  {'-':>11} {'-':>11}")
+    print(
+        f"{'dashboards':>10} {'req/s':>7} {'vs none':>7}  {'CPU us/dep':>10} {'capacity':>8}  "
+        f"{'poll p50 ms':>11} {'poll max ms':>11}  per round: req/s ratio, capacity ratio"
+    )
+    median = statistics.median
+    print(f"{0:>10} {median(r for r, _ in alone):>7.0f} {1:>7.3f}  {median(c for _, c in alone):>10.0f} {1:>8.3f}")
     for count in counts:
-        p50 = statistics.median(waits[count]) if waits[count] else float("nan")
+        p50 = median(waits[count]) if waits[count] else float("nan")
         worst = max(waits[count], default=float("nan"))
-        rounds = " ".join(f"{r:.3f}" for r in ratios[count])
+        rounds = "  ".join(f"{r:.2f},{c:.3f}" for r, c in ratios[count])
         print(
-            f"{count:>10} {statistics.median(polled[count]):>8.0f} {statistics.median(ratios[count]):>8.3f}  "
+            f"{count:>10} {median(r for r, _ in polled[count]):>7.0f} {median(r for r, _ in ratios[count]):>7.3f}  "
+            f"{median(c for _, c in polled[count]):>10.0f} {median(c for _, c in ratios[count]):>8.3f}  "
             f"{p50:>11.1f} {worst:>11.1f}  {rounds}"
         )
     deposit_ms = per_poll.pop(DEPOSIT_ROUTE)
@@ -153,7 +172,7 @@ def main() -> int:
     routes = ", ".join(f"{route} {ms:.2f}" for route, ms in per_poll.items())
     print(f"\npolls that failed: {failures}")
     print(f"server time under load: one poll {one_poll:.2f} ms ({routes}); one deposit {deposit_ms:.2f} ms")
-    base = statistics.median(alone)
+    base = median(r for r, _ in alone)
     for count in counts:
         share = count * one_poll / deposit_ms / base
         print(

@@ -1,7 +1,7 @@
 """`GET /`: the live dashboard, one template and one small script, no build step.
 
-The page is static; its script polls `/stats`, `/debug/locks` and `/threads`
-about once a second (plain `fetch`, one request each, never a held-open
+The page is static; its script polls `/stats` and `/debug/locks` about
+once a second (plain `fetch`, one request each, never a held-open
 stream: a server-sent stream would keep one of the gthread threads per open
 page) and switches settings with `PATCH /admin/config`. The choices of each
 control come from the settings' own types, so a guard added there shows up

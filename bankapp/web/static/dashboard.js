@@ -1,7 +1,7 @@
 /* bankapp's live dashboard. One script, no build step.
  *
- * About once a second it reads /stats, /debug/locks and /threads (three plain
- * GETs, none of which waits on a guard) and redraws; uPlot (vendored) draws
+ * About once a second it reads /stats and /debug/locks (two plain GETs,
+ * neither of which waits on a guard) and redraws; uPlot (vendored) draws
  * the time series. The controls PATCH /admin/config; when the server wants
  * the admin token (401/403) the page asks for it and keeps it in this tab's
  * sessionStorage. A refusal is shown as the problem's `detail`.
@@ -148,9 +148,9 @@ async function poll() {
   const started = performance.now();
   try {
     const servedBy = new Set();
-    const [stats, locks, threads] = await Promise.all(["/stats", "/debug/locks", "/threads"].map((path) => getJSON(path, servedBy)));
+    const [stats, locks] = await Promise.all(["/stats", "/debug/locks"].map((path) => getJSON(path, servedBy)));
     state.pageServers = servedBy;
-    render(stats, locks, threads);
+    render(stats, locks);
     $("status").textContent = `updated ${new Date().toLocaleTimeString()}`;
     $("status").classList.remove("stale");
   } catch (error) {
@@ -165,7 +165,7 @@ function rate(now, before, seconds) {
   return (now >= before ? now - before : now) / seconds; // a drop is a reset: count from zero
 }
 
-function render(stats, locks, threads) {
+function render(stats, locks) {
   const d = stats.deposits, c = stats.checkout, x = stats.transfers, settings = stats.settings;
   const t = Date.now() / 1000;
   const prev = state.previous;
@@ -200,7 +200,7 @@ function render(stats, locks, threads) {
   drawCycle(locks);
 
   // threads
-  $("active-count").textContent = fmt(threads.active_count);
+  $("active-count").textContent = fmt(stats.served_by.active_count);
   const requestsPerSecond = renderServers(stats.served_by, dt);
 
   series.t.push(t);
