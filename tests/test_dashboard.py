@@ -77,3 +77,9 @@ def test_every_asset_is_in_the_package_data_so_the_wheel_has_it():
             relative = path.relative_to(WEB)
             shipped = [glob for glob in globs if relative.match(glob) and len(relative.parts) == len(Path(glob).parts)]
             assert shipped, f"{relative} is not in [tool.setuptools.package-data]"
+
+
+def test_both_routes_are_in_the_openapi_document_with_their_media_types(client):
+    paths = client.get("/openapi.json").json["paths"]
+    assert "text/html" in paths["/"]["get"]["responses"]["200"]["content"]
+    assert "text/plain" in paths["/metrics"]["get"]["responses"]["200"]["content"]
