@@ -102,12 +102,14 @@ def test_latency_is_observed_by_route_and_the_guard_in_force(client):
     client.patch("/admin/config", json={"deposit_guard": "rlock"})
     client.post("/accounts/acc-03/deposit", json={"amount": 1})
     client.get("/no/such/page")
+    client.open("/no/such/page", method="BREW")  # a client's own method is not a label value of its own
     found = scrape(client)
     name = "bankapp_http_request_duration_seconds_count"
     deposit = {"method": "POST", "route": "/accounts/<account_id>/deposit"}
     assert value(found, name, guard="lock", **deposit) == 3
     assert value(found, name, guard="rlock", **deposit) == 1
     assert value(found, name, guard="none", method="GET", route="unmatched") == 1
+    assert value(found, name, guard="none", method="other", route="unmatched") == 1
     buckets = {
         float(dict(labels)["le"])
         for (sample, labels) in found
