@@ -1,6 +1,8 @@
-"""`bankapp serve`: gunicorn with the gthread worker, configured from flags.
+"""The `bankapp` command: its arguments, and which part of bankapp each command runs.
 
-Every setting of `Config` is a flag named after it (`race_window_ms` is
+`bankapp serve` is gunicorn with the gthread worker (`launcher`); `bankapp
+demo` and `bankapp compare` run the guard matrix (`compare.console`). Every
+setting of `Config` is a flag of `serve` named after it (`race_window_ms` is
 `--race-window-ms`) and a `BANKAPP_*` variable; a flag wins over the
 environment, which wins over the default.
 """
@@ -8,10 +10,7 @@ environment, which wins over the default.
 from __future__ import annotations
 
 import argparse
-import shutil
-import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -43,68 +42,18 @@ def chosen_settings(args: argparse.Namespace) -> dict[str, Any]:
     return {name: value for name, value in vars(args).items() if name in names and value is not None}
 
 
-def print_table(rows: list[dict], explain: bool) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="bankapp: guards compared over HTTP")
-    for column in ("scenario", "guard", "req/s", "p50", "p95", "p99", "lost", "oversold", "peak/cap", "rejected"):
-        table.add_column(column, justify="left" if column in {"scenario", "guard"} else "right")
-    table.add_column("deadlocks", justify="right")
-    table.add_column("verdict")
-    for row in rows:
-        peak = f"{row['peak_in_flight']}/{row['capacity'] or '-'}" if row["scenario"] == "checkout" else ""
-        table.add_row(
-            row["scenario"],
-            row["guard"],
-            f"{row['rps']:.0f}",
-            f"{row['p50_ms']:.0f}",
-            f"{row['p95_ms']:.0f}",
-            f"{row['p99_ms']:.0f}",
-            f"{row['lost_updates']:,}",
-            f"{row['oversold']:,}",
-            peak,
-            f"{row['rejected']:,}",
-            f"{row['deadlocks']:,}",
-            "ok" if row["ok"] else "[red]anomaly[/red]",
-        )
-    console = Console(width=max(132, shutil.get_terminal_size().columns))
-    console.print(table)
-    if explain:
-        for row in rows:
-            console.print(f"[bold]{row['scenario']} / {row['guard']}[/bold]: {row['sentence']}")
-
-
 def compare(args: argparse.Namespace, demo: bool) -> int:
-    from .compare.report import write
-    from .compare.runner import CompareError, Run, execute
+    from .compare.console import run_command  # rich and matplotlib: only for the commands that draw
+    from .compare.runner import Run
 
-    def interrupted(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupted)
     run = Run(
         duration=3 if demo or args.quick else args.duration,
         users=None if demo else args.users,
         out=args.out,
         scenarios=None if demo or not args.scenarios else set(args.scenarios.split(",")),
         guards=None if demo or not args.guards else set(args.guards.split(",")),
-        explain=True,
     )
-    began = time.monotonic()
-    try:
-        rows, folder = execute(run)
-    except CompareError as error:
-        print(f"bankapp {args.command}: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"bankapp {args.command}: interrupted; the server and Locust were stopped", file=sys.stderr)
-        return 130
-    paths = write(rows, folder, title="bankapp demo" if demo else "bankapp compare")
-    print_table(rows, explain=True)
-    print(f"\nreport: {paths['report.html']} (also report.md, results.json, results.csv, report.png)")
-    print(f"took {time.monotonic() - began:.0f} s")
-    return 0
+    return run_command(run, args.command)
 
 
 def main(argv: list[str] | None = None) -> int:

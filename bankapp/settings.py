@@ -195,15 +195,10 @@ class ConfigHolder:
     def __init__(self, config: Config):
         self._config = config
         self._lock = threading.Lock()
-        self._listeners: list = []
 
     @property
     def current(self) -> Config:
         return self._config
-
-    def on_change(self, listener) -> None:
-        """Call `listener(old, new)` after every accepted change."""
-        self._listeners.append(listener)
 
     def patch(self, changes: dict[str, Any]) -> Config:
         """Apply a partial change from JSON; types are checked strictly."""
@@ -222,13 +217,10 @@ class ConfigHolder:
                 [{"setting": "admin_token", "message": "can only be set at start", "type": "startup_only"}],
             )
         with self._lock:
-            old = self._config
-            merged = old.model_dump() | changes
+            merged = self._config.model_dump() | changes
             try:
                 new = Config.model_validate(merged, strict=True)
             except ValidationError as error:
                 raise describe(error) from None
             self._config = new
-        for listener in self._listeners:
-            listener(old, new)
         return new

@@ -29,14 +29,16 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import math
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from bench_server import start_server
+from bench_server import bench_server
+
+from bankapp.lab.reservoir import percentile
 
 THROUGHPUT_TARGET = 0.9
 REJECTION_P99_TARGET_MS = 5.0
@@ -70,11 +72,9 @@ class Client:
         raise AssertionError("unreachable")
 
 
-def percentile(samples: list[float], percent: float) -> float | None:
-    if not samples:
-        return None
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(percent / 100 * len(ordered)) - 1)]
+def rank(samples: list[float], percent: float) -> float | None:
+    """Nearest rank, as the server reports its own percentiles."""
+    return percentile(Counter(samples), percent)
 
 
 def closed_loop(url: str, clients: int, stop: threading.Event, measuring: threading.Event) -> tuple[dict, list]:
@@ -123,10 +123,10 @@ def measure(url: str, settings: dict, clients: int, warmup: float, duration: flo
         "completed_per_s": (after["completed"] - before["completed"]) / elapsed,
         "rejected_per_s": (after["rejected"] - before["rejected"]) / elapsed,
         "peak_in_flight": after["peak_in_flight"],
-        "ok_p50_ms": percentile(ok, 50),
-        "ok_p99_ms": percentile(ok, 99),
-        "rejection_p50_ms": percentile(rejected, 50),
-        "rejection_p99_ms": percentile(rejected, 99),
+        "ok_p50_ms": rank(ok, 50),
+        "ok_p99_ms": rank(ok, 99),
+        "rejection_p50_ms": rank(rejected, 50),
+        "rejection_p99_ms": rank(rejected, 99),
         "rejections_measured": len(rejected),
         "other_statuses": {status: len(v) for status, v in latencies.items() if status not in (200, 503)},
     }
@@ -180,11 +180,11 @@ def rejection_latency(url: str, capacity: int, interval_ms: float, warmup: float
     return {
         "settings": settings,
         "rejections_measured": len(rejected),
-        "rejection_p50_ms": percentile(rejected, 50),
-        "rejection_p99_ms": percentile(rejected, 99),
+        "rejection_p50_ms": rank(rejected, 50),
+        "rejection_p99_ms": rank(rejected, 99),
         "rejection_max_ms": max(rejected, default=None),
-        "healthz_p50_ms": percentile(health, 50),
-        "healthz_p99_ms": percentile(health, 99),
+        "healthz_p50_ms": rank(health, 50),
+        "healthz_p99_ms": rank(health, 99),
         "admitted_probes": admitted,
     }
 
@@ -215,7 +215,8 @@ def main() -> int:
         ("unsafe", {**common, "checkout_guard": "unsafe"}),
         ("lock", {**common, "checkout_guard": "lock", "max_waiting": queue}),
     ]  # fmt: skip
-    process, url = start_server(threads=max(32, args.clients + 4))
+    server = bench_server(threads=max(32, args.clients + 4))
+    url = server.url
     rows = []
     try:
         total = len(configs) + 1
@@ -225,8 +226,7 @@ def main() -> int:
         progress(f"[{total}/{total}] rejection latency: permits held, a probe every {args.probe_interval_ms:g} ms ...")
         rejection = rejection_latency(url, args.capacity, args.probe_interval_ms, args.warmup, args.duration)
     finally:
-        process.terminate()
-        process.wait(15)
+        server.stop()
 
     print(f"\nLittle's law limit: capacity {args.capacity} / service time {args.service_time_ms:g} ms = {little:.0f}/s")
     print(f"{args.clients} closed-loop clients, {args.duration:g} s each\n")

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import psutil
 import requests
-from bench_server import start_server
+from bench_server import bench_server
 from deposit_guards import DEPOSIT_LUA, send, wrk
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -112,7 +112,8 @@ def main() -> int:
         return 2
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(DEPOSIT_LUA)
-    process, url = start_server()
+    server = bench_server()
+    url = server.url
     alone: list[tuple[float, float]] = []  # (deposits/s, server CPU us per deposit)
     polled: dict[int, list[tuple[float, float]]] = {n: [] for n in counts}
     ratios: dict[int, list[tuple[float, float]]] = {n: [] for n in counts}  # (throughput, capacity) ratios
@@ -124,9 +125,9 @@ def main() -> int:
         step += 1
         print(f"[{step}/{steps}] deposits, {label} ...", file=sys.stderr, flush=True)
         send(url + "/admin/reset", "POST")
-        cpu = cpu_seconds(process.pid)
+        cpu = cpu_seconds(server.pid)
         rps = wrk(url, args.duration, args.connections, script.name)["rps"]
-        return rps, (cpu_seconds(process.pid) - cpu) * 1e6 / (rps * args.duration)
+        return rps, (cpu_seconds(server.pid) - cpu) * 1e6 / (rps * args.duration)
 
     try:
         send(url + "/admin/config", "PATCH", {"deposit_guard": args.guard})
@@ -148,8 +149,7 @@ def main() -> int:
                 ratios[count].append((rps / base_rps, base_cpu / cpu))
         per_poll = server_ms_per_poll(url)
     finally:
-        process.terminate()
-        process.wait(15)
+        server.stop()
         Path(script.name).unlink(missing_ok=True)
     print(f"\ndeposit under {args.guard}: {args.rounds} rounds of {args.duration} s, {args.connections} connections")
     print(

@@ -23,7 +23,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from bench_server import start_server
+from bench_server import bench_server
 
 DEPOSIT_LUA = """
 wrk.method = "POST"
@@ -69,7 +69,8 @@ def main() -> int:
         return 2
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(DEPOSIT_LUA)
-    process, url = start_server(args.threads)
+    server = bench_server(args.threads)
+    url = server.url
     measured: dict[str, list[dict]] = {}
     try:
         steps, step = args.rounds * (len(CONFIGS) + 1), 0
@@ -92,8 +93,7 @@ def main() -> int:
                     {**result, "ratio": result["rps"] / bare["rps"], "vs_unsafe": result["rps"] / unsafe["rps"]}
                 )
     finally:
-        process.terminate()
-        process.wait(15)
+        server.stop()
         Path(script.name).unlink(missing_ok=True)
     rows = []
     for label, runs in measured.items():

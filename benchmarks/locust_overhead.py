@@ -11,44 +11,52 @@ server, so the ratio of their request rates is what the bookkeeping costs.
 
 When the server, not Locust, is the bottleneck (likely on a small machine),
 both classes get the same rate whatever their cost, so each round also runs
-each class alone and reads the Locust process's CPU time (getrusage, from
-all users spawned to the stop, so start-up is left out): CPU per request
-says how fast Locust itself could go. Target: the project
+each class alone and reads the Locust process's CPU time (getrusage of the
+reaped child: the whole run, start-up included, the same for both classes):
+CPU per request says how fast Locust itself could go. Target: the project
 user reaches at least 0.8 of the minimal one on both counts.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from bench_server import start_server
+from bench_server import bench_server
+
+from bankapp.compare.processes import LocustJob, run_locust
 
 HERE = Path(__file__).resolve().parent
 TARGET = 0.8
 
 
 def locust(url: str, classes: list[str], users: int, duration: int, folder: Path) -> dict:
-    """One headless run; requests/s per class and the CPU seconds Locust spent while its users ran."""
-    command = [
-        sys.executable, "-m", "locust", "-f", str(HERE / "locust_overhead_users.py"), *classes,
-        "--host", url, "--headless", "-u", str(users), "-r", str(users), "-t", f"{duration}s",
-        "--only-summary", "--json-file", str(folder / "stats"), "--loglevel", "WARNING",
-    ]  # fmt: skip
-    environment = {**os.environ, "OVERHEAD_USERS_EACH": str(users // len(classes))}
-    process = subprocess.Popen(
-        command, cwd=folder, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    """One headless run; requests/s per class and the CPU seconds the Locust process spent."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    job = LocustJob(
+        HERE / "locust_overhead_users.py",
+        classes,
+        url,
+        users=users,
+        duration=duration,
+        prefix=folder / "run",
+        verdict=False,
+        extra=("--loglevel", "WARNING"),
     )
-    _, _, usage = os.wait4(process.pid, 0)  # Locust's own CPU time, from the kernel
-    process.returncode = 0
-    result = {"cpu_seconds": usage.ru_utime + usage.ru_stime, "requests": 0, "failures": 0}
-    for row in json.loads((folder / "stats.json").read_text()):
+    run = run_locust(
+        job,
+        cwd=folder,
+        env={"OVERHEAD_USERS_EACH": str(users // len(classes))},
+    )
+    # Locust's own CPU time, from the kernel: the only child this process reaped during the run
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result = {"cpu_seconds": cpu, "requests": 0, "failures": 0}
+    for row in run.stats:
         elapsed = max(row["last_request_timestamp"] - row["start_time"], 1e-9)
         result[row["name"].split(":")[0]] = row["num_requests"] / elapsed
         result["requests"] += row["num_requests"]
@@ -62,7 +70,8 @@ def main() -> int:
     parser.add_argument("--users-each", type=int, default=8, help="users of each class [%(default)s]")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; medians count [%(default)s]")
     args = parser.parse_args()
-    process, url = start_server()
+    server = bench_server()
+    url = server.url
     side_by_side, cpu = [], []
     try:
         with tempfile.TemporaryDirectory() as name:
@@ -84,8 +93,7 @@ def main() -> int:
                     flush=True,
                 )
     finally:
-        process.terminate()
-        process.wait(15)
+        server.stop()
     rate, capacity = statistics.median(side_by_side), statistics.median(cpu)
     print(f"\nsame run, same server: the bookkeeping user reached {rate:.2f} of the minimal user's rate")
     print(f"Locust's own capacity (CPU per request): the bookkeeping user can reach {capacity:.2f} of the minimal one")

@@ -11,6 +11,11 @@ add one, and the second write erases the first.
 
 The lesson of `Thread.start()` and `join()` is here too: `start()` runs the
 target once in a new thread; `join()` waits for it to finish.
+
+The clients use nothing but the standard library, so this file also runs
+against a bankapp started anywhere (`--url`). `--serve` starts one on a free
+loopback port with `ServerProcess`, the helper bankapp's tests and tools use
+(`bankapp/compare/processes.py`), and stops it by PID at the end.
 """
 
 from __future__ import annotations
@@ -18,8 +23,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import re
-import subprocess
 import sys
 import threading
 import time
@@ -77,21 +80,6 @@ def run_round(url: str, guard: str, threads: int, deposits: int) -> dict:
     }
 
 
-def start_server() -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bankapp", "serve", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    for line in process.stdout:
-        match = re.search(r"ready at (http://\S+)", line)
-        if match:
-            threading.Thread(target=process.stdout.read, daemon=True).start()  # keep draining its log
-            return process, match.group(1)
-    raise SystemExit("bankapp serve did not start")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="http://127.0.0.1:8000", help="a running bankapp [%(default)s]")
@@ -100,7 +88,15 @@ def main() -> int:
     parser.add_argument("--deposits", type=int, default=50, help="deposits per thread [%(default)s]")
     parser.add_argument("--guards", default="unsafe,lock", help="guards to try in turn [%(default)s]")
     args = parser.parse_args()
-    process, url = start_server() if args.serve else (None, args.url)
+    server = None
+    if args.serve:
+        from bankapp.compare.processes import ProcessError, ServerProcess
+
+        try:
+            server = ServerProcess()
+        except ProcessError as error:
+            raise SystemExit(str(error)) from None
+    url = server.url if server else args.url
     try:
         print(f"{args.threads} threads x {args.deposits} deposits of 1 cent into acc-00 at {url}")
         for guard in args.guards.split(","):
@@ -111,9 +107,8 @@ def main() -> int:
                 f"lost {row['lost']:>5} ({share:.1%})  in {row['seconds']:.1f} s"
             )
     finally:
-        if process:
-            process.terminate()
-            process.wait(15)
+        if server:
+            server.stop()
     return 0
 
 

@@ -2,7 +2,13 @@
 
 Each is a flag and a `LOCUST_*` variable (`--verdict-json` is
 `LOCUST_VERDICT_JSON`), and the ones that shape traffic show in the web UI.
-A master hands them to its workers with the spawn message.
+A master hands them to its workers with the spawn message. Help texts name
+their defaults in plain words: the web UI shows a help text as it is, and
+would show a `%(default)s` raw.
+
+The web UI's class picker is on by default, set here rather than in a
+`locust.conf` or `[tool.locust]`, which Locust reads only from the current
+directory: START then runs the classes ticked, not every class at once.
 
 Example::
 
@@ -12,87 +18,63 @@ Example::
 from __future__ import annotations
 
 import argparse
+import functools
 from dataclasses import dataclass
 
 
 def add_options(parser) -> None:
     """Listener of `events.init_command_line_parser`."""
-    parser.add_argument(
+    parser.set_defaults(class_picker=True)
+    option = functools.partial(add_option, parser)
+    option(
         "--accounts",
-        default="acc-00,acc-01,acc-02,acc-03",
-        env_var="LOCUST_ACCOUNTS",
-        help="accounts to deposit into and transfer between, comma-separated, or 'all' [%(default)s]",
+        "acc-00,acc-01,acc-02,acc-03",
+        "accounts to deposit into and transfer between, comma-separated, or 'all'",
     )
-    parser.add_argument(
-        "--amounts",
-        default="1",
-        env_var="LOCUST_AMOUNTS",
-        help="amounts in cents, comma-separated; each request picks one [%(default)s]",
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=3, env_var="LOCUST_BATCH_SIZE", help="amounts per batch deposit [3]"
-    )
-    parser.add_argument(
-        "--skus",
-        default="widget,flash-sale",
-        env_var="LOCUST_SKUS",
-        help="SKUs to check out, comma-separated; each checkout picks one [%(default)s]",
-    )
-    parser.add_argument(
+    option("--amounts", "1", "amounts in cents, comma-separated; each request picks one")
+    option("--batch-size", 3, "amounts per batch deposit", type=int)
+    option("--skus", "widget,flash-sale", "SKUs to check out, comma-separated; each checkout picks one")
+    option(
         "--reset-first",
+        True,
+        "POST /admin/reset before the run (balances, stock, counters)",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        env_var="LOCUST_RESET_FIRST",
-        help="POST /admin/reset before the run (balances, stock, counters) [on]",
     )
-    parser.add_argument(
-        "--verdict-json",
-        default="",
-        env_var="LOCUST_VERDICT_JSON",
-        include_in_web_ui=False,
-        help="write the verdict as JSON to this path",
-    )
-    parser.add_argument(
+    option("--verdict-json", "", "write the verdict as JSON to this path", include_in_web_ui=False)
+    option(
         "--fail-on-anomaly",
+        False,
+        "exit with code 1 when any check of the verdict fails",
         action="store_true",
-        default=False,
-        env_var="LOCUST_FAIL_ON_ANOMALY",
         include_in_web_ui=False,
-        help="exit with code 1 when any check of the verdict fails",
     )
-    parser.add_argument(
+    option(
         "--request-timeout",
+        0.1,
+        "seconds RetryingDepositUser waits for each try before it gives up and retries",
         type=float,
-        default=0.1,
-        env_var="LOCUST_REQUEST_TIMEOUT",
-        help="seconds RetryingDepositUser waits for each try before it gives up and retries [%(default)s]",
     )
-    parser.add_argument(
-        "--retries",
-        type=int,
-        default=3,
-        env_var="LOCUST_RETRIES",
-        help="retries of a deposit that got no definite answer (RetryingDepositUser) [%(default)s]",
-    )
-    parser.add_argument(
-        "--retry-backoff",
-        type=float,
-        default=0.5,
-        env_var="LOCUST_RETRY_BACKOFF",
-        help="seconds before the first retry, doubled before each next one [%(default)s]",
-    )
-    parser.add_argument(
+    option("--retries", 3, "retries of a deposit that got no definite answer (RetryingDepositUser)", type=int)
+    option("--retry-backoff", 0.5, "seconds before the first retry, doubled before each next one", type=float)
+    option(
         "--idempotency-keys",
+        True,
+        "each deposit of RetryingDepositUser carries one Idempotency-Key, reused by its retries",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        env_var="LOCUST_IDEMPOTENCY_KEYS",
-        help="each deposit of RetryingDepositUser carries one Idempotency-Key, reused by its retries [on]",
     )
+    option("--spike-users", 32, "users at the top of the spike", type=int)
+    option("--baseline-users", 4, "users before and after", type=int)
+
+
+def add_option(parser, flag: str, default, text: str, **kwargs) -> None:
+    """One option, its `LOCUST_*` variable named after the flag and its default told in its help text."""
+    shown = ("on" if default else "off") if isinstance(default, bool) else default
     parser.add_argument(
-        "--spike-users", type=int, default=32, env_var="LOCUST_SPIKE_USERS", help="users at the top of the spike [32]"
-    )
-    parser.add_argument(
-        "--baseline-users", type=int, default=4, env_var="LOCUST_BASELINE_USERS", help="users before and after [4]"
+        flag,
+        default=default,
+        env_var="LOCUST_" + flag.lstrip("-").replace("-", "_").upper(),
+        help=f"{text} [{shown}]" if shown != "" else text,
+        **kwargs,
     )
 
 

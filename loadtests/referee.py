@@ -11,8 +11,10 @@ Wired to Locust's events, in whichever process it runs:
   before it tells the master it has stopped. A headless master that quits
   at `--run-time` fires its own `test_stop` before its workers stop, so it
   first asks them to (`bankapp_flush`); then it waits for every worker's
-  final tally, snapshots the server again, judges, prints the verdict
-  block, and writes `--verdict-json`.
+  final tally and for the server to finish what the stopped users left in
+  flight, snapshots the server again, judges, prints the verdict block,
+  writes `--verdict-json`, and hands the verdict to `on_verdict` (the web
+  UI's tab, see `webui`).
 - `quitting`: with `--fail-on-anomaly`, a failed verdict makes the exit code 1.
 """
 
@@ -26,6 +28,7 @@ from pathlib import Path
 import gevent
 from locust.runners import MasterRunner, WorkerRunner
 
+from . import keys as k
 from . import server
 from .options import make_plan
 from .tally import Tally, total
@@ -37,6 +40,8 @@ log = logging.getLogger("bankapp.verdict")
 FINAL_TALLY = "bankapp_tally"
 FLUSH = "bankapp_flush"
 FINAL_WAIT_SECONDS = 15
+#: How long the server may take to finish the requests of stopped users (a lock timeout and then some).
+QUIET_WAIT_SECONDS = 5
 
 
 class Referee:
@@ -49,6 +54,8 @@ class Referee:
         self.final_from: set[str] = set()
         self.workers = 0
         self.unit_amount: int | None = None
+        self.running = False
+        self.on_verdict = lambda verdict: None
 
     def attach(self, events) -> None:
         events.init.add_listener(self.on_init)
@@ -76,7 +83,7 @@ class Referee:
         self.unit_amount = BankUser.plan.unit_amount
         if isinstance(environment.runner, WorkerRunner):
             return
-        self.tally, self.verdict, self.final_from = Tally(), None, set()
+        self.tally, self.verdict, self.final_from, self.running = Tally(), None, set(), True
         self.workers = environment.runner.worker_count if isinstance(environment.runner, MasterRunner) else 0
         try:
             if options.reset_first:
@@ -106,11 +113,13 @@ class Referee:
         else:
             self.tally.merge(BankUser.tally.drain())
         self.verdict = self.judge(environment)
+        self.running = False
         print(render(self.verdict), flush=True)
         path = environment.parsed_options.verdict_json
         if path:
             Path(path).write_text(json.dumps(self.verdict, indent=2) + "\n")
             log.info("bankapp: verdict written to %s", path)
+        self.on_verdict(self.verdict)
 
     def wait_for_workers(self, runner) -> None:
         """Every worker's last counts, even when a headless master quits without stopping them first."""
@@ -128,13 +137,20 @@ class Referee:
 
     def judge(self, environment) -> dict:
         counts = self.tally.snapshot()
-        ran_transfers = total(counts, "transfer", "sent") or total(counts, "audit", "reads")
+        ran_transfers = total(counts, k.TRANSFER, k.SENT) or total(counts, k.AUDIT, k.READS)
+        host, busy = environment.host or "", 0
         try:
-            after = server.snapshot(environment.host or "", audit=bool(ran_transfers))
+            busy = server.wait_until_quiet(host, QUIET_WAIT_SECONDS)
+            after = server.snapshot(host, audit=bool(ran_transfers))
         except OSError as error:
             log.error("bankapp: could not read the server after the run: %s", error)
             after = {}
         verdict = judge(counts, self.before, after, self.unit_amount)
+        if busy:
+            verdict["notes"].append(
+                f"the server still had {busy:,} transfers or checkouts in flight {QUIET_WAIT_SECONDS} s after the "
+                "users stopped (a deadlock nobody breaks?): the balances were read with them half done"
+            )
         verdict["host"] = environment.host
         verdict["workers"] = self.workers
         verdict["clients"] = counts

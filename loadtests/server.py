@@ -8,6 +8,7 @@ still to come, an older server) reads as None rather than failing the run.
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from typing import Any
@@ -54,16 +55,34 @@ def snapshot(host: str, audit: bool = False) -> dict[str, Any]:
 
 
 def stock_levels(stats: dict | None) -> dict[str, int] | None:
-    """`{sku: units}` from the checkout section of `/stats`, whichever of the likely shapes it has."""
+    """`{sku: units}`, as the checkout section of `/stats` holds it."""
     stock = ((stats or {}).get("checkout") or {}).get("stock")
-    if isinstance(stock, list):
-        stock = {row.get("sku"): row for row in stock if isinstance(row, dict)}
-    if not isinstance(stock, dict):
-        return None
-    levels = {}
-    for sku, value in stock.items():
-        if isinstance(value, dict):
-            value = next((value[k] for k in ("remaining", "stock", "available", "units") if k in value), None)
-        if isinstance(value, int) and not isinstance(value, bool):
-            levels[sku] = value
-    return levels
+    return dict(stock) if isinstance(stock, dict) else None
+
+
+def in_flight(stats: dict | None) -> int:
+    """Transfers and checkouts the server is still working on (or queueing), from `/stats`."""
+    stats = stats or {}
+    transfers, checkout = stats.get("transfers") or {}, stats.get("checkout") or {}
+    return sum(
+        section.get(key) or 0
+        for section, key in ((transfers, "in_flight"), (checkout, "in_flight"), (checkout, "waiting"))
+    )
+
+
+def wait_until_quiet(host: str, timeout: float, pause: float = 0.05) -> int:
+    """Wait until the server works on nothing, as two reads of `/stats` in a row say; what is left in flight.
+
+    A stopped user's last request goes on without it: a transfer between its
+    debit and its credit would show in the balances as money missing, though
+    at rest it is all there. So the verdict reads the server once it is
+    still, or after `timeout` seconds (a deadlock that nobody breaks).
+    """
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while True:
+        busy = in_flight(call(host, "GET", "/stats"))
+        quiet = quiet + 1 if busy == 0 else 0
+        if quiet == 2 or time.monotonic() >= deadline:
+            return busy
+        time.sleep(pause)

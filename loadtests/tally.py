@@ -1,8 +1,9 @@
 """What the clients saw: counters every user bumps, merged across processes.
 
 Every counter is a plain int under a string key `section/subject/field`
-(`deposit/acc-00/ok_amount`), so a worker's counts travel to the master inside
-Locust's own report (msgpack) and merge by addition.
+(`deposit/acc-00/ok_amount`; the names are in `keys`), so a worker's counts
+travel to the master inside Locust's own report (msgpack) and merge by
+addition.
 
 A request is counted as *sent* before it goes out, then as *ok* or *failed*
 when a definite answer arrives. One that never gets a definite answer (a
@@ -16,14 +17,16 @@ as sent, and `settle` says how its tries ended as a whole.
 Example::
 
     tally = Tally()
-    tally.add("deposit", "acc-00", "sent_amount", 5)
-    tally.add("deposit", "acc-00", "ok_amount", 5)
+    tally.add(keys.DEPOSIT, "acc-00", keys.SENT_AMOUNT, 5)
+    tally.add(keys.DEPOSIT, "acc-00", keys.OK_AMOUNT, 5)
     master.merge(tally.drain())
 """
 
 from __future__ import annotations
 
 from collections import Counter
+
+from .keys import FAILED, OK
 
 SEP = "/"
 
@@ -65,12 +68,14 @@ def total(counts: dict[str, int], section: str, field: str) -> int:
     return sum(by_subject(counts, section, field).values())
 
 
-#: How one try ended: a 2xx, a refusal that promises nothing was applied, or no definite answer.
-OK, REFUSED, UNANSWERED = "ok", "refused", "unanswered"
+#: How one try ended: `OK` (a 2xx), a refusal that promises nothing was applied, or no definite answer.
+REFUSED, UNANSWERED = "refused", "unanswered"
+#: A logical operation whose tries leave it open: it may or may not have been applied.
+MAYBE = "maybe"
 
 
 def settle(tries: list[str], keyed: bool) -> str:
-    """How a logical operation ended, from its tries in order: `ok`, `failed`, or `maybe` applied.
+    """How a logical operation ended, from its tries in order: `OK`, `FAILED`, or `MAYBE` applied.
 
     One acknowledged try makes it `ok`. A refusal after tries that got no
     answer is definite only with an `Idempotency-Key`: the server then ran
@@ -79,11 +84,11 @@ def settle(tries: list[str], keyed: bool) -> str:
 
     Example::
 
-        settle(["unanswered", "refused"], keyed=True)   # "failed"
-        settle(["unanswered", "refused"], keyed=False)  # "maybe"
+        settle([UNANSWERED, REFUSED], keyed=True)   # FAILED
+        settle([UNANSWERED, REFUSED], keyed=False)  # MAYBE
     """
     if OK in tries:
-        return "ok"
+        return OK
     if tries and tries[-1] == REFUSED and (keyed or UNANSWERED not in tries):
-        return "failed"
-    return "maybe"
+        return FAILED
+    return MAYBE

@@ -18,8 +18,9 @@ import uuid
 import gevent
 from locust import FastHttpUser, between, constant, task
 
+from . import keys as k
 from .options import Plan
-from .tally import OK, REFUSED, UNANSWERED, Tally, settle
+from .tally import MAYBE, REFUSED, UNANSWERED, Tally, settle
 
 
 def body_of(response) -> dict:
@@ -79,18 +80,18 @@ class DepositUser(BankUser):
     @task
     def deposit(self) -> None:
         account, amount = self.pick_account(), self.pick_amount()
-        self.tally.add("deposit", account, "sent")
-        self.tally.add("deposit", account, "sent_amount", amount)
+        self.tally.add(k.DEPOSIT, account, k.SENT)
+        self.tally.add(k.DEPOSIT, account, k.SENT_AMOUNT, amount)
         with self.client.post(
             f"/accounts/{account}/deposit", json={"amount": amount}, name="deposit", catch_response=True
         ) as response:
             if response.status_code == 200:
-                self.tally.add("deposit", account, "ok")
-                self.tally.add("deposit", account, "ok_amount", amount)
+                self.tally.add(k.DEPOSIT, account, k.OK)
+                self.tally.add(k.DEPOSIT, account, k.OK_AMOUNT, amount)
                 return
             if definite_failure(response):
-                self.tally.add("deposit", account, "failed")
-                self.tally.add("deposit", account, "failed_amount", amount)
+                self.tally.add(k.DEPOSIT, account, k.FAILED)
+                self.tally.add(k.DEPOSIT, account, k.FAILED_AMOUNT, amount)
             response.failure(describe(response))
 
 
@@ -123,23 +124,23 @@ class RetryingDepositUser(BankUser):
     def deposit(self) -> None:
         account, amount = self.pick_account(), self.pick_amount()
         key = str(uuid.uuid4()) if self.plan.idempotency_keys else None
-        self.tally.add("deposit", account, "sent")
-        self.tally.add("deposit", account, "sent_amount", amount)
+        self.tally.add(k.DEPOSIT, account, k.SENT)
+        self.tally.add(k.DEPOSIT, account, k.SENT_AMOUNT, amount)
         tries: list[str] = []
         for attempt in range(self.plan.retries + 1):
             if attempt:
                 gevent.sleep(self.plan.retry_backoff * 2 ** (attempt - 1))
-                self.tally.add("deposit", account, "retries")
+                self.tally.add(k.DEPOSIT, account, k.RETRIES)
                 if key is None:
-                    self.tally.add("deposit", account, "keyless_retries")
-                    self.tally.add("deposit", account, "keyless_retry_amount", amount)
+                    self.tally.add(k.DEPOSIT, account, k.KEYLESS_RETRIES)
+                    self.tally.add(k.DEPOSIT, account, k.KEYLESS_RETRY_AMOUNT, amount)
             tries.append(self.try_deposit(account, amount, key, attempt, last=attempt == self.plan.retries))
             if tries[-1] != UNANSWERED:
                 break
         outcome = settle(tries, keyed=key is not None)
-        if outcome != "maybe":
-            self.tally.add("deposit", account, outcome)
-            self.tally.add("deposit", account, f"{outcome}_amount", amount)
+        if outcome != MAYBE:
+            self.tally.add(k.DEPOSIT, account, outcome)
+            self.tally.add(k.DEPOSIT, account, k.AMOUNT_OF[outcome], amount)
 
     def try_deposit(self, account: str, amount: int, key: str | None, attempt: int, last: bool) -> str:
         """One try: `ok`, `refused` (nothing applied), or `unanswered` (maybe applied).
@@ -154,11 +155,11 @@ class RetryingDepositUser(BankUser):
         ) as response:
             if response.status_code == 200:
                 if response.headers.get("Idempotent-Replayed") == "true":
-                    self.tally.add("deposit", account, "replayed")
+                    self.tally.add(k.DEPOSIT, account, k.REPLAYED)
                     response.request_meta["name"] = "deposit with retries: replayed"
-                return OK
+                return k.OK
             if timed_out(response):
-                self.tally.add("deposit", account, "timeouts")
+                self.tally.add(k.DEPOSIT, account, k.TIMEOUTS)
                 if not last:
                     response.request_meta["name"] = name + ": timed out, will retry"
                     response.success()
@@ -179,22 +180,22 @@ class BatchDepositUser(BankUser):
     def batch_deposit(self) -> None:
         account = self.pick_account()
         amounts = [self.pick_amount() for _ in range(self.plan.batch_size)]
-        self.tally.add("batch", account, "sent")
-        self.tally.add("deposit", account, "sent", len(amounts))
-        self.tally.add("deposit", account, "sent_amount", sum(amounts))
+        self.tally.add(k.BATCH, account, k.SENT)
+        self.tally.add(k.DEPOSIT, account, k.SENT, len(amounts))
+        self.tally.add(k.DEPOSIT, account, k.SENT_AMOUNT, sum(amounts))
         with self.client.post(
             f"/accounts/{account}/batch-deposit", json={"amounts": amounts}, name="batch deposit", catch_response=True
         ) as response:
             if response.status_code == 200:
-                self.tally.add("batch", account, "ok")
-                self.tally.add("deposit", account, "ok", len(amounts))
-                self.tally.add("deposit", account, "ok_amount", sum(amounts))
+                self.tally.add(k.BATCH, account, k.OK)
+                self.tally.add(k.DEPOSIT, account, k.OK, len(amounts))
+                self.tally.add(k.DEPOSIT, account, k.OK_AMOUNT, sum(amounts))
                 return
             if definite_failure(response):
-                self.tally.add("deposit", account, "failed", len(amounts))
-                self.tally.add("deposit", account, "failed_amount", sum(amounts))
+                self.tally.add(k.DEPOSIT, account, k.FAILED, len(amounts))
+                self.tally.add(k.DEPOSIT, account, k.FAILED_AMOUNT, sum(amounts))
             if problem_type(response).endswith("self-deadlock"):
-                self.tally.add("batch", account, "self_deadlock")
+                self.tally.add(k.BATCH, account, k.SELF_DEADLOCK)
                 response.request_meta["name"] = "batch deposit: self-deadlock"
             response.failure(describe(response))
 
@@ -207,28 +208,28 @@ class CheckoutUser(BankUser):
     @task
     def checkout(self) -> None:
         sku, quantity = random.choice(self.plan.skus), 1
-        self.tally.add("checkout", sku, "sent")
+        self.tally.add(k.CHECKOUT, sku, k.SENT)
         with self.client.post(
             "/checkout", json={"sku": sku, "quantity": quantity}, name="checkout", catch_response=True
         ) as response:
             body = body_of(response)
             if response.status_code == 200:
-                self.tally.add("checkout", sku, "ok")
-                self.tally.add("checkout", sku, "ok_quantity", quantity)
+                self.tally.add(k.CHECKOUT, sku, k.OK)
+                self.tally.add(k.CHECKOUT, sku, k.OK_QUANTITY, quantity)
                 remaining = body.get("remaining")
                 if isinstance(remaining, int) and remaining < 0:
-                    self.tally.add("checkout", sku, "negative_remaining", min(quantity, -remaining))
+                    self.tally.add(k.CHECKOUT, sku, k.NEGATIVE_REMAINING, min(quantity, -remaining))
             elif response.status_code == 503 and ("capacity" in body or "admission" in str(body.get("type", ""))):
-                self.tally.add("checkout", sku, "rejected")
+                self.tally.add(k.CHECKOUT, sku, k.REJECTED)
                 response.request_meta["name"] = "checkout: rejected by admission"
                 response.success()  # the semaphore doing its job, not an error
             elif response.status_code == 409 and "stock" in str(body.get("type", "")) + str(body.get("title", "")):
-                self.tally.add("checkout", sku, "out_of_stock")
+                self.tally.add(k.CHECKOUT, sku, k.OUT_OF_STOCK)
                 response.request_meta["name"] = "checkout: out of stock"
                 response.success()
             else:
                 if response.status_code:
-                    self.tally.add("checkout", sku, "failed")
+                    self.tally.add(k.CHECKOUT, sku, k.FAILED)
                 response.failure(describe(response))
 
 
@@ -241,34 +242,34 @@ class TransferUser(BankUser):
     def transfer(self) -> None:
         source, target = random.sample(self.plan.accounts, 2)
         amount = self.pick_amount()
-        self.tally.add("transfer", "all", "sent")
-        self.tally.add("leg", source, "out_sent", amount)
-        self.tally.add("leg", target, "in_sent", amount)
+        self.tally.add(k.TRANSFER, k.ALL, k.SENT)
+        self.tally.add(k.LEG, source, k.OUT_SENT, amount)
+        self.tally.add(k.LEG, target, k.IN_SENT, amount)
         with self.client.post(
             "/transfers", json={"from": source, "to": target, "amount": amount}, name="transfer", catch_response=True
         ) as response:
             kind = problem_type(response)
             if response.status_code == 200:
-                self.tally.add("transfer", "all", "committed")
-                self.tally.add("leg", source, "out_ok", amount)
-                self.tally.add("leg", target, "in_ok", amount)
+                self.tally.add(k.TRANSFER, k.ALL, k.COMMITTED)
+                self.tally.add(k.LEG, source, k.OUT_OK, amount)
+                self.tally.add(k.LEG, target, k.IN_OK, amount)
                 return
             if definite_failure(response):  # rolled back: neither leg happened
-                self.tally.add("leg", source, "out_failed", amount)
-                self.tally.add("leg", target, "in_failed", amount)
+                self.tally.add(k.LEG, source, k.OUT_FAILED, amount)
+                self.tally.add(k.LEG, target, k.IN_FAILED, amount)
             if response.status_code == 409 and kind.endswith("insufficient-funds"):
-                self.tally.add("transfer", "all", "insufficient")
+                self.tally.add(k.TRANSFER, k.ALL, k.INSUFFICIENT)
                 response.request_meta["name"] = "transfer: insufficient funds"
                 response.success()  # a refusal the bank owes its customers, not an error
                 return
             if response.status_code == 409 and kind.endswith(":deadlock"):
-                self.tally.add("transfer", "all", "deadlocks")
+                self.tally.add(k.TRANSFER, k.ALL, k.DEADLOCKS)
                 response.request_meta["name"] = "transfer: deadlock victim"
             elif response.status_code == 503:
-                self.tally.add("transfer", "all", "lock_timeouts")
+                self.tally.add(k.TRANSFER, k.ALL, k.LOCK_TIMEOUTS)
                 response.request_meta["name"] = "transfer: lock timeout"
             elif response.status_code:
-                self.tally.add("transfer", "all", "failed")
+                self.tally.add(k.TRANSFER, k.ALL, k.FAILED)
             response.failure(describe(response))
 
 
@@ -285,8 +286,8 @@ class AuditUser(BankUser):
             if response.status_code != 200 or "total" not in body:
                 response.failure(describe(response))
                 return
-            self.tally.add("audit", "all", "reads")
+            self.tally.add(k.AUDIT, k.ALL, k.READS)
             if body.get("total") != body.get("expected_total"):
-                self.tally.add("audit", "all", "wrong_total")
+                self.tally.add(k.AUDIT, k.ALL, k.WRONG_TOTAL)
             if body.get("negative_accounts"):
-                self.tally.add("audit", "all", "negative")
+                self.tally.add(k.AUDIT, k.ALL, k.NEGATIVE)

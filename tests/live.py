@@ -1,32 +1,25 @@
 """A real `bankapp serve` on a free loopback port, stopped by PID.
 
-The server is started with `--port 0`; the port gunicorn actually bound is
-read from its "ready at" line. Everything is bounded in time.
+`LiveServer` is compare's `ServerProcess` (port 0, the port read from the
+ready line, ready once /healthz answers, SIGTERM then SIGKILL) with the
+HTTP calls the tests make. Everything is bounded in time.
 """
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
 import threading
 import time
 from contextlib import contextmanager
 
 import requests
 
-from bankapp.compare.runner import stop_process as stop  # SIGTERM by PID, then SIGKILL
+from bankapp.compare.processes import ServerProcess
+from bankapp.compare.processes import stop_process as stop  # SIGTERM by PID, then SIGKILL
 
-READY = re.compile(r"bankapp: ready at (http://127\.0\.0\.1:\d+)")
+__all__ = ["LiveServer", "burst", "live_server", "stop"]
 
 
-class LiveServer:
-    def __init__(self, process: subprocess.Popen, url: str, output: list[str]):
-        self.process = process
-        self.url = url
-        self.output = output
-
+class LiveServer(ServerProcess):
     def get(self, path: str, **kwargs):
         return requests.get(self.url + path, timeout=10, **kwargs)
 
@@ -44,52 +37,11 @@ class LiveServer:
         return response.json()
 
 
-def _pump(stream, lines: list[str], ready: threading.Event, found: list[str]) -> None:
-    for line in stream:
-        lines.append(line)
-        match = READY.search(line)
-        if match and not found:
-            found.append(match.group(1))
-            ready.set()
-    ready.set()
-
-
 @contextmanager
 def live_server(*flags: str, startup_timeout: float = 20, env: dict | None = None):
-    """Run `bankapp serve --port 0 FLAGS...`; yield a `LiveServer`."""
-    command = [sys.executable, "-m", "bankapp", "serve", "--host", "127.0.0.1", "--port", "0", *flags]
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
-    lines: list[str] = []
-    found: list[str] = []
-    ready = threading.Event()
-    pump = threading.Thread(target=_pump, args=(process.stdout, lines, ready, found), daemon=True)
-    pump.start()
-    try:
-        ready.wait(startup_timeout)
-        if not found:
-            raise RuntimeError("bankapp serve did not start:\n" + "".join(lines))
-        server = LiveServer(process, found[0], lines)
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            try:
-                if requests.get(server.url + "/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("bankapp serve never answered /healthz:\n" + "".join(lines))
-            time.sleep(0.05)
+    """Run `bankapp serve --host 127.0.0.1 --port 0 FLAGS...`; yield a `LiveServer`."""
+    with LiveServer(*flags, env=env, startup_timeout=startup_timeout) as server:
         yield server
-    finally:
-        stop(process)
-        pump.join(10)
-        process.stdout.close()
 
 
 def burst(url: str, seconds: float, jobs: list, most: int = 400) -> None:

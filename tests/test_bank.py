@@ -1,67 +1,38 @@
 """The bank under each guard, with real threads and barriers."""
 
 import threading
+from functools import partial
 
 import pytest
 
-from bankapp.lab.bank import Bank, InsufficientFunds
-from bankapp.lab.guards import GuardSet, GuardTimeout, SemaphoreGuard, hold
-from bankapp.lab.ledger import LedgerStats
-from bankapp.lab.locks import LockTable
+from bankapp.lab.bank import InsufficientFunds
+from bankapp.lab.guards import GuardTimeout, SemaphoreGuard
 from bankapp.lab.store import MemoryStore, UnknownAccount
-from bankapp.settings import ConfigHolder, load
+
+from .harness import MeetingStore, held_by_another_thread, make_lab, run_together
 
 INITIAL = 100_000
 
-
-def make_bank(store_class=MemoryStore, **settings):
-    config = load(settings, environ={})
-    holder = ConfigHolder(config)
-    store = store_class(config.account_ids, config.initial_balance)
-    stats = LedgerStats(config.account_ids, config.initial_balance)
-    return Bank(store, lambda: holder.current, stats, GuardSet(), LockTable(config.account_ids)), holder
+#: Every read waits (briefly) for a second reader: if two threads can be between read and write
+#: together, they meet here, so the race is forced. Under a guard that excludes, the second never comes.
+ReadersMeet = partial(MeetingStore, on="read", timeout=0.5)
 
 
-class RendezvousStore(MemoryStore):
-    """Every read waits (briefly) for a second reader: if two threads can be
-    between read and write together, they meet here, so the race is forced
-    rather than hoped for. Under a guard that excludes, the second never comes
-    and the wait just times out."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.meeting = threading.Barrier(2, timeout=0.5)
-        self.met = 0
-
-    def read(self, account_id):
-        balance = super().read(account_id)
-        try:
-            self.meeting.wait()
-            self.met += 1
-        except threading.BrokenBarrierError:
-            self.meeting.reset()
-        return balance
+def make_bank(store=MemoryStore, **settings):
+    lab = make_lab(store, **settings)
+    return lab.bank, lab.settings
 
 
 def deposit_twice_at_once(bank):
-    start = threading.Barrier(2, timeout=5)
-
-    def deposit():
-        start.wait()
-        bank.deposit("acc-00", 100)
-
-    threads = [threading.Thread(target=deposit) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
+    results = run_together([lambda: bank.deposit("acc-00", 100)] * 2)
+    assert not [r for r in results if isinstance(r, Exception)]
     return bank.balance("acc-00") - INITIAL
 
 
 def test_forced_race_loses_exactly_one_update_without_a_guard():
-    bank, _ = make_bank(RendezvousStore, deposit_guard="unsafe", race_window_ms=0)
+    bank, _ = make_bank(ReadersMeet, deposit_guard="unsafe", race_window_ms=0)
     assert deposit_twice_at_once(bank) == 100  # two deposits of 100 acknowledged
-    assert bank.store.met == 2
+    assert bank.store.meeting.met == 2
     report = bank.stats.report(bank.balances())
     assert report["acknowledged_amount"] == 200
     assert report["lost_updates"] == 100
@@ -69,31 +40,25 @@ def test_forced_race_loses_exactly_one_update_without_a_guard():
 
 @pytest.mark.parametrize(("guard", "permits"), [("lock", 1), ("rlock", 1), ("semaphore", 1)])
 def test_forced_race_cannot_happen_under_an_exclusive_guard(guard, permits):
-    bank, _ = make_bank(RendezvousStore, deposit_guard=guard, deposit_permits=permits, race_window_ms=0)
+    bank, _ = make_bank(ReadersMeet, deposit_guard=guard, deposit_permits=permits, race_window_ms=0)
     assert deposit_twice_at_once(bank) == 200
-    assert bank.store.met == 0
+    assert bank.store.meeting.met == 0
     assert bank.stats.report(bank.balances())["lost_updates"] == 0
 
 
 def hammer(bank, threads=16, deposits=10, amount=1):
     """`threads` threads released together by a barrier, each depositing."""
-    start = threading.Barrier(threads, timeout=10)
-    errors = []
 
     def client():
-        start.wait()
+        errors = []
         for _ in range(deposits):
             try:
                 bank.deposit("acc-00", amount)
             except Exception as error:  # any failure must surface in the test
                 errors.append(error)
+        return errors
 
-    pool = [threading.Thread(target=client) for _ in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join(60)
-    assert not errors
+    assert run_together([client] * threads) == [[]] * threads
     return bank.stats.report(bank.balances())
 
 
@@ -153,23 +118,14 @@ def test_withdraw_refuses_more_than_the_balance():
 
 
 def withdraw_together(bank, amount, threads=2):
-    start = threading.Barrier(threads, timeout=5)
-    outcomes = []
-
     def client():
-        start.wait()
         try:
             bank.withdraw("acc-00", amount)
-            outcomes.append("ok")
+            return "ok"
         except InsufficientFunds:
-            outcomes.append("refused")
+            return "refused"
 
-    pool = [threading.Thread(target=client) for _ in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join(10)
-    return sorted(outcomes)
+    return sorted(run_together([client] * threads))
 
 
 def test_check_then_act_overdraws_without_a_guard():
@@ -192,21 +148,8 @@ def test_unknown_account_is_refused_before_any_guard():
 
 def test_a_deposit_that_times_out_is_counted_as_a_lock_timeout():
     bank, _ = make_bank(deposit_guard="lock", race_window_ms=0, lock_timeout_ms=30)
-    lock = bank.guards.get("lock", "acc-00")
-    taken, done = threading.Event(), threading.Event()
-
-    def holder():
-        with hold(lock, 1):
-            taken.set()
-            done.wait(5)
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    taken.wait(5)
-    with pytest.raises(GuardTimeout):
+    with held_by_another_thread(bank.guards.get("lock", "acc-00")), pytest.raises(GuardTimeout):
         bank.deposit("acc-00", 5)
-    done.set()
-    thread.join(5)
     report = bank.stats.report(bank.balances())
     assert report["lock_timeouts"] == 1
     assert report["acknowledged"] == 0

@@ -29,8 +29,9 @@ def compare(out: Path, *extra: str) -> subprocess.Popen:
     )
 
 
-def group_members(pgid: int) -> list[str]:
-    """Live processes in the process group (zombies are already gone)."""
+def group_members(pgid: int, out: Path) -> list[str]:
+    """Live processes in the process group, or naming the report folder (Locust runs in a process group
+    of its own, and names its files there); zombies are already gone."""
     members = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -41,14 +42,14 @@ def group_members(pgid: int) -> list[str]:
         except OSError:
             continue
         state, group = fields[0], int(fields[2])
-        if group == pgid and state != "Z":
+        if (group == pgid or str(out) in cmdline) and state != "Z":
             members.append(f"{entry.name}: {cmdline}")
     return members
 
 
-def wait_until_gone(pgid: int, timeout: float = 20) -> list[str]:
+def wait_until_gone(pgid: int, out: Path, timeout: float = 20) -> list[str]:
     deadline = time.monotonic() + timeout
-    while (left := group_members(pgid)) and time.monotonic() < deadline:
+    while (left := group_members(pgid, out)) and time.monotonic() < deadline:
         time.sleep(0.2)
     return left
 
@@ -58,7 +59,7 @@ def test_quick_compare_writes_a_report_whose_rows_show_the_lessons(tmp_path):
     process = compare(out)
     stdout, stderr = process.communicate(timeout=240)
     assert process.returncode == 0, stderr
-    assert wait_until_gone(process.pid) == []
+    assert wait_until_gone(process.pid, out) == []
     for name in ("results.json", "results.csv", "report.md", "report.html", "report.png"):
         assert (out / name).stat().st_size > 0, name
     rows = {(row["scenario"], row["guard"]): row for row in json.loads((out / "results.json").read_text())}
@@ -90,7 +91,7 @@ def test_an_interrupted_compare_leaves_no_process_behind(tmp_path):
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130
     assert "interrupted" in stderr
-    assert wait_until_gone(process.pid) == []
+    assert wait_until_gone(process.pid, out) == []
 
 
 def test_an_interrupt_while_the_server_starts_leaves_no_process_behind(tmp_path):
@@ -102,7 +103,7 @@ def test_an_interrupt_while_the_server_starts_leaves_no_process_behind(tmp_path)
     os.kill(process.pid, signal.SIGINT)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
-    assert wait_until_gone(process.pid) == []
+    assert wait_until_gone(process.pid, out) == []
 
 
 def test_compare_says_so_when_nothing_matches(tmp_path):

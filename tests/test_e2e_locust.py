@@ -1,22 +1,19 @@
 """The Locust scenarios for real: gunicorn on a free port, `locust` as a subprocess, a verdict.
 
 Each run lasts a few seconds and is bounded by a timeout; a run that hangs is
-stopped by its process group (the one `locust` and its `--processes`
-children share, started here). The checkout and transfer tests skip, saying
-why, until the server has those endpoints.
+killed by its process group (the one `locust` and its `--processes`
+children share): compare's `run_locust` starts it so.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from bankapp.compare.processes import LocustJob, LocustRun, ProcessError
+from bankapp.compare.processes import run_locust as run_headless
 
 from .live import live_server
 
@@ -40,64 +37,25 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-class LocustRun:
-    def __init__(self, returncode: int, output: str, verdict: dict | None, stats: dict[str, dict]):
-        self.returncode = returncode
-        self.output = output
-        self.verdict = verdict
-        self.stats = stats  # Locust's own table, by request name
-
-    def __repr__(self) -> str:  # what pytest shows when an assertion fails
-        return f"LocustRun(returncode={self.returncode}, output=...\n{self.output[-3000:]})"
-
-
 def run_locust(server, tmp_path: Path, *users: str, users_count: int = 16, extra: tuple[str, ...] = ()) -> LocustRun:
-    """A headless run of the named user classes against `server`; its exit code, verdict and stats."""
-    verdict_path, stats_prefix = tmp_path / "verdict.json", tmp_path / "stats"
-    command = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(LOCUSTFILE),
-        *users,
-        "--host",
-        server.url,
-        "--headless",
-        "-u",
-        str(users_count),
-        "-r",
-        str(users_count),
-        "-t",
-        f"{RUN_SECONDS}s",
-        "--only-summary",
-        "--json-file",  # written after the last request; the CSV can lag behind in a local run
-        str(stats_prefix),
-        "--verdict-json",
-        str(verdict_path),
-        "--fail-on-anomaly",
-        *extra,
-    ]
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}
-    process = subprocess.Popen(
-        command,
-        cwd=tmp_path,  # not the repository root: the locustfile must find its modules on its own
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=environment,
-        start_new_session=True,
-    )
+    """A headless run of the named user classes against `server`; its exit code, output, verdict and stats."""
     try:
-        output, _ = process.communicate(timeout=RUN_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate(timeout=10)
-        pytest.fail(f"locust did not finish within {RUN_TIMEOUT} s:\n{output[-3000:]}")
-    verdict = json.loads(verdict_path.read_text()) if verdict_path.exists() else None
-    stats_path = tmp_path / "stats.json"
-    stats = {row["name"]: row for row in json.loads(stats_path.read_text())} if stats_path.exists() else {}
-    return LocustRun(process.returncode, output, verdict, stats)
+        job = LocustJob(
+            LOCUSTFILE,
+            users,
+            server.url,
+            users=users_count,
+            duration=RUN_SECONDS,
+            prefix=tmp_path / "locust",
+            extra=("--fail-on-anomaly", *extra),
+        )
+        return run_headless(
+            job,
+            timeout=RUN_TIMEOUT,
+            cwd=tmp_path,  # not the repository root: the locustfile must find its modules on its own
+        )
+    except ProcessError as error:  # it did not finish in time, and was killed
+        pytest.fail(str(error))
 
 
 def processes(count: int) -> tuple[str, ...]:
@@ -115,7 +73,7 @@ def check_deposit_counts_agree_with_server(run: LocustRun, server) -> dict:
     stats = server_deposits(server)
     unanswered = section["attempted_amount"] - section["acknowledged_amount"]
     assert 0 <= stats["acknowledged_amount"] - section["acknowledged_amount"] <= unanswered, run
-    assert section["acknowledged"] == run.stats["deposit"]["num_requests"] - run.stats["deposit"]["num_failures"]
+    assert section["acknowledged"] == run.entry("deposit")["num_requests"] - run.entry("deposit")["num_failures"]
     return section
 
 
@@ -153,14 +111,7 @@ def test_deposits_under_lock_lose_nothing_and_pass(server, tmp_path, extra):
     assert "every acknowledged deposit is in the balance" in run.output
 
 
-def require(server, path: str) -> None:
-    """Skip unless the server routes `path` (an empty POST answers 404 only when it does not)."""
-    if server.post(path, json={}).status_code == 404:
-        pytest.skip(f"the server has no POST {path} yet (it lands with its own issue)")
-
-
 def test_checkout_under_semaphore_rejects_the_excess_within_capacity(server, tmp_path):
-    require(server, "/checkout")
     server.configure(guard="semaphore", capacity=4, max_waiting=0, admission_timeout_ms=0)
     run = run_locust(server, tmp_path, "CheckoutUser", users_count=24, extra=("--skus", "widget"))
     assert run.returncode == 0, run
@@ -169,13 +120,12 @@ def test_checkout_under_semaphore_rejects_the_excess_within_capacity(server, tmp
     assert 1 <= section["peak_in_flight"] <= 4
     assert section["rejected"] > 0 and section["admitted"] > 0
     assert section["oversold"] == 0
-    rejected = run.stats["checkout: rejected by admission"]
+    rejected = run.entry("checkout: rejected by admission")
     assert rejected["num_requests"] > 0 and rejected["num_failures"] == 0
 
 
 @pytest.mark.parametrize(("policy", "conserved"), [("ordered", True), ("unsafe", False)])
 def test_transfers_with_audits_conserve_money_only_under_a_safe_policy(server, tmp_path, policy, conserved):
-    require(server, "/transfers")
     # Mixed amounts, and up to three runs under unsafe: money lost on one account can cancel
     # money created on another by chance (found in review); it cannot keep doing so.
     for attempt in range(1 if conserved else 3):
@@ -223,7 +173,7 @@ def test_retries_with_idempotency_keys_apply_each_deposit_once(slow_server, tmp_
     assert section["acknowledged_amount"] <= section["balance_change"] <= section["attempted_amount"]
     # the server applied no deposit more often than the clients attempted it
     assert server_deposits(slow_server)["acknowledged_amount"] <= section["attempted_amount"]
-    assert run.stats["deposit with retries: replayed"]["num_failures"] == 0
+    assert run.entry("deposit with retries: replayed")["num_failures"] == 0
     assert "(all keyed)" in run.output
 
 

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from .live import READY, burst, live_server, stop
+from bankapp.compare.processes import READY
+
+from .live import burst, live_server, stop
 from .scrape import pairs, samples, value
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]

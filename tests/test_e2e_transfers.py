@@ -173,3 +173,23 @@ def test_without_a_lock_timeout_a_real_deadlock_is_reported_and_healthz_still_an
         assert server.get("/healthz").status_code == 200
         assert server.get("/debug/locks").json()["deadlocks_detected"] == 1  # reported once, still there
         assert server.get("/stats").json()["transfers"]["in_flight"] == 2
+
+
+@pytest.mark.parametrize("policy", ["backoff", "ordered"])
+def test_audits_in_a_loop_starve_no_transfer(policy):
+    """The starvation bug, reproduced as a user would: 16 threads make 20 opposing 1-cent
+    transfers each while one more thread loops `GET /audit`. Before the account locks
+    served their waiters in order, some `backoff` transfers answered 503 after
+    waiting out the whole `lock_timeout_ms`."""
+    flags = ["--transfer-policy", policy, "--lock-timeout-ms", "3000", "--deadlock-check-ms", "50"]
+    with live_server(*flags) as server:
+        responses, audits = while_running(
+            server, lambda: opposing_transfers(server, pairs=8, rounds=20, amount=1), "/audit", every=0
+        )
+        refused = [r.json()["detail"] for r in responses if r.status_code != 200]
+        assert refused == [] and len(responses) == 320
+        assert audits and all(a.status_code == 200 and a.json()["consistent"] for a in audits)
+        transfers = server.get("/stats").json()["transfers"]
+        assert transfers["committed"] == 320 and transfers["lock_timeouts"] == 0
+        audit = server.get("/audit").json()
+        assert audit["consistent"] and audit["total"] == TOTAL

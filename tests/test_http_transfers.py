@@ -4,6 +4,8 @@ import threading
 
 import pytest
 
+from .harness import held_by_another_thread
+
 INITIAL = 100_000
 TRANSFER_KEYS = {
     "policy",
@@ -195,26 +197,11 @@ def test_a_deadlock_victim_is_a_409_with_the_cycle_and_debug_locks_remembers_it(
 
 def test_lock_timeout_is_a_503_and_changes_nothing(make_app):
     app = make_app(transfer_policy="ordered", race_window_ms=0, lock_timeout_ms=50)
-    lab = app.extensions["bankapp"]
-    taken, done = threading.Event(), threading.Event()
-
-    def hold_acc_01():
-        lock = lab.locks.acquire("acc-01", None, None)
-        taken.set()
-        done.wait(5)
-        lock.release()
-
-    holder = threading.Thread(target=hold_acc_01)
-    holder.start()
-    assert taken.wait(5)
     client = app.test_client()
     before = client.get("/accounts").json
-    try:
+    with held_by_another_thread(app.extensions["bankapp"].locks["acc-01"]):
         response = client.post("/transfers", json={"from": "acc-00", "to": "acc-01", "amount": 10})
         debug = client.get("/debug/locks").json
-    finally:
-        done.set()
-        holder.join(5)
     assert response.status_code == 503
     assert response.json["type"] == "urn:bankapp:problem:lock-timeout"
     assert response.json["resource"] == "acc-01"

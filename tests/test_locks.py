@@ -8,6 +8,8 @@ import pytest
 from bankapp.lab.guards import GuardTimeout
 from bankapp.lab.locks import DeadlockVictim, LockTable
 
+from .harness import run_together
+
 ACCOUNTS = ["acc-00", "acc-01", "acc-02", "acc-03"]
 CHECK = 0.02  # deadlock_check_ms 20, in seconds
 
@@ -19,29 +21,20 @@ def run_cycle(table, pairs, timeout=2.0, check_after=CHECK):
     before any asks for its second. Returns what each thread ended with.
     """
     holding = threading.Barrier(len(pairs), timeout=5)
-    outcome = {}
 
-    def worker(index, first, second):
+    def worker(first, second):
         lock = table.acquire(first, timeout, check_after)
         try:
             holding.wait()
-            try:
-                table.acquire(second, timeout, check_after).release()
-                outcome[index] = "done"
-            except DeadlockVictim as victim:
-                outcome[index] = victim
-            except GuardTimeout as error:
-                outcome[index] = error
+            table.acquire(second, timeout, check_after).release()
+            return "done"
         finally:
             lock.release()
 
-    threads = [threading.Thread(target=worker, args=(i, *pair), name=f"worker-{i}") for i, pair in enumerate(pairs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-    assert not any(thread.is_alive() for thread in threads)
-    return outcome
+    jobs = [lambda pair=pair: worker(*pair) for pair in pairs]
+    outcome = run_together(jobs, names=[f"worker-{i}" for i in range(len(pairs))], timeout=10)
+    assert all(o == "done" or isinstance(o, DeadlockVictim | GuardTimeout) for o in outcome), outcome
+    return dict(enumerate(outcome))
 
 
 def test_two_opposing_threads_deadlock_and_exactly_one_is_the_victim():
@@ -255,3 +248,149 @@ def test_a_recorded_deadlock_whose_record_is_gone_is_written_again_whole():
     assert deadlock["accounts"] == ["acc-00", "acc-01"]
     assert "thread t1 holds acc-00 and waits for acc-01" in str(DeadlockVictim(deadlock))
     assert table.snapshot()["recent_deadlocks"] == [deadlock]
+
+
+# Fairness: one queue per lock, served in order
+
+
+def queue_of(table, account):
+    """The names of the threads queued for `account`, first first."""
+    for lock in table.snapshot()["locks"]:
+        if lock["account"] == account:
+            return [waiter["thread"] for waiter in lock["waiters"]]
+    return []
+
+
+def wait_for_queue(table, account, names, timeout=5):
+    deadline = time.monotonic() + timeout
+    while queue_of(table, account) != names:
+        assert time.monotonic() < deadline, f"queue never became {names}: {queue_of(table, account)}"
+        time.sleep(0.002)
+
+
+def queue_up(table, account, waiters, hold_for=0.02):
+    """Start a thread per (name, timeout), each joining `account`'s queue only once the one before it is in.
+
+    Each records in `order` when it gets the lock (or that it timed out),
+    holds it `hold_for` seconds, and lets go.
+    """
+    order, threads = [], []
+
+    def take(timeout):
+        try:
+            lock = table.acquire(account, timeout, CHECK)
+        except GuardTimeout:
+            order.append(f"{threading.current_thread().name} timed out")
+            return
+        order.append(threading.current_thread().name)
+        time.sleep(hold_for)
+        lock.release()
+
+    names = [name for name, _ in waiters]
+    for index, (name, timeout) in enumerate(waiters):
+        threads.append(threading.Thread(target=take, args=(timeout,), name=name))
+        threads[-1].start()
+        wait_for_queue(table, account, names[: index + 1])
+    return threads, order
+
+
+def test_release_hands_the_lock_to_the_first_waiter_and_the_graph_shows_it_at_once():
+    table = LockTable(ACCOUNTS)
+    held = table.acquire("acc-00", None, CHECK)
+    threads, order = queue_up(table, "acc-00", [("first", 5), ("second", 5), ("third", 5)])
+    held.release()
+    # the hand-over is recorded by the release itself, before `first` has even woken
+    assert table.snapshot()["locks"][0]["holder"]["thread"] == "first"
+    assert queue_of(table, "acc-00") == ["second", "third"]
+    for thread in threads:
+        thread.join(5)
+    assert order == ["first", "second", "third"]
+    assert table.snapshot()["locks"] == [] and table.snapshot()["wait_for"] == []
+
+
+def test_a_thread_that_releases_and_asks_again_at_once_waits_its_turn():
+    """With `threading.Lock` the releasing thread usually wins this race; here the queued waiter does."""
+    table = LockTable(ACCOUNTS)
+    lock = table.acquire("acc-00", None, CHECK)
+    threads, order = queue_up(table, "acc-00", [("waiter", 5)])
+    lock.release()
+    assert not lock.acquire(0), "a newcomer took the lock from a queued waiter"
+    assert not lock.try_acquire(0.001)  # a brief try queues too, and gives up behind the holder
+    assert lock.acquire(5, CHECK)
+    order.append("me")
+    lock.release()
+    threads[0].join(5)
+    assert order == ["waiter", "me"]
+
+
+def test_a_waiter_that_times_out_leaves_the_queue_and_the_next_one_moves_up():
+    table = LockTable(ACCOUNTS)
+    held = table.acquire("acc-00", None, CHECK)
+    threads, order = queue_up(table, "acc-00", [("impatient", 0.15), ("patient", 5)])
+    threads[0].join(5)
+    assert order == ["impatient timed out"]
+    assert queue_of(table, "acc-00") == ["patient"]
+    held.release()
+    threads[1].join(5)
+    assert order == ["impatient timed out", "patient"]
+    assert table.snapshot()["locks"] == []
+
+
+def test_a_waiter_handed_the_lock_as_its_time_runs_out_keeps_it(monkeypatch):
+    """Forced: the waiter's last slice has run out, and before it looks, the holder hands it the lock."""
+    from bankapp.lab.locks import Wait
+
+    timed_out, handed_over = threading.Event(), threading.Event()
+    sleep = Wait.sleep
+
+    def late_sleep(wait, timeout):
+        woken = sleep(wait, timeout)
+        if not woken and threading.current_thread().name == "late":
+            timed_out.set()
+            assert handed_over.wait(5)
+        return woken
+
+    monkeypatch.setattr(Wait, "sleep", late_sleep)
+    table = LockTable(ACCOUNTS)
+    held = table.acquire("acc-00", None, CHECK)
+    outcome = {}
+
+    def late():
+        outcome["acquired"] = table["acc-00"].acquire(0.05, None)
+        outcome["holder"] = table.holder("acc-00")
+        if outcome["acquired"]:
+            table["acc-00"].release()
+
+    thread = threading.Thread(target=late, name="late")
+    thread.start()
+    assert timed_out.wait(5)
+    held.release()  # hands the lock to "late", whose time is up
+    handed_over.set()
+    thread.join(5)
+    assert outcome["acquired"] is True, "a lock handed over was dropped"
+    assert outcome["holder"] == (thread.ident, "late")
+    assert table.snapshot()["locks"] == []
+
+
+def test_a_wait_can_be_cancelled_from_another_thread_and_raises_the_reason():
+    """How an operator can break a permanent deadlock: the victim, waiting forever, is woken from outside."""
+    table = LockTable(ACCOUNTS)
+    held = table.acquire("acc-00", None, CHECK)
+    outcome = {}
+
+    def forever():
+        try:
+            table.acquire("acc-00", None, None)
+        except RuntimeError as error:
+            outcome["error"] = error
+
+    thread = threading.Thread(target=forever, name="forever")
+    thread.start()
+    wait_for_queue(table, "acc-00", ["forever"])
+    with table._graph:
+        table._cancel(table._waits[thread.ident], RuntimeError("broken by the operator"))
+    thread.join(5)
+    assert str(outcome["error"]) == "broken by the operator"
+    assert queue_of(table, "acc-00") == [] and table.snapshot()["wait_for"] == []
+    held.release()
+    assert table.snapshot()["locks"] == []

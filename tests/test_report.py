@@ -3,8 +3,9 @@
 import csv
 import json
 
+from bankapp.compare.explain import explain
+from bankapp.compare.matrix import MATRIX
 from bankapp.compare.report import write
-from bankapp.compare.runner import MATRIX, explain
 
 
 def fake_rows():
@@ -72,7 +73,7 @@ def test_each_row_has_a_sentence_naming_its_numbers():
 
 
 def test_locust_rows_merge_into_one_summary():
-    from bankapp.compare.runner import summarize
+    from bankapp.compare.rows import summarize
 
     entries = [
         {"num_requests": 90, "start_time": 100.0, "last_request_timestamp": 110.0, "response_times": {"10": 90}},

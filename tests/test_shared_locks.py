@@ -7,16 +7,15 @@ of one balance. The interleaving is forced by the store, not hoped for.
 """
 
 import threading
+from functools import partial
 
 import pytest
 
-from bankapp.lab.bank import Bank
-from bankapp.lab.guards import GuardSet, GuardTimeout
-from bankapp.lab.ledger import LedgerStats
-from bankapp.lab.locks import DeadlockVictim, LockTable
+from bankapp.lab.guards import GuardTimeout
+from bankapp.lab.locks import DeadlockVictim
 from bankapp.lab.store import MemoryStore
-from bankapp.lab.transfers import TransferDesk
-from bankapp.settings import ConfigHolder, load
+
+from .harness import MeetingStore, held_by_another_thread, make_lab
 
 INITIAL = 100_000
 TOTAL = 16 * INITIAL
@@ -28,17 +27,10 @@ LOSSY_GUARDS = [("unsafe", 1), ("semaphore", 4)]
 SAFE_POLICIES = ["naive", "ordered", "backoff", "release-first"]
 
 
-def make_lab(store_class=MemoryStore, ledger_class=LedgerStats, **settings):
+def bank_and_desk(store=MemoryStore, **settings):
     """A bank and a transfer desk over one store, one ledger and one lock table, as `Lab` builds them."""
-    settings = {"race_window_ms": 0, "deadlock_check_ms": 20, **settings}
-    holder = ConfigHolder(load(settings, environ={}))
-    config = holder.current
-    store = store_class(config.account_ids, config.initial_balance)
-    ledger = ledger_class(config.account_ids, config.initial_balance)
-    locks = LockTable(config.account_ids)
-    bank = Bank(store, lambda: holder.current, ledger, GuardSet(), locks)
-    desk = TransferDesk(store, lambda: holder.current, ledger, locks)
-    return bank, desk
+    lab = make_lab(store, **settings)
+    return lab.bank, lab.transfers
 
 
 class OverlapStore(MemoryStore):
@@ -100,7 +92,7 @@ def overlap(bank, desk, bank_job, source, target, amount=50):
 @pytest.mark.parametrize(("guard", "permits"), SAFE_GUARDS)
 @pytest.mark.parametrize(("source", "target"), [("acc-00", "acc-01"), ("acc-01", "acc-00")], ids=["debit", "credit"])
 def test_a_deposit_and_a_transfer_on_one_account_lose_nothing_under_safe_modes(guard, permits, policy, source, target):
-    bank, desk = make_lab(OverlapStore, deposit_guard=guard, deposit_permits=permits, transfer_policy=policy)
+    bank, desk = bank_and_desk(OverlapStore, deposit_guard=guard, deposit_permits=permits, transfer_policy=policy)
     writers = overlap(bank, desk, lambda: bank.deposit("acc-00", 100), source, target)
     assert writers == ["bank", "transfer"]  # the transfer waited for the deposit's account lock
     moved = -50 if source == "acc-00" else 50
@@ -115,7 +107,7 @@ def test_a_deposit_and_a_transfer_on_one_account_lose_nothing_under_safe_modes(g
 @pytest.mark.parametrize(("source", "target"), [("acc-00", "acc-01"), ("acc-01", "acc-00")], ids=["debit", "credit"])
 def test_a_guard_that_does_not_exclude_lets_the_transfer_in_and_loses_it(guard, permits, source, target):
     """The same interleaving is possible, and happens, where the guard lets several threads in."""
-    bank, desk = make_lab(OverlapStore, deposit_guard=guard, deposit_permits=permits, transfer_policy="ordered")
+    bank, desk = bank_and_desk(OverlapStore, deposit_guard=guard, deposit_permits=permits, transfer_policy="ordered")
     writers = overlap(bank, desk, lambda: bank.deposit("acc-00", 100), source, target)
     assert writers == ["transfer", "bank"]
     assert bank.balance("acc-00") == INITIAL + 100  # the deposit's write erased the transfer's leg
@@ -127,7 +119,7 @@ def test_a_guard_that_does_not_exclude_lets_the_transfer_in_and_loses_it(guard, 
 
 @pytest.mark.parametrize("policy", ["naive", "ordered"])
 def test_a_withdrawal_and_a_transfer_on_one_account_lose_nothing_under_a_lock(policy):
-    bank, desk = make_lab(OverlapStore, deposit_guard="lock", transfer_policy=policy)
+    bank, desk = bank_and_desk(OverlapStore, deposit_guard="lock", transfer_policy=policy)
     writers = overlap(bank, desk, lambda: bank.withdraw("acc-00", 100), "acc-01", "acc-00")
     assert writers == ["bank", "transfer"]
     assert bank.balance("acc-00") == INITIAL - 100 + 50
@@ -135,41 +127,37 @@ def test_a_withdrawal_and_a_transfer_on_one_account_lose_nothing_under_a_lock(po
     assert audit["consistent"] and audit["total"] == TOTAL - 100
 
 
-class PausingLedger(LedgerStats):
-    """A deposit, once written, pauses before it is counted, until the test lets it go."""
+class PausingStore(MemoryStore):
+    """A deposit, once written, pauses (before it is counted) until the test lets it go."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.written = threading.Event()
         self.go_on = threading.Event()
 
-    def deposited(self, account_id, amount):
+    def write(self, account_id, balance):
+        super().write(account_id, balance)
         self.written.set()
         self.go_on.wait(OVERLAP_WAIT)
-        super().deposited(account_id, amount)
 
 
 @pytest.mark.parametrize(("guard", "permits", "consistent"), [("lock", 1, True), ("unsafe", 1, False)])
 def test_the_audit_sees_a_deposit_wholly_or_not_at_all_only_under_an_excluding_guard(guard, permits, consistent):
-    bank, desk = make_lab(ledger_class=PausingLedger, deposit_guard=guard, deposit_permits=permits)
+    bank, desk = bank_and_desk(PausingStore, deposit_guard=guard, deposit_permits=permits)
     depositor = threading.Thread(target=bank.deposit, args=("acc-00", 100))
     depositor.start()
-    assert bank.stats.written.wait(5)
+    assert bank.store.written.wait(5)
     audit = desk.audit()  # under `lock` it waits for the deposit to be counted and to let go
-    bank.stats.go_on.set()
+    bank.store.go_on.set()
     depositor.join(5)
     assert audit["consistent"] is consistent, audit
     assert desk.audit()["consistent"]  # at rest every mode agrees
 
 
 def test_a_deposit_waits_for_the_account_lock_at_most_lock_timeout_and_changes_nothing():
-    bank, desk = make_lab(deposit_guard="lock", lock_timeout_ms=50)
-    lock = desk.locks.acquire("acc-00", None, None)  # a transfer or an audit holding the account
-    try:
-        with pytest.raises(GuardTimeout) as caught:
-            bank.deposit("acc-00", 100)
-    finally:
-        lock.release()
+    bank, desk = bank_and_desk(deposit_guard="lock", lock_timeout_ms=50)
+    with held_by_another_thread(desk.locks["acc-00"]), pytest.raises(GuardTimeout) as caught:  # a transfer, say
+        bank.deposit("acc-00", 100)
     assert not caught.value.self_deadlock
     assert "account lock of acc-00" in str(caught.value)
     assert bank.balance("acc-00") == INITIAL
@@ -179,16 +167,13 @@ def test_a_deposit_waits_for_the_account_lock_at_most_lock_timeout_and_changes_n
 
 @pytest.mark.parametrize(("guard", "permits"), LOSSY_GUARDS)
 def test_a_guard_that_does_not_exclude_never_waits_for_the_account_lock(guard, permits):
-    bank, desk = make_lab(deposit_guard=guard, deposit_permits=permits, lock_timeout_ms=50)
-    lock = desk.locks.acquire("acc-00", None, None)
-    try:
+    bank, desk = bank_and_desk(deposit_guard=guard, deposit_permits=permits, lock_timeout_ms=50)
+    with held_by_another_thread(desk.locks["acc-00"]):
         assert bank.deposit("acc-00", 100) == INITIAL + 100
-    finally:
-        lock.release()
 
 
 def test_a_batch_under_lock_self_deadlocks_on_its_guard_before_any_account_lock():
-    bank, desk = make_lab(deposit_guard="lock", lock_timeout_ms=300)
+    bank, desk = bank_and_desk(deposit_guard="lock", lock_timeout_ms=300)
     outcome = []
 
     def batch_deposit():
@@ -208,24 +193,13 @@ def test_a_batch_under_lock_self_deadlocks_on_its_guard_before_any_account_lock(
     assert bank.balance("acc-03") == INITIAL
 
 
-class DebitsMeetStore(MemoryStore):
-    """Each transfer thread's first write (its debit) waits for the other's: a `naive` deadlock, forced."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.meeting = threading.Barrier(3, timeout=2)  # the two transfers and the test
-        self.local = threading.local()
-
-    def write(self, account_id, balance):
-        super().write(account_id, balance)
-        if threading.current_thread().name.startswith("transfer") and not getattr(self.local, "met", False):
-            self.local.met = True
-            self.meeting.wait()
+#: Each transfer thread's first write (its debit) waits for the other's, and for the test: a `naive` deadlock, forced.
+DebitsMeet = partial(MeetingStore, on="write", once=True, threads="transfer", parties=3, timeout=2)
 
 
 def test_a_deposit_queued_behind_a_deadlock_is_never_its_victim():
     """Only the transfers are in the cycle; the deposit holds no account lock while it waits, so it just waits."""
-    bank, desk = make_lab(DebitsMeetStore, deposit_guard="lock", transfer_policy="naive", race_window_ms=100)
+    bank, desk = bank_and_desk(DebitsMeet, deposit_guard="lock", transfer_policy="naive", race_window_ms=100)
     results = {}
 
     def run(name, job):
@@ -240,7 +214,7 @@ def test_a_deposit_queued_behind_a_deadlock_is_never_its_victim():
     ]
     for thread in transfers:
         thread.start()
-    desk.store.meeting.wait()  # a third party: both debits are written, both `from` locks held
+    assert desk.store.meeting(), "the transfers never both wrote their debits"  # both `from` locks are held
     depositor = threading.Thread(target=run, args=("deposit", lambda: bank.deposit("acc-00", 100)), name="deposit")
     depositor.start()
     for thread in [*transfers, depositor]:

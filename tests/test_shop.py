@@ -3,72 +3,32 @@
 import re
 import threading
 import time
+from functools import partial
 
 import pytest
 
 from bankapp.lab.admission import AdmissionRejected
-from bankapp.lab.guards import GuardSet
-from bankapp.lab.shop import Inventory, OutOfStock, Shop, UnknownSku, gateway_time_ms
-from bankapp.settings import ConfigHolder, SettingsError, load
+from bankapp.lab.shop import Inventory, OutOfStock, UnknownSku, gateway_time_ms
+from bankapp.settings import SettingsError, load
+
+from .harness import MeetingInventory, make_lab, run_together
 
 
-def make_shop(inventory_class=Inventory, **settings):
-    settings = {"race_window_ms": 0, "service_time_ms": 0, **settings}
-    holder = ConfigHolder(load(settings, environ={}))
-    shop = Shop(lambda: holder.current, GuardSet())
-    shop.inventory = inventory_class(shop.inventory.initial)
-    return shop, holder
-
-
-class RendezvousInventory(Inventory):
-    """Every stock read waits (briefly) for a second reader: if two checkouts
-    can be between read and write together, they meet here, so the oversell
-    is forced rather than hoped for. Under a lock the second never comes and
-    the wait just times out."""
-
-    def __init__(self, *args, patience=0.5):
-        super().__init__(*args)
-        self.meeting = threading.Barrier(2, timeout=patience)
-        self.met = 0
-
-    def read(self, sku):
-        units = super().read(sku)
-        try:
-            self.meeting.wait()
-            self.met += 1
-        except threading.BrokenBarrierError:
-            self.meeting.reset()
-        return units
+def make_shop(inventory=Inventory, **settings):
+    lab = make_lab(inventory=inventory, **settings)
+    return lab.shop, lab.settings
 
 
 def crowd(shop, threads, sku="widget", quantity=1):
     """`threads` checkouts released together; their outcomes by kind."""
-    start = threading.Barrier(threads, timeout=10)
-    outcomes = {"ok": [], "out_of_stock": 0, "rejected": [], "errors": []}
-    tally = threading.Lock()
-
-    def client():
-        start.wait()
-        try:
-            order = shop.checkout(sku, quantity)
-            with tally:
-                outcomes["ok"].append(order)
-        except OutOfStock:
-            with tally:
-                outcomes["out_of_stock"] += 1
-        except AdmissionRejected as rejection:
-            with tally:
-                outcomes["rejected"].append(rejection)
-        except Exception as error:  # any other failure must surface in the test
-            with tally:
-                outcomes["errors"].append(error)
-
-    pool = [threading.Thread(target=client) for _ in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join(60)
-    assert not outcomes["errors"]
+    results = run_together([lambda: shop.checkout(sku, quantity)] * threads)
+    outcomes = {
+        "ok": [r for r in results if not isinstance(r, Exception)],
+        "out_of_stock": sum(isinstance(r, OutOfStock) for r in results),
+        "rejected": [r for r in results if isinstance(r, AdmissionRejected)],
+    }
+    errors = [r for r in results if isinstance(r, Exception) and not isinstance(r, OutOfStock | AdmissionRejected)]
+    assert not errors  # any other failure must surface in the test
     return outcomes
 
 
@@ -161,10 +121,10 @@ def test_order_ids_are_unique_and_survive_a_reset():
 
 
 def test_unsafe_flash_sale_oversells():
-    shop, _ = make_shop(RendezvousInventory, checkout_guard="unsafe", race_window_ms=5)
+    shop, _ = make_shop(partial(MeetingInventory, timeout=0.5), checkout_guard="unsafe", race_window_ms=5)
     outcomes = crowd(shop, threads=20, sku="flash-sale", quantity=10)
     report = shop.report()
-    assert shop.inventory.met > 0, "no two checkouts were ever between read and write together"
+    assert shop.inventory.meeting.met > 0, "no two checkouts were ever between read and write together"
     assert report["sold"]["flash-sale"] == 10 * len(outcomes["ok"]) > 100
     assert report["oversold"] == report["sold"]["flash-sale"] - 100 > 0
     assert_counters_agree(report, 20)
@@ -179,11 +139,16 @@ def test_unsafe_flash_sale_oversells():
     ],
 )
 def test_a_guarded_flash_sale_sells_exactly_its_stock(guard, settings):
-    inventory = lambda catalogue: RendezvousInventory(catalogue, patience=0.05)  # noqa: E731
-    shop, _ = make_shop(inventory, checkout_guard=guard, race_window_ms=2, lock_timeout_ms=30_000, **settings)
+    shop, _ = make_shop(
+        partial(MeetingInventory, timeout=0.05),
+        checkout_guard=guard,
+        race_window_ms=2,
+        lock_timeout_ms=30_000,
+        **settings,
+    )
     outcomes = crowd(shop, threads=30, sku="flash-sale", quantity=10)
     report = shop.report()
-    assert shop.inventory.met == 0, "two checkouts were between read and write together"
+    assert shop.inventory.meeting.met == 0, "two checkouts were between read and write together"
     assert len(outcomes["ok"]) == 10 and outcomes["out_of_stock"] == 20
     assert report["sold"]["flash-sale"] == 100 and report["stock"]["flash-sale"] == 0
     assert report["oversold"] == 0

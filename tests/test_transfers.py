@@ -1,71 +1,30 @@
 """Transfers under each policy, and the audit, with real threads and barriers."""
 
-import contextlib
 import threading
+from functools import partial
 
 import pytest
 
-from bankapp.lab.bank import Bank, InsufficientFunds
-from bankapp.lab.guards import GuardSet, GuardTimeout
-from bankapp.lab.ledger import LedgerStats
-from bankapp.lab.locks import DeadlockVictim, LockTable
+from bankapp.lab.bank import InsufficientFunds
+from bankapp.lab.guards import GuardTimeout
+from bankapp.lab.locks import DeadlockVictim
+from bankapp.lab.policies import POLICIES
 from bankapp.lab.store import MemoryStore, UnknownAccount
-from bankapp.lab.transfers import POLICIES, SameAccount, TransferDesk
-from bankapp.settings import ConfigHolder, load
+from bankapp.lab.transfers import SameAccount
+
+from .harness import Meeting, MeetingStore, held_by_another_thread, make_lab, run_together
 
 INITIAL = 100_000
 TOTAL = 16 * INITIAL
 
-
-def make_desk(store_class=MemoryStore, **settings):
-    settings = {"deadlock_check_ms": 20, "race_window_ms": 0, **settings}
-    holder = ConfigHolder(load(settings, environ={}))
-    config = holder.current
-    store = store_class(config.account_ids, config.initial_balance)
-    ledger = LedgerStats(config.account_ids, config.initial_balance)
-    desk = TransferDesk(store, lambda: holder.current, ledger, LockTable(config.account_ids))
-    return desk, holder
+#: The first write of each transfer (its debit) waits for the other transfer's debit: under
+#: `naive` both threads then hold their `from` lock before either asks for `to`, a deadlock forced.
+DebitsMeet = partial(MeetingStore, on="write", once=True)
 
 
-class DebitMeetsStore(MemoryStore):
-    """The first write of each transfer (its debit) waits for the other transfer's debit.
-
-    Under `naive` both threads then hold their `from` lock before either
-    asks for `to`: the deadlock is forced, not hoped for.
-    """
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.meeting = threading.Barrier(2, timeout=1)
-        self.local = threading.local()
-
-    def write(self, account_id, balance):
-        super().write(account_id, balance)
-        if not getattr(self.local, "met", False):
-            self.local.met = True
-            with contextlib.suppress(threading.BrokenBarrierError):
-                self.meeting.wait()
-
-
-def run_all(jobs, timeout=60):
-    """Start one thread per job together (barrier); collect results or exceptions."""
-    start = threading.Barrier(len(jobs), timeout=10)
-    results = [None] * len(jobs)
-
-    def run(index, job):
-        start.wait()
-        try:
-            results[index] = job()
-        except Exception as error:
-            results[index] = error
-
-    threads = [threading.Thread(target=run, args=(i, job), name=f"client-{i}") for i, job in enumerate(jobs)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout)
-    assert not any(thread.is_alive() for thread in threads), "a transfer never finished"
-    return results
+def make_desk(store=MemoryStore, **settings):
+    lab = make_lab(store, **settings)
+    return lab.transfers, lab.settings
 
 
 def opposing(desk, pairs=4, rounds=10, amount=7):
@@ -84,7 +43,7 @@ def opposing(desk, pairs=4, rounds=10, amount=7):
         return job
 
     jobs = [sender("acc-00", "acc-01") for _ in range(pairs)] + [sender("acc-01", "acc-00") for _ in range(pairs)]
-    return [outcome for outcomes in run_all(jobs) for outcome in outcomes]
+    return [outcome for outcomes in run_together(jobs) for outcome in outcomes]
 
 
 def total(desk):
@@ -122,8 +81,10 @@ def test_refusals_change_nothing(policy):
 
 
 def test_naive_opposing_transfers_deadlock_and_the_victim_rolls_back():
-    desk, _ = make_desk(DebitMeetsStore, transfer_policy="naive", lock_timeout_ms=5000)
-    results = run_all([lambda: desk.transfer("acc-00", "acc-01", 100), lambda: desk.transfer("acc-01", "acc-00", 30)])
+    desk, _ = make_desk(DebitsMeet, transfer_policy="naive", lock_timeout_ms=5000)
+    results = run_together(
+        [lambda: desk.transfer("acc-00", "acc-01", 100), lambda: desk.transfer("acc-01", "acc-00", 30)]
+    )
     victims = [r for r in results if isinstance(r, DeadlockVictim)]
     done = [r for r in results if isinstance(r, dict)]
     assert len(victims) == 1 and len(done) == 1
@@ -155,12 +116,12 @@ def test_naive_under_load_deadlocks_again_and_again_yet_conserves_the_total():
     assert desk.ledger.report(desk.store.snapshot())["lost_updates"] == 0
 
 
-def audit_while(desk, work):
-    """Run `work` and, meanwhile, audit in a loop; return the audits."""
+def audit_while(desk, work, every=0.005):
+    """Run `work` and, meanwhile, audit every `every` seconds (0: back to back); return the audits."""
     audits, done = [], threading.Event()
 
     def auditor():
-        while not done.wait(0.005):  # an audit every few milliseconds, not a tight loop that starves transfers
+        while not done.wait(every):
             audits.append(desk.audit())
 
     thread = threading.Thread(target=auditor, name="auditor")
@@ -188,9 +149,30 @@ def test_ordered_and_backoff_complete_every_transfer_without_a_deadlock(policy):
     assert stats["wrong_total_reads"] == 0
 
 
+@pytest.mark.parametrize("policy", ["ordered", "backoff"])
+def test_audits_back_to_back_starve_no_transfer(policy):
+    """16 threads make 20 opposing transfers each while audits run back to back.
+
+    The audit waits patiently, holding `acc-00`, for `acc-01`. With locks
+    that let a newcomer overtake a waiter, and `backoff` retrying in the
+    same order, about a third of the `backoff` transfers waited out
+    `lock_timeout_ms` here (the starvation bug).
+    """
+    desk, _ = make_desk(transfer_policy=policy, race_window_ms=1, lock_timeout_ms=5000)
+    outcomes = []
+    audits = audit_while(desk, lambda: outcomes.extend(opposing(desk, pairs=8, rounds=20, amount=1)), every=0)
+    assert [o for o in outcomes if not isinstance(o, dict)] == []
+    assert len(outcomes) == 320 and desk.stats()["committed"] == 320
+    assert desk.stats()["lock_timeouts"] == 0 and desk.stats()["deadlocks"] == 0
+    assert audits and all(a["consistent"] for a in audits)
+    assert total(desk) == TOTAL
+
+
 def test_backoff_retries_when_the_second_lock_is_busy():
-    desk, _ = make_desk(DebitMeetsStore, transfer_policy="backoff", race_window_ms=5, lock_timeout_ms=10_000)
-    results = run_all([lambda: desk.transfer("acc-00", "acc-01", 100), lambda: desk.transfer("acc-01", "acc-00", 30)])
+    desk, _ = make_desk(DebitsMeet, transfer_policy="backoff", race_window_ms=5, lock_timeout_ms=10_000)
+    results = run_together(
+        [lambda: desk.transfer("acc-00", "acc-01", 100), lambda: desk.transfer("acc-01", "acc-00", 30)]
+    )
     assert all(isinstance(r, dict) for r in results)
     assert sum(r["retries"] for r in results) >= 1
     assert desk.stats()["retries"] == sum(r["retries"] for r in results)
@@ -212,63 +194,24 @@ def test_release_first_conserves_the_total_at_rest_but_an_audit_sees_money_in_fl
     assert desk.audit()["consistent"]
 
 
-class Blocker:
-    """Another thread holds `account`'s lock until `release()`.
-
-    Not this thread: a thread that waits for a lock it holds itself is a
-    cycle of one, and the detector would (rightly) call it a deadlock.
-    """
-
-    def __init__(self, desk, account):
-        self.taken, self.done = threading.Event(), threading.Event()
-        self.thread = threading.Thread(target=self._hold, args=(desk, account), name="blocker")
-        self.thread.start()
-        assert self.taken.wait(5)
-
-    def _hold(self, desk, account):
-        lock = desk.locks.acquire(account, None, None)
-        self.taken.set()
-        self.done.wait(10)
-        lock.release()
-
-    def release(self):
-        self.done.set()
-        self.thread.join(5)
-
-
 def test_release_first_puts_the_debit_back_when_the_credit_times_out():
     desk, _ = make_desk(transfer_policy="release-first", lock_timeout_ms=50)
-    blocker = Blocker(desk, "acc-01")
-    try:
-        with pytest.raises(GuardTimeout):
-            desk.transfer("acc-00", "acc-01", 100)
-    finally:
-        blocker.release()
+    with held_by_another_thread(desk.locks["acc-01"]), pytest.raises(GuardTimeout):
+        desk.transfer("acc-00", "acc-01", 100)
     assert desk.store.read("acc-00") == INITIAL
     assert desk.stats()["lock_timeouts"] == 1 and desk.stats()["committed"] == 0
 
 
-class CreditsMeetStore(MemoryStore):
-    """Each read of acc-01 waits for the other one: both credits read the same old balance."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.meeting = threading.Barrier(2, timeout=2)
-
-    def read(self, account_id):
-        balance = super().read(account_id)
-        if account_id == "acc-01":
-            self.meeting.wait()
-        return balance
-
-
 def test_unsafe_creates_or_destroys_money():
     """Two transfers into acc-01 at once: both read its old balance, the second write erases the first credit."""
-    desk, _ = make_desk(CreditsMeetStore, transfer_policy="unsafe", race_window_ms=1)
-    results = run_all([lambda: desk.transfer("acc-00", "acc-01", 100), lambda: desk.transfer("acc-02", "acc-01", 100)])
+    credits_meet = partial(MeetingStore, on="read", accounts={"acc-01"}, timeout=2)
+    desk, _ = make_desk(credits_meet, transfer_policy="unsafe", race_window_ms=1)
+    results = run_together(
+        [lambda: desk.transfer("acc-00", "acc-01", 100), lambda: desk.transfer("acc-02", "acc-01", 100)]
+    )
     assert all(isinstance(r, dict) for r in results)
     assert total(desk) == TOTAL - 100
-    desk.store.meeting = threading.Barrier(1)  # the audit reads acc-01 alone
+    desk.store.meeting = Meeting(parties=1)  # the audit reads acc-01 alone
     audit = desk.audit()
     assert not audit["consistent"] and audit["difference"] == -100
     assert desk.stats()["total_conserved"] is False
@@ -276,28 +219,23 @@ def test_unsafe_creates_or_destroys_money():
 
 def test_an_audit_waits_for_a_transfer_holding_a_lock():
     desk, _ = make_desk(transfer_policy="ordered", lock_timeout_ms=50)
-    blocker = Blocker(desk, "acc-07")
-    try:
-        with pytest.raises(GuardTimeout):
-            desk.audit()
-    finally:
-        blocker.release()
+    with held_by_another_thread(desk.locks["acc-07"]), pytest.raises(GuardTimeout):
+        desk.audit()
     assert desk.locks.snapshot()["locks"] == []
 
 
 def test_deposits_move_the_expected_total():
-    desk, _ = make_desk()
-    bank = Bank(desk.store, desk._config, desk.ledger, GuardSet(), desk.locks)
-    bank.deposit("acc-05", 500)
-    bank.withdraw("acc-06", 200)
-    audit = desk.audit()
+    lab = make_lab()
+    lab.bank.deposit("acc-05", 500)
+    lab.bank.withdraw("acc-06", 200)
+    audit = lab.transfers.audit()
     assert audit["expected_total"] == TOTAL + 300 == audit["total"]
     assert audit["consistent"]
 
 
 def test_reset_zeroes_counters_and_forgets_deadlocks():
-    desk, _ = make_desk(DebitMeetsStore, transfer_policy="naive")
-    run_all([lambda: desk.transfer("acc-00", "acc-01", 1), lambda: desk.transfer("acc-01", "acc-00", 1)])
+    desk, _ = make_desk(DebitsMeet, transfer_policy="naive")
+    run_together([lambda: desk.transfer("acc-00", "acc-01", 1), lambda: desk.transfer("acc-01", "acc-00", 1)])
     assert desk.stats()["deadlocks"] == 1
     desk.reset()
     stats = desk.stats()

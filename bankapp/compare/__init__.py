@@ -1,2 +1,11 @@
-"""The tools that measure the lab: the guard matrix run over real HTTP,
-the processes it starts, and the report it writes."""
+"""The tools that measure the lab: the guard matrix run over real HTTP, and its report.
+
+- `matrix`: which scenario runs under which guard or policy
+- `processes`: `bankapp serve` and headless Locust as child processes (also used by the tests and benchmarks)
+- `runner`: the matrix run against one server, row after row
+- `rows`: Locust's numbers and the server's counters merged into one row
+- `explain`: a sentence per row
+- `columns`: the table's columns, for the terminal and the report
+- `console`: the progress bar, the table and the exit code of `bankapp compare`
+- `report`: results.json, results.csv, report.md, report.html, report.png
+"""

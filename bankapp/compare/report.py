@@ -18,7 +18,8 @@ import matplotlib
 matplotlib.use("Agg")  # no display: draw to files
 import matplotlib.pyplot as plt
 
-from .runner import ROW_FIELDS
+from .columns import COLUMNS
+from .rows import ROW_FIELDS
 
 COLOURS = {"deposit": "#4C72B0", "checkout": "#DD8452", "transfer": "#55A868"}
 
@@ -27,24 +28,18 @@ def label(row: dict) -> str:
     return f"{row['scenario']}\n{row['guard']}"
 
 
-def verdict_cell(row: dict) -> str:
-    return "ok" if row["ok"] else "anomaly"
-
-
 def table_lines(rows: list[dict]) -> list[str]:
-    header = (
-        "| scenario | guard | req/s | p50 ms | p95 ms | p99 ms | lost updates | oversold | peak / capacity "
-        "| rejected | deadlocks | verdict |"
+    """The table in Markdown."""
+    lines = ["| " + " | ".join(column.header for column in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    return lines + ["| " + " | ".join(column.cell(row) for column in COLUMNS) + " |" for row in rows]
+
+
+def table_html(rows: list[dict]) -> str:
+    head = "".join(f"<th>{html.escape(column.header)}</th>" for column in COLUMNS)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(column.cell(row))}</td>" for column in COLUMNS) + "</tr>" for row in rows
     )
-    lines = [header, "|" + "---|" * 12]
-    for row in rows:
-        peak = f"{row['peak_in_flight']} / {row['capacity'] or '-'}" if row["scenario"] == "checkout" else ""
-        lines.append(
-            f"| {row['scenario']} | {row['guard']} | {row['rps']:.0f} | {row['p50_ms']:.0f} | {row['p95_ms']:.0f} "
-            f"| {row['p99_ms']:.0f} | {row['lost_updates']:,} | {row['oversold']:,} | {peak} | {row['rejected']:,} "
-            f"| {row['deadlocks']:,} | {verdict_cell(row)} |"
-        )
-    return lines
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def draw_throughput(ax, rows):
@@ -128,11 +123,6 @@ def write(rows: list[dict], folder: Path, title: str = "bankapp compare") -> dic
     sentences = [f"- **{r['scenario']} / {r['guard']}**: {r['sentence']}" for r in rows]
     paths["report.md"].write_text("\n".join([f"# {title}", "", *table_lines(rows), "", *sentences, ""]))
     charts = "\n".join(f"<figure>{svg(draw, rows)}</figure>" for _, draw in CHARTS)
-    table = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(cell.strip())}</td>" for cell in line.strip("|").split("|")) + "</tr>"
-        for line in table_lines(rows)[2:]
-    )
-    head = "".join(f"<th>{html.escape(c.strip())}</th>" for c in table_lines(rows)[0].strip("|").split("|"))
     items = "".join(
         f"<li><b>{html.escape(r['scenario'])} / {html.escape(r['guard'])}</b>: {html.escape(r['sentence'])}</li>"
         for r in rows
@@ -142,7 +132,7 @@ def write(rows: list[dict], folder: Path, title: str = "bankapp compare") -> dic
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:nth-child(-n+2),th:nth-child(-n+2){{text-align:left}}
 figure{{display:inline-block;margin:0 1em 1em 0}}svg{{max-width:100%;height:auto}}</style></head><body>
-<h1>{html.escape(title)}</h1><table><thead><tr>{head}</tr></thead><tbody>{table}</tbody></table>
+<h1>{html.escape(title)}</h1>{table_html(rows)}
 <ul>{items}</ul>{charts}</body></html>
 """
     )

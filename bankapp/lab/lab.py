@@ -1,7 +1,11 @@
-"""The lab: one bank (and later one shop and one transfer desk) per app.
+"""The lab: one bank, one transfer desk and one shop per app, over one store.
 
 `create_app()` makes a new `Lab`, so every app, and so every test, starts
-from fresh balances, guards and counters.
+from fresh balances, guards and counters. The parts that hold state can be
+swapped: `store` (the balances) and `inventory` (the shop's stock) default
+to the in-memory ones, and a test, or another kind of store, hands in its
+own. Everything else is wired here, once: the bank, the transfer desk and
+the audit share one store, one ledger and one table of account locks.
 """
 
 from __future__ import annotations
@@ -14,22 +18,22 @@ from .bank import Bank
 from .guards import GuardSet
 from .ledger import LedgerStats
 from .locks import LockTable
-from .shop import Shop
-from .store import MemoryStore
+from .shop import Inventory, Shop
+from .store import MemoryStore, Store
 from .transfers import TransferDesk
 
 
 class Lab:
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, store: Store | None = None, inventory: Inventory | None = None):
         self.settings = ConfigHolder(config)
-        self.store = MemoryStore(config.account_ids, config.initial_balance)
+        self.store = MemoryStore(config.account_ids, config.initial_balance) if store is None else store
         self.guards = GuardSet()
         self.ledger = LedgerStats(config.account_ids, config.initial_balance)
         # one lock per account, shared: deposits under an excluding guard, transfers and the audit all take it
         self.locks = LockTable(config.account_ids)
         self.bank = Bank(self.store, self.config, self.ledger, self.guards, self.locks)
         self.transfers = TransferDesk(self.store, self.config, self.ledger, self.locks)
-        self.shop = Shop(self.config, self.guards)
+        self.shop = Shop(self.config, self.guards, inventory)
         # when the counters last started from zero, and how often a reset zeroed them: a counter that
         # goes down is a reset, and Prometheus is told so (see bankapp.web.metrics)
         self._resets_lock = threading.Lock()

@@ -5,6 +5,11 @@ under test, so `/stats` tells the truth about an unguarded run. A deposit is
 counted once it is acknowledged (its write is done), so at rest
 `expected_balance - balance` is exactly the money that acknowledged updates
 lost.
+
+A transfer is acknowledged only when it answers, but it changes balances
+before that. What it has changed meanwhile is a known *pending* change, not
+a lost update: a transfer stuck in a deadlock holds its debit, and the
+ledger must not blame that money on the deposits.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ class LedgerStats:
             self.withdrawal_amount = Counter()
             self.rejected = Counter()  # reason -> count
             self.net = Counter()  # account -> every acknowledged change
+            self.pending = Counter()  # account -> changes of transfers that have not answered yet
 
     def deposited(self, account_id: str, amount: int) -> None:
         with self._lock:
@@ -50,10 +56,18 @@ class LedgerStats:
             self.withdrawal_amount[account_id] += amount
             self.net[account_id] -= amount
 
-    def moved(self, account_id: str, delta: int) -> None:
-        """An acknowledged change from elsewhere (a transfer leg, a rollback)."""
+    def in_flight(self, account_id: str, delta: int) -> None:
+        """A transfer changed a balance (or put a change back) and has not answered yet."""
         with self._lock:
-            self.net[account_id] += delta
+            self.pending[account_id] += delta
+
+    def landed(self, legs: list[tuple[str, int]], pending: list[tuple[str, int]]) -> None:
+        """A transfer answered: its `legs` are acknowledged, its `pending` changes no longer in flight."""
+        with self._lock:
+            for account_id, delta in pending:
+                self.pending[account_id] -= delta
+            for account_id, delta in legs:
+                self.net[account_id] += delta
 
     def refused(self, reason: str) -> None:
         with self._lock:
@@ -62,9 +76,10 @@ class LedgerStats:
     def report(self, balances: dict[str, int]) -> dict:
         """Deposit counters and lost updates, per account and in all.
 
-        `lost_updates` is in cents: what acknowledged changes should have
-        made of the balance minus what it is. Positive: updates were lost;
-        negative: something was applied that nobody was told about.
+        `lost_updates` is in cents: what acknowledged changes, and the
+        pending changes of transfers still in flight, should have made of
+        the balance minus what it is. Positive: updates were lost; negative:
+        something was applied that nobody was told about.
         """
         with self._lock:
             per_account = {}
@@ -76,7 +91,7 @@ class LedgerStats:
                     "acknowledged_amount": self.deposit_amount[account_id],
                     "withdrawn_amount": self.withdrawal_amount[account_id],
                     "balance_change": change,
-                    "lost_updates": self.net[account_id] - change,
+                    "lost_updates": self.net[account_id] + self.pending[account_id] - change,
                 }
             return {
                 "acknowledged": sum(self.deposits.values()),

@@ -18,13 +18,24 @@ release) or comes back to a thread already seen: a cycle, a deadlock.
 Checking on every acquire would be wasted work, since almost every wait ends
 by itself. Like PostgreSQL after `deadlock_timeout`, a waiter waits in slices
 of `deadlock_check_ms`; only when a slice runs out does it look for a cycle
-through itself. If it finds one it becomes the *victim*: it stops waiting
+through itself. If it finds one it becomes the *victim*: it leaves the queue
 (taking its edge out of the graph at once, so the other members of the cycle
 do not also give up) and raises `DeadlockVictim`; the caller rolls back and
 releases what it holds, and the others proceed. With `lock_timeout_ms`
 `none` nobody may give up: the cycle is reported once (it shows in
 `/debug/locks` and in the recent deadlocks) and the threads wait forever,
 which is what a real deadlock looks like.
+
+Fairness. `threading.Lock` promises no order: a thread that releases and
+at once acquires again usually wins over one that has waited a second, and
+under load a patient waiter can lose that race until its timeout runs out:
+starvation. These locks keep a queue, as PostgreSQL's lock manager does: a
+waiter joins the end of its lock's queue (a `Wait`), `release()` hands the
+lock to the first in the queue, and a newcomer never takes a lock someone
+is queued for. A waiter that times out or gives up leaves the queue; one
+handed the lock in the very instant its time runs out keeps it. Ownership
+changes at the hand-over, under the table's lock, so the graph never shows
+a lock free while its next holder is still waking up.
 """
 
 from __future__ import annotations
@@ -36,15 +47,26 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from .guards import GuardTimeout, LockGuard
+from .guards import Guard, GuardTimeout
 
 #: How many deadlocks `/debug/locks` remembers.
 RECENT_DEADLOCKS = 20
 
+WAITING, GRANTED, CANCELLED = "waiting", "granted", "cancelled"
 
-@dataclass
+
+@dataclass(eq=False)
 class Wait:
-    """One thread waiting for one lock, since `since` (monotonic seconds)."""
+    """One thread waiting for one lock, since `since` (monotonic seconds).
+
+    Both an edge of the wait-for graph and a place in the lock's queue. Its
+    `state` starts `waiting` and changes once, under the table's lock: to
+    `granted` when a release hands the lock over, or to `cancelled` when it
+    leaves the queue without it (its time ran out, or it was chosen as a
+    deadlock victim: `error` is what the waiting thread then raises). Any
+    thread may cancel a wait, so a waiter can be woken from outside too; it
+    sleeps on its own `woken` event and reads `state` when it wakes.
+    """
 
     ident: int
     thread: str
@@ -53,7 +75,14 @@ class Wait:
     #: False for a brief try that gives up by itself (policy `backoff`): no deadlock can hang on it
     patient: bool = True
     #: the id of the deadlock this wait was reported in, if any
-    reported: int | None = field(default=None)
+    reported: int | None = None
+    state: str = WAITING
+    error: BaseException | None = field(default=None, repr=False)
+    woken: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def sleep(self, timeout: float | None) -> bool:
+        """Sleep until granted or cancelled (True), or `timeout` seconds (False)."""
+        return self.woken.wait(timeout)
 
 
 class DeadlockVictim(Exception):
@@ -75,13 +104,18 @@ class DeadlockVictim(Exception):
         )
 
 
-class AccountLock(LockGuard):
-    """A `threading.Lock` for one account that reports every wait and hold.
+class AccountLock(Guard):
+    """A lock for one account that reports every wait and hold, and serves its waiters in order.
 
     `acquire(timeout, check_after)` waits in slices of `check_after` seconds
     and looks for a deadlock between slices; in all it waits at most
     `timeout` (None: forever) and then returns False, as `Lock.acquire` does.
+    Like a `Lock`, it is not reentrant: its holder asking again waits for
+    itself, a cycle of one. Who holds it is kept in the `LockTable`, the one
+    record the graph is read from.
     """
+
+    name = "lock"
 
     def __init__(self, account: str, table: LockTable):
         super().__init__(account)
@@ -91,70 +125,44 @@ class AccountLock(LockGuard):
         return f"account lock of {self.label}"
 
     def acquire(self, timeout: float | None = None, check_after: float | None = None) -> bool:
-        if super().acquire(0):  # free: the common case touches the graph once
-            self.table._acquired(self, None)
-            return True
-        if timeout is not None and timeout <= 0:
-            return False
-        deadline = None if timeout is None else time.monotonic() + timeout
-        wait = self.table._start_waiting(self)
-        try:
-            while True:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                if remaining is None or check_after is None:
-                    slice_ = check_after if remaining is None else remaining
-                else:
-                    slice_ = min(check_after, remaining)
-                if super().acquire(slice_):
-                    self.table._acquired(self, wait)
-                    wait = None
-                    return True
-                if check_after is not None and time.monotonic() - wait.since >= check_after:
-                    self.table._check(wait, may_give_up=timeout is not None)
-        finally:
-            if wait is not None:
-                self.table._stop_waiting(wait)
+        return self.table._acquire(self, timeout, check_after, patient=True)
 
     def try_acquire(self, timeout: float) -> bool:
         """Wait at most `timeout` seconds and never check for deadlock.
 
         The wait shows in the graph, marked as a try: a cycle through it is
-        no deadlock, since the trying thread will give up and let go.
+        no deadlock, since the trying thread will give up and let go. It
+        queues like any waiter: a try does not jump the queue either.
         """
-        if super().acquire(0):
-            self.table._acquired(self, None)
-            return True
-        wait = self.table._start_waiting(self, patient=False)
-        try:
-            if super().acquire(timeout):
-                self.table._acquired(self, wait)
-                wait = None
-                return True
-            return False
-        finally:
-            if wait is not None:
-                self.table._stop_waiting(wait)
+        return self.table._acquire(self, timeout, None, patient=False)
 
     def release(self) -> None:
-        if self.held_by_current_thread():
-            self.table._released(self)  # out of the graph before anyone can take it
-        super().release()  # raises RuntimeError for a thread that does not hold it
+        """Hand the lock to the first waiter, or leave it free; only its holder may."""
+        self.table._release(self)
+
+    def holders(self) -> dict[int, int]:
+        holder = self.table.holder(self.label)
+        return {} if holder is None else {holder[0]: 1}
+
+    def held_by_current_thread(self) -> bool:
+        holder = self.table.holder(self.label)
+        return holder is not None and holder[0] == threading.get_ident()
 
 
 class LockTable:
-    """Every account's `AccountLock` and the wait-for graph between them.
+    """Every account's `AccountLock`, their queues, and the wait-for graph between them.
 
-    The graph lives under one small private lock (`_graph`), held only for
+    All of it lives under one small private lock (`_graph`), held only for
     bookkeeping, never while waiting, so reading it (`snapshot()`, behind
-    `/debug/locks`) never blocks on an account lock.
+    `/debug/locks`) never blocks on an account lock. A lock with a queue
+    always has a holder: a release hands it on rather than letting it go.
     """
 
     def __init__(self, account_ids: list[str]):
         self._graph = threading.Lock()
         self._locks = {account: AccountLock(account, self) for account in account_ids}
         self._holder: dict[str, tuple[int, str]] = {}  # account -> (ident, thread name)
+        self._queues: dict[str, deque[Wait]] = {account: deque() for account in account_ids}
         self._waits: dict[int, Wait] = {}  # ident -> what it waits for
         self._ids = itertools.count(1)
         self.recent: deque[dict] = deque(maxlen=RECENT_DEADLOCKS)
@@ -173,30 +181,83 @@ class LockTable:
             raise GuardTimeout(lock, timeout, self_deadlock=False)
         return lock
 
-    # bookkeeping, called by AccountLock
-
-    def _start_waiting(self, lock: AccountLock, patient: bool = True) -> Wait:
-        thread = threading.current_thread()
-        wait = Wait(thread.ident, thread.name, lock.label, time.monotonic(), patient=patient)
+    def holder(self, account: str) -> tuple[int, str] | None:
+        """(ident, thread name) of the thread holding the account's lock, if any."""
         with self._graph:
+            return self._holder.get(account)
+
+    # the queue, used by AccountLock
+
+    def _acquire(self, lock: AccountLock, timeout: float | None, check_after: float | None, patient: bool) -> bool:
+        """Take `lock` at once if it is free; else queue and wait in slices until granted or out of time."""
+        me = threading.current_thread()
+        with self._graph:
+            if lock.label not in self._holder:
+                self._holder[lock.label] = (me.ident, me.name)
+                return True
+            if timeout is not None and timeout <= 0:
+                return False
+            wait = Wait(me.ident, me.name, lock.label, time.monotonic(), patient=patient)
+            self._queues[lock.label].append(wait)
             self._waits[wait.ident] = wait
-        return wait
+        deadline = None if timeout is None else wait.since + timeout
+        try:
+            while not wait.sleep(_slice(deadline, check_after)):
+                with self._graph:
+                    if wait.state != WAITING:
+                        break  # handed the lock (or cancelled) just as the slice ran out
+                    if deadline is not None and time.monotonic() >= deadline:
+                        self._cancel(wait)
+                        break
+                    if check_after is not None:
+                        self._check(wait, may_give_up=timeout is not None)
+                        if wait.state != WAITING:
+                            break
+        except BaseException:  # interrupted while queued: leave, and pass on a lock handed over meanwhile
+            with self._graph:
+                if wait.state == GRANTED:
+                    self._hand_over(lock.label)
+                self._cancel(wait)
+            raise
+        if wait.state == GRANTED:
+            return True
+        if wait.error is not None:
+            raise wait.error
+        return False
 
-    def _stop_waiting(self, wait: Wait) -> None:
+    def _release(self, lock: AccountLock) -> None:
         with self._graph:
-            if self._waits.get(wait.ident) is wait:
-                del self._waits[wait.ident]
+            holder = self._holder.get(lock.label)
+            if holder is None or holder[0] != threading.get_ident():
+                raise RuntimeError(f"{lock.describe()}: released by a thread that does not hold it")
+            self._hand_over(lock.label)
 
-    def _acquired(self, lock: AccountLock, wait: Wait | None) -> None:
-        thread = threading.current_thread()
-        with self._graph:  # one step: no moment where it both waits and holds
-            if wait is not None and self._waits.get(wait.ident) is wait:
-                del self._waits[wait.ident]
-            self._holder[lock.label] = (thread.ident, thread.name)
+    def _hand_over(self, account: str) -> None:
+        """The lock's next holder is the first in its queue, recorded now, before it even wakes."""
+        queue = self._queues[account]
+        if not queue:
+            del self._holder[account]
+            return
+        wait = queue.popleft()
+        self._holder[account] = (wait.ident, wait.thread)
+        del self._waits[wait.ident]  # one step: no moment where it both waits and holds
+        wait.state = GRANTED
+        wait.woken.set()
 
-    def _released(self, lock: AccountLock) -> None:
-        with self._graph:
-            self._holder.pop(lock.label, None)
+    def _cancel(self, wait: Wait, error: BaseException | None = None) -> None:
+        """Take a wait that is still waiting out of its queue and the graph, and wake its thread.
+
+        The thread then returns False (no `error`: its time ran out) or
+        raises `error`. A wait already granted or cancelled is left alone.
+        """
+        if wait.state != WAITING:
+            return
+        self._queues[wait.account].remove(wait)
+        del self._waits[wait.ident]
+        wait.state, wait.error = CANCELLED, error
+        wait.woken.set()
+
+    # the detector
 
     def _cycle_through(self, start: int) -> list[Wait] | None:
         """The waits that lead from thread `start` back to itself, if any."""
@@ -210,7 +271,7 @@ class LockTable:
                 return None  # someone on the path is only trying: it will give up
             holder = self._holder.get(wait.account)
             if holder is None:
-                return None  # just released: the waiter will get it
+                return None  # free: cannot last while someone queues
             seen.add(ident)
             path.append(wait)
             ident = holder[0]
@@ -226,27 +287,26 @@ class LockTable:
         ]
 
     def _check(self, wait: Wait, may_give_up: bool) -> None:
-        """After a slice of waiting: is this thread in a cycle? If so, give up or report."""
-        with self._graph:
-            cycle = self._cycle_through(wait.ident)
-            if cycle is None:
-                return
-            known = {w.reported for w in cycle}
-            if len(known) == 1 and None not in known:  # this very deadlock is already on record
-                if not may_give_up:
-                    return
-                deadlock = self._break_recorded(known.pop(), wait, cycle)
-                del self._waits[wait.ident]
-                raise DeadlockVictim(deadlock)
-            deadlock = self._record(next(self._ids), wait, cycle, may_give_up)
-            for member in cycle:
-                member.reported = deadlock["id"]
-            self.recent.append(deadlock)
-            self.detected += 1
+        """After a slice of waiting (under `_graph`): is this thread in a cycle? If so, give up or report.
+
+        Giving up cancels the wait with `DeadlockVictim`, at once, so the
+        next member of the cycle to check finds it broken.
+        """
+        cycle = self._cycle_through(wait.ident)
+        if cycle is None:
+            return
+        known = {w.reported for w in cycle}
+        if len(known) == 1 and None not in known:  # this very deadlock is already on record
             if may_give_up:
-                del self._waits[wait.ident]  # the cycle is broken now, for everyone checking after us
+                self._cancel(wait, DeadlockVictim(self._break_recorded(known.pop(), wait, cycle)))
+            return
+        deadlock = self._record(next(self._ids), wait, cycle, may_give_up)
+        for member in cycle:
+            member.reported = deadlock["id"]
+        self.recent.append(deadlock)
+        self.detected += 1
         if may_give_up:
-            raise DeadlockVictim(deadlock)
+            self._cancel(wait, DeadlockVictim(deadlock))
 
     def _record(self, deadlock_id: int, wait: Wait, cycle: list[Wait], broken: bool) -> dict:
         """The record of one deadlock, as `/debug/locks` and the 409 show it."""
@@ -281,19 +341,17 @@ class LockTable:
         """Holders, waiters, the wait-for edges, live cycles and recent deadlocks."""
         now = time.monotonic()
         with self._graph:
-            waiters: dict[str, list[dict]] = {}
-            for w in self._waits.values():
-                waiters.setdefault(w.account, []).append(
-                    {"thread": w.thread, "ident": w.ident, "waiting_ms": round((now - w.since) * 1000, 1)}
-                )
             locks = [
                 {
                     "account": account,
                     "holder": _thread(self._holder.get(account)),
-                    "waiters": waiters.get(account, []),
+                    "waiters": [  # in queue order: the first is the next holder
+                        {"thread": w.thread, "ident": w.ident, "waiting_ms": round((now - w.since) * 1000, 1)}
+                        for w in self._queues[account]
+                    ],
                 }
                 for account in self._locks
-                if account in self._holder or account in waiters
+                if account in self._holder
             ]
             edges = []
             for w in self._waits.values():
@@ -332,3 +390,11 @@ class LockTable:
 
 def _thread(holder: tuple[int, str] | None) -> dict | None:
     return None if holder is None else {"thread": holder[1], "ident": holder[0]}
+
+
+def _slice(deadline: float | None, check_after: float | None) -> float | None:
+    """How long to sleep before the next look: until the next deadlock check or the deadline, whichever is first."""
+    if deadline is None:
+        return check_after
+    remaining = max(0.0, deadline - time.monotonic())
+    return remaining if check_after is None else min(check_after, remaining)

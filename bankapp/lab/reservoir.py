@@ -6,17 +6,38 @@ which drops the oldest as a new one arrives, so memory is fixed and the
 percentiles describe recent traffic. Not thread-safe on its own: the owner
 calls it under the lock that guards its other counters.
 
+Percentiles are by nearest rank (`percentile`): the smallest sample with at
+least that share of the samples at or below it, always a value that was
+really measured, never an interpolation between two. The same function
+reads a histogram (value -> how many times), such as Locust's response
+times, so a percentile means one thing wherever bankapp reports one.
+
 Example::
 
     waits = Reservoir(size=1000)
     waits.add(12.5)
     waits.summary()  # {"p50": 12.5, "p95": 12.5, "p99": 12.5, "max": 12.5}
+    percentile({10: 90, 500: 10}, 95)  # 500: 90 of 100 samples are at or below 10, 100 at or below 500
 """
 
 from __future__ import annotations
 
-import math
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Mapping
+
+
+def percentile(counts: Mapping[float, int], percent: float) -> float | None:
+    """Nearest rank over a histogram {value: how many}: the smallest value with at
+    least `percent` % of the samples at or below it; None when there are none."""
+    total = sum(counts.values())
+    if not total:
+        return None
+    wanted, seen = percent / 100 * total, 0
+    for value in sorted(counts):
+        seen += counts[value]
+        if seen >= wanted:
+            break
+    return value  # the first value at which the count reached `wanted`
 
 
 class Reservoir:
@@ -34,11 +55,8 @@ class Reservoir:
 
     def summary(self) -> dict[str, float | None]:
         """p50, p95, p99 (nearest rank) and max, in the samples' unit; None when empty."""
-        ordered = sorted(self._samples)
-        if not ordered:
+        if not self._samples:
             return {"p50": None, "p95": None, "p99": None, "max": None}
-
-        def rank(percent: float) -> float:
-            return round(ordered[max(0, math.ceil(percent / 100 * len(ordered)) - 1)], 3)
-
-        return {"p50": rank(50), "p95": rank(95), "p99": rank(99), "max": round(ordered[-1], 3)}
+        counts = Counter(self._samples)
+        ranks = {f"p{percent}": round(percentile(counts, percent), 3) for percent in (50, 95, 99)}
+        return {**ranks, "max": round(max(counts), 3)}

@@ -189,10 +189,10 @@ class SalesLedger:
 class Shop:
     """Checkouts under the guard `checkout_guard` names."""
 
-    def __init__(self, config: Callable[[], Config], guards: GuardSet, catalogue: dict[str, int] | None = None):
+    def __init__(self, config: Callable[[], Config], guards: GuardSet, inventory: Inventory | None = None):
         self._config = config
         self.guards = guards
-        self.inventory = Inventory(CATALOGUE if catalogue is None else catalogue)
+        self.inventory = Inventory(CATALOGUE) if inventory is None else inventory
         self.admission = Admission()
         self.gateway = PaymentGateway()
         self.ledger = SalesLedger(self.inventory.initial)

@@ -1,0 +1,91 @@
+"""One result row per configuration: Locust's numbers and the server's truth, merged.
+
+Locust says how fast and how many (requests, rate, percentiles) and what
+its verdict was; the server's `/stats` (and `/audit` for transfers) says
+what really happened to the money and the stock. A row is a plain dict, the
+shape of one entry of `results.json`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from ..lab.reservoir import percentile
+from .explain import explain
+from .matrix import BASE_SETTINGS, MatrixRow
+
+#: The columns of results.csv, in order (results.json has every key of a row).
+ROW_FIELDS = [
+    "scenario",
+    "guard",
+    "settings",
+    "requests",
+    "rps",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "lost_updates",
+    "oversold",
+    "peak_in_flight",
+    "capacity",
+    "rejected",
+    "deadlocks",
+    "ok",
+    "anomalies",
+    "sentence",
+]
+
+
+def summarize(entries: list[dict]) -> dict:
+    """Requests, rate and percentiles over every entry of Locust's final JSON.
+
+    Locust keeps a histogram of response times (rounded milliseconds ->
+    count) per entry; merging them gives exact percentiles of the whole run.
+    """
+    histogram: Counter[float] = Counter()
+    for entry in entries:
+        for millis, count in entry["response_times"].items():
+            histogram[float(millis)] += count
+    requests_made = sum(entry["num_requests"] for entry in entries)
+    began = min((entry["start_time"] for entry in entries), default=0)
+    ended = max((entry["last_request_timestamp"] or 0 for entry in entries), default=0)
+    return {
+        "requests": requests_made,
+        "rps": requests_made / (ended - began) if ended > began else 0.0,
+        **{f"p{rank}_ms": percentile(histogram, rank) or 0.0 for rank in (50, 95, 99)},
+    }
+
+
+def make_row(matrix_row: MatrixRow, verdict: dict, stats: dict, duration_s: float, server_stats: dict) -> dict:
+    """Server truth and client view, merged into one row; `stats` is `summarize`'s."""
+    scenario = matrix_row.scenario
+    deposits = server_stats.get("deposits", {}) if scenario == "deposit" else {}
+    checkout = server_stats.get("checkout", {}) if scenario == "checkout" else {}
+    transfers = server_stats.get("transfers", {}) if scenario == "transfer" else {}
+    row = {
+        "scenario": scenario,
+        "guard": matrix_row.guard,
+        "settings": {**BASE_SETTINGS, **matrix_row.settings},
+        **stats,
+        "lost_updates": deposits.get("lost_updates", 0),
+        "acknowledged": deposits.get("acknowledged", 0),
+        "oversold": checkout.get("oversold", 0),
+        "peak_in_flight": checkout.get("peak_in_flight", 0),
+        "capacity": checkout.get("capacity"),
+        "gateway_capacity": server_stats.get("settings", {}).get("gateway_capacity"),
+        "rejected": checkout.get("rejected", 0),
+        "completed": checkout.get("completed", 0),
+        "duration_s": duration_s,
+        "deadlocks": transfers.get("deadlocks", 0),
+        "retries": transfers.get("retries", 0),
+        "wrong_total_reads": transfers.get("wrong_total_reads", 0),
+        "total_conserved": None,
+        "ok": bool(verdict.get("ok")),
+        "anomalies": list(verdict.get("anomalies", [])),
+    }
+    if scenario == "transfer":
+        audit = server_stats.get("audit") or {}
+        row["total_conserved"] = audit.get("consistent")
+        row["total_error"] = (audit.get("total") or 0) - (audit.get("expected_total") or 0)
+    row["sentence"] = explain(row)
+    return row

@@ -1,0 +1,169 @@
+"""What the threaded unit tests share: a lab built for a test, threads started
+together, a lock held by another thread, and stores where threads meet.
+
+A race is forced here, not hoped for: threads start behind one barrier, and a
+store (or the shop's inventory) can make them meet at a barrier on their way
+through a read or a write, so that two of them are inside one
+read-modify-write together whenever the guard lets them be.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from bankapp.lab import Lab
+from bankapp.lab.shop import CATALOGUE, Inventory
+from bankapp.lab.store import MemoryStore
+from bankapp.settings import load
+
+#: Settings under which a unit test runs unless it asks otherwise: no race window, no gateway time, quick checks.
+FAST = {"race_window_ms": 0, "service_time_ms": 0, "deadlock_check_ms": 20}
+
+
+def make_lab(store: Callable = MemoryStore, inventory: Callable = Inventory, **settings) -> Lab:
+    """A `Lab` as the app builds it, under `settings` over `FAST`, and no `BANKAPP_*` variable.
+
+    `store` and `inventory` are called as `MemoryStore(account_ids,
+    initial_balance)` and `Inventory(catalogue)` are, so a test can hand in
+    a class (or a `functools.partial`) that makes threads meet.
+    """
+    config = load({**FAST, **settings}, environ={})
+    return Lab(config, store=store(config.account_ids, config.initial_balance), inventory=inventory(CATALOGUE))
+
+
+def run_together(jobs: list[Callable], names: list[str] | None = None, timeout: float = 60) -> list:
+    """Run each job in a thread of its own, all released at once by one barrier.
+
+    Returns what each job returned, or the exception it raised, in order.
+    Threads are named `names[i]` (default `client-i`); a thread still
+    running after `timeout` seconds fails the test.
+    """
+    start = threading.Barrier(len(jobs), timeout=10)
+    results: list = [None] * len(jobs)
+
+    def run(index: int, job: Callable) -> None:
+        start.wait()
+        try:
+            results[index] = job()
+        except Exception as error:  # handed back: the test decides what it expected
+            results[index] = error
+
+    names = names or [f"client-{i}" for i in range(len(jobs))]
+    threads = [threading.Thread(target=run, args=(i, job), name=names[i]) for i, job in enumerate(jobs)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(thread.is_alive() for thread in threads), "a thread never finished"
+    return results
+
+
+@contextmanager
+def held_by_another_thread(lock, timeout: float = 10) -> Iterator[None]:
+    """Inside the block, another thread holds `lock` (a guard or an account lock).
+
+    Not this thread: a thread that waits for a lock it holds itself is a
+    cycle of one, and the deadlock detector would (rightly) call it one.
+    """
+    taken, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        if lock.acquire(5):
+            taken.set()
+            done.wait(timeout)
+            lock.release()
+
+    thread = threading.Thread(target=hold, name="holder")
+    thread.start()
+    try:
+        assert taken.wait(5), f"the other thread never got {lock.describe()}"
+        yield
+    finally:
+        done.set()
+        thread.join(5)
+
+
+class Meeting:
+    """A barrier where `parties` threads meet; `met` counts the threads that met someone.
+
+    A thread that waits `timeout` seconds in vain goes on alone, and the
+    barrier is made whole again for the next ones: under a guard that
+    excludes, the others never come.
+    """
+
+    def __init__(self, parties: int = 2, timeout: float = 1.0):
+        self.barrier = threading.Barrier(parties, timeout=timeout)
+        self.met = 0
+        self._count = threading.Lock()
+
+    def __call__(self) -> bool:
+        """Wait for the others; True if they came."""
+        try:
+            self.barrier.wait()
+        except threading.BrokenBarrierError:
+            self.barrier.reset()
+            return False
+        with self._count:
+            self.met += 1
+        return True
+
+
+class MeetingStore(MemoryStore):
+    """Balances where threads meet on their way through a read or a write (`on`).
+
+    `accounts` limits the meetings to those accounts; `threads` to threads
+    whose name starts with it; `once` to each thread's first such call (a
+    transfer's first write is its debit).
+    """
+
+    def __init__(
+        self,
+        account_ids: list[str],
+        initial_balance: int,
+        *,
+        on: str = "read",
+        accounts: set[str] | None = None,
+        threads: str = "",
+        once: bool = False,
+        parties: int = 2,
+        timeout: float = 1.0,
+    ):
+        super().__init__(account_ids, initial_balance)
+        self.meeting = Meeting(parties, timeout)
+        self.on, self.accounts, self.threads, self.once = on, accounts, threads, once
+        self._local = threading.local()
+
+    def read(self, account_id: str) -> int:
+        balance = super().read(account_id)
+        self._meet("read", account_id)
+        return balance
+
+    def write(self, account_id: str, balance: int) -> None:
+        super().write(account_id, balance)
+        self._meet("write", account_id)
+
+    def _meet(self, call: str, account_id: str) -> None:
+        if call != self.on or (self.accounts is not None and account_id not in self.accounts):
+            return
+        if not threading.current_thread().name.startswith(self.threads):
+            return
+        if self.once:
+            if getattr(self._local, "met", False):
+                return
+            self._local.met = True
+        self.meeting()
+
+
+class MeetingInventory(Inventory):
+    """Stock where every read meets another reader: two checkouts inside one reservation together."""
+
+    def __init__(self, catalogue: dict[str, int], *, parties: int = 2, timeout: float = 1.0):
+        super().__init__(catalogue)
+        self.meeting = Meeting(parties, timeout)
+
+    def read(self, sku: str) -> int:
+        units = super().read(sku)
+        self.meeting()
+        return units
