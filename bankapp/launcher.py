@@ -55,7 +55,13 @@ def serve(config: Config) -> None:
     """Run gunicorn in this process until it is stopped (SIGINT/SIGTERM)."""
     from gunicorn.app.base import BaseApplication
 
-    from .web import create_app
+    from .web import create_app, metrics
+
+    # several workers: their latency histograms meet in files (prometheus_client's multiprocess mode);
+    # set before any worker starts, and before prometheus_client is first imported (see bankapp.web.metrics)
+    metrics_dir = metrics.prepare_multiprocess(config.workers)
+    if metrics_dir:
+        print(f"bankapp: {config.workers} workers; request metrics in {metrics_dir} (multiprocess mode)", flush=True)
 
     class Server(BaseApplication):
         def load_config(self):
@@ -74,6 +80,9 @@ def serve(config: Config) -> None:
             self.cfg.set("when_ready", announce)
             self.cfg.set("post_worker_init", post_worker_init)
             self.cfg.set("worker_exit", worker_exit)
+            if metrics_dir:
+                self.cfg.set("child_exit", metrics.child_exit)
+                self.cfg.set("on_exit", lambda server: metrics.remove_multiprocess_dir(metrics_dir))
 
         def load(self):
             return create_app(config)

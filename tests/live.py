@@ -7,6 +7,8 @@ HTTP calls the tests make. Everything is bounded in time.
 
 from __future__ import annotations
 
+import threading
+import time
 from contextlib import contextmanager
 
 import requests
@@ -14,7 +16,7 @@ import requests
 from bankapp.compare.processes import ServerProcess
 from bankapp.compare.processes import stop_process as stop  # SIGTERM by PID, then SIGKILL
 
-__all__ = ["LiveServer", "live_server", "stop"]
+__all__ = ["LiveServer", "burst", "live_server", "stop"]
 
 
 class LiveServer(ServerProcess):
@@ -40,3 +42,22 @@ def live_server(*flags: str, startup_timeout: float = 20, env: dict | None = Non
     """Run `bankapp serve --host 127.0.0.1 --port 0 FLAGS...`; yield a `LiveServer`."""
     with LiveServer(*flags, env=env, startup_timeout=startup_timeout) as server:
         yield server
+
+
+def burst(url: str, seconds: float, jobs: list, most: int = 400) -> None:
+    """Each job `(path, json body)` POSTed in a loop by a thread of its own (one
+    keep-alive session each) for `seconds`, at most `most` times; returns when all are done."""
+    deadline = time.monotonic() + seconds
+
+    def run(path, body):
+        with requests.Session() as session:
+            for _ in range(most):
+                if time.monotonic() > deadline:
+                    break
+                session.post(url + path, json=body, timeout=10)
+
+    threads = [threading.Thread(target=run, args=job) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds + 60)

@@ -12,6 +12,9 @@ the audit share one store, one ledger and one table of account locks.
 
 from __future__ import annotations
 
+import threading
+import time
+
 from ..settings import Config, ConfigHolder
 from .bank import Bank
 from .guards import GuardSet
@@ -33,6 +36,11 @@ class Lab:
         self.bank = Bank(self.store, self.config, self.ledger, self.guards, self.locks)
         self.transfers = TransferDesk(self.store, self.config, self.ledger, self.locks)
         self.shop = Shop(self.config, self.guards, inventory)
+        # when the counters last started from zero, and how often a reset zeroed them: a counter that
+        # goes down is a reset, and Prometheus is told so (see bankapp.web.metrics)
+        self._resets_lock = threading.Lock()
+        self.counters_since = time.time()
+        self.resets = 0
 
     def config(self) -> Config:
         """The settings in force now; read once at the start of a request."""
@@ -43,6 +51,9 @@ class Lab:
         self.bank.reset()
         self.transfers.reset()
         self.shop.reset()
+        with self._resets_lock:
+            self.counters_since = time.time()
+            self.resets += 1
 
     def health(self) -> dict:
         """What `/healthz` says: the memory store is up as long as the process is."""

@@ -77,8 +77,24 @@ class PostgresLab:
             self.counters.reset()
             self.workers.reset()
             conn.execute(sql.RESET_DEADLOCKS)
+            conn.execute(sql.COUNT_RESET)
         self.shop.admission.reset()
         self.shop.ledger.reset()
+
+    @property
+    def resets(self) -> int:
+        """`POST /admin/reset` calls, fleet-wide, never zeroed (for `bankapp_lab_resets_total`)."""
+        return self._resets()[0]
+
+    @property
+    def counters_since(self) -> float:
+        """When the counters last restarted from zero, in epoch seconds, fleet-wide (the counters' `_created`)."""
+        return self._resets()[1]
+
+    def _resets(self) -> tuple[int, float]:
+        with self.db.connection() as conn:
+            resets, since = conn.execute(sql.RESETS).fetchone()
+        return resets, since
 
     def stats(self) -> dict:
         """Every counter of the fleet from one snapshot (a REPEATABLE READ transaction), and who served."""

@@ -67,6 +67,11 @@ TABLES = (
     """CREATE TABLE IF NOT EXISTS bankapp_deadlocks (
         id bigserial PRIMARY KEY, detected_at timestamptz NOT NULL DEFAULT now(), detected_by text NOT NULL,
         accounts text[] NOT NULL, detail text NOT NULL, cycle jsonb NOT NULL, context text NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS bankapp_resets (
+        one boolean PRIMARY KEY DEFAULT true CHECK (one),
+        resets bigint NOT NULL DEFAULT 0,
+        since timestamptz NOT NULL DEFAULT now())""",
+    "INSERT INTO bankapp_resets (one) VALUES (true) ON CONFLICT (one) DO NOTHING",
     "CREATE SEQUENCE IF NOT EXISTS bankapp_order_ids",
 )
 

@@ -275,6 +275,11 @@ RESET_COUNTERS = "UPDATE bankapp_counters SET n = 0"
 RESET_GAUGES = "UPDATE bankapp_gauges SET peak = now"
 """Peaks restart from what is true now; `now` itself is no total: checkouts under way still leave later."""
 
+COUNT_RESET = "UPDATE bankapp_resets SET resets = resets + 1, since = now()"
+"""Resets are counted fleet-wide and never zeroed, so /metrics can tell a reset from a counter going down."""
+
+RESETS = "SELECT resets, extract(epoch FROM since)::float8 FROM bankapp_resets"
+
 # --- workers ----------------------------------------------------------------------------
 
 REGISTER_WORKER = """

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import threading
 from typing import Any
 
 from flask import current_app
@@ -11,7 +9,7 @@ from flask_openapi3 import Info
 
 from ..lab import make_lab
 from ..settings import Config, load
-from . import admin_auth, contract, idempotency, problems
+from . import admin_auth, contract, dashboard, idempotency, metrics, problems
 from .views import accounts, admin, checkout, introspection, transfers
 
 #: Bodies above this answer 413 before anything reads them.
@@ -33,10 +31,11 @@ def create_app(config: Config | dict[str, Any] | None = None) -> contract.BankAP
     )
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False
-    app.extensions["bankapp"] = make_lab(config)
+    app.extensions["bankapp"] = lab = make_lab(config)
     problems.init_app(app)
+    metrics.init_app(app, lab)  # first of the before_request hooks: every request is timed
     idempotency.init_app(app)
-    for blueprint in (introspection.bp, accounts.bp, checkout.bp, transfers.bp, admin.bp):
+    for blueprint in (introspection.bp, accounts.bp, checkout.bp, transfers.bp, admin.bp, dashboard.bp):
         app.register_api(blueprint)
     admin_auth.init_app(app)
     app.after_request(add_served_by)
@@ -47,6 +46,6 @@ def create_app(config: Config | dict[str, Any] | None = None) -> contract.BankAP
 
 def add_served_by(response):
     """Which process and thread served this request (and, for `/stats`, that this worker served one)."""
-    response.headers["X-Served-By"] = f"{os.getpid()}/{threading.current_thread().name}"
+    response.headers["X-Served-By"] = metrics.served_by()
     current_app.extensions["bankapp"].served()
     return response

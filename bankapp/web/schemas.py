@@ -216,6 +216,7 @@ class StatsOut(BaseModel):
     model_config = ConfigDict(extra="allow")
     deposits: dict[str, Any]
     settings: ConfigOut
+    served_by: dict[str, Any] = Field(description="threads of this worker that served requests lately")
 
 
 class ResetOut(BaseModel):

@@ -3,6 +3,7 @@
 import os
 import threading
 
+from flask import current_app
 from flask_openapi3 import APIBlueprint, Tag
 
 from ..schemas import HealthOut, Problem, StatsOut, ThreadsOut
@@ -41,5 +42,6 @@ def threads():
 
 @bp.get("/stats", responses={200: StatsOut})
 def stats():
-    """Every counter, exact whatever the guard, and the settings in force."""
-    return lab().stats()
+    """Every counter, exact whatever the guard, the settings in force, and which threads of
+    this worker served requests in the last few seconds (`served_by`)."""
+    return {**lab().stats(), "served_by": current_app.extensions["bankapp.metrics"].servers.report()}
