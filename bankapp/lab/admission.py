@@ -10,9 +10,13 @@ slow. No guard at all has no limit: everyone gets in and everyone is slow.
 `Admission` runs that protocol for any guard and keeps its counters exact:
 
 1. the door: a checkout that would leave fewer than `RESERVED_THREADS` server
-   threads free is turned away at once (`server-busy`). The settings check
-   keeps a semaphore or lock from ever getting there; under `unsafe`, which
-   has no limit of its own, this is what keeps `/healthz` answering;
+   threads free is turned away at once (`server-busy`). The door is the
+   lab's, not the shop's (`bankapp.lab.lab.Gate`): deposits, transfers and
+   audits, which can wait on locks too, pass the same one, so however they
+   and the checkouts mix, and whatever locks are stuck, they never hold more
+   than `threads - RESERVED_THREADS` threads. The settings check keeps a
+   semaphore or lock from filling it alone; under `unsafe`, which has no
+   limit of its own, the door is what keeps `/healthz` answering;
 2. try the guard without waiting; if it is free, the checkout is admitted;
 3. otherwise, with no time to wait (`timeout` 0) it is rejected at once
    (`full`); if `max_waiting` checkouts already wait, it is rejected at once
@@ -44,7 +48,7 @@ from .reservoir import Reservoir
 
 #: Why a checkout was turned away, as `reason` says it.
 REASONS = {
-    "server-busy": "taking another server thread would leave too few for /healthz",
+    "server-busy": "the requests that may wait on locks already hold every server thread but the reserve",
     "full": "no place was free and admission_timeout_ms is 0",
     "queue-full": "no place was free and max_waiting checkouts already wait",
     "timeout": "no place came free within the admission timeout",
@@ -80,12 +84,29 @@ class AdmissionRejected(Exception):
         )
 
 
+class ServerBusy(Exception):
+    """Turned away at the lab's door: `limit` requests already hold threads that may wait on locks.
+
+    Nothing was done, so nothing needs undoing; the client may retry soon.
+    """
+
+    def __init__(self, operation: str, limit: int, inside: int, at_door: int, reserved: int):
+        self.operation = operation
+        self.limit = limit
+        self.inside = inside
+        self.at_door = at_door
+        super().__init__(
+            f"{operation} refused at once: at most {limit} requests may be in operations that can wait on locks "
+            f"(deposits, withdrawals, transfers, audits, checkouts), and {inside + at_door} are; the other "
+            f"{reserved} server threads are kept for /healthz, /stats, /debug/locks and /admin/*"
+        )
+
+
 class Admission:
     """Admits checkouts through a guard and counts who is where."""
 
     def __init__(self, wait_samples: int = 10_000):
         self._lock = threading.Lock()
-        self._present = 0  # checkouts holding a server thread: at the door, waiting or in flight
         self.in_flight = 0
         self.waiting = 0
         self._waits = Reservoir(wait_samples)
@@ -105,10 +126,15 @@ class Admission:
             self.peak_waiting = self.waiting
             self._waits.clear()
 
+    def turned_away(self, reason: str, guard: Guard, capacity: int | None, max_waiting: int) -> AdmissionRejected:
+        """Count a checkout refused before it got to the guard (at the lab's door) and say why."""
+        with self._lock:
+            self.rejected += 1
+            self.rejections[reason] += 1
+            return AdmissionRejected(reason, guard.name, capacity, self.in_flight, self.waiting, max_waiting, 0.0)
+
     @contextmanager
-    def admit(
-        self, guard: Guard, *, capacity: int | None, timeout: float | None, max_waiting: int, thread_budget: int
-    ) -> Iterator[float]:
+    def admit(self, guard: Guard, *, capacity: int | None, timeout: float | None, max_waiting: int) -> Iterator[float]:
         """`with admission.admit(...) as waited_ms:` runs the body admitted.
 
         Raises `AdmissionRejected` instead of running it. The guard acquired
@@ -122,26 +148,18 @@ class Admission:
             waited = (time.perf_counter() - arrived) * 1000
             return AdmissionRejected(reason, guard.name, capacity, self.in_flight, self.waiting, max_waiting, waited)
 
-        with self._lock:
-            if self._present >= thread_budget:
-                raise reject("server-busy")
-            self._present += 1
+        if guard.acquire(0):
+            with self._lock:
+                self._enter_flight(0.0)
+            waited_ms = 0.0
+        else:
+            waited_ms = self._wait(guard, arrived, timeout, max_waiting, reject)
         try:
-            if guard.acquire(0):
-                with self._lock:
-                    self._enter_flight(0.0)
-                waited_ms = 0.0
-            else:
-                waited_ms = self._wait(guard, arrived, timeout, max_waiting, reject)
-            try:
-                yield waited_ms
-            finally:
-                with self._lock:
-                    self.in_flight -= 1
-                guard.release()
+            yield waited_ms
         finally:
             with self._lock:
-                self._present -= 1
+                self.in_flight -= 1
+            guard.release()
 
     def _wait(self, guard: Guard, arrived: float, timeout: float | None, max_waiting: int, reject) -> float:
         """Wait for the guard in a queue of at most `max_waiting`; admitted or raise."""

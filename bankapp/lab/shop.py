@@ -26,12 +26,16 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
-from ..settings import RESERVED_THREADS, Config
-from .admission import Admission
+from ..settings import Config
+from .admission import Admission, ServerBusy
 from .bank import race_window
 from .guards import Guard, GuardSet, SemaphoreGuard, hold
 from .reservoir import Reservoir
+
+if TYPE_CHECKING:
+    from .lab import Gate
 
 #: SKU -> units in stock after a reset.
 CATALOGUE = {"widget": 1_000_000, "flash-sale": 100}
@@ -189,9 +193,10 @@ class SalesLedger:
 class Shop:
     """Checkouts under the guard `checkout_guard` names."""
 
-    def __init__(self, config: Callable[[], Config], guards: GuardSet, inventory: Inventory | None = None):
+    def __init__(self, config: Callable[[], Config], guards: GuardSet, gate: Gate, inventory: Inventory | None = None):
         self._config = config
         self.guards = guards
+        self.gate = gate
         self.inventory = Inventory(CATALOGUE) if inventory is None else inventory
         self.admission = Admission()
         self.gateway = PaymentGateway()
@@ -226,26 +231,29 @@ class Shop:
             raise UnknownSku(sku)
         guard = self.admission_guard(config)
         timeout = config.admission_timeout_ms / 1000 if guard.name == "semaphore" else config.lock_timeout()
-        with self.admission.admit(
-            guard,
-            capacity=config.admission_limit(),
-            timeout=timeout,
-            max_waiting=config.max_waiting,
-            thread_budget=config.threads - RESERVED_THREADS,
-        ) as wait_ms:
-            try:
-                remaining = self._reserve(sku, quantity, config)
-                gateway_ms = self.gateway.pay(config)
-            except OutOfStock:
-                self.ledger.refused_out_of_stock()
-                raise
-            except BaseException:
-                self.ledger.failed_after_admission()
-                raise
-        latency_ms = (time.perf_counter() - arrived) * 1000
-        self.ledger.completed_order(latency_ms)
+        capacity = config.admission_limit()
+        try:
+            entered = self.gate.enter("checkout")  # the door: see `admission`
+        except ServerBusy:
+            raise self.admission.turned_away("server-busy", guard, capacity, config.max_waiting) from None
+        with entered:  # counted inside the gate, so a reset never splits an order from its record
+            with self.admission.admit(
+                guard, capacity=capacity, timeout=timeout, max_waiting=config.max_waiting
+            ) as wait_ms:
+                try:
+                    remaining = self._reserve(sku, quantity, config)
+                    gateway_ms = self.gateway.pay(config)
+                except OutOfStock:
+                    self.ledger.refused_out_of_stock()
+                    raise
+                except BaseException:
+                    self.ledger.failed_after_admission()
+                    raise
+            latency_ms = (time.perf_counter() - arrived) * 1000
+            self.ledger.completed_order(latency_ms)
+            order_id = self.ledger.next_order_id()
         return Order(
-            order_id=self.ledger.next_order_id(),
+            order_id=order_id,
             sku=sku,
             quantity=quantity,
             remaining=remaining,
