@@ -217,7 +217,13 @@ class StatsOut(BaseModel):
     settings: ConfigOut
 
 
-class ResetOut(BaseModel):
+class BreakOut(BaseModel):
+    deadlocks_broken: list[dict[str, Any]] = Field(
+        description="the deadlocks broken, as /debug/locks records them: cycle, victim, broken_by operator"
+    )
+
+
+class ResetOut(BreakOut):
     status: Literal["reset"]
     settings: ConfigOut
 
