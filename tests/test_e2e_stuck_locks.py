@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import pytest
 import requests
 
+from .harness import wait_until
 from .live import live_server
 
 pytestmark = pytest.mark.e2e
@@ -72,13 +73,6 @@ class Calls:
         return self.answers
 
 
-def wait_until(condition, timeout=15):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition never came true"
-        time.sleep(0.05)
-
-
 def quick(server, path):
     """GET that must answer 200 within 1 s, whatever is stuck."""
     response = requests.get(server.url + path, timeout=1)
@@ -90,10 +84,18 @@ def problem_type(response) -> str:
     return response.json().get("type", "")
 
 
-def start_opposing_deadlock(server, calls):
+def settle(condition):
+    """Poll the server (a call every 50 ms) until `condition` holds."""
+    wait_until(condition, timeout=15, every=0.05)
+
+
+def deadlock_then_audits(server, calls, audits):
+    """Two opposing transfers that will never give up, then `audits` GET /audit behind them."""
     calls.start("there", "POST", "/transfers", json={"from": "acc-00", "to": "acc-01", "amount": 5})
     calls.start("back", "POST", "/transfers", json={"from": "acc-01", "to": "acc-00", "amount": 5})
-    wait_until(lambda: quick(server, "/debug/locks")["live_deadlocks"])
+    settle(lambda: quick(server, "/debug/locks")["live_deadlocks"])
+    for i in range(audits):
+        calls.start(f"audit-{i}", "GET", "/audit")
 
 
 def assert_at_rest(server):
@@ -125,14 +127,12 @@ def stuck(forever):
 def test_a_deadlock_plus_thirty_audits_keeps_healthz_up_and_the_operator_breaks_it(stuck):
     calls = Calls(stuck)
     with healthy(stuck):
-        start_opposing_deadlock(stuck, calls)
-        for i in range(30):
-            calls.start(f"audit-{i}", "GET", "/audit")
+        deadlock_then_audits(stuck, calls, 30)
         # 2 transfers + 28 audits fill the 30 threads that may wait on locks; 2 audits are refused at once
-        wait_until(lambda: sum(1 for name in calls.answers if name.startswith("audit")) == 2)
+        settle(lambda: sum(1 for name in calls.answers if name.startswith("audit")) == 2)
         operations = quick(stuck, "/stats")["operations"]
         assert (operations["limit"], operations["in_flight"]) == (30, 30)
-        wait_until(lambda: len(quick(stuck, "/debug/locks")["locks"][0]["waiters"]) == 29)  # "back", 28 audits
+        settle(lambda: len(quick(stuck, "/debug/locks")["locks"][0]["waiters"]) == 29)  # "back", 28 audits
         assert quick(stuck, "/admin/config")["lock_timeout_ms"] == "none"
         broken = requests.post(stuck.url + "/admin/break-deadlocks", timeout=1)
         assert broken.status_code == 200
@@ -157,10 +157,8 @@ def test_a_deadlock_plus_thirty_audits_keeps_healthz_up_and_the_operator_breaks_
 def test_reset_alone_breaks_the_permanent_deadlock_and_restores_the_lab(stuck):
     calls = Calls(stuck)
     with healthy(stuck):
-        start_opposing_deadlock(stuck, calls)
-        for i in range(5):
-            calls.start(f"audit-{i}", "GET", "/audit")
-        wait_until(lambda: quick(stuck, "/stats")["operations"]["in_flight"] == 7)
+        deadlock_then_audits(stuck, calls, 5)
+        settle(lambda: quick(stuck, "/stats")["operations"]["in_flight"] == 7)
         reset = requests.post(stuck.url + "/admin/reset", timeout=15)
         answers = calls.join()
     assert reset.status_code == 200
@@ -177,9 +175,9 @@ def test_a_batch_deposit_that_waits_for_itself_forever_is_broken_by_the_operator
     calls = Calls(stuck)
     with healthy(stuck):
         calls.start("batch", "POST", "/accounts/acc-00/batch-deposit", json={"amounts": [1, 2, 3]})
-        wait_until(lambda: quick(stuck, "/stats")["operations"]["in_flight"] == 1)
+        settle(lambda: quick(stuck, "/stats")["operations"]["in_flight"] == 1)
         calls.start("deposit", "POST", "/accounts/acc-00/deposit", json={"amount": 40})
-        wait_until(lambda: quick(stuck, "/stats")["operations"]["in_flight"] == 2)
+        settle(lambda: quick(stuck, "/stats")["operations"]["in_flight"] == 2)
         time.sleep(0.3)
         assert calls.answers == {}, "both wait: the batch for itself, the deposit for the batch"
         broken = requests.post(stuck.url + "/admin/break-deadlocks", timeout=1).json()["deadlocks_broken"]
@@ -207,7 +205,7 @@ def test_a_reset_during_a_transfer_waits_for_it_and_leaves_the_books_whole(slow_
     calls = Calls(slow_ordered)
     with healthy(slow_ordered):
         calls.start("transfer", "POST", "/transfers", json={"from": "acc-00", "to": "acc-01", "amount": 500})
-        wait_until(lambda: quick(slow_ordered, "/stats")["transfers"]["in_flight"] == 1)
+        settle(lambda: quick(slow_ordered, "/stats")["transfers"]["in_flight"] == 1)
         reset = requests.post(slow_ordered.url + "/admin/reset", timeout=15)
         answers = calls.join()
     assert reset.status_code == 200
@@ -228,7 +226,7 @@ def test_fifteen_transfers_and_deposits_with_a_reset_among_them_leave_no_counter
             calls.start(f"transfer-{i}", "POST", "/transfers", json={"from": source, "to": target, "amount": 100})
         for i in range(7):  # deposits on accounts no transfer touches
             calls.start(f"deposit-{i}", "POST", f"/accounts/acc-{8 + i:02d}/deposit", json={"amount": 3})
-        wait_until(lambda: quick(slow_ordered, "/stats")["operations"]["in_flight"] >= 8)
+        settle(lambda: quick(slow_ordered, "/stats")["operations"]["in_flight"] >= 8)
         reset = requests.post(slow_ordered.url + "/admin/reset", timeout=15)
         answers = calls.join()
     assert reset.status_code == 200

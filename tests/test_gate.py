@@ -3,7 +3,6 @@ a reset that is atomic with respect to requests, and the operator's way out of
 deadlocks that `lock_timeout_ms` none makes permanent."""
 
 import threading
-import time
 
 import pytest
 
@@ -11,16 +10,9 @@ from bankapp.lab.admission import AdmissionRejected, ServerBusy
 from bankapp.lab.lab import ResetBlocked, ResetInProgress
 from bankapp.lab.locks import DeadlockVictim
 
-from .harness import held_by_another_thread, make_lab
+from .harness import held_by_another_thread, make_lab, wait_until
 
 INITIAL = 100_000
-
-
-def wait_until(condition, timeout=10):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition never came true"
-        time.sleep(0.005)
 
 
 class Background:
@@ -139,13 +131,19 @@ def test_fifteen_transfers_and_deposits_with_a_reset_among_them_leave_every_inva
     }
 
 
-def test_a_request_that_comes_during_a_reset_waits_for_it_then_runs_on_the_fresh_books():
+def reset_waiting_for_a_transfer(jobs):
+    """A lab whose reset (job `reset`) waits for a 400 ms transfer (job `transfer`) in flight."""
     lab = make_lab(transfer_policy="ordered", race_window_ms=400)
-    jobs = Background()
     jobs.start("transfer", lambda: lab.transfers.transfer("acc-00", "acc-01", 500))
     wait_until(lambda: lab.stats()["transfers"]["in_flight"] == 1)
     jobs.start("reset", lab.reset)
     wait_until(lambda: lab.gate._resetting)
+    return lab
+
+
+def test_a_request_that_comes_during_a_reset_waits_for_it_then_runs_on_the_fresh_books():
+    jobs = Background()
+    lab = reset_waiting_for_a_transfer(jobs)
     jobs.start("deposit", lambda: lab.bank.deposit("acc-05", 9))
     wait_until(lambda: operations(lab)["waiting_for_reset"] == 1)
     results = jobs.join()
@@ -191,12 +189,8 @@ def test_a_reset_that_cannot_drain_gives_up_names_what_blocks_it_and_changes_not
 
 
 def test_a_second_reset_while_one_runs_is_refused_at_once():
-    lab = make_lab(transfer_policy="ordered", race_window_ms=400)
     jobs = Background()
-    jobs.start("transfer", lambda: lab.transfers.transfer("acc-00", "acc-01", 5))
-    wait_until(lambda: lab.stats()["transfers"]["in_flight"] == 1)
-    jobs.start("reset", lab.reset)
-    wait_until(lambda: lab.gate._resetting)
+    lab = reset_waiting_for_a_transfer(jobs)
     with pytest.raises(ResetInProgress, match="another reset is running"):
         lab.reset()
     assert jobs.join()["reset"] == {"deadlocks_broken": []}

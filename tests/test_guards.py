@@ -1,13 +1,12 @@
 """Guards, driven by real threads: what each excludes, and what none may do."""
 
 import threading
-import time
 
 import pytest
 
 from bankapp.lab.guards import GUARDS, GuardSet, GuardTimeout, SemaphoreGuard, hold, make_guard
 
-from .harness import held_by_another_thread
+from .harness import held_by_another_thread, wait_until
 
 
 @pytest.mark.parametrize("kind", sorted(GUARDS))
@@ -124,13 +123,6 @@ def test_excludes_says_whether_one_thread_at_most_is_inside(kind, permits, exclu
 
 
 # The operator's way out of a self-deadlock nobody else can end
-
-
-def wait_until(condition, timeout=5):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition never came true"
-        time.sleep(0.005)
 
 
 class Broken(Exception):

@@ -2,11 +2,10 @@
 
 import os
 import threading
-import time
 
 import pytest
 
-from .harness import held_by_another_thread
+from .harness import held_by_another_thread, wait_until
 
 
 def test_healthz(client):
@@ -108,13 +107,6 @@ def in_thread(job):
     thread = threading.Thread(target=job)
     thread.start()
     return thread
-
-
-def wait_until(condition, timeout=10):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition never came true"
-        time.sleep(0.005)
 
 
 def test_break_deadlocks_with_nothing_stuck_breaks_nothing(client):
