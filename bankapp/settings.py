@@ -24,8 +24,8 @@ ENV_PREFIX = "BANKAPP_"
 #: fixed at start and refused by PATCH.
 STARTUP_ONLY = frozenset({"accounts", "initial_balance", "threads", "workers", "host", "port", "store"})
 
-#: Threads kept free for `/healthz`, `/stats` and the admin routes, whatever
-#: the checkouts take.
+#: Threads kept free for `/healthz`, `/stats`, `/debug/locks` and the admin
+#: routes, whatever the requests that wait on locks take (see `lab.Gate`).
 RESERVED_THREADS = 2
 
 
@@ -105,8 +105,8 @@ class Config(BaseModel):
 
         With a limit, at most `limit + max_waiting` checkouts hold a server
         thread, which the check above keeps below `threads`. Without one, the
-        shop itself turns away a checkout that would leave fewer than
-        `RESERVED_THREADS` threads free (see `bankapp.admission`).
+        lab's door turns away a checkout that would leave fewer than
+        `RESERVED_THREADS` threads free (see `bankapp.lab.admission`).
         """
         return {"semaphore": self.capacity, "lock": 1, "rlock": 1}.get(self.checkout_guard)
 

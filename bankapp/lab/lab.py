@@ -66,7 +66,7 @@ class ResetBlocked(Exception):
         )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Operation:
     """One request inside a domain operation: what it is, on which thread, since when (monotonic)."""
 
@@ -190,6 +190,8 @@ class Gate:
 
 class Pass:
     """What `Gate.enter` hands back: `with` it, and leaving the block steps out of the gate."""
+
+    __slots__ = ("gate", "operation")
 
     def __init__(self, gate: Gate, operation: Operation | None):
         self.gate = gate
