@@ -24,7 +24,8 @@ do not also give up) and raises `DeadlockVictim`; the caller rolls back and
 releases what it holds, and the others proceed. With `lock_timeout_ms`
 `none` nobody may give up: the cycle is reported once (it shows in
 `/debug/locks` and in the recent deadlocks) and the threads wait forever,
-which is what a real deadlock looks like.
+which is what a real deadlock looks like, until the operator breaks it
+from outside (`break_deadlocks`: no preemption, broken).
 
 Fairness. `threading.Lock` promises no order: a thread that releases and
 at once acquires again usually wins over one that has waited a second, and
