@@ -39,8 +39,8 @@ STARTUP_ONLY = frozenset({"accounts", "initial_balance", "threads", "workers", "
 #: Settings of one process, never shared through a database: how it runs and where it finds the rest.
 PROCESS_ONLY = frozenset({"threads", "workers", "host", "port", "store", "database_url", "admin_token"})
 
-#: Threads kept free for `/healthz`, `/stats` and the admin routes, whatever
-#: the checkouts take.
+#: Threads kept free for `/healthz`, `/stats`, `/debug/locks` and the admin
+#: routes, whatever the requests that wait on locks take (see `lab.Gate`).
 RESERVED_THREADS = 2
 
 
@@ -150,8 +150,8 @@ class Config(BaseModel):
 
         With a limit, at most `limit + max_waiting` checkouts hold a server
         thread, which the check above keeps below `threads`. Without one, the
-        shop itself turns away a checkout that would leave fewer than
-        `RESERVED_THREADS` threads free (see `bankapp.admission`).
+        lab's door turns away a checkout that would leave fewer than
+        `RESERVED_THREADS` threads free (see `bankapp.lab.admission`).
         """
         if self.checkout_guard in SEMAPHORE_GUARDS:
             return self.capacity

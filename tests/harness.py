@@ -10,6 +10,7 @@ read-modify-write together whenever the guard lets them be.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -58,6 +59,14 @@ def run_together(jobs: list[Callable], names: list[str] | None = None, timeout: 
         thread.join(timeout)
     assert not any(thread.is_alive() for thread in threads), "a thread never finished"
     return results
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 10, every: float = 0.005) -> None:
+    """Look at `condition` every `every` seconds until it holds; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition never came true"
+        time.sleep(every)
 
 
 @contextmanager

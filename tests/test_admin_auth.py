@@ -11,6 +11,7 @@ ADMIN_CALLS = [
     ("get", "/admin/config", None),
     ("patch", "/admin/config", {"race_window_ms": 3}),
     ("post", "/admin/reset", None),
+    ("post", "/admin/break-deadlocks", None),
     ("get", "/admin/no-such-route", None),
 ]
 

@@ -68,7 +68,13 @@ def pids(responses) -> set[str]:
 
 
 def test_several_workers_serve_and_stats_names_them(fleet):
-    responses = together(fleet, "GET", "/threads", clients=8, rounds=6, fresh=True)
+    # Which worker accepts a new connection is the kernel's choice; a loaded machine can hand one
+    # worker a whole burst, so send bursts (bounded) until a second worker has answered.
+    responses = []
+    for _ in range(10):
+        responses += together(fleet, "GET", "/threads", clients=8, rounds=6, fresh=True)
+        if len(pids(responses)) >= 2:
+            break
     assert {response.status_code for response in responses} == {200}
     assert len(pids(responses)) >= 2, Counter(r.headers["X-Served-By"] for r in responses)
     for response in responses:

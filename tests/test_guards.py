@@ -6,6 +6,8 @@ import pytest
 
 from bankapp.lab.guards import GUARDS, GuardSet, GuardTimeout, SemaphoreGuard, hold, make_guard
 
+from .harness import held_by_another_thread, wait_until
+
 
 @pytest.mark.parametrize("kind", sorted(GUARDS))
 def test_no_guard_releases_what_it_did_not_acquire(kind):
@@ -118,3 +120,82 @@ def test_excludes_says_whether_one_thread_at_most_is_inside(kind, permits, exclu
     thread.start()
     thread.join(5)
     assert other == [not excludes]  # a second thread gets in exactly when the guard does not exclude
+
+
+# The operator's way out of a self-deadlock nobody else can end
+
+
+class Broken(Exception):
+    pass
+
+
+def operator(stuck, victim):
+    return Broken(f"{victim.thread} broken; stuck: {sorted(w.thread for w in stuck)}")
+
+
+@pytest.mark.parametrize("kind", ["lock", "semaphore"])
+def test_a_self_deadlock_that_waits_forever_is_broken_from_outside(kind):
+    guard = make_guard(kind, "acc-00", permits=1)
+    outcome = {}
+
+    def batch():
+        with hold(guard, None):
+            try:
+                with hold(guard, None):  # waits for itself, and no timeout will end it
+                    outcome["inner"] = "entered"
+            except Broken as error:
+                outcome["error"] = error
+
+    thread = threading.Thread(target=batch, name="batch")
+    thread.start()
+    wait_until(lambda: guard.waiting() == [thread.ident])
+    error = guard.break_self_deadlock(operator)
+    thread.join(5)
+    assert not thread.is_alive()
+    assert outcome == {"error": error}
+    assert str(error) == "batch broken; stuck: ['batch']"
+    assert guard.holders() == {} and guard.waiting() == []
+    assert guard.acquire(0)  # nothing is left held
+    guard.release()
+
+
+def test_two_holders_of_a_semaphore_that_each_wait_for_another_permit_lose_one_victim():
+    guard = make_guard("semaphore", "acc-00", permits=2)
+    both_hold = threading.Barrier(2, timeout=5)
+    outcome = {}
+
+    def batch(name):
+        with hold(guard, None):
+            both_hold.wait()
+            try:
+                with hold(guard, None):
+                    outcome[name] = "done"
+            except Broken:
+                outcome[name] = "victim"
+
+    threads = [threading.Thread(target=batch, args=(name,), name=name) for name in ("first", "second")]
+    for thread in threads:
+        thread.start()
+    wait_until(lambda: len(guard.waiting()) == 2)
+    assert guard.break_self_deadlock(operator) is not None
+    for thread in threads:
+        thread.join(5)
+    assert sorted(outcome.values()) == ["done", "victim"]  # the victim's permit let the other one in
+    assert guard.available_permits == 2
+
+
+def test_a_wait_behind_a_running_holder_is_no_self_deadlock_and_is_left_alone():
+    guard = make_guard("lock", "acc-00")
+    with held_by_another_thread(guard):
+        waiter = threading.Thread(target=lambda: guard.acquire(5) and guard.release(), name="waiter")
+        waiter.start()
+        wait_until(lambda: guard.waiting() == [waiter.ident])
+        assert guard.break_self_deadlock(operator) is None
+    waiter.join(5)
+    assert not waiter.is_alive() and guard.holders() == {}
+
+
+def test_rlock_is_never_broken():
+    guard = make_guard("rlock", "acc-00")
+    with hold(guard, 1), hold(guard, 1):
+        assert guard.break_self_deadlock(operator) is None

@@ -5,6 +5,8 @@ import threading
 
 import pytest
 
+from .harness import held_by_another_thread, wait_until
+
 
 def test_healthz(client):
     assert client.get("/healthz").json == {"status": "ok", "store": "memory"}
@@ -96,3 +98,78 @@ def test_each_app_starts_fresh(make_app):
     second = make_app(race_window_ms=0).test_client()
     assert second.get("/accounts/acc-00").json["balance"] == 100_000
     assert second.get("/admin/config").json["deposit_guard"] == "unsafe"
+
+
+# Stuck locks: the operator's way out, the cap, a reset that cannot drain
+
+
+def in_thread(job):
+    thread = threading.Thread(target=job)
+    thread.start()
+    return thread
+
+
+def test_break_deadlocks_with_nothing_stuck_breaks_nothing(client):
+    response = client.post("/admin/break-deadlocks")
+    assert response.status_code == 200
+    assert response.json == {"deadlocks_broken": []}
+    assert client.post("/admin/reset").json["deadlocks_broken"] == []
+
+
+def test_break_deadlocks_is_in_the_contract_as_an_admin_operation(client):
+    operation = client.get("/openapi.json").json["paths"]["/admin/break-deadlocks"]["post"]
+    assert operation["security"] == [{"adminToken": []}, {}]
+    assert {"200", "401", "403"} <= operation["responses"].keys()
+    assert "pg_terminate_backend" in operation["description"] + operation.get("summary", "")
+
+
+def test_break_deadlocks_frees_a_batch_that_waits_for_itself_forever(make_app):
+    app = make_app(race_window_ms=0, deposit_guard="lock", lock_timeout_ms="none")
+    client, lab = app.test_client(), app.extensions["bankapp"]
+    answers = []
+    batch = in_thread(
+        lambda: answers.append(app.test_client().post("/accounts/acc-00/batch-deposit", json={"amounts": [1, 2]}))
+    )
+    guard = lab.bank.guard_for("acc-00", lab.config())
+    wait_until(lambda: guard.waiting())
+    broken = client.post("/admin/break-deadlocks").json["deadlocks_broken"]
+    batch.join(5)
+    [answer] = answers
+    assert answer.status_code == 409 and answer.mimetype == "application/problem+json"
+    assert answer.json["type"] == "urn:bankapp:problem:deadlock" and answer.json["rolled_back"] is True
+    assert answer.json["deadlock_id"] == broken[0]["id"] and broken[0]["broken_by"] == "operator"
+    assert client.get("/accounts/acc-00").json["balance"] == 100_000
+
+
+def test_over_the_cap_a_deposit_is_a_503_problem_naming_the_cap(make_app):
+    app = make_app(race_window_ms=0, threads=4, deposit_guard="lock", lock_timeout_ms=30_000)
+    client, lab = app.test_client(), app.extensions["bankapp"]
+    with held_by_another_thread(lab.locks["acc-00"]):
+        waiting = [in_thread(lambda: lab.bank.deposit("acc-00", 5)) for _ in range(2)]
+        wait_until(lambda: lab.stats()["operations"]["in_flight"] == 2)
+        response = client.post("/accounts/acc-01/deposit", json={"amount": 5})
+        assert client.get("/healthz").status_code == 200
+    for thread in waiting:
+        thread.join(10)
+    assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+    assert response.json["type"] == "urn:bankapp:problem:server-busy"
+    assert (response.json["limit"], response.json["in_flight"], response.json["operation"]) == (2, 2, "deposit")
+    assert "at most 2 requests" in response.json["detail"]
+    assert client.get("/accounts/acc-01").json["balance"] == 100_000
+
+
+def test_a_reset_that_cannot_drain_is_a_503_problem_naming_what_blocks_it(make_app):
+    app = make_app(race_window_ms=0, checkout_guard="lock", service_time_ms=2000)
+    client, lab = app.test_client(), app.extensions["bankapp"]
+    lab.gate.reset_wait = 0.3
+    client.post("/accounts/acc-00/deposit", json={"amount": 5})
+    checkout = in_thread(lambda: lab.shop.checkout("widget", 1))
+    wait_until(lambda: lab.shop.report()["gateway_in_use"] == 1)
+    response = client.post("/admin/reset")
+    checkout.join(10)
+    assert response.status_code == 503 and response.mimetype == "application/problem+json"
+    assert response.json["type"] == "urn:bankapp:problem:reset-blocked"
+    [blocking] = response.json["blocking"]
+    assert blocking["operation"] == "checkout" and blocking["holds"] == ["lock guard of checkout"]
+    assert "changed nothing" in response.json["detail"]
+    assert client.get("/accounts/acc-00").json["balance"] == 100_005

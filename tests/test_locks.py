@@ -394,3 +394,69 @@ def test_a_wait_can_be_cancelled_from_another_thread_and_raises_the_reason():
     assert queue_of(table, "acc-00") == [] and table.snapshot()["wait_for"] == []
     held.release()
     assert table.snapshot()["locks"] == []
+
+
+# The operator's way out of a deadlock nobody gives up
+
+
+def test_the_operator_breaks_a_deadlock_that_would_last_forever():
+    """lock_timeout_ms none: both wait forever and only report the cycle; `break_deadlocks` ends it."""
+    table = LockTable(ACCOUNTS)
+    holding = threading.Barrier(2, timeout=5)
+    outcome = {}
+
+    def worker(first, second):
+        name = threading.current_thread().name
+        lock = table.acquire(first, None, CHECK)
+        try:
+            holding.wait()
+            try:
+                table.acquire(second, None, CHECK).release()
+                outcome[name] = "done"
+            except DeadlockVictim as error:
+                outcome[name] = error
+        finally:
+            lock.release()
+
+    threads = [
+        threading.Thread(target=worker, args=pair, name=f"worker-{i}")
+        for i, pair in enumerate([("acc-00", "acc-01"), ("acc-01", "acc-00")])
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 5
+    while not table.snapshot()["recent_deadlocks"]:
+        assert time.monotonic() < deadline, "the deadlock was never reported"
+        time.sleep(0.005)
+    time.sleep(CHECK * 5)
+    assert all(thread.is_alive() for thread in threads), "nobody may give up by itself"
+    youngest = max(table._waits.values(), key=lambda w: w.since).thread
+    broken = table.break_deadlocks()
+    for thread in threads:
+        thread.join(5)
+    assert not any(thread.is_alive() for thread in threads)
+    assert len(broken) == 1
+    deadlock = broken[0]
+    assert deadlock["broken"] is True and deadlock["broken_by"] == "operator"
+    assert deadlock["victim"] == youngest and deadlock["accounts"] == ["acc-00", "acc-01"]
+    victim = outcome[youngest]
+    assert isinstance(victim, DeadlockVictim) and victim.deadlock is deadlock
+    assert "The operator broke the deadlock and chose this request as the victim" in str(victim)
+    assert sorted(o for o in outcome.values() if o == "done") == ["done"]
+    assert table.detected == 1 and list(table.recent) == [deadlock]  # the record of the report, now broken
+    snapshot = table.snapshot()
+    assert snapshot["locks"] == snapshot["wait_for"] == snapshot["live_deadlocks"] == []
+    assert table.break_deadlocks() == []  # nothing left to break
+
+
+def test_breaking_deadlocks_leaves_a_wait_that_is_no_cycle_alone():
+    table = LockTable(ACCOUNTS)
+    held = table.acquire("acc-00", None, CHECK)
+    waiter = threading.Thread(target=lambda: table.acquire("acc-00", None, CHECK).release(), name="patient")
+    waiter.start()
+    wait_for_queue(table, "acc-00", ["patient"])
+    assert table.break_deadlocks() == []
+    assert queue_of(table, "acc-00") == ["patient"]
+    held.release()
+    waiter.join(5)
+    assert not waiter.is_alive() and table.snapshot()["locks"] == []

@@ -2,7 +2,6 @@
 
 import re
 import threading
-import time
 from functools import partial
 
 import pytest
@@ -11,7 +10,7 @@ from bankapp.lab.admission import AdmissionRejected
 from bankapp.lab.shop import Inventory, OutOfStock, UnknownSku, gateway_time_ms
 from bankapp.settings import SettingsError, load
 
-from .harness import MeetingInventory, make_lab, run_together
+from .harness import MeetingInventory, make_lab, run_together, wait_until
 
 
 def make_shop(inventory=Inventory, **settings):
@@ -46,13 +45,6 @@ def in_background(shop, count, sku="widget", quantity=1):
     for thread in pool:
         thread.start()
     return pool, results
-
-
-def wait_until(condition, timeout=10):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition never came true"
-        time.sleep(0.005)
 
 
 def assert_counters_agree(report, attempts):

@@ -10,9 +10,13 @@ slow. No guard at all has no limit: everyone gets in and everyone is slow.
 `Admission` runs that protocol for any guard and keeps its counters exact:
 
 1. the door: a checkout that would leave fewer than `RESERVED_THREADS` server
-   threads free is turned away at once (`server-busy`). The settings check
-   keeps a semaphore or lock from ever getting there; under `unsafe`, which
-   has no limit of its own, this is what keeps `/healthz` answering;
+   threads free is turned away at once (`server-busy`). The door is the
+   lab's, not the shop's (`bankapp.lab.lab.Gate`): deposits, transfers and
+   audits, which can wait on locks too, pass the same one, so however they
+   and the checkouts mix, and whatever locks are stuck, they never hold more
+   than `threads - RESERVED_THREADS` threads. The settings check keeps a
+   semaphore or lock from filling it alone; under `unsafe`, which has no
+   limit of its own, the door is what keeps `/healthz` answering;
 2. try the guard without waiting; if it is free, the checkout is admitted;
 3. otherwise, with no time to wait (`timeout` 0) it is rejected at once
    (`full`); if `max_waiting` checkouts already wait, it is rejected at once
@@ -36,15 +40,17 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
+from ..settings import RESERVED_THREADS
 from .guards import Guard
 from .reservoir import Reservoir
 
 #: Why a checkout was turned away, as `reason` says it.
 REASONS = {
-    "server-busy": "taking another server thread would leave too few for /healthz",
+    "server-busy": "the requests that may wait on locks already hold every server thread but the reserve",
     "full": "no place was free and admission_timeout_ms is 0",
     "queue-full": "no place was free and max_waiting checkouts already wait",
     "timeout": "no place came free within the admission timeout",
@@ -80,12 +86,29 @@ class AdmissionRejected(Exception):
         )
 
 
+class ServerBusy(Exception):
+    """Turned away at the lab's door: `limit` requests already hold threads that may wait on locks.
+
+    Nothing was done, so nothing needs undoing; the client may retry soon.
+    """
+
+    def __init__(self, operation: str, limit: int, inside: int, at_door: int, reserved: int):
+        self.operation = operation
+        self.limit = limit
+        self.inside = inside
+        self.at_door = at_door
+        super().__init__(
+            f"{operation} refused at once: at most {limit} requests may be in operations that can wait on locks "
+            f"(deposits, withdrawals, transfers, audits, checkouts), and {inside + at_door} are; the other "
+            f"{reserved} server threads are kept for /healthz, /stats, /debug/locks and /admin/*"
+        )
+
+
 class Admission:
     """Admits checkouts through a guard and counts who is where."""
 
     def __init__(self, wait_samples: int = 10_000):
         self._lock = threading.Lock()
-        self._present = 0  # checkouts holding a server thread: at the door, waiting or in flight
         self.in_flight = 0
         self.waiting = 0
         self._waits = Reservoir(wait_samples)
@@ -105,10 +128,13 @@ class Admission:
             self.peak_waiting = self.waiting
             self._waits.clear()
 
+    def turned_away(self, reason: str, guard: Guard, capacity: int | None, max_waiting: int) -> AdmissionRejected:
+        """Count a checkout refused before it got to the guard (at the lab's door) and say why."""
+        in_flight, waiting = self._count_rejection(reason)
+        return AdmissionRejected(reason, guard.name, capacity, in_flight, waiting, max_waiting, 0.0)
+
     @contextmanager
-    def admit(
-        self, guard: Guard, *, capacity: int | None, timeout: float | None, max_waiting: int, thread_budget: int
-    ) -> Iterator[float]:
+    def admit(self, guard: Guard, *, capacity: int | None, timeout: float | None, max_waiting: int) -> Iterator[float]:
         """`with admission.admit(...) as waited_ms:` runs the body admitted.
 
         Raises `AdmissionRejected` instead of running it. The guard acquired
@@ -121,26 +147,16 @@ class Admission:
             waited = (time.perf_counter() - arrived) * 1000
             return AdmissionRejected(reason, guard.name, capacity, in_flight, waiting, max_waiting, waited)
 
-        with self._lock:
-            busy = self._present >= thread_budget
-            if not busy:
-                self._present += 1
-        if busy:
-            raise reject("server-busy")
+        if guard.acquire(0):
+            self._enter(0.0)
+            waited_ms = 0.0
+        else:
+            waited_ms = self._wait(guard, arrived, timeout, max_waiting, reject)
         try:
-            if guard.acquire(0):
-                self._enter(0.0)
-                waited_ms = 0.0
-            else:
-                waited_ms = self._wait(guard, arrived, timeout, max_waiting, reject)
-            try:
-                yield waited_ms
-            finally:
-                self._leave()
-                guard.release()
+            yield waited_ms
         finally:
-            with self._lock:
-                self._present -= 1
+            self._leave()
+            guard.release()
 
     def _wait(self, guard: Guard, arrived: float, timeout: float | None, max_waiting: int, reject) -> float:
         """Wait for the guard in a queue of at most `max_waiting`; admitted or raise."""
@@ -214,3 +230,180 @@ class Admission:
                 "rejections": dict(self.rejections),
                 "wait_ms": self._waits.summary(),
             }
+
+
+#: How long a reset waits for the operations in flight to finish (breaking
+#: deadlocks meanwhile), and so how long a request that comes during a reset waits for it.
+RESET_WAIT_S = 10.0
+#: How often a waiting reset looks for deadlocks to break.
+RESET_BREAK_EVERY_S = 0.05
+
+
+class ResetInProgress(Exception):
+    """Refused because a reset runs: it did not finish within `waited_s`, or (`operation` reset) it is not done yet."""
+
+    def __init__(self, operation: str, waited_s: float):
+        self.operation = operation
+        self.waited_s = round(waited_s, 3)
+        if operation == "reset":
+            message = "another reset is running; this one changed nothing"
+        else:
+            message = f"{operation} refused: a reset of the lab ran and had not finished after {self.waited_s:g} s"
+        super().__init__(message)
+
+
+class ResetBlocked(Exception):
+    """A reset that gave up after `waited_s`: `blocking` are the operations still in flight. Nothing was reset."""
+
+    def __init__(self, waited_s: float, blocking: list[dict]):
+        self.waited_s = waited_s
+        self.blocking = blocking
+        named = "; ".join(
+            f"{op['operation']} on thread {op['thread']} for {op['running_ms']:g} ms"
+            f" holding {', '.join(op['holds']) or 'nothing'}"
+            + (f" and waiting for {', '.join(op['waits_for'])}" if op["waits_for"] else "")
+            for op in blocking
+        )
+        super().__init__(
+            f"reset gave up after {waited_s:g} s and changed nothing: {len(blocking)} operation(s) in flight "
+            f"did not finish and no deadlock held them: {named}"
+        )
+
+
+@dataclass(slots=True)
+class Operation:
+    """One request inside a domain operation: what it is, on which thread, since when (monotonic)."""
+
+    name: str
+    thread: str
+    ident: int
+    since: float
+
+
+class Gate:
+    """The door of every domain operation that can wait on a lock: a thread budget, and a reset's barrier.
+
+    Two jobs, one small lock:
+
+    - the budget: at most `limit` requests may be inside (or queued at the
+      door) at once. A thread waiting on a lock holds a server thread, and a
+      stuck lock holds it forever, so without a bound a deadlock plus a few
+      audits queued behind it take every thread and `/healthz` with them.
+      The next one is refused at once (`ServerBusy`) and changes nothing.
+    - the reset: a readers-writer gate. Operations enter as readers, any
+      number together; a reset is the writer. It closes the door (newcomers
+      wait at it, at most `reset_wait` seconds), waits until everyone inside
+      has left, resets, and opens again. So a reset never lands in the
+      middle of a transfer (whose rollback or counters would then undo or
+      count against the fresh books) and the books are whole afterwards.
+
+    A thread already inside passes again freely: it must never wait for a
+    reset that waits for it. This gate is in-process. With a store shared by
+    several processes (PostgreSQL), each process drains only its own
+    requests: a fleet-wide reset needs the store's own exclusion (say, one
+    transaction that takes every row's lock, or an advisory lock that every
+    operation takes shared and the reset takes exclusively), left to it.
+    """
+
+    def __init__(self, limit: int, reset_wait: float = RESET_WAIT_S):
+        self.limit = limit
+        self.reset_wait = reset_wait
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._inside: dict[int, Operation] = {}  # ident -> its operation
+        self._at_door = 0  # waiting for a reset to finish
+        self._resetting = False
+        self.peak_inside = 0
+        self.refused: Counter[str] = Counter()
+
+    def enter(self, name: str) -> Pass:
+        """Step in (the returned `Pass` steps out again), or raise `ServerBusy` / `ResetInProgress`."""
+        me = threading.current_thread()
+        with self._lock:
+            if me.ident in self._inside:
+                return Pass(self, None)
+            if len(self._inside) + self._at_door >= self.limit:
+                self.refused["server-busy"] += 1
+                raise ServerBusy(name, self.limit, len(self._inside), self._at_door, RESERVED_THREADS)
+            if self._resetting:
+                arrived = time.monotonic()
+                self._at_door += 1
+                try:
+                    opened = self._changed.wait_for(lambda: not self._resetting, self.reset_wait)
+                finally:
+                    self._at_door -= 1
+                if not opened:
+                    self.refused["reset-in-progress"] += 1
+                    raise ResetInProgress(name, time.monotonic() - arrived)
+            operation = self._inside[me.ident] = Operation(name, me.name, me.ident, time.monotonic())
+            self.peak_inside = max(self.peak_inside, len(self._inside))
+        return Pass(self, operation)
+
+    def _leave(self, operation: Operation) -> None:
+        with self._lock:
+            del self._inside[operation.ident]
+            if self._resetting and not self._inside:
+                self._changed.notify_all()
+
+    @contextmanager
+    def closed(
+        self, unblock: Callable[[], object], describe: Callable[[list[Operation]], list[dict]]
+    ) -> Iterator[None]:
+        """Run the body with nobody inside and the door shut; `unblock()` is called while waiting.
+
+        Raises `ResetInProgress` if another reset holds the door, and
+        `ResetBlocked` (what `describe` says of those still inside) when
+        they have not all left within `reset_wait`.
+        """
+        with self._lock:
+            if self._resetting:
+                raise ResetInProgress("reset", 0.0)
+            self._resetting = True
+        try:
+            deadline = time.monotonic() + self.reset_wait
+            while True:
+                unblock()
+                with self._lock:
+                    left = deadline - time.monotonic()
+                    if self._changed.wait_for(lambda: not self._inside, max(0.0, min(RESET_BREAK_EVERY_S, left))):
+                        break
+                    blocking = list(self._inside.values()) if left <= 0 else None
+                if blocking is not None:
+                    raise ResetBlocked(self.reset_wait, describe(blocking))
+            yield
+        finally:
+            with self._lock:
+                self._resetting = False
+                self._changed.notify_all()
+
+    def report(self) -> dict:
+        with self._lock:
+            return {
+                "limit": self.limit,
+                "in_flight": len(self._inside),
+                "peak_in_flight": self.peak_inside,
+                "waiting_for_reset": self._at_door,
+                "refused": dict(self.refused),
+            }
+
+    def reset(self) -> None:
+        with self._lock:
+            self.refused.clear()
+            self.peak_inside = len(self._inside)
+
+
+class Pass:
+    """What `Gate.enter` hands back: `with` it, and leaving the block steps out of the gate."""
+
+    __slots__ = ("gate", "operation")
+
+    def __init__(self, gate: Gate, operation: Operation | None):
+        self.gate = gate
+        self.operation = operation  # None: the thread was already inside
+
+    def __enter__(self) -> Pass:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.operation is not None:
+            self.gate._leave(self.operation)

@@ -16,6 +16,10 @@ deposit also takes the account's lock around its read-window-write (see
 `Bank.exclusive`). It holds no other account lock while it waits for that
 one, so it can never close a wait-for cycle.
 
+Every deposit, withdrawal and batch passes the lab's `Gate` (see `lab`):
+refused at once when too many requests already wait on locks, held back
+while a reset runs.
+
 `Bank` knows nothing of HTTP; unit tests drive it with plain threads.
 """
 
@@ -26,9 +30,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 
 from ..settings import Config
+from .admission import Gate
 from .guards import Guard, GuardSet, GuardTimeout, hold
 from .ledger import LedgerStats
-from .locks import LockTable
+from .locks import DeadlockVictim, LockTable
 from .store import Store, UnknownAccount
 
 
@@ -50,13 +55,20 @@ class Bank:
     """Accounts whose balances change under the guard `deposit_guard` names."""
 
     def __init__(
-        self, store: Store, config: Callable[[], Config], stats: LedgerStats, guards: GuardSet, locks: LockTable
+        self,
+        store: Store,
+        config: Callable[[], Config],
+        stats: LedgerStats,
+        guards: GuardSet,
+        locks: LockTable,
+        gate: Gate,
     ):
         self.store = store
         self._config = config
         self.stats = stats
         self.guards = guards
         self.locks = locks  # the same table the transfer desk and the audit use
+        self.gate = gate
 
     def guard_for(self, account_id: str, config: Config) -> Guard:
         """The guard of one account under the settings of this request."""
@@ -73,7 +85,7 @@ class Bank:
     def deposit(self, account_id: str, amount: int) -> int:
         """Add `amount` cents; returns the balance this deposit wrote."""
         config = self._config()
-        with self._counting_refusals():
+        with self.gate.enter("deposit"), self._counting_refusals():
             return self._deposit(self.guard_for(account_id, config), account_id, amount, config)
 
     @contextmanager
@@ -86,6 +98,9 @@ class Bank:
             raise
         except InsufficientFunds:
             self.stats.refused("insufficient_funds")
+            raise
+        except DeadlockVictim:  # a self-deadlock the operator broke
+            self.stats.refused("deadlock_victim")
             raise
 
     @contextmanager
@@ -143,6 +158,7 @@ class Bank:
         # account lock once, for the whole batch, so nothing refuses an amount half way.
         whole_batch = guard.reentrant and guard.excludes
         with (
+            self.gate.enter("batch deposit"),
             self._counting_refusals(),
             hold(guard, config.lock_timeout()),
             self.exclusive(guard, account_id, config) if whole_batch else nullcontext(),
@@ -178,7 +194,12 @@ class Bank:
         """
         config = self._config()
         guard = self.guard_for(account_id, config)
-        with self._counting_refusals(), hold(guard, config.lock_timeout()), self.exclusive(guard, account_id, config):
+        with (
+            self.gate.enter("withdrawal"),
+            self._counting_refusals(),
+            hold(guard, config.lock_timeout()),
+            self.exclusive(guard, account_id, config),
+        ):
             available = self.store.read(account_id)
             if available < amount:
                 raise InsufficientFunds(account_id, available, amount)

@@ -12,7 +12,10 @@ threads hold it, under a tiny private lock) so that:
 
 Every acquire is bounded: `acquire(timeout)` returns False when the timeout
 runs out, exactly like `Lock.acquire(timeout=...)`; `timeout=None` waits
-forever, which is how a real deadlock is shown.
+forever, which is how a real deadlock is shown. Forever unless someone steps
+in: a thread that has to wait does so in short slices and, between them,
+looks whether its wait was cancelled from outside. That is how the operator
+breaks a self-deadlock nobody else can end (`break_self_deadlock`).
 
 Adding a guard means adding one class below and one entry in `GUARDS`.
 """
@@ -20,8 +23,29 @@ Adding a guard means adding one class below and one entry in `GUARDS`.
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import ClassVar
+
+#: How often a thread waiting for a guard wakes to see whether its wait was cancelled.
+CANCEL_CHECK_S = 0.05
+
+
+@dataclass(eq=False)
+class GuardWait:
+    """One thread waiting for a guard since `since` (monotonic seconds).
+
+    `error`, set from another thread, cancels the wait: the waiting thread
+    raises it at its next look instead of waiting on.
+    """
+
+    ident: int
+    thread: str
+    since: float
+    error: BaseException | None = None
 
 
 class Guard:
@@ -32,22 +56,95 @@ class Guard:
 
     def __init__(self, label: str = "", permits: int = 1):
         self.label = label
+        self.permits = 1  # how many holders at once; only a semaphore has more
         self._holders: Counter[int] = Counter()
+        self._waiting: dict[int, GuardWait] = {}  # ident -> its wait
         self._bookkeeping = threading.Lock()
 
-    def _acquire(self, timeout: float | None) -> bool:
+    def _acquire(self, timeout: float) -> bool:
+        """The primitive's own acquire, waiting at most `timeout` (>= 0) seconds."""
         raise NotImplementedError
 
     def _release(self) -> None:
         raise NotImplementedError
 
     def acquire(self, timeout: float | None = None) -> bool:
-        """Take the guard; False if `timeout` seconds passed first."""
-        acquired = self._acquire(-1 if timeout is None else max(0.0, timeout))
-        if acquired:
+        """Take the guard; False if `timeout` seconds passed first (None: no limit).
+
+        Raises what a cancelled wait was given (see `break_self_deadlock`).
+        """
+        if self._acquire(0.0):
             with self._bookkeeping:
                 self._holders[threading.get_ident()] += 1
-        return acquired
+            return True
+        if timeout is not None and timeout <= 0:
+            return False
+        return self._wait(timeout)
+
+    def _wait(self, timeout: float | None) -> bool:
+        """Wait in slices of `CANCEL_CHECK_S`, looking between them whether the wait was cancelled.
+
+        Leaving the waiters and joining the holders happen in one step under
+        the bookkeeping lock, the same step that reads `error`: a wait is
+        either cancelled or granted, never both.
+        """
+        me = threading.current_thread()
+        wait = GuardWait(me.ident, me.name, time.monotonic())
+        deadline = None if timeout is None else wait.since + timeout
+        with self._bookkeeping:
+            self._waiting[wait.ident] = wait
+        got = False
+        try:
+            while True:
+                left = CANCEL_CHECK_S if deadline is None else min(CANCEL_CHECK_S, deadline - time.monotonic())
+                got = left > 0 and self._acquire(left)
+                with self._bookkeeping:
+                    if wait.error is None and not got and left > 0:
+                        continue
+                    del self._waiting[wait.ident]
+                    if wait.error is None:
+                        if got:
+                            self._holders[wait.ident] += 1
+                        return got
+                break
+        except BaseException:  # interrupted while waiting: leave the waiters
+            with self._bookkeeping:
+                self._waiting.pop(wait.ident, None)
+            raise
+        if got:  # granted in the very slice it was cancelled: give it back
+            self._release()
+        raise wait.error
+
+    def break_self_deadlock(
+        self, reason: Callable[[list[GuardWait], GuardWait], BaseException]
+    ) -> BaseException | None:
+        """Cancel one wait that nobody else can end: every holder of this guard is waiting for it.
+
+        A thread that holds a `Lock` and asks for it again waits for itself;
+        two batch deposits that each hold one of a semaphore's two permits and
+        ask for another wait for each other. Only a holder can release, and
+        every holder waits: with `lock_timeout_ms` none, forever. The youngest
+        of those waits is cancelled with `reason(stuck, victim)`: its thread
+        raises it, undoes what it did and lets go, and the others go on.
+        Returns the error it cancelled a wait with, or None.
+        """
+        if self.reentrant:
+            return None  # its holder never waits for it
+        with self._bookkeeping:
+            holders = [ident for ident, count in self._holders.items() if count]
+            if sum(self._holders.values()) < self.permits or not all(ident in self._waiting for ident in holders):
+                return None  # a place is free, or a holder is running: it will release
+            stuck = [self._waiting[ident] for ident in holders]
+            if any(wait.error is not None for wait in stuck):
+                return None  # already being broken
+            victim = max(stuck, key=lambda wait: wait.since)  # the youngest: the least work lost
+            victim.error = reason(stuck, victim)
+            return victim.error
+
+    def waiting(self) -> list[int]:
+        """Idents of the threads waiting for this guard now."""
+        with self._bookkeeping:
+            return list(self._waiting)
 
     def release(self) -> None:
         """Give the guard back; only a thread that holds it may."""
@@ -162,7 +259,7 @@ class SemaphoreGuard(Guard):
         return self.permits == 1
 
     def _acquire(self, timeout: float) -> bool:
-        return self._primitive.acquire(timeout=None if timeout < 0 else timeout)
+        return self._primitive.acquire(timeout=timeout)
 
     def _release(self) -> None:
         self._primitive.release()
@@ -201,6 +298,51 @@ class GuardTimeout(Exception):
         else:
             message = f"could not acquire the {guard.describe()} within {waited}"
         super().__init__(message)
+
+
+class DeadlockVictim(Exception):
+    """This thread was in a cycle of waits and gave up its wait: the detector or the operator chose it.
+
+    `deadlock` is the record `/debug/locks` keeps: the cycle, each thread
+    with what it holds and what it waits for. The account locks (`locks`)
+    raise it, and so does a guard whose self-deadlock the operator broke.
+    """
+
+    def __init__(self, deadlock: dict):
+        self.deadlock = deadlock
+        steps = "; ".join(
+            f"thread {step['thread']} holds {', '.join(step['holds']) or 'nothing'} and waits for {step['waits_for']}"
+            for step in deadlock["cycle"]
+        )
+        chosen = (
+            "The operator broke the deadlock and chose this request as the victim"
+            if deadlock.get("broken_by") == "operator"
+            else f"This request was chosen as the victim after waiting {deadlock['detected_after_ms']:g} ms"
+        )
+        super().__init__(f"deadlock: {steps}. {chosen}; it rolled back and released its locks so the others can go on")
+
+
+def deadlock_record(
+    deadlock_id: int,
+    steps: list[dict],
+    accounts: list[str],
+    since: float,
+    by: str,
+    victim: str | None,
+    broken_by: str | None,
+) -> dict:
+    """The record of one deadlock, as `/debug/locks` and the 409 show it; `since` is when the wait began."""
+    return {
+        "id": deadlock_id,
+        "detected_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        "detected_by": by,
+        "detected_after_ms": round((time.monotonic() - since) * 1000, 1),
+        "victim": victim,
+        "broken": broken_by is not None,
+        "broken_by": broken_by,  # "detector", "operator", or None while nobody broke it
+        "accounts": accounts,
+        "cycle": steps,
+    }
 
 
 class hold:

@@ -24,7 +24,8 @@ do not also give up) and raises `DeadlockVictim`; the caller rolls back and
 releases what it holds, and the others proceed. With `lock_timeout_ms`
 `none` nobody may give up: the cycle is reported once (it shows in
 `/debug/locks` and in the recent deadlocks) and the threads wait forever,
-which is what a real deadlock looks like.
+which is what a real deadlock looks like, until the operator breaks it
+from outside (`break_deadlocks`: no preemption, broken).
 
 Fairness. `threading.Lock` promises no order: a thread that releases and
 at once acquires again usually wins over one that has waited a second, and
@@ -45,9 +46,8 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
-from .guards import Guard, GuardTimeout
+from .guards import DeadlockVictim, Guard, GuardTimeout, deadlock_record
 
 #: How many deadlocks `/debug/locks` remembers.
 RECENT_DEADLOCKS = 20
@@ -83,25 +83,6 @@ class Wait:
     def sleep(self, timeout: float | None) -> bool:
         """Sleep until granted or cancelled (True), or `timeout` seconds (False)."""
         return self.woken.wait(timeout)
-
-
-class DeadlockVictim(Exception):
-    """This thread was found in a wait-for cycle and gave up its wait.
-
-    `deadlock` is the record `/debug/locks` keeps: the cycle, each thread
-    with the accounts it holds and the one it waits for.
-    """
-
-    def __init__(self, deadlock: dict):
-        self.deadlock = deadlock
-        steps = "; ".join(
-            f"thread {step['thread']} holds {', '.join(step['holds']) or 'nothing'} and waits for {step['waits_for']}"
-            for step in deadlock["cycle"]
-        )
-        super().__init__(
-            f"deadlock: {steps}. This request was chosen as the victim after waiting "
-            f"{deadlock['detected_after_ms']:g} ms; it rolled back and released its locks so the others can go on"
-        )
 
 
 class AccountLock(Guard):
@@ -277,6 +258,16 @@ class LockTable:
             ident = holder[0]
         return path if ident == start else None  # else: stuck behind a cycle, not in it
 
+    def _cycles(self) -> list[list[Wait]]:
+        """Every cycle in the graph now, each once (under `_graph`)."""
+        cycles, seen = [], set()
+        for ident in self._waits:
+            cycle = self._cycle_through(ident)
+            if cycle and not seen & {w.ident for w in cycle}:
+                seen |= {w.ident for w in cycle}
+                cycles.append(cycle)
+        return cycles
+
     def _describe(self, cycle: list[Wait]) -> list[dict]:
         holds: dict[int, list[str]] = {}
         for account, (ident, _) in self._holder.items():
@@ -287,53 +278,74 @@ class LockTable:
         ]
 
     def _check(self, wait: Wait, may_give_up: bool) -> None:
-        """After a slice of waiting (under `_graph`): is this thread in a cycle? If so, give up or report.
-
-        Giving up cancels the wait with `DeadlockVictim`, at once, so the
-        next member of the cycle to check finds it broken.
-        """
+        """After a slice of waiting (under `_graph`): is this thread in a cycle? If so, give up or report."""
         cycle = self._cycle_through(wait.ident)
         if cycle is None:
             return
-        known = {w.reported for w in cycle}
-        if len(known) == 1 and None not in known:  # this very deadlock is already on record
-            if may_give_up:
-                self._cancel(wait, DeadlockVictim(self._break_recorded(known.pop(), wait, cycle)))
-            return
-        deadlock = self._record(next(self._ids), wait, cycle, may_give_up)
+        if may_give_up:
+            self._give_up(wait, cycle, "detector")
+        elif _on_record(cycle) is None:  # reported once, not at every check
+            self._report(wait, cycle, detected_by=wait.thread, broken_by=None)
+
+    def _report(self, wait: Wait, cycle: list[Wait], detected_by: str, broken_by: str | None) -> dict:
+        deadlock = self._record(next(self._ids), wait, cycle, detected_by, broken_by)
         for member in cycle:
             member.reported = deadlock["id"]
         self.recent.append(deadlock)
         self.detected += 1
-        if may_give_up:
-            self._cancel(wait, DeadlockVictim(deadlock))
+        return deadlock
 
-    def _record(self, deadlock_id: int, wait: Wait, cycle: list[Wait], broken: bool) -> dict:
-        """The record of one deadlock, as `/debug/locks` and the 409 show it."""
-        return {
-            "id": deadlock_id,
-            "detected_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "detected_by": wait.thread,
-            "detected_after_ms": round((time.monotonic() - wait.since) * 1000, 1),
-            "victim": wait.thread if broken else None,
-            "broken": broken,
-            "accounts": sorted({w.account for w in cycle}),
-            "cycle": self._describe(cycle),
-        }
+    def _give_up(self, wait: Wait, cycle: list[Wait], by: str) -> dict:
+        """Make `wait` the victim of its cycle: on record as broken, and cancelled with `DeadlockVictim`.
 
-    def _break_recorded(self, deadlock_id: int, wait: Wait, cycle: list[Wait]) -> dict:
-        """A deadlock reported earlier (by a waiter that may not give up) is now broken by `wait`.
+        Cancelling takes its edge out of the graph at once, so the next
+        member of the cycle to check finds the cycle broken.
+        """
+        recorded = _on_record(cycle)
+        if recorded is not None:
+            deadlock = self._break_recorded(recorded, wait, cycle, by)
+        else:
+            deadlock = self._report(wait, cycle, detected_by=wait.thread if by == "detector" else by, broken_by=by)
+        self._cancel(wait, DeadlockVictim(deadlock))
+        return deadlock
+
+    def _record(self, deadlock_id: int, wait: Wait, cycle: list[Wait], detected_by: str, broken_by: str | None) -> dict:
+        accounts = sorted({w.account for w in cycle})
+        victim = wait.thread if broken_by else None
+        return deadlock_record(deadlock_id, self._describe(cycle), accounts, wait.since, detected_by, victim, broken_by)
+
+    def _break_recorded(self, deadlock_id: int, wait: Wait, cycle: list[Wait], by: str = "detector") -> dict:
+        """A deadlock reported earlier (by a waiter that may not give up) is now broken, `wait` its victim.
 
         Its record may be gone (pushed out of `recent`, or reset): then it is
         written again, whole, from the cycle as it stands.
         """
         for deadlock in self.recent:
             if deadlock["id"] == deadlock_id:
-                deadlock.update(victim=wait.thread, broken=True)
+                deadlock.update(victim=wait.thread, broken=True, broken_by=by)
                 return deadlock
-        deadlock = self._record(deadlock_id, wait, cycle, broken=True)
+        deadlock = self._record(deadlock_id, wait, cycle, wait.thread, broken_by=by)
         self.recent.append(deadlock)
         return deadlock
+
+    def record_broken(self, steps: list[dict], accounts: list[str], since: float, victim: str) -> dict:
+        """Put on record a deadlock the operator broke outside these locks (a self-deadlocked guard)."""
+        with self._graph:
+            deadlock = deadlock_record(next(self._ids), steps, accounts, since, "operator", victim, "operator")
+            self.recent.append(deadlock)
+            self.detected += 1
+        return deadlock
+
+    def break_deadlocks(self) -> list[dict]:
+        """The operator's way out: in every live cycle, cancel the youngest wait (`DeadlockVictim`).
+
+        With `lock_timeout_ms` none nobody gives up by itself, and a cycle
+        lasts until restart. This breaks *no preemption* from outside, as a
+        DBA's `pg_terminate_backend` does: the victim's thread wakes, rolls
+        back, releases its locks, and its client is answered 409.
+        """
+        with self._graph:
+            return [self._give_up(max(cycle, key=lambda w: w.since), cycle, "operator") for cycle in self._cycles()]
 
     # what /debug/locks shows
 
@@ -365,12 +377,10 @@ class LockTable:
                         "trying": not w.patient,
                     }
                 )
-            live, seen = [], set()
-            for ident in self._waits:
-                cycle = self._cycle_through(ident)
-                if cycle and not seen & {w.ident for w in cycle}:
-                    seen |= {w.ident for w in cycle}
-                    live.append({"accounts": sorted({w.account for w in cycle}), "cycle": self._describe(cycle)})
+            live = [
+                {"accounts": sorted({w.account for w in cycle}), "cycle": self._describe(cycle)}
+                for cycle in self._cycles()
+            ]
             return {
                 "locks": locks,
                 "wait_for": edges,
@@ -386,6 +396,12 @@ class LockTable:
             self.detected = 0
             for wait in self._waits.values():  # a cycle still standing is reported afresh
                 wait.reported = None
+
+
+def _on_record(cycle: list[Wait]) -> int | None:
+    """The id of the record of this very cycle, if every member of it was reported in the same one."""
+    known = {w.reported for w in cycle}
+    return known.pop() if len(known) == 1 and None not in known else None
 
 
 def _thread(holder: tuple[int, str] | None) -> dict | None:

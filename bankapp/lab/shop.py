@@ -27,8 +27,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from ..settings import RESERVED_THREADS, Config
-from .admission import Admission
+from ..settings import Config
+from .admission import Admission, Gate, ServerBusy
 from .bank import race_window
 from .guards import Guard, GuardSet, SemaphoreGuard, hold
 from .reservoir import Reservoir
@@ -196,9 +196,10 @@ class SalesLedger:
 class Shop:
     """Checkouts under the guard `checkout_guard` names."""
 
-    def __init__(self, config: Callable[[], Config], guards: GuardSet, inventory: Inventory | None = None):
+    def __init__(self, config: Callable[[], Config], guards: GuardSet, gate: Gate, inventory: Inventory | None = None):
         self._config = config
         self.guards = guards
+        self.gate = gate
         self.inventory = Inventory(CATALOGUE) if inventory is None else inventory
         self.admission = Admission()
         self.gateway = PaymentGateway()
@@ -232,26 +233,29 @@ class Shop:
         if not self.inventory.exists(sku):
             raise UnknownSku(sku)
         guard = self.admission_guard(config)
-        with self.admission.admit(
-            guard,
-            capacity=config.admission_limit(),
-            timeout=config.admission_timeout(),
-            max_waiting=config.max_waiting,
-            thread_budget=config.threads - RESERVED_THREADS,
-        ) as wait_ms:
-            try:
-                remaining = self._reserve(sku, quantity, config)
-                gateway_ms = self.gateway.pay(config)
-            except OutOfStock:
-                self.ledger.refused_out_of_stock()
-                raise
-            except BaseException:
-                self.ledger.failed_after_admission()
-                raise
-        latency_ms = (time.perf_counter() - arrived) * 1000
-        self.ledger.completed_order(latency_ms)
+        capacity = config.admission_limit()
+        try:
+            entered = self.gate.enter("checkout")  # the door: see `admission`
+        except ServerBusy:
+            raise self.admission.turned_away("server-busy", guard, capacity, config.max_waiting) from None
+        with entered:  # counted inside the gate, so a reset never splits an order from its record
+            with self.admission.admit(
+                guard, capacity=capacity, timeout=config.admission_timeout(), max_waiting=config.max_waiting
+            ) as wait_ms:
+                try:
+                    remaining = self._reserve(sku, quantity, config)
+                    gateway_ms = self.gateway.pay(config)
+                except OutOfStock:
+                    self.ledger.refused_out_of_stock()
+                    raise
+                except BaseException:
+                    self.ledger.failed_after_admission()
+                    raise
+            latency_ms = (time.perf_counter() - arrived) * 1000
+            self.ledger.completed_order(latency_ms)
+            order_id = self.ledger.next_order_id()
         return Order(
-            order_id=self.ledger.next_order_id(),
+            order_id=order_id,
             sku=sku,
             quantity=quantity,
             remaining=remaining,

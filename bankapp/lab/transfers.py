@@ -5,6 +5,8 @@ breaks, is in `policies`; here a transfer is checked, run under its policy,
 rolled back if it fails, and counted. The audit reads every balance under
 every account's lock and checks the bank's invariants.
 
+Transfers and audits pass the lab's `Gate` (see `lab`), as deposits do.
+
 `TransferDesk` knows nothing of HTTP; unit tests drive it with plain threads.
 """
 
@@ -14,6 +16,7 @@ import threading
 from collections.abc import Callable
 
 from ..settings import Config
+from .admission import Gate
 from .bank import InsufficientFunds
 from .guards import GuardTimeout
 from .ledger import LedgerStats
@@ -85,11 +88,12 @@ def audit_answer(total: int, expected: int, negative: list[str], policy: str, ac
 class TransferDesk:
     """Moves money between accounts under `transfer_policy`, and audits the bank."""
 
-    def __init__(self, store: Store, config: Callable[[], Config], ledger: LedgerStats, locks: LockTable):
+    def __init__(self, store: Store, config: Callable[[], Config], ledger: LedgerStats, locks: LockTable, gate: Gate):
         self.store = store
         self._config = config
         self.ledger = ledger
         self.locks = locks
+        self.gate = gate
         self.counters = TransferCounters()
 
     def transfer(self, source: str, target: str, amount: int) -> dict:
@@ -102,19 +106,20 @@ class TransferDesk:
             raise SameAccount(source)
         policy = POLICIES[config.transfer_policy]
         m = Move(self, config, source, target, amount)
-        self.counters.started()
-        try:
-            policy.move(m)
-            balances = {source: self.store.read(source), target: self.store.read(target)}
-        except BaseException as error:
-            m.undo(relock=policy.locks)  # still holding what it held: nobody saw the half-done transfer
-            self._count_failure(error)
-            raise
-        finally:
-            m.unlock_all()
-            self.counters.finished()
-        self.ledger.landed([(source, -amount), (target, amount)], pending=m.changes)
-        self.counters.add("committed")
+        with self.gate.enter("transfer"):
+            self.counters.started()
+            try:
+                policy.move(m)
+                balances = {source: self.store.read(source), target: self.store.read(target)}
+            except BaseException as error:
+                m.undo(relock=policy.locks)  # still holding what it held: nobody saw the half-done transfer
+                self._count_failure(error)
+                raise
+            finally:
+                m.unlock_all()
+                self.counters.finished()
+            self.ledger.landed([(source, -amount), (target, amount)], pending=m.changes)
+            self.counters.add("committed")
         return {
             "from": {"id": source, "balance": balances[source]},
             "to": {"id": target, "balance": balances[target]},
@@ -160,20 +165,21 @@ class TransferDesk:
         config = self._config()
         timeout, check_after = config.lock_timeout(), config.deadlock_check_ms / 1000
         held: list[AccountLock] = []
-        try:
-            for account in sorted(self.store.account_ids()):
-                held.append(self.locks.acquire(account, timeout, check_after))
-            balances = {account: self.store.read(account) for account in self.store.account_ids()}
-            # still under every lock: a deposit is counted before it lets its account lock go
-            expected = self.expected_total(balances)
-        finally:
-            while held:
-                held.pop().release()
-        total = sum(balances.values())
-        negative = sorted(account for account, balance in balances.items() if balance < 0)
-        self.counters.add("audits")
-        if total != expected:
-            self.counters.add("wrong_total_reads")
+        with self.gate.enter("audit"):
+            try:
+                for account in sorted(self.store.account_ids()):
+                    held.append(self.locks.acquire(account, timeout, check_after))
+                balances = {account: self.store.read(account) for account in self.store.account_ids()}
+                # still under every lock: a deposit is counted before it lets its account lock go
+                expected = self.expected_total(balances)
+            finally:
+                while held:
+                    held.pop().release()
+            total = sum(balances.values())
+            negative = sorted(account for account, balance in balances.items() if balance < 0)
+            self.counters.add("audits")
+            if total != expected:
+                self.counters.add("wrong_total_reads")
         return audit_answer(total, expected, negative, config.transfer_policy, len(balances))
 
     def debug_locks(self) -> dict:

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import os
 
+from ..lab.admission import Gate
 from ..lab.guards import GuardSet
+from ..lab.lab import OperatorActions
 from ..lab.locks import LockTable
-from ..settings import Config
+from ..settings import RESERVED_THREADS, Config
 from . import sql
 from .bank import DatabaseBank
 from .counters import Counters, Workers
@@ -26,7 +28,7 @@ from .store import DatabaseLedger, PostgresStore
 from .transfers import DatabaseTransferDesk
 
 
-class PostgresLab:
+class PostgresLab(OperatorActions):
     """One bank, transfer desk and shop per worker, over one database shared by the fleet."""
 
     def __init__(self, config: Config):
@@ -38,9 +40,11 @@ class PostgresLab:
         self.counters = Counters(self.db)
         self.workers = Workers(self.db)
         self.ledger = DatabaseLedger(self.db, self.counters, config.initial_balance)
-        self.bank = DatabaseBank(self.db, self.store, self.config, self.ledger, self.guards, self.locks)
-        self.transfers = DatabaseTransferDesk(self.db, self.config, self.counters)
-        self.shop = DatabaseShop(self.db, self.config, self.guards, self.counters)
+        # this worker's reserve: RESERVED_THREADS threads no operation waiting on a lock can take
+        self.gate = Gate(config.threads - RESERVED_THREADS)
+        self.bank = DatabaseBank(self.db, self.store, self.config, self.ledger, self.guards, self.locks, self.gate)
+        self.transfers = DatabaseTransferDesk(self.db, self.config, self.counters, self.gate)
+        self.shop = DatabaseShop(self.db, self.config, self.guards, self.gate, self.counters)
 
     def config(self) -> Config:
         """The settings in force now, read from the database; read once at the start of a request."""
@@ -64,22 +68,30 @@ class PostgresLab:
         self.db.ping()
         return {"status": "ok", "store": "postgres"}
 
-    def reset(self) -> None:
+    def reset(self) -> dict:
         """Balances, stock, counters and peaks back to the start, in one transaction; settings stay.
 
-        The accounts are locked first (by the UPDATE), so a deposit holding a
-        row lock finishes before the reset, and one that comes after sees
-        the reset balances.
+        In this worker the reset is atomic with respect to requests, as in
+        memory (`Gate.closed`: deadlocks of the Python guards broken, the
+        requests in flight drained, newcomers held at the door). Across the
+        fleet the database does the excluding: the accounts are locked
+        first (by the UPDATE), so a deposit holding a row lock on another
+        worker finishes before the reset, and one that comes after sees the
+        reset balances.
         """
-        with self.db.transaction() as conn:
-            conn.execute(sql.RESET_ACCOUNTS)
-            conn.execute(sql.RESET_STOCK)
-            self.counters.reset()
-            self.workers.reset()
-            conn.execute(sql.RESET_DEADLOCKS)
-            conn.execute(sql.COUNT_RESET)
-        self.shop.admission.reset()
-        self.shop.ledger.reset()
+        broken: list[dict] = []
+        with self.gate.closed(unblock=lambda: broken.extend(self.break_deadlocks()), describe=self.whereabouts):
+            with self.db.transaction() as conn:
+                conn.execute(sql.RESET_ACCOUNTS)
+                conn.execute(sql.RESET_STOCK)
+                self.counters.reset()
+                self.workers.reset()
+                conn.execute(sql.RESET_DEADLOCKS)
+                conn.execute(sql.COUNT_RESET)
+            self.shop.admission.reset()
+            self.shop.ledger.reset()
+            self.gate.reset()
+        return {"deadlocks_broken": broken}
 
     @property
     def resets(self) -> int:
@@ -112,5 +124,6 @@ class PostgresLab:
             "checkout": self.shop.report(config, counters, gauges, stock),
             "store": {"kind": "postgres", "database_url": self.db.public_url, "pool": self.db.pool_stats()},
             "workers": {"served_by": os.getpid(), "pids": [row["pid"] for row in workers], "served": workers},
+            "operations": self.gate.report(),  # this worker's: the cap is per process
             "settings": config.public(),
         }

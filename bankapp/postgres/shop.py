@@ -36,7 +36,7 @@ from collections.abc import Callable
 
 from psycopg import errors
 
-from ..lab.admission import Admission
+from ..lab.admission import Admission, Gate
 from ..lab.guards import Guard, GuardSet
 from ..lab.reservoir import Reservoir
 from ..lab.shop import Order, OutOfStock, PaymentGateway, Shop
@@ -212,8 +212,8 @@ class DatabaseSales:
 class DatabaseShop(Shop):
     """The domain's `Shop`, its stock and counters in PostgreSQL, with the fleet-wide advisory guards."""
 
-    def __init__(self, db: Database, config: Callable[[], Config], guards: GuardSet, counters: Counters):
-        super().__init__(config, guards, inventory=StockTable(db))
+    def __init__(self, db: Database, config: Callable[[], Config], guards: GuardSet, gate: Gate, counters: Counters):
+        super().__init__(config, guards, gate, inventory=StockTable(db))
         self.db = db
         self.counters = counters
         self.admission = DatabaseAdmission(counters)

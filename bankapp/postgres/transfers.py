@@ -32,6 +32,7 @@ from collections.abc import Callable
 
 from psycopg import Connection, errors
 
+from ..lab.admission import Gate
 from ..lab.bank import InsufficientFunds, race_window
 from ..lab.guards import GuardTimeout
 from ..lab.policies import BACKOFF_MAX_MS, BACKOFF_TRY_MS
@@ -153,10 +154,11 @@ POLICIES: dict[str, Callable[[DatabaseTransferDesk, Leg], None]] = {
 class DatabaseTransferDesk:
     """The transfer desk of a fleet: moves money under `transfer_policy`, audits, shows the locks."""
 
-    def __init__(self, db: Database, config: Callable[[], Config], counters: Counters):
+    def __init__(self, db: Database, config: Callable[[], Config], counters: Counters, gate: Gate):
         self.db = db
         self._config = config
         self.counters = counters
+        self.gate = gate  # this worker's share of the cap on requests waiting on locks
 
     def transfer(self, source: str, target: str, amount: int) -> dict:
         """Move `amount` cents from `source` to `target`; all of it or nothing."""
@@ -167,6 +169,11 @@ class DatabaseTransferDesk:
         if source == target:
             raise SameAccount(source)
         leg = Leg(config, source, target, amount)
+        with self.gate.enter("transfer"):
+            return self._transfer(config, leg)
+
+    def _transfer(self, config: Config, leg: Leg) -> dict:
+        source, target, amount = leg.source, leg.target, leg.amount
         self.counters.raise_gauge("transfers.in_flight")
         try:
             POLICIES[config.transfer_policy](self, leg)

@@ -13,7 +13,7 @@ from flask import Flask, current_app, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
-from ..lab.admission import AdmissionRejected
+from ..lab.admission import AdmissionRejected, ResetBlocked, ResetInProgress, ServerBusy
 from ..lab.bank import InsufficientFunds
 from ..lab.guards import GuardTimeout
 from ..lab.locks import DeadlockVictim
@@ -164,6 +164,38 @@ def _from_exception(error: Exception) -> Problem:
             waiting=error.waiting,
             max_waiting=error.max_waiting,
             waited_ms=error.waited_ms,
+        )
+    if isinstance(error, ServerBusy):
+        return Problem(
+            503,
+            "server-busy",
+            "Server busy",
+            str(error),
+            headers={"Retry-After": "1"},
+            operation=error.operation,
+            limit=error.limit,
+            in_flight=error.inside,
+            waiting_for_reset=error.at_door,
+        )
+    if isinstance(error, ResetInProgress):
+        return Problem(
+            503,
+            "reset-in-progress",
+            "Reset in progress",
+            str(error),
+            headers={"Retry-After": "1"},
+            operation=error.operation,
+            waited_s=error.waited_s,
+        )
+    if isinstance(error, ResetBlocked):
+        return Problem(
+            503,
+            "reset-blocked",
+            "Reset blocked",
+            str(error),
+            headers={"Retry-After": "1"},
+            waited_s=error.waited_s,
+            blocking=error.blocking,
         )
     if isinstance(error, GuardTimeout):
         slug = "self-deadlock" if error.self_deadlock else "lock-timeout"

@@ -219,7 +219,13 @@ class StatsOut(BaseModel):
     served_by: dict[str, Any] = Field(description="threads of this worker that served requests lately")
 
 
-class ResetOut(BaseModel):
+class BreakOut(BaseModel):
+    deadlocks_broken: list[dict[str, Any]] = Field(
+        description="the deadlocks broken, as /debug/locks records them: cycle, victim, broken_by operator"
+    )
+
+
+class ResetOut(BreakOut):
     status: Literal["reset"]
     settings: ConfigOut
 

@@ -1,12 +1,12 @@
-"""Settings at runtime and reset."""
+"""Settings at runtime, reset, and the operator's way out of a deadlock."""
 
 from flask_openapi3 import APIBlueprint, Tag
 
 from ..problems import json_body
-from ..schemas import ConfigOut, ConfigPatch, Problem, ResetOut
+from ..schemas import BreakOut, ConfigOut, ConfigPatch, Problem, ResetOut
 from . import lab
 
-bp = APIBlueprint("admin", __name__, abp_tags=[Tag(name="admin", description="settings and reset")])
+bp = APIBlueprint("admin", __name__, abp_tags=[Tag(name="admin", description="settings, reset, breaking deadlocks")])
 
 
 #: Documents the body; `ConfigHolder.patch` validates it, naming the setting.
@@ -27,8 +27,25 @@ def patch_config():
     return lab().settings.patch(json_body()).public()
 
 
-@bp.post("/admin/reset", responses={200: ResetOut})
+@bp.post("/admin/reset", responses={200: ResetOut, 503: Problem})
 def reset():
-    """Restore balances (and stock) and zero every counter; settings stay."""
-    lab().reset()
-    return {"status": "reset", "settings": lab().config().public()}
+    """Restore balances (and stock) and zero every counter; settings stay.
+
+    Atomic with respect to requests: it breaks the deadlocks that hold
+    requests up, waits for those in flight (new ones wait for it), then
+    resets. 503 naming what blocks it when some request is still running
+    after 10 s; then nothing changed.
+    """
+    outcome = lab().reset()
+    return {"status": "reset", **outcome, "settings": lab().config().public()}
+
+
+@bp.post("/admin/break-deadlocks", responses={200: BreakOut})
+def break_deadlocks():
+    """Break every deadlock nobody gives up (`lock_timeout_ms` none), as `pg_terminate_backend` would.
+
+    In each cycle of account locks, and each guard whose holders all wait
+    for it (a batch deposit under `lock`), one request is the victim: it
+    rolls back, releases its locks and answers 409 `deadlock`.
+    """
+    return {"deadlocks_broken": lab().break_deadlocks()}
