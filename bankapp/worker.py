@@ -173,6 +173,7 @@ class HardenedWorker(ThreadWorker):
     def init_process(self):
         self.client_slots = threading.BoundedSemaphore(max(1, self.cfg.threads - RESERVED_THREADS))
         self.lingering: list[LingeringConn] = []
+        self.tls = self.cfg.is_ssl  # read once: a gunicorn setting costs a lookup per access
         super().init_process()
 
     def accept(self, listener):
@@ -187,7 +188,7 @@ class HardenedWorker(ThreadWorker):
         self.enqueue_req(LingeringConn(self, self.cfg, sock, client, listener.getsockname()))
 
     def handle(self, conn):
-        if self.cfg.is_ssl:
+        if self.tls:
             return super().handle(conn)
         if not conn.initialized and not conn.data_ready:
             if not readable(conn.sock, 0):
