@@ -194,7 +194,6 @@ class HardenedWorker(ThreadWorker):
             if not readable(conn.sock, 0):
                 return _DEFER  # the poller waits for its first byte, not a thread
             conn.data_ready = True
-        conn.sock.setblocking(True)
         conn.init()
         if conn.is_http2:
             return super().handle(conn)
