@@ -96,7 +96,7 @@ def readable(sock: socket.socket, timeout: float) -> bool:
     """Whether `sock` has bytes (or an end) to read within `timeout` seconds."""
     poller = select.poll()
     poller.register(sock, select.POLLIN)
-    return bool(poller.poll(math.ceil(timeout * 1000)))
+    return bool(poller.poll(max(0, math.ceil(timeout * 1000))))  # a negative timeout would wait forever
 
 
 class DeadlineUnreader(SocketUnreader):
