@@ -4,6 +4,7 @@ goes on the wire. Each case checks the answer is a problem, that nothing was
 applied (or applied once), and that the server still answers."""
 
 import json
+import time
 
 import pytest
 import requests
@@ -171,3 +172,17 @@ def test_gunicorn_refusals_are_problems_too(server, raw, status):
     assert problem["type"].startswith("urn:bankapp:problem:")
     assert balance(server, "acc-06") == before
     assert requests.get(server.url + "/healthz", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_a_client_gone_mid_body_changes_nothing_and_logs_no_traceback(server, framing):
+    before, body = balance(server, "acc-08"), b'{"amount": 5}' + b" " * 87
+    with server.connect() as sock:
+        sock.sendall(
+            request("/accounts/acc-08/deposit", body, chunks=chunked(body) if framing == "chunked" else None)[:-90]
+        )
+        time.sleep(0.5)  # the server reads the head and waits for the rest
+    time.sleep(0.5)  # and finds the end of the connection instead
+    assert server.get("/healthz").status_code == 200
+    assert balance(server, "acc-08") == before
+    assert "Traceback" not in "".join(server.output)

@@ -13,7 +13,8 @@ everywhere, whatever the framing:
   without its CRLF) is a 400, and a body the client did not finish sending
   within the server's read deadline is a 408 (see `bankapp.worker`). gunicorn
   raises these as its `ParseException`s, which carry no status: `status` on
-  the exception (our worker's `RequestTimeout`) says 408, the rest are 400;
+  the exception (our worker's `RequestTimeout`) says 408, the rest are 400,
+  as is a body cut short by a client that went away;
 - a body that is not `application/json` is a 415; bytes that are not JSON a
   400; a top-level value that is not an object (`"{\\"amount\\": 7}"` is a
   string, not an object) a 422, as an object with a wrong field is;
@@ -67,6 +68,8 @@ def read_body(environ: dict, limit: int = MAX_BODY_BYTES) -> bytes:
         slug = "request-timeout" if status == 408 else "malformed-body"
         title = "Request timeout" if status == 408 else "Malformed body"
         raise Problem(status, slug, title, f"the request body could not be read: {error}") from None
+    except OSError as error:  # the client went away mid-body: nobody will read this, but it is no server fault
+        raise Problem(400, "incomplete-body", "Incomplete body", f"the request body ended early: {error}") from None
     if len(data) > limit:
         raise too_large(limit)
     return data
