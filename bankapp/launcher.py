@@ -1,4 +1,4 @@
-"""`bankapp serve` runs gunicorn here: the gthread worker, configured from `Config`.
+"""`bankapp serve` runs gunicorn here: the gthread worker (hardened, see `worker`), configured from `Config`.
 
 What a worker says as it stops: its last counters, and any guard still held.
 
@@ -69,7 +69,7 @@ def serve(config: Config) -> None:
                 "bind": f"{config.host}:{config.port}",
                 "workers": config.workers,
                 "threads": config.threads,
-                "worker_class": "gthread",
+                "worker_class": "bankapp.worker.HardenedWorker",  # gthread, hardened (see bankapp.worker)
                 "graceful_timeout": 10,
                 "timeout": 60,
                 "proc_name": "bankapp",

@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 import re
 import threading
-from typing import Any, Literal, get_args
+from decimal import Decimal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 #: Guards both deposits and checkouts know: what `guard` may set.
 GuardName = Literal["unsafe", "lock", "rlock", "semaphore", "advisory-lock"]
@@ -43,6 +45,36 @@ PROCESS_ONLY = frozenset({"threads", "workers", "host", "port", "store", "databa
 #: routes, whatever the requests that wait on locks take (see `lab.Gate`).
 RESERVED_THREADS = 2
 
+#: Numbers from this on are refused, not converted: `int()` of
+#: `1e999999999` would spend seconds building a billion digits.
+LARGEST_WHOLE_NUMBER = Decimal(10**18)
+
+
+def whole_number(value: Any) -> Any:
+    """The one rule for integers in JSON, for every amount, quantity and setting.
+
+    JSON has one number type, and JSON Schema's `integer` (so the OpenAPI
+    document) is any number without a fractional part: `100`, `100.0` and
+    `1e2` are the integer 100. Any other number is refused, however close:
+    `0.99999999999999999999` is not 1. The body parser keeps such a literal
+    as a `Decimal` (see `bankapp.web.body`); as a float it would already be
+    1.0. Booleans and strings pass through, for the strict models to refuse.
+    """
+    if not isinstance(value, float | Decimal):
+        return value
+    if (value.copy_abs() if isinstance(value, Decimal) else abs(value)) >= LARGEST_WHOLE_NUMBER:
+        raise PydanticCustomError("int_too_large", "Input should be a valid integer of at most 18 digits")
+    if value != int(value):
+        raise PydanticCustomError(
+            "int_from_fraction",
+            "Input should be a valid integer: {number} is not a whole number",
+            {"number": f"{value}"},
+        )
+    return int(value)
+
+
+WholeNumber = Annotated[int, BeforeValidator(whole_number)]
+
 
 class Config(BaseModel):
     """The settings in force. Field descriptions are the `--help` text."""
@@ -54,7 +86,7 @@ class Config(BaseModel):
         description="guard of deposits: unsafe, lock, rlock, semaphore; with the postgres store also row-lock, "
         "advisory-lock, atomic-update, serializable",
     )
-    deposit_permits: int = Field(
+    deposit_permits: WholeNumber = Field(
         1, ge=1, le=1024, description="permits of each account's semaphore when deposit_guard is semaphore"
     )
     checkout_guard: CheckoutGuardName = Field(
@@ -62,13 +94,15 @@ class Config(BaseModel):
         description="guard of checkouts: unsafe, lock, rlock, semaphore; with the postgres store also "
         "advisory-lock, advisory-semaphore",
     )
-    capacity: int = Field(
+    capacity: WholeNumber = Field(
         8, ge=1, le=1024, description="checkouts admitted at once with checkout_guard semaphore or advisory-semaphore"
     )
     admission_timeout_ms: float = Field(
         0, ge=0, le=60_000, description="how long a checkout may wait for a permit; 0 rejects at once"
     )
-    max_waiting: int = Field(8, ge=0, le=1024, description="checkouts allowed to wait at once; more are rejected")
+    max_waiting: WholeNumber = Field(
+        8, ge=0, le=1024, description="checkouts allowed to wait at once; more are rejected"
+    )
     transfer_policy: TransferPolicyName = Field(
         "naive", description="transfer lock policy: unsafe, naive, ordered, release-first, backoff"
     )
@@ -84,13 +118,15 @@ class Config(BaseModel):
     service_time_ms: float = Field(
         50, ge=0, le=60_000, description="the payment gateway's time per checkout when not overloaded"
     )
-    gateway_capacity: int = Field(8, ge=1, le=1024, description="checkouts the gateway serves at full speed")
-    accounts: int = Field(16, ge=1, le=1000, description="number of accounts, acc-00 ..")
-    initial_balance: int = Field(100_000, ge=0, le=10**12, description="starting balance of each account, in cents")
-    threads: int = Field(32, ge=4, le=1024, description="gunicorn threads per worker")
-    workers: int = Field(1, ge=1, le=64, description="gunicorn worker processes (the memory store allows 1)")
+    gateway_capacity: WholeNumber = Field(8, ge=1, le=1024, description="checkouts the gateway serves at full speed")
+    accounts: WholeNumber = Field(16, ge=1, le=1000, description="number of accounts, acc-00 ..")
+    initial_balance: WholeNumber = Field(
+        100_000, ge=0, le=10**12, description="starting balance of each account, in cents"
+    )
+    threads: WholeNumber = Field(32, ge=4, le=1024, description="gunicorn threads per worker")
+    workers: WholeNumber = Field(1, ge=1, le=64, description="gunicorn worker processes (the memory store allows 1)")
     host: str = Field("127.0.0.1", min_length=1, description="address to bind")
-    port: int = Field(8000, ge=0, le=65535, description="port to bind (0 picks a free one)")
+    port: WholeNumber = Field(8000, ge=0, le=65535, description="port to bind (0 picks a free one)")
     store: StoreName = Field(
         "memory", description="where balances live: memory (one process) or postgres (every worker and machine)"
     )
@@ -102,9 +138,7 @@ class Config(BaseModel):
     @field_validator("lock_timeout_ms", mode="before")
     @classmethod
     def _none_means_forever(cls, value: Any) -> Any:
-        if isinstance(value, str) and value.strip().lower() in {"none", "forever"}:
-            return None
-        return value
+        return None if value == "none" else value
 
     @field_validator("admin_token", "database_url", mode="before")
     @classmethod
@@ -234,14 +268,15 @@ def describe(error: ValidationError) -> SettingsError:
 def expand_guard(values: dict[str, Any]) -> dict[str, Any]:
     """`guard` is shorthand for both `deposit_guard` and `checkout_guard`."""
     values = dict(values)
-    guard = values.pop("guard", None)
-    if guard is not None and guard not in get_args(GuardName):
+    if "guard" not in values:
+        return values
+    guard = values.pop("guard")
+    if guard not in get_args(GuardName):  # null too: the document allows guard names only
         known = ", ".join(repr(name) for name in get_args(GuardName))
         message = f"Input should be {known} (a guard both deposits and checkouts have)"
         raise SettingsError(f"guard: {message}", [{"setting": "guard", "message": message, "type": "literal_error"}])
-    if guard is not None:
-        values.setdefault("deposit_guard", guard)
-        values.setdefault("checkout_guard", guard)
+    values.setdefault("deposit_guard", guard)
+    values.setdefault("checkout_guard", guard)
     return values
 
 

@@ -7,6 +7,8 @@ HTTP calls the tests make. Everything is bounded in time.
 
 from __future__ import annotations
 
+import http.client
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -35,6 +37,25 @@ class LiveServer(ServerProcess):
         assert response.status_code == 200, response.text
         assert self.post("/admin/reset").status_code == 200
         return response.json()
+
+    def connect(self, timeout: float = 10) -> socket.socket:
+        """A raw connection, for requests no HTTP library would send."""
+        host, port = self.url.removeprefix("http://").rsplit(":", 1)
+        return socket.create_connection((host, int(port)), timeout=timeout)
+
+    def raw(self, data: bytes, timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+        """Send `data` as it is on a new connection; the answer's status, headers and body."""
+        with self.connect(timeout) as sock:
+            sock.sendall(data)
+            return read_response(sock)
+
+
+def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP response from `sock`: status, headers (lower-case names), body."""
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    headers = {name.lower(): value for name, value in response.getheaders()}
+    return response.status, headers, response.read()
 
 
 @contextmanager

@@ -189,4 +189,4 @@ def test_every_response_says_who_served_it(client):
 def test_json_null_is_valid_json_but_not_an_object(client):
     response = client.post("/accounts/acc-00/deposit", data="null", content_type="application/json")
     assert response.status_code == 422
-    assert response.json["detail"] == "body: expected a JSON object"
+    assert response.json["detail"] == "body: expected a JSON object, got null"

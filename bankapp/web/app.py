@@ -10,10 +10,8 @@ from flask_openapi3 import Info
 from ..lab import make_lab
 from ..settings import Config, load
 from . import admin_auth, contract, dashboard, idempotency, metrics, problems
+from .body import MAX_BODY_BYTES, BodyRequest
 from .views import accounts, admin, checkout, introspection, transfers
-
-#: Bodies above this answer 413 before anything reads them.
-MAX_BODY_BYTES = 1024 * 1024
 
 
 def create_app(config: Config | dict[str, Any] | None = None) -> contract.BankAPI:
@@ -29,6 +27,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> contract.BankAP
         doc_prefix="/docs",
         doc_url="/openapi.json",
     )
+    app.request_class = BodyRequest  # one body reader for every route (see `body`)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False
     app.extensions["bankapp"] = lab = make_lab(config)

@@ -9,8 +9,9 @@ schemathesis, which checks every answer against it) would trip on them:
 - it adds its own 422 shape (a list of pydantic errors) to every operation,
   even those that take no input, while ours is one problem naming each field;
 - it cannot know what the app does around the views: a body that is not JSON
-  (400), too big (413) or not `application/json` (415); the admin token
-  (401, 403); the `Idempotency-Key` header of idempotent views.
+  or nested too deep (400), late (408), too big (413) or not
+  `application/json` (415), see `body`; the admin token (401, 403); the
+  `Idempotency-Key` header of idempotent views.
 
 `BankAPI.generate_spec_json` fixes the document once, in one place, so a new
 view gets all of this by declaring `responses={..., 409: Problem}` as usual.
@@ -24,6 +25,7 @@ from flask import Flask, redirect, url_for
 from flask_openapi3 import OpenAPI
 
 from . import admin_auth, idempotency
+from .body import MAX_BODY_BYTES, MAX_DEPTH
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 PROBLEM_JSON = "application/problem+json"
@@ -31,8 +33,9 @@ PROBLEM_REF = "#/components/schemas/Problem"
 
 #: Answers the app gives around the views, by status: (when, applies to).
 BODY_PROBLEMS = {
-    "400": "the body is not valid JSON",
-    "413": "the body is larger than 1 MiB",
+    "400": f"the body is not valid JSON, is nested over {MAX_DEPTH} deep, or its chunked framing is malformed",
+    "408": "the body did not arrive within the server's read deadline",
+    "413": f"the body is larger than {MAX_BODY_BYTES // 1024 // 1024} MiB, whatever its framing",
     "415": "the body is not application/json",
 }
 ADMIN_PROBLEMS = {

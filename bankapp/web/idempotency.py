@@ -6,8 +6,8 @@ twice; not retrying may lose it. With a key, it retries safely:
 
 - the first request with a key runs and its answer is remembered;
 - a retry with the same key and the same request (method, path, query, JSON
-  body) gets that answer again, with `Idempotent-Replayed: true`, and
-  applies nothing;
+  body, however it was framed) gets that answer again, with
+  `Idempotent-Replayed: true`, and applies nothing;
 - the same key with another request is a client bug: 422;
 - retries that arrive while the first is still running wait for its answer
   and replay it (or, after `WAIT_TIMEOUT` seconds, get a 409 to retry later):
@@ -47,6 +47,7 @@ from flask import Flask, Response, current_app, request
 from .problems import Problem
 
 HEADER = "Idempotency-Key"
+ENVIRON_KEY = "HTTP_IDEMPOTENCY_KEY"  # the header as WSGI names it: one dict lookup on the hot path
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
 MAX_KEYS = 10_000
@@ -145,7 +146,7 @@ def idempotent(view: Callable) -> Callable:
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        key = request.headers.get(HEADER)
+        key = request.environ.get(ENVIRON_KEY)
         if key is None:
             return view(*args, **kwargs)
         check_key(key)
@@ -166,13 +167,16 @@ def check_key(key: str) -> None:
 
 
 def fingerprint() -> str:
-    """What makes two requests the same: method, path, query and JSON body
-    (parsed, so that spacing and key order do not count)."""
-    body = request.get_json(silent=True) if request.content_length else None
+    """What makes two requests the same: method, path, query and the JSON body
+    the body reader parsed, whatever its framing (`Content-Length` or chunked),
+    canonical so that spacing and key order do not count. A number with a
+    fraction or an exponent is kept as written (`Decimal`), tagged so that it
+    never equals a string."""
     canonical = json.dumps(
-        [request.method, request.path, request.query_string.decode("latin-1"), body],
+        [request.method, request.path, request.query_string.decode("latin-1"), request.get_json()],
         sort_keys=True,
         separators=(",", ":"),
+        default=lambda number: {"decimal": str(number)},
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 

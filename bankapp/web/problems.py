@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, jsonify, request
+from flask import Flask, jsonify
 from pydantic import ValidationError
-from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException
 
 from ..lab.admission import AdmissionRejected, ResetBlocked, ResetInProgress, ServerBusy
 from ..lab.bank import InsufficientFunds
@@ -70,44 +70,9 @@ def validation_problem(error: ValidationError, where: str = "body") -> Problem:
     return Problem(422, "invalid-input", "Invalid input", detail, errors=errors)
 
 
-def unreadable_body() -> Problem | None:
-    """400 or 415 if the request sent a body that is not a JSON document.
-
-    Checked only once a request has failed validation (or by a view that
-    reads JSON itself), so a good request parses its body once.
-    """
-    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
-    if not (request.content_length or chunked):
-        return None
-    if chunked and len(request.get_data()) >= (current_app.config["MAX_CONTENT_LENGTH"] or float("inf")):
-        # A chunked body has no length to refuse up front: werkzeug stops
-        # reading at the limit, and what it read would pass for the body.
-        raise RequestEntityTooLarge()
-    if not request.is_json:
-        return Problem(
-            415,
-            "unsupported-media-type",
-            "Unsupported media type",
-            f"Content-Type must be application/json, got {request.mimetype or 'none'}",
-        )
-    try:
-        request.get_json()
-    except BadRequest:
-        return Problem(400, "malformed-json", "Malformed JSON", "the request body is not valid JSON")
-    return None
-
-
-def json_body():
-    """The request's JSON document, or the 400/415 problem that says why not."""
-    problem = unreadable_body()
-    if problem:
-        raise problem
-    return request.get_json(silent=True)
-
-
 def validation_error_response(error: ValidationError):
     """flask-openapi3's hook for a request that fails its model."""
-    return problem_response(unreadable_body() or validation_problem(error))
+    return problem_response(validation_problem(error))
 
 
 def _from_exception(error: Exception) -> Problem:

@@ -2,7 +2,8 @@
 
 flask-openapi3 validates every request against these models before a view
 runs, and writes the OpenAPI document from them. Models are strict: `true`,
-`1.5` and `"100"` are not amounts.
+`1.5` and `"100"` are not amounts; `100.0` is (see `settings.whole_number`,
+the one rule for integral numbers, which settings follow too).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
-from ..settings import STARTUP_ONLY, Config, GuardName
+from ..settings import STARTUP_ONLY, Config, GuardName, whole_number
 
 #: The largest amount one request may move: 1,000,000.00 in cents.
 MAX_AMOUNT = 100_000_000
@@ -22,14 +23,6 @@ MAX_QUANTITY = 10_000
 
 class Strict(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
-
-
-def whole_number(value: Any) -> Any:
-    """JSON has one number type: `100.0` is the integer 100 (JSON Schema and
-    so the OpenAPI document say so), `100.5` is not and stays refused."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 AmountCents = Annotated[

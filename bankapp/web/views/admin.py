@@ -1,15 +1,15 @@
 """Settings at runtime, reset, and the operator's way out of a deadlock."""
 
+from flask import request
 from flask_openapi3 import APIBlueprint, Tag
 
-from ..problems import json_body
 from ..schemas import BreakOut, ConfigOut, ConfigPatch, Problem, ResetOut
 from . import lab
 
 bp = APIBlueprint("admin", __name__, abp_tags=[Tag(name="admin", description="settings, reset, breaking deadlocks")])
 
 
-#: Documents the body; `ConfigHolder.patch` validates it, naming the setting.
+#: Documents the body; `ConfigHolder.patch` validates it, naming the setting (the body is read by `body`).
 PATCH_BODY = {
     "requestBody": {"required": True, "content": {"application/json": {"schema": ConfigPatch.model_json_schema()}}}
 }
@@ -24,7 +24,7 @@ def get_config():
 @bp.patch("/admin/config", responses={200: ConfigOut, 422: Problem}, openapi_extensions=PATCH_BODY)
 def patch_config():
     """Change settings live; requests that start afterwards use them."""
-    return lab().settings.patch(json_body()).public()
+    return lab().settings.patch(request.get_json()).public()
 
 
 @bp.post("/admin/reset", responses={200: ResetOut, 503: Problem})
