@@ -12,6 +12,7 @@ import threading
 import time
 from collections import Counter
 
+import psutil
 import pytest
 import requests
 
@@ -23,7 +24,9 @@ from .test_e2e_locust import run_locust
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
-FLEET = ("--store", "postgres", "--workers", "4", "--threads", "8")
+# 18 threads: the kernel may hand all 16 clients to one worker, and each worker lets at most
+# threads - 2 requests wait on locks (the rest answer 503 server-busy); pools open connections on demand.
+FLEET = ("--store", "postgres", "--workers", "4", "--threads", "18")
 CLIENTS = 16
 ROUNDS = 15
 
@@ -244,6 +247,29 @@ def test_a_fleet_whose_database_port_closes_says_so_and_comes_back(databases):
             health = fleet.get("/healthz")
             assert health.status_code == 503 and health.json()["type"].endswith("store-unavailable")
             assert fleet.post("/accounts/acc-00/deposit", json={"amount": 1}).status_code == 503
+            plug.push()
+            until(lambda: fleet.get("/healthz").status_code == 200)
+            until(lambda: fleet.post("/accounts/acc-00/deposit", json={"amount": 1}).status_code == 200)
+    finally:
+        plug.pull()
+
+
+def test_a_worker_respawned_while_the_database_is_gone_boots_and_serves(databases):
+    """gunicorn respawns a worker at any time; one that cannot boot makes gunicorn halt the whole server.
+    So a worker boots without the database: it answers 503 until the database is back."""
+    url = databases.create()
+    plug = Plug(("127.0.0.1", 5432))
+    try:
+        with live_server(*FLEET[:4], "--threads", "6", "--database-url", plug.url(url), startup_timeout=40) as fleet:
+            assert fleet.post("/accounts/acc-00/deposit", json={"amount": 1}).status_code == 200
+            plug.pull()
+            victim = psutil.Process(fleet.pid).children()[0]
+            booted = sum("Booting worker" in line for line in fleet.output)
+            victim.kill()
+            until(lambda: sum("Booting worker" in line for line in fleet.output) > booted, what="no worker respawned")
+            time.sleep(4)  # longer than the pool's wait for a connection: a boot that needed one has failed by now
+            assert fleet.process.poll() is None, "".join(fleet.output[-40:])
+            assert fleet.get("/healthz").status_code == 503
             plug.push()
             until(lambda: fleet.get("/healthz").status_code == 200)
             until(lambda: fleet.post("/accounts/acc-00/deposit", json={"amount": 1}).status_code == 200)

@@ -32,7 +32,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> contract.BankAP
     app.json.sort_keys = False
     app.extensions["bankapp"] = lab = make_lab(config)
     problems.init_app(app)
-    metrics.init_app(app, lab)  # first of the before_request hooks: every request is timed
+    metrics.init_app(app, lab, config.workers)  # first of the before_request hooks: every request is timed
     idempotency.init_app(app)
     for blueprint in (introspection.bp, accounts.bp, checkout.bp, transfers.bp, admin.bp, dashboard.bp):
         app.register_api(blueprint)

@@ -253,9 +253,14 @@ def lab_families(stats: dict, created: float, resets: int) -> list:
     return families
 
 
-def init_app(app: Flask, lab: Lab) -> None:
-    """Time every request and serve `/metrics` (call before any other `before_request`, so that all are timed)."""
-    state = Metrics(lab, multiprocess=lab.config().workers > 1)
+def init_app(app: Flask, lab: Lab, workers: int) -> None:
+    """Time every request and serve `/metrics` (call before any other `before_request`, so that all are timed).
+
+    `workers` comes from the settings the process started with, never from
+    `lab.config()`: on the postgres store that reads the database, and a
+    worker must boot (gunicorn respawns one at any time) while it is down.
+    """
+    state = Metrics(lab, multiprocess=workers > 1)
     app.extensions["bankapp.metrics"] = state
     app.before_request(state.request_started)
     app.after_request(state.request_finished)
