@@ -49,7 +49,7 @@ def links(host: str, port: int, locust_port: int, prometheus_port: int) -> list[
 def token_line(environ: dict[str, str]) -> str:
     # never printed: this is the command an instructor runs with the projector on
     if environ.get("BANKAPP_ADMIN_TOKEN", "").strip():
-        where = "the value of BANKAPP_ADMIN_TOKEN, set in this shell (not shown here)"
+        where = "the value of BANKAPP_ADMIN_TOKEN in this environment (not shown here)"
     else:
         where = (
             f"BANKAPP_ADMIN_TOKEN as given to docker compose ({COMPOSE_DEFAULT_TOKEN!r} if it was not set), "

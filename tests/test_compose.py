@@ -285,7 +285,7 @@ def test_bankapp_urls_never_prints_the_token(capsys, monkeypatch):
     monkeypatch.setenv("BANKAPP_ADMIN_TOKEN", "s3cret-token")
     assert main(["urls", "--host", "192.168.1.20", "--port", "80"]) == 0
     out = capsys.readouterr().out
-    assert "http://192.168.1.20:80/" in out and "set in this shell" in out
+    assert "http://192.168.1.20:80/" in out and "BANKAPP_ADMIN_TOKEN in this environment" in out
     assert "s3cret-token" not in out
 
 
@@ -382,3 +382,8 @@ def test_the_wheel_built_from_the_context_alone_carries_the_assets_and_the_locus
         assert needed in names, needed
     entry_points = next(name for name in names if name.endswith("entry_points.txt"))
     assert "bankapp = bankapp.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_the_readme_quotes_bankapp_urls_as_it_prints():
+    printed = urls.render("localhost", urls.PROXY_PORT, urls.LOCUST_PORT, urls.PROMETHEUS_PORT, environ={})
+    assert f"```\n{printed}\n```" in (ROOT / "README.md").read_text()

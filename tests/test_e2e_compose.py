@@ -50,14 +50,32 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_for(url: str, timeout: float, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        time.sleep(0.1)
-    pytest.fail(f"{url} did not answer 200 within {timeout} s (exit code {process.poll()})")
+class Nginx:
+    """nginx with the proxy's template rendered from `environment`, listening on `NGINX_PORT`, stopped by PID.
+    `logged` is its error log once stopped."""
+
+    def __init__(self, environment: dict[str, str]):
+        self.url = f"http://127.0.0.1:{environment['NGINX_PORT']}"
+        self.logged = ""
+        self.prefix = compose.render_nginx(environment)
+        self._log = (self.prefix / "nginx.log").open("w")
+        command = compose.nginx_command(nginx_or_skip(), self.prefix, "-g", "daemon off;")
+        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def __enter__(self) -> Nginx:
+        deadline = time.monotonic() + 30
+        while self.process.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", urlsplit(self.url).port), 1):
+                return self
+            time.sleep(0.1)
+        self.__exit__()
+        pytest.fail(f"nginx did not listen within 30 s (exit code {self.process.poll()}): {self.logged[-2000:]}")
+
+    def __exit__(self, *exc_info) -> None:
+        stop_process(self.process)
+        self._log.close()
+        self.logged = (self.prefix / "nginx.log").read_text()
+        shutil.rmtree(self.prefix, ignore_errors=True)
 
 
 class Lab:
@@ -75,7 +93,7 @@ class Lab:
 @pytest.fixture(scope="module")
 def lab(databases):
     services = compose.load({"BANKAPP_ADMIN_TOKEN": TOKEN})["services"]
-    binary = nginx_or_skip()
+    nginx_or_skip()
 
     # the app: its command, bound to loopback on a free port, on a database of the test's own
     argv = compose.argv(services["app"])
@@ -88,22 +106,16 @@ def lab(databases):
         loopback = compose.Loopback(services, {"app": urlsplit(app.url).port})
         proxy_environment = loopback.environment(services["proxy"]["environment"])
         proxy_environment["NGINX_PORT"] = str(free_port())
-        prefix = compose.render_nginx(proxy_environment)
-        log = (prefix / "nginx.log").open("w")
-        nginx = subprocess.Popen(
-            compose.nginx_command(binary, prefix, "-g", "daemon off;"), stdout=log, stderr=subprocess.STDOUT
-        )
-        try:
-            proxy = f"http://127.0.0.1:{proxy_environment['NGINX_PORT']}"
-            wait_for(proxy + "/healthz", 30, nginx)
-            yield Lab(services, app, proxy)
-        finally:
-            stop_process(nginx)
-            log.close()
-            logged = (prefix / "nginx.log").read_text()
-            shutil.rmtree(prefix)
-        # no upstream error all along (a 502 from a kept-alive connection gunicorn closed, a refused connect)
-        assert not re.search(r"\[(error|crit|alert|emerg)\]", logged), logged[-3000:]
+        with Nginx(proxy_environment) as proxy:
+            yield Lab(services, app, proxy.url)
+    # no upstream error all along (a 502 from a kept-alive connection gunicorn closed, a refused connect)
+    # (a client's own fault, such as a body over the limit, is logged as an error too: not counted)
+    failures = [
+        line
+        for line in proxy.logged.splitlines()
+        if re.search(r"\[(crit|alert|emerg)\]", line) or ("[error]" in line and "upstream" in line)
+    ]
+    assert not failures, failures
 
 
 def test_the_proxy_serves_the_dashboard_its_assets_and_the_api(lab):
@@ -123,6 +135,27 @@ def test_admin_routes_want_the_compose_token_through_the_proxy(lab):
     assert lab.admin("PATCH", "/admin/config", token="wrong", json={"race_window_ms": 1}).status_code == 403
     changed = lab.admin("PATCH", "/admin/config", json={"race_window_ms": 1})
     assert changed.status_code == 200 and changed.json()["race_window_ms"] == 1
+
+
+def test_the_proxy_refuses_a_body_over_the_limit_as_bankapp_would(lab):
+    body, headers = b"0" * (1024 * 1024 + 1), {"Content-Type": "application/json"}
+    at_proxy = requests.post(lab.proxy + "/accounts/acc-00/deposit", data=body, headers=headers, timeout=10)
+    at_app = requests.post(lab.app.url + "/accounts/acc-00/deposit", data=body, headers=headers, timeout=10)
+    assert at_proxy.status_code == at_app.status_code == 413
+    assert at_proxy.headers["Content-Type"] == at_app.headers["Content-Type"] == "application/problem+json"
+    assert at_proxy.json()["type"] == at_app.json()["type"]
+    assert "1 MiB" in at_proxy.json()["detail"]
+
+
+def test_the_proxy_says_bankapp_is_not_answering_as_a_problem():
+    services = compose.load()["services"]
+    environment = compose.Loopback(services, {"app": free_port()}).environment(services["proxy"]["environment"])
+    with Nginx({**environment, "NGINX_PORT": str(free_port())}) as proxy:
+        answer = requests.get(proxy.url + "/healthz", timeout=10)
+    assert answer.status_code == 502 and answer.headers["Content-Type"] == "application/problem+json"
+    assert answer.headers["Retry-After"] == "1"
+    assert answer.json()["status"] == 502 and "not answering" in answer.json()["detail"]
+    assert "connect() failed" in proxy.logged
 
 
 def connections_to(port: int) -> int:
