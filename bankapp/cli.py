@@ -1,7 +1,8 @@
 """The `bankapp` command: its arguments, and which part of bankapp each command runs.
 
 `bankapp serve` is gunicorn with the gthread worker (`launcher`); `bankapp
-demo` and `bankapp compare` run the guard matrix (`compare.console`). Every
+demo` and `bankapp compare` run the guard matrix (`compare.console`);
+`bankapp urls` prints what to open once the lab runs (`urls`). Every
 setting of `Config` is a flag of `serve` named after it (`race_window_ms` is
 `--race-window-ms`) and a `BANKAPP_*` variable; a flag wins over the
 environment, which wins over the default.
@@ -14,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import launcher
+from . import launcher, urls
 from .settings import ENV_PREFIX, Config, SettingsError, expand_guard, from_environment, load
 from .web import admin_auth
 
@@ -62,7 +63,8 @@ def compare(args: argparse.Namespace, demo: bool) -> int:
     return run_command(run, args.command)
 
 
-def main(argv: list[str] | None = None) -> int:
+def make_parser() -> argparse.ArgumentParser:
+    """Every command and its flags; parsing starts nothing (the compose file's commands are checked with it)."""
     parser = argparse.ArgumentParser(prog="bankapp", description="A concurrency lab served over HTTP.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve_parser = commands.add_parser(
@@ -93,7 +95,30 @@ def main(argv: list[str] | None = None) -> int:
         "--guards",
         help="comma-separated guards or policies (unsafe,lock,semaphore(4),naive) or rows (deposit:unsafe) [all]",
     )
-    args = parser.parse_args(argv)
+    urls_parser = commands.add_parser(
+        "urls",
+        help="print the URLs to open once the lab runs (docker compose up)",
+        description="Print the dashboard, Locust, API docs, metrics and Prometheus URLs of the lab that "
+        "docker-compose.yml publishes, and how the admin token reaches the dashboard.",
+    )
+    urls_parser.add_argument("--host", default="localhost", help="host name or address to print [localhost]")
+    urls_parser.add_argument(
+        "--port", type=int, default=urls.PROXY_PORT, help=f"the dashboard's port [{urls.PROXY_PORT}]"
+    )
+    urls_parser.add_argument(
+        "--locust-port", type=int, default=urls.LOCUST_PORT, help=f"Locust's web UI port [{urls.LOCUST_PORT}]"
+    )
+    urls_parser.add_argument(
+        "--prometheus-port", type=int, default=urls.PROMETHEUS_PORT, help=f"Prometheus' port [{urls.PROMETHEUS_PORT}]"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    if args.command == "urls":
+        print(urls.render(args.host, args.port, args.locust_port, args.prometheus_port))
+        return 0
     if args.command in {"demo", "compare"}:
         return compare(args, demo=args.command == "demo")
     if args.command == "serve":

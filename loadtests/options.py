@@ -40,6 +40,12 @@ def add_options(parser) -> None:
         "POST /admin/reset before the run (balances, stock, counters)",
         action=argparse.BooleanOptionalAction,
     )
+    option(
+        "--admin-token",
+        "",
+        "bankapp's admin_token, sent with the reset and the settings read (a server bound beyond loopback wants it)",
+        include_in_web_ui=False,
+    )
     option("--verdict-json", "", "write the verdict as JSON to this path", include_in_web_ui=False)
     option(
         "--fail-on-anomaly",

@@ -87,8 +87,8 @@ class Referee:
         self.workers = environment.runner.worker_count if isinstance(environment.runner, MasterRunner) else 0
         try:
             if options.reset_first:
-                server.reset(host)
-            self.before = server.snapshot(host)
+                server.reset(host, options.admin_token)
+            self.before = server.snapshot(host, token=options.admin_token)
         except OSError as error:
             log.error("bankapp: could not read the server at %s before the run: %s", host, error)
             self.before = {}
@@ -141,7 +141,7 @@ class Referee:
         host, busy = environment.host or "", 0
         try:
             busy = server.wait_until_quiet(host, QUIET_WAIT_SECONDS)
-            after = server.snapshot(host, audit=bool(ran_transfers))
+            after = server.snapshot(host, audit=bool(ran_transfers), token=environment.parsed_options.admin_token)
         except OSError as error:
             log.error("bankapp: could not read the server after the run: %s", error)
             after = {}

@@ -3,6 +3,9 @@
 The master (or the single local process) reads these at the start and at the
 end of a run; users never do. A path the server does not serve (a section
 still to come, an older server) reads as None rather than failing the run.
+The admin routes (the reset, the settings) carry `token`, bankapp's
+`admin_token`, when one is given: a server bound beyond loopback (a room, a
+container) wants it from every client.
 """
 
 from __future__ import annotations
@@ -16,24 +19,35 @@ from typing import Any
 TIMEOUT = 15
 
 
-def call(host: str, method: str, path: str, body: dict | None = None) -> Any:
-    """JSON of a 2xx answer; None for 404/405 (the server lacks the path)."""
+def call(host: str, method: str, path: str, body: dict | None = None, token: str = "") -> Any:
+    """JSON of a 2xx answer; None for 404/405 (the server lacks the path).
+
+    A 401 or 403 raises a `PermissionError` (an `OSError`, like every other
+    way of not reaching the server) that says how to give Locust the token.
+    """
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        host.rstrip("/") + path, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(host.rstrip("/") + path, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         if error.code in (404, 405):
             return None
+        if error.code in (401, 403):
+            given = "was refused" if token else "is needed"
+            raise PermissionError(
+                f"{method} {path} answered {error.code}: the server's admin_token {given}; give Locust "
+                "--admin-token (or LOCUST_ADMIN_TOKEN) the token bankapp serve was started with"
+            ) from None
         raise
 
 
-def reset(host: str) -> None:
+def reset(host: str, token: str = "") -> None:
     """Balances, stock and counters back to the start; settings stay."""
-    call(host, "POST", "/admin/reset")
+    call(host, "POST", "/admin/reset", token=token)
 
 
 def account_ids(host: str) -> list[str]:
@@ -41,14 +55,14 @@ def account_ids(host: str) -> list[str]:
     return [row["id"] for row in listing.get("accounts", [])]
 
 
-def snapshot(host: str, audit: bool = False) -> dict[str, Any]:
+def snapshot(host: str, audit: bool = False, token: str = "") -> dict[str, Any]:
     """Balances, `/stats`, settings, catalogue stock and (on request) `/audit`."""
     listing = call(host, "GET", "/accounts")
     stats = call(host, "GET", "/stats")
     return {
         "balances": None if listing is None else {row["id"]: row["balance"] for row in listing["accounts"]},
         "stats": stats,
-        "config": call(host, "GET", "/admin/config"),
+        "config": call(host, "GET", "/admin/config", token=token),
         "audit": call(host, "GET", "/audit") if audit else None,
         "stock": stock_levels(stats),
     }

@@ -191,3 +191,15 @@ def test_retries_without_idempotency_keys_apply_deposits_twice_and_fail_the_run(
     assert doubled and "retries without an Idempotency-Key" in doubled[0], run.verdict["anomalies"]
     assert run.verdict["disagreements"] == []  # the keyless retries explain the server's extra deposits
     assert "applied twice" in run.output
+
+
+def test_the_master_sends_the_admin_token_a_server_wants(tmp_path):
+    """A server with an admin_token (bound beyond loopback, as in docker-compose.yml) answers the reset and the
+    settings read only with the token: Locust given it judges the run; without it, it says what is missing."""
+    with live_server("--guard", "lock", "--admin-token", "t0ken") as guarded:
+        with_token = run_locust(guarded, tmp_path, "DepositUser", users_count=4, extra=("--admin-token", "t0ken"))
+        assert with_token.returncode == 0, with_token
+        assert with_token.verdict["ok"] is True and "could not read the server" not in with_token.output
+        without = run_locust(guarded, tmp_path, "DepositUser", users_count=4)
+    assert "POST /admin/reset answered 401: the server's admin_token is needed" in without.output
+    assert "give Locust --admin-token (or LOCUST_ADMIN_TOKEN)" in without.output
