@@ -22,7 +22,7 @@ ENV_PREFIX = "BANKAPP_"
 
 #: Settings that shape the process (gunicorn, the size of the bank); they are
 #: fixed at start and refused by PATCH.
-STARTUP_ONLY = frozenset({"accounts", "initial_balance", "threads", "workers", "host", "port", "store"})
+STARTUP_ONLY = frozenset({"accounts", "initial_balance", "threads", "workers", "host", "port", "store", "log_level"})
 
 #: Threads kept free for `/healthz`, `/stats` and the admin routes, whatever
 #: the checkouts take.
@@ -67,6 +67,9 @@ class Config(BaseModel):
     host: str = Field("127.0.0.1", min_length=1, description="address to bind")
     port: int = Field(8000, ge=0, le=65535, description="port to bind (0 picks a free one)")
     store: Literal["memory"] = Field("memory", description="where balances live")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="gunicorn's log level; debug adds the worker's full counters when it stops"
+    )
     admin_token: str | None = Field(None, description="bearer token required by /admin/* (see Security)")
 
     @field_validator("lock_timeout_ms", mode="before")
