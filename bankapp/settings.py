@@ -10,6 +10,7 @@ consistent view even if a PATCH lands while it runs.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from typing import Any, Literal, get_args
 
@@ -55,6 +56,13 @@ class Config(BaseModel):
     )
     deadlock_check_ms: float = Field(
         50, ge=1, le=60_000, description="a lock wait longer than this checks the wait-for graph for a cycle"
+    )
+    switch_interval_us: float = Field(
+        5000,
+        ge=1,
+        le=1_000_000,
+        description="CPython's thread switch interval (sys.setswitchinterval), in microseconds; lower it to see "
+        "races with race_window_ms 0",
     )
     service_time_ms: float = Field(
         50, ge=0, le=60_000, description="the payment gateway's time per checkout when not overloaded"
@@ -121,6 +129,21 @@ class Config(BaseModel):
     def lock_timeout(self) -> float | None:
         """`lock_timeout_ms` in seconds, or None for 'wait forever'."""
         return None if self.lock_timeout_ms is None else self.lock_timeout_ms / 1000
+
+    def apply_to_interpreter(self) -> None:
+        """Set CPython's switch interval to `switch_interval_us`, for the whole process.
+
+        Only one thread runs Python code at a time (the GIL). A thread that
+        wants it asks; the running thread lets go at its next blocking call
+        (a sleep, a socket read) or, if it has none, once the switch interval
+        has passed: 5 ms by default. A deposit's read-modify-write with no
+        race window blocks nowhere and lasts well under a microsecond, so a
+        switch almost never lands between its read and its write, and the
+        race, always there, is almost never seen. With an interval of a few
+        microseconds, switches land anywhere, that gap included.
+        """
+        if sys.getswitchinterval() != self.switch_interval_us / 1_000_000:
+            sys.setswitchinterval(self.switch_interval_us / 1_000_000)
 
     def public(self) -> dict[str, Any]:
         """The settings as `GET /admin/config` shows them (never the token)."""
@@ -199,6 +222,7 @@ class ConfigHolder:
         self._config = config
         self._lock = threading.Lock()
         self._listeners: list = []
+        config.apply_to_interpreter()
 
     @property
     def current(self) -> Config:
@@ -232,6 +256,7 @@ class ConfigHolder:
             except ValidationError as error:
                 raise describe(error) from None
             self._config = new
+            new.apply_to_interpreter()
         for listener in self._listeners:
             listener(old, new)
         return new
