@@ -29,7 +29,7 @@ def field(name: str) -> Callable[[dict], str]:
 
 
 def rounded(name: str) -> Callable[[dict], str]:
-    return lambda row: f"{row[name]:.0f}"
+    return lambda row: f"{row[name]:,.0f}"
 
 
 def count(name: str) -> Callable[[dict], str]:
