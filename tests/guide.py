@@ -344,8 +344,11 @@ class Trainee:
 
     def rewrite(self, text: str) -> str:
         """The guide's `.venv/bin/` is this environment's; its ports are those the servers got."""
-        text = re.sub(r"\.venv/bin/python\b", sys.executable, text)
-        text = text.replace(".venv/bin/", self.scripts + "/")
+        text = re.sub(
+            r"\.venv/bin/([\w.-]+)",
+            lambda found: sys.executable if found[1] == "python" else f"{self.scripts}/{found[1]}",
+            text,
+        )
         for guide_port, server in self.servers.items():
             text = re.sub(rf"(127\.0\.0\.1|localhost):{guide_port}\b", rf"\g<1>:{server.port}", text)
         return text
