@@ -97,7 +97,6 @@ class Stopping:
 
     def __init__(self, worker, app):
         self.worker = worker
-        self.app = app
         self.lab = app.extensions["bankapp"]
         self.in_flight = InFlight(app, self._maybe_final)
         self.graceful_timeout = float(worker.cfg.graceful_timeout)
@@ -135,7 +134,7 @@ class Stopping:
             time.sleep(0.1)
             running = self.in_flight.requests()
             if not running:
-                return  # the worker exits the usual way, and says its last line
+                continue  # the worker exits the usual way and says its last line (unless a late request sticks)
             now = time.monotonic()
             if not announced and now - self._began >= ANNOUNCE_AFTER_S:
                 announced = True

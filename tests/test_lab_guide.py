@@ -4,7 +4,7 @@
 every command block in order against real servers, as a trainee would in
 two terminals, and check that each output the guide quotes has the shape of
 what came out. So the guide cannot drift from the program. How to write a
-lesson so that it is tested (`tests/guide.py` implements this):
+lesson so that it is tested (`tests/guide.py` and `tests/guide_run.py` implement this):
 
 Fenced blocks, by info string:
 
@@ -75,7 +75,7 @@ import pytest
 
 from bankapp.lessons import LESSONS
 
-from . import guide
+from . import guide, guide_run
 from .guide import GuideError, Section, matches, parse
 
 #: Lessons run alone too, each on a fresh server: all but 3 and 12, whose Locust runs take 20 s and more
@@ -149,14 +149,14 @@ def check(outcomes) -> None:
 @pytest.mark.e2e
 @pytest.mark.timeout(900)
 def test_the_whole_guide_runs_in_order_and_prints_what_it_quotes(tmp_path):
-    check(guide.run_sections(guide.guide_sections(), tmp_path))
+    check(guide_run.run_sections(guide.guide_sections(), tmp_path))
 
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("number", ALONE)
 def test_a_lesson_works_alone(number, tmp_path):
     """Right after "Before you start", on a fresh server: nothing from another lesson."""
-    check(guide.run_sections([*guide.setup_sections(), guide.lesson(number)], tmp_path))
+    check(guide_run.run_sections([*guide.setup_sections(), guide.lesson(number)], tmp_path))
 
 
 def show(outcome) -> None:
@@ -174,7 +174,7 @@ def main(numbers: list[int]) -> int:
         sections = [*guide.setup_sections(), *(guide.lesson(number) for number in numbers)]
     began = time.monotonic()
     with tempfile.TemporaryDirectory() as workdir:
-        outcomes = guide.run_sections(sections, Path(workdir), show=show)
+        outcomes = guide_run.run_sections(sections, Path(workdir), show=show)
     print(f"\n{sum(o.ok for o in outcomes)} of {len(outcomes)} steps as quoted, in {time.monotonic() - began:.0f} s")
     return 0 if all(outcome.ok for outcome in outcomes) else 1
 
