@@ -154,8 +154,9 @@ class Stopping:
 
     def _cut(self, running: dict[int, str]) -> None:
         """Say what is stuck and the last line, then end the process: the stuck threads never will."""
-        say(f"bankapp: {stuck_sentence(running, self.lab)}: stopping {'them' if len(running) > 1 else 'it'}")
-        self._last_line()
+        self._last_line(
+            f"bankapp: {stuck_sentence(running, self.lab)}: stopping {'them' if len(running) > 1 else 'it'}"
+        )
         os._exit(0)
 
     def worker_exited(self) -> None:
@@ -171,13 +172,14 @@ class Stopping:
         if exiting:  # Ctrl-C: the worker left while requests ran; the last one to end speaks
             self._last_line()
 
-    def _last_line(self) -> None:
+    def _last_line(self, before: str = "") -> None:
+        """The summary, once; `before` (what was stopped) goes with it in one write, so no log line parts them."""
         with self._lock:
             if self._said_last:
                 return
             self._said_last = True
         report = final_report(self.lab)
-        say(summary(report))
+        say(f"{before}\n{summary(report)}" if before else summary(report))
         self.worker.log.debug("bankapp: worker %s final report %s", report["pid"], json.dumps(report))
 
 

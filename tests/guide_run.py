@@ -165,9 +165,11 @@ class Outcome:
 
     def report(self) -> str:
         expected = self.step.output.text if self.step.output else "(nothing)"
+        action = self.step.action
+        runs = "Ctrl-C in the terminal of the server started last" if action.kind == "ctrl-c" else action.text
         return (
-            f"docs/lab-guide.md line {self.step.action.line}, section {self.section.title!r}:\n"
-            f"--- the guide runs\n{self.step.action.text}\n--- and quotes\n{expected}\n"
+            f"docs/lab-guide.md line {action.line}, section {self.section.title!r}:\n"
+            f"--- the guide runs\n{runs}\n--- and quotes\n{expected}\n"
             f"--- but it printed\n{self.actual}"
         )
 
