@@ -2,7 +2,9 @@
 
 `bankapp serve` is gunicorn with the gthread worker (`launcher`); `bankapp
 demo` and `bankapp compare` run the guard matrix (`compare.console`);
-`bankapp urls` prints what to open once the lab runs (`urls`). Every
+`bankapp urls` prints what to open once the lab runs (`urls`); `bankapp
+lesson N` puts a running server in the state a lesson of the lab guide
+starts from (`lessons`). Every
 setting of `Config` is a flag of `serve` named after it (`race_window_ms` is
 `--race-window-ms`) and a `BANKAPP_*` variable; a flag wins over the
 environment, which wins over the default.
@@ -15,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import launcher, urls
+from . import launcher, lessons, urls
 from .settings import ENV_PREFIX, Config, SettingsError, expand_guard, from_environment, load
 from .web import admin_auth
 
@@ -111,6 +113,17 @@ def make_parser() -> argparse.ArgumentParser:
     urls_parser.add_argument(
         "--prometheus-port", type=int, default=urls.PROMETHEUS_PORT, help=f"Prometheus' port [{urls.PROMETHEUS_PORT}]"
     )
+    lesson_parser = commands.add_parser(
+        "lesson",
+        help="put a running server in the state a lesson of the lab guide starts from",
+        description="Set every runtime setting to its default and lesson N's settings over them "
+        "(PATCH /admin/config), reset balances and counters (POST /admin/reset), and print the "
+        "lesson's settings. See docs/lab-guide.md.",
+    )
+    lesson_parser.add_argument(
+        "number", type=int, choices=sorted(lessons.LESSONS), metavar="N", help=f"lesson, 1 to {max(lessons.LESSONS)}"
+    )
+    lesson_parser.add_argument("--url", default="http://127.0.0.1:8000", help="the server [%(default)s]")
     return parser
 
 
@@ -118,6 +131,13 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     if args.command == "urls":
         print(urls.render(args.host, args.port, args.locust_port, args.prometheus_port))
+        return 0
+    if args.command == "lesson":
+        try:
+            print("\n".join(lessons.start(args.number, args.url.rstrip("/"), lessons.token_from_environment())))
+        except lessons.LessonError as error:
+            print(f"bankapp lesson: {error}", file=sys.stderr)
+            return 2
         return 0
     if args.command in {"demo", "compare"}:
         return compare(args, demo=args.command == "demo")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
 from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args
@@ -37,9 +38,11 @@ ENV_PREFIX = "BANKAPP_"
 
 #: Settings that shape the process (gunicorn, the size of the bank); they are
 #: fixed at start and refused by PATCH.
-STARTUP_ONLY = frozenset({"accounts", "initial_balance", "threads", "workers", "host", "port", "store", "database_url"})
+STARTUP_ONLY = frozenset(
+    {"accounts", "initial_balance", "threads", "workers", "host", "port", "store", "database_url", "log_level"}
+)
 #: Settings of one process, never shared through a database: how it runs and where it finds the rest.
-PROCESS_ONLY = frozenset({"threads", "workers", "host", "port", "store", "database_url", "admin_token"})
+PROCESS_ONLY = frozenset({"threads", "workers", "host", "port", "store", "database_url", "admin_token", "log_level"})
 
 #: Threads kept free for `/healthz`, `/stats`, `/debug/locks` and the admin
 #: routes, whatever the requests that wait on locks take (see `lab.Gate`).
@@ -115,6 +118,13 @@ class Config(BaseModel):
     deadlock_check_ms: float = Field(
         50, ge=1, le=60_000, description="a lock wait longer than this checks the wait-for graph for a cycle"
     )
+    switch_interval_us: float = Field(
+        5000,
+        ge=1,
+        le=1_000_000,
+        description="CPython's thread switch interval (sys.setswitchinterval), in microseconds; lower it to see "
+        "races with race_window_ms 0",
+    )
     service_time_ms: float = Field(
         50, ge=0, le=60_000, description="the payment gateway's time per checkout when not overloaded"
     )
@@ -132,6 +142,9 @@ class Config(BaseModel):
     )
     database_url: str | None = Field(
         None, description="libpq URL of the PostgreSQL database, required with store postgres"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="gunicorn's log level; debug adds the worker's full counters when it stops"
     )
     admin_token: str | None = Field(None, description="bearer token required by /admin/* (see Security)")
 
@@ -206,6 +219,21 @@ class Config(BaseModel):
     def lock_timeout(self) -> float | None:
         """`lock_timeout_ms` in seconds, or None for 'wait forever'."""
         return None if self.lock_timeout_ms is None else self.lock_timeout_ms / 1000
+
+    def apply_to_interpreter(self) -> None:
+        """Set CPython's switch interval to `switch_interval_us`, for the whole process.
+
+        Only one thread runs Python code at a time (the GIL). A thread that
+        wants it asks; the running thread lets go at its next blocking call
+        (a sleep, a socket read) or, if it has none, once the switch interval
+        has passed: 5 ms by default. A deposit's read-modify-write with no
+        race window blocks nowhere and lasts well under a microsecond, so a
+        switch almost never lands between its read and its write, and the
+        race, always there, is almost never seen. With an interval of a few
+        microseconds, switches land anywhere, that gap included.
+        """
+        if sys.getswitchinterval() != self.switch_interval_us / 1_000_000:
+            sys.setswitchinterval(self.switch_interval_us / 1_000_000)
 
     def public(self) -> dict[str, Any]:
         """The settings as `GET /admin/config` shows them (never the token, nor the database's password)."""
@@ -310,6 +338,7 @@ class ConfigHolder:
     def __init__(self, config: Config):
         self._config = config
         self._lock = threading.Lock()
+        config.apply_to_interpreter()
 
     @property
     def current(self) -> Config:
@@ -320,6 +349,7 @@ class ConfigHolder:
         changes = check_patch(changes)
         with self._lock:
             self._config = apply_patch(self._config, changes)
+            self._config.apply_to_interpreter()
             return self._config
 
 

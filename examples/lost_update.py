@@ -6,8 +6,10 @@
 Sixteen threads each open a connection and deposit 1 cent into acc-00, again
 and again, first under the guard `unsafe`, then under `lock`, switched live
 with `PATCH /admin/config` (`--guards` picks others: `row-lock` and the other
-database guards against the postgres store). Each line ends with how many
-worker processes served the connections. Every deposit is acknowledged (200), yet under
+database guards against the postgres store), and switched back to the guard
+in force before, at the end, so the server is left as it was found. Each
+line ends with how many worker processes served the connections. Every
+deposit is acknowledged (200), yet under
 `unsafe` the balance falls short: two threads read the same balance, both
 add one, and the second write erases the first.
 
@@ -103,15 +105,21 @@ def main() -> int:
             raise SystemExit(str(error)) from None
     url = server.url if server else args.url
     try:
+        found = admin(url, "GET", "/admin/config")["deposit_guard"]
         print(f"{args.threads} threads x {args.deposits} deposits of 1 cent into acc-00 at {url}")
-        for guard in args.guards.split(","):
-            row = run_round(url, guard, args.threads, args.deposits)
-            share = row["lost"] / row["acknowledged"] if row["acknowledged"] else 0
-            print(
-                f"  {guard:<13} acknowledged {row['acknowledged']:>5}  balance grew {row['balance_change']:>5}  "
-                f"lost {row['lost']:>5} ({share:.1%})  in {row['seconds']:.1f} s, "
-                f"{row['workers']} worker{'s' if row['workers'] > 1 else ''}"
-            )
+        try:
+            for guard in args.guards.split(","):
+                row = run_round(url, guard, args.threads, args.deposits)
+                share = row["lost"] / row["acknowledged"] if row["acknowledged"] else 0
+                print(
+                    f"  {guard:<13} acknowledged {row['acknowledged']:>5}  balance grew {row['balance_change']:>5}  "
+                    f"lost {row['lost']:>5} ({share:.1%})  in {row['seconds']:.1f} s, "
+                    f"{row['workers']} worker{'s' if row['workers'] > 1 else ''}"
+                )
+        finally:
+            admin(url, "PATCH", "/admin/config", {"deposit_guard": found})
+        if not server and found not in args.guards.split(",")[-1:]:
+            print(f"  deposit_guard back to {found}, as it was")
     finally:
         if server:
             server.stop()

@@ -59,9 +59,9 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
 
 
 @contextmanager
-def live_server(*flags: str, startup_timeout: float = 20, env: dict | None = None):
+def live_server(*flags: str, startup_timeout: float = 20, env: dict | None = None, new_session: bool = False):
     """Run `bankapp serve --host 127.0.0.1 --port 0 FLAGS...`; yield a `LiveServer`."""
-    with LiveServer(*flags, env=env, startup_timeout=startup_timeout) as server:
+    with LiveServer(*flags, env=env, startup_timeout=startup_timeout, new_session=new_session) as server:
         yield server
 
 

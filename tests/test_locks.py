@@ -221,20 +221,6 @@ def test_a_cycle_through_a_brief_try_is_not_a_deadlock():
     assert table.detected == 0
 
 
-def test_the_final_report_names_a_held_account_lock(make_app):
-    """A worker that stops while a transfer holds an account lock says so."""
-    from bankapp.launcher import final_report
-
-    app = make_app()
-    lock = app.extensions["bankapp"].locks["acc-03"]
-    assert lock.acquire(timeout=1)
-    try:
-        assert any("acc-03" in held for held in final_report(app)["held_guards"])
-    finally:
-        lock.release()
-    assert final_report(app)["held_guards"] == []
-
-
 def test_a_recorded_deadlock_whose_record_is_gone_is_written_again_whole():
     """The victim's 409 needs a complete record even after `recent` forgot it (found in review: a KeyError, a 500)."""
     from bankapp.lab.locks import DeadlockVictim, LockTable, Wait

@@ -17,6 +17,8 @@ def fake_rows():
             "settings": config.settings,
             "requests": 1000 + index,
             "rps": 300.0 + index,
+            "completed_per_s": 20.0 if config.scenario == "checkout" and config.guard == "lock" else 100.0,
+            "rejected_per_s": 280.0 if config.scenario == "checkout" and config.guard != "unsafe" else 0.0,
             "p50_ms": 5.0,
             "p95_ms": 20.0,
             "p99_ms": 40.0,
@@ -50,6 +52,7 @@ def test_report_files_parse_and_charts_are_inline(tmp_path):
         table = list(csv.DictReader(handle))
     assert [r["guard"] for r in table] == [r["guard"] for r in rows]
     assert {"scenario", "guard", "settings", "requests", "rps", "p50_ms", "p95_ms", "p99_ms"} <= table[0].keys()
+    assert {"completed_per_s", "rejected_per_s"} <= table[0].keys()
     assert {"lost_updates", "oversold", "peak_in_flight", "rejected", "deadlocks", "ok"} <= table[0].keys()
     page = paths["report.html"].read_text()
     assert page.count("<svg") == 6
@@ -66,8 +69,8 @@ def test_each_row_has_a_sentence_naming_its_numbers():
     assert "none of 2,000 lost" in rows[("deposit", "lock")]
     assert "4 permits" in rows[("deposit", "semaphore(4)")]
     assert "oversold 7" in rows[("checkout", "unsafe")]
-    assert "turned 900 away" in rows[("checkout", "semaphore")]
-    assert "100 checkouts/s completed" in rows[("checkout", "lock")]
+    assert "20 checkouts/s completed, and 280/s turned away" in rows[("checkout", "lock")]
+    assert "100 checkouts/s completed, 280/s turned away" in rows[("checkout", "semaphore")]
     assert "deadlocked 33 times" in rows[("transfer", "naive")]
     assert "4 audits saw money in flight" in rows[("transfer", "release-first")]
 
@@ -82,4 +85,27 @@ def test_locust_rows_merge_into_one_summary():
     summary = summarize(entries)
     assert summary["requests"] == 100
     assert summary["rps"] == 10.0
+    assert summary["elapsed_s"] == 10.0
     assert (summary["p50_ms"], summary["p95_ms"], summary["p99_ms"]) == (10.0, 500.0, 500.0)
+
+
+def test_throughput_is_what_got_done_and_what_was_refused_not_requests_alone(tmp_path):
+    """The lock row of checkout answers many fast 503s: its requests/s is high, its completed/s low.
+    The table shows completed/s and rejected/s first, and the sentence quotes the same figure."""
+    rows = [r for r in fake_rows() if r["scenario"] == "checkout"]
+    markdown = write(rows, tmp_path / "report")["report.md"].read_text()
+    header = markdown.splitlines()[2]
+    assert header.startswith("| scenario | guard | completed/s | rejected/s | requests/s |"), header
+    lock = next(line for line in markdown.splitlines() if line.startswith("| checkout | lock |"))
+    assert lock.startswith("| checkout | lock | 20 | 280 | 306 |"), lock
+    assert "only 20 checkouts/s completed" in markdown
+
+
+def test_panels_only_for_scenarios_that_ran(tmp_path):
+    checkout_only = [r for r in fake_rows() if r["scenario"] == "checkout"]
+    page = write(checkout_only, tmp_path / "checkout")["report.html"].read_text()
+    assert page.count("<svg") == 4  # throughput, latency, peak in flight, rejections
+    assert "lost updates" not in page.split("<figure>", 1)[1] and "deadlocks detected" not in page
+    deposits_only = [r for r in fake_rows() if r["scenario"] == "deposit"]
+    page = write(deposits_only, tmp_path / "deposit")["report.html"].read_text()
+    assert page.count("<svg") == 3  # throughput, latency, lost updates

@@ -125,3 +125,41 @@ def test_workers_above_one_are_allowed_with_the_postgres_store():
     config = load({"store": "postgres", "database_url": "postgresql://db/bank", "workers": "4"}, environ={})
     assert (config.workers, config.store) == (4, "postgres")
     assert config.public()["database_url"] == "postgresql://db/bank"
+
+
+def test_the_switch_interval_is_the_interpreters_and_a_patch_changes_it(client):
+    """`switch_interval_us` is CPython's `sys.setswitchinterval`, for the whole process."""
+    import sys
+
+    assert sys.getswitchinterval() == pytest.approx(0.005)  # the app applied the default: CPython's own
+    try:
+        response = client.patch("/admin/config", json={"switch_interval_us": 20})
+        assert response.status_code == 200
+        assert response.get_json()["switch_interval_us"] == 20
+        assert sys.getswitchinterval() == pytest.approx(0.000020)
+    finally:
+        sys.setswitchinterval(0.005)
+
+
+@pytest.mark.parametrize("value", [0, -5, "fast", 2_000_000])
+def test_a_bad_switch_interval_is_refused_and_changes_nothing(client, value):
+    import sys
+
+    response = client.patch("/admin/config", json={"switch_interval_us": value})
+    assert response.status_code == 422
+    assert "switch_interval_us" in response.get_json()["detail"]
+    assert sys.getswitchinterval() == pytest.approx(0.005)
+
+
+def test_log_level_is_fixed_at_start(client):
+    response = client.patch("/admin/config", json={"log_level": "debug"})
+    assert response.status_code == 422
+    assert "log_level: can only be set at start" in response.get_json()["detail"]
+
+
+def test_serve_help_lists_the_switch_interval_and_the_log_level():
+    result = subprocess.run(
+        [sys.executable, "-m", "bankapp", "serve", "--help"], capture_output=True, text=True, timeout=30
+    )
+    assert "--switch-interval-us" in result.stdout and "sys.setswitchinterval" in result.stdout
+    assert "--log-level" in result.stdout

@@ -34,15 +34,15 @@ def checkout(row: dict) -> str:
             f"{row['oversold']} units."
         )
     if guard in {"lock", "rlock"}:
-        per_second = row["completed"] / row["duration_s"] if row.get("duration_s") else 0
         return (
             f"One global {guard}: at most {row['peak_in_flight']} checkout in flight; safe, but only "
-            f"{per_second:.0f} checkouts/s completed, and {row['rejected']:,} turned away because only "
-            "max_waiting may queue for the lock."
+            f"{row['completed_per_s']:.0f} checkouts/s completed, and {row['rejected_per_s']:,.0f}/s turned away "
+            "because only max_waiting may queue for the lock."
         )
     return (
-        f"The semaphore admitted at most {row['peak_in_flight']} of capacity {row['capacity']} at once and "
-        f"turned {row['rejected']:,} away with 503 and Retry-After; oversold {row['oversold']}."
+        f"The semaphore admitted at most {row['peak_in_flight']} of capacity {row['capacity']} at once: "
+        f"{row['completed_per_s']:.0f} checkouts/s completed, {row['rejected_per_s']:,.0f}/s turned away with 503 "
+        f"and Retry-After; oversold {row['oversold']}."
     )
 
 

@@ -88,7 +88,9 @@ class ServerProcess:
     """`bankapp serve` on a free loopback port, in a child process, stopped by PID.
 
     `url` is where it answers, `process` the child (gunicorn's master), and
-    `output` every line it printed so far. Use it in a `with` block, or call
+    `output` every line it printed so far. With `new_session` it leads a
+    process group of its own, master and worker, as a server started in a
+    terminal does: `os.killpg(server.pid, SIGINT)` is that terminal's Ctrl-C. Use it in a `with` block, or call
     `stop()`; a start that fails or is interrupted stops the child before the
     exception leaves.
     """
@@ -99,6 +101,7 @@ class ServerProcess:
         log: Path | None = None,
         env: Mapping[str, str] | None = None,
         startup_timeout: float = 30,
+        new_session: bool = False,
     ):
         self.url = ""
         self.output: list[str] = []
@@ -111,6 +114,7 @@ class ServerProcess:
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, **(env or {})},
+            start_new_session=new_session,  # a process group of its own, to send it Ctrl-C as a terminal does
         )
         self._pump = threading.Thread(target=self._read_output, name="bankapp-serve-output", daemon=True)
         try:

@@ -57,6 +57,7 @@ class DatabaseSettings:
             return config
         config = self._build(body)
         self._cached = (latest, config)
+        config.apply_to_interpreter()  # a switch interval another worker set is this process's too
         return config
 
     @property
@@ -87,4 +88,5 @@ class DatabaseSettings:
             config = apply_patch(self._build(body), changes)
             latest = conn.execute(sql.WRITE_SETTINGS, (Jsonb(config.shared()), worker_name())).fetchone()[0]
         self._cached = (latest, config)
+        config.apply_to_interpreter()
         return config
