@@ -8,6 +8,7 @@ semaphore admits per worker while an advisory one admits across the fleet,
 and Locust's verdict, unchanged, is right about all of it.
 """
 
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -237,41 +238,45 @@ def test_terminated_backends_answer_503_never_500_and_the_fleet_recovers(fleet, 
     assert deposits["lost_updates"] == 0
 
 
-def test_a_fleet_whose_database_port_closes_says_so_and_comes_back(databases):
+@contextlib.contextmanager
+def plugged_fleet(databases):
+    """A fleet whose database is reached through a `Plug`, with one deposit made; yields (fleet, plug)."""
     url = databases.create()
     plug = Plug(("127.0.0.1", 5432))
     try:
         with live_server(*FLEET[:4], "--threads", "6", "--database-url", plug.url(url), startup_timeout=40) as fleet:
             assert fleet.post("/accounts/acc-00/deposit", json={"amount": 1}).status_code == 200
-            plug.pull()
-            health = fleet.get("/healthz")
-            assert health.status_code == 503 and health.json()["type"].endswith("store-unavailable")
-            assert fleet.post("/accounts/acc-00/deposit", json={"amount": 1}).status_code == 503
-            plug.push()
-            until(lambda: fleet.get("/healthz").status_code == 200)
-            until(lambda: fleet.post("/accounts/acc-00/deposit", json={"amount": 1}).status_code == 200)
+            yield fleet, plug
     finally:
         plug.pull()
+
+
+def comes_back(fleet, plug) -> None:
+    """The database returns: /healthz and deposits answer 200 again."""
+    plug.push()
+    until(lambda: fleet.get("/healthz").status_code == 200)
+    until(lambda: fleet.post("/accounts/acc-00/deposit", json={"amount": 1}).status_code == 200)
+
+
+def test_a_fleet_whose_database_port_closes_says_so_and_comes_back(databases):
+    with plugged_fleet(databases) as (fleet, plug):
+        plug.pull()
+        health = fleet.get("/healthz")
+        assert health.status_code == 503 and health.json()["type"].endswith("store-unavailable")
+        assert fleet.post("/accounts/acc-00/deposit", json={"amount": 1}).status_code == 503
+        comes_back(fleet, plug)
 
 
 def test_a_worker_respawned_while_the_database_is_gone_boots_and_serves(databases):
     """gunicorn respawns a worker at any time; one that cannot boot makes gunicorn halt the whole server.
     So a worker boots without the database: it answers 503 until the database is back."""
-    url = databases.create()
-    plug = Plug(("127.0.0.1", 5432))
-    try:
-        with live_server(*FLEET[:4], "--threads", "6", "--database-url", plug.url(url), startup_timeout=40) as fleet:
-            assert fleet.post("/accounts/acc-00/deposit", json={"amount": 1}).status_code == 200
-            plug.pull()
-            victim = psutil.Process(fleet.pid).children()[0]
-            booted = sum("Booting worker" in line for line in fleet.output)
-            victim.kill()
-            until(lambda: sum("Booting worker" in line for line in fleet.output) > booted, what="no worker respawned")
-            time.sleep(4)  # longer than the pool's wait for a connection: a boot that needed one has failed by now
-            assert fleet.process.poll() is None, "".join(fleet.output[-40:])
-            assert fleet.get("/healthz").status_code == 503
-            plug.push()
-            until(lambda: fleet.get("/healthz").status_code == 200)
-            until(lambda: fleet.post("/accounts/acc-00/deposit", json={"amount": 1}).status_code == 200)
-    finally:
+    with plugged_fleet(databases) as (fleet, plug):
         plug.pull()
+        victim = psutil.Process(fleet.pid).children()[0]
+        booted = sum("Booting worker" in line for line in fleet.output)
+        victim.kill()
+        until(lambda: sum("Booting worker" in line for line in fleet.output) > booted, what="no worker respawned")
+        time.sleep(4)  # longer than the pool's wait for a connection: a boot that needed one has failed by now
+        assert fleet.process.poll() is None, "".join(fleet.output[-40:])
+        assert fleet.get("/healthz").status_code == 503
+        comes_back(fleet, plug)
