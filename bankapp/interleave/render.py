@@ -16,7 +16,8 @@ WIDTH = 10  # the step column: "a.release" and a space
 
 def render(result: dict[str, Any]) -> list[str]:
     setting = "deposit_guard" if result["setting"] == "deposit_guard" else "transfer_policy"
-    shown = " ".join(f"{name}={value}" for name, value in result["settings"].items())
+    shown = " ".join(f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+                     for name, value in result["settings"].items())  # fmt: skip
     lines = [
         f"{result['scenario']} with {setting}={result['guard']}: {result['shows']}",
         f"  in a scratch bank of its own ({shown}): the server's balances and counters are untouched",

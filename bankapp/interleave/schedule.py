@@ -142,12 +142,15 @@ def _threads(named: list[tuple[str, str, str]], known: list[str], least: int) ->
     used = sorted({thread for _, thread, _ in named}, key=known.index)
     if used != known[: len(used)]:
         missing = next(t for t in known if t not in used)
-        raise InvalidSchedule(f"thread {missing} is missing: the schedule names {_spell(used)}; threads start at a")
+        raise InvalidSchedule(
+            f"thread {missing} is missing: the schedule names {_spell(used)}; threads start at a", missing
+        )
     if len(used) < least:
         nxt = known[len(used)]
         raise InvalidSchedule(
             f"thread {nxt} is missing: this scenario needs at least {least} threads ({_spell(known[:least])}); "
-            f"the schedule names {_spell(used)} only"
+            f"the schedule names {_spell(used)} only",
+            nxt,
         )
     return used
 
@@ -181,9 +184,10 @@ def _check_thread(
             )
     for kind in expected:
         if have[kind] < want[kind]:
+            named = f"names it {_times(have[kind])}" if have[kind] else "does not name it"
             raise InvalidSchedule(
                 f"{thread}.{kind} is missing: thread {thread} {KINDS[kind]} {_times(want[kind])} and the schedule "
-                f"names it {_times(have[kind])}; its steps in order: {order}",
+                f"{named}; its steps in order: {order}",
                 f"{thread}.{kind}",
             )
     for position, (word, kind) in enumerate(given):
@@ -196,7 +200,7 @@ def _check_thread(
 
 
 def _times(n: int) -> str:
-    return {0: "no times", 1: "once", 2: "twice"}.get(n, f"{n} times")
+    return {1: "once", 2: "twice"}.get(n, f"{n} times")
 
 
 def _spell(names: list[str]) -> str:
