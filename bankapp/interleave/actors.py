@@ -52,7 +52,7 @@ class Actor:
     """One replay thread: its steps, which of them the schedule names, and where it is."""
 
     name: str
-    describe: str
+    does: str
     operation: Callable[[], Any]
     steps: list[Step]
     named: list[int] = field(default_factory=list)  # indexes into `steps` the schedule names, in order

@@ -65,11 +65,17 @@ def _steps(events: list[dict]) -> list[str]:
             current = where
         elif kind in ("gave up", "timed out"):  # giving up, and then undoing, each on a line of its own
             lines.append(("", []))
-        if kind not in ("step", "done"):
+        if kind != "step" and (kind != "done" or _refused_by_the_code(event, events)):
             lines[-1][1].append(event)
         if kind in ("gave up", "timed out"):
             lines.append(("", []))
     return [f"  {label:<{WIDTH}}{_describe(found)}".rstrip() for label, found in lines if found or label]
+
+
+def _refused_by_the_code(done: dict, events: list[dict]) -> bool:
+    """A thread refused by the domain (a check that failed), not by a lock it gave up on: said where it ends."""
+    gave_up = any(e.get("thread") == done["thread"] and e["event"] in ("gave up", "timed out") for e in events)
+    return "refused" in done and not gave_up
 
 
 def _describe(events: list[dict]) -> str:
@@ -148,6 +154,8 @@ def _values(run: list[dict]) -> str:
 def _plain(event: dict) -> str:
     kind, thread = event["event"], event.get("thread")
     target = event.get("target")
+    if kind == "done":
+        return f"{thread} is refused: {event['refused'].replace('-', ' ')}"
     if kind == "blocks":
         holders = event["holders"]
         if holders == [thread]:

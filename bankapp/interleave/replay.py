@@ -107,7 +107,7 @@ def replay(config: Config, scenario_name: str, guard: str | None = None, schedul
 def _run(config, scenario, jobs, steps, entries, locks_named, schedule) -> dict:
     actors = []
     for name in locks_named:
-        actor = Actor(name, jobs[name].describe, operation=None, steps=steps[name])
+        actor = Actor(name, jobs[name].does, operation=None, steps=steps[name])
         actor.plan(locks_named[name])
         actors.append(actor)
     timeout = config.lock_timeout()
@@ -143,7 +143,7 @@ def _run(config, scenario, jobs, steps, entries, locks_named, schedule) -> dict:
         "threads": [
             {
                 "name": actor.name,
-                "does": actor.describe,
+                "does": actor.does,
                 "steps": [actor.named_label(i) for i in range(len(actor.named))],
                 "locks_named": locks_named[actor.name],
             }

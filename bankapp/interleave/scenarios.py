@@ -40,7 +40,7 @@ BATCH = [1, 2]
 class Job:
     """What one thread does (`run`, on the replay's lab), in words, and its answer in words."""
 
-    describe: str
+    does: str
     run: Callable[[Lab], Any]
     answer: Callable[[Any], str]
 
@@ -201,7 +201,7 @@ SCENARIOS = {
     for s in (
         Scenario(
             "deposit",
-            "the lost update: two read-modify-writes interleave and the second write erases the first",
+            "deposits, each a read-modify-write of one balance: unguarded, a write can erase another (a lost update)",
             "deposit_guard",
             DEPOSIT_GUARDS,
             2,
@@ -211,7 +211,8 @@ SCENARIOS = {
         ),
         Scenario(
             "withdraw",
-            "check-then-act: both checks pass before either withdrawal writes, and the account goes below zero",
+            "withdrawals, each checks the balance, then acts: unguarded, both checks can pass and the account goes "
+            "below zero (check-then-act)",
             "deposit_guard",
             DEPOSIT_GUARDS,
             2,
@@ -221,8 +222,8 @@ SCENARIOS = {
         ),
         Scenario(
             "batch",
-            "re-entry: the batch holds the guard and takes it again for each amount; rlock lets it, lock waits "
-            "for itself",
+            "a batch deposit holds the guard and takes it again for each amount: rlock lets its owner in again, "
+            "lock waits for itself (a self-deadlock)",
             "deposit_guard",
             DEPOSIT_GUARDS,
             1,
@@ -232,7 +233,8 @@ SCENARIOS = {
         ),
         Scenario(
             "transfer",
-            "deadlock: each transfer holds one account's lock and waits for the other's",
+            "transfers in a ring, each holding one account's lock while it asks for the next: under naive they can "
+            "deadlock",
             "transfer_policy",
             POLICIES,
             2,
@@ -242,7 +244,7 @@ SCENARIOS = {
         ),
         Scenario(
             "audit",
-            "money in flight: an audit between a transfer's debit and its credit",
+            "an audit between a transfer's debit and its credit: under release-first it sees money in flight",
             "transfer_policy",
             POLICIES,
             2,

@@ -136,16 +136,16 @@ class Stepper:
         while True:
             self._settle()
             with self._changed:
-                woken = [actor for actor in self.actors.values() if actor.state == WOKEN]
-                if woken:
-                    self._give_turn(woken[0])
-                    continue
                 for actor in self.actors.values():
                     left = [e for e in pending if e.thread == actor.name]
                     if left and actor.state == DONE:
                         pending = [e for e in pending if e.thread != actor.name]
                         steps = [e.label for e in left]
                         self.events.append({"thread": actor.name, "step": None, "event": "not run", "steps": steps})
+                woken = [actor for actor in self.actors.values() if actor.state == WOKEN]
+                if woken:
+                    self._give_turn(woken[0])
+                    continue
                 entry = next((e for e in pending if self._ready(self.actors[e.thread], e)), None)
                 if entry is not None:
                     pending.remove(entry)
@@ -184,7 +184,10 @@ class Stepper:
             actor.error = error
         finally:
             with self._changed:
-                self.events.append({"thread": actor.name, "step": actor.label, "event": "done"})
+                done = {"thread": actor.name, "step": actor.label, "event": "done"}
+                if actor.error is not None:
+                    done["refused"] = error_record(actor.error)["error"]
+                self.events.append(done)
                 actor.state = DONE
                 if self._turn is actor:
                     self._turn = None
