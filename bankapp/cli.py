@@ -23,7 +23,6 @@ import requests
 
 from . import launcher, lessons, urls
 from .interleave import SCENARIOS, render
-from .interleave.replay import LONGEST_WAIT_S
 from .settings import ENV_PREFIX, Config, SettingsError, expand_guard, from_environment, load
 from .web import admin_auth
 
@@ -154,6 +153,10 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: How long `bankapp interleave` waits for the server's answer before it gives up on it.
+REPLAY_CLIENT_TIMEOUT_S = 300
+
+
 def interleave(args: argparse.Namespace) -> int:
     """POST the replay to the server and print it; a refused schedule is the server's message and exit 2."""
     url = args.url.rstrip("/")
@@ -164,7 +167,8 @@ def interleave(args: argparse.Namespace) -> int:
             url + "/admin/interleave",
             json={name: value for name, value in body.items() if value is not None},
             headers={"Authorization": f"Bearer {token}"} if token else {},
-            timeout=LONGEST_WAIT_S * 2 + 30,  # the server bounds every replay; this only guards against a lost one
+            # the server bounds every wait of a replay; windows of up to 10 s, one thread at a time, add up
+            timeout=REPLAY_CLIENT_TIMEOUT_S,
         )
     except requests.ConnectionError:
         print(f"bankapp interleave: no server answers at {url}; start one first: bankapp serve", file=sys.stderr)

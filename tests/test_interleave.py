@@ -312,3 +312,22 @@ def test_a_replay_gives_the_same_result_while_the_lab_it_runs_in_is_busy():
             thread.join(10)
     assert all(result == quiet for result in results)
     assert busy.store.snapshot()["acc-00"] > 100_000
+
+
+def test_the_readme_shows_exactly_what_these_replays_print():
+    """The README quotes real replays at the default settings; a replay prints the same every run, so the quote
+    must be exact."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    defaults = load({}, environ={})
+    for scenario, guard, schedule in [
+        ("deposit", "unsafe", "a.read b.read a.write b.write"),
+        ("deposit", "lock", "a.read b.read a.write b.write"),
+        ("transfer", "naive", None),
+    ]:
+        printed = "\n".join(render(replay(defaults, scenario, guard, schedule)))
+        assert f"```\n{printed}\n```" in readme, (scenario, guard)
+    with pytest.raises(InvalidSchedule) as refused:
+        replay(defaults, "deposit", "unsafe", "a.read b.read a.write b.jump")
+    assert f"```\nbankapp interleave: {refused.value}\n```" in readme
