@@ -225,18 +225,6 @@ class ResetOut(BreakOut):
     settings: ConfigOut
 
 
-class DebugLocksOut(BaseModel):
-    """The live wait-for graph: who holds and who waits for each account lock."""
-
-    model_config = ConfigDict(extra="allow")
-    policy: str
-    locks: list[dict[str, Any]] = Field(description="locks held or waited for: holder and waiters")
-    wait_for: list[dict[str, Any]] = Field(description="edges: waiter -> account -> holder")
-    live_deadlocks: list[dict[str, Any]]
-    deadlocks_detected: int
-    recent_deadlocks: list[dict[str, Any]]
-
-
 class InterleaveIn(Strict):
     """One replay: a scenario, the guard (or transfer policy) it runs under, and the order of its steps."""
 
@@ -277,3 +265,15 @@ class InterleaveOut(BaseModel):
     answers: list[dict[str, Any]] = Field(description="what each thread's request would have answered")
     final: dict[str, Any] = Field(description="balances written, deposit books, the bank's total, deadlocks")
     findings: list[str] = Field(description="what the end state shows, in sentences")
+
+
+class DebugLocksOut(BaseModel):
+    """The live wait-for graph: who holds and who waits for each account lock."""
+
+    model_config = ConfigDict(extra="allow")
+    policy: str
+    locks: list[dict[str, Any]] = Field(description="locks held or waited for: holder and waiters")
+    wait_for: list[dict[str, Any]] = Field(description="edges: waiter -> account -> holder")
+    live_deadlocks: list[dict[str, Any]]
+    deadlocks_detected: int
+    recent_deadlocks: list[dict[str, Any]]
