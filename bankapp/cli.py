@@ -4,7 +4,8 @@
 demo` and `bankapp compare` run the guard matrix (`compare.console`);
 `bankapp urls` prints what to open once the lab runs (`urls`); `bankapp
 lesson N` puts a running server in the state a lesson of the lab guide
-starts from (`lessons`). Every
+starts from (`lessons`); `bankapp interleave` replays one interleaving on a
+running server (`POST /admin/interleave`, see `interleave`). Every
 setting of `Config` is a flag of `serve` named after it (`race_window_ms` is
 `--race-window-ms`) and a `BANKAPP_*` variable; a flag wins over the
 environment, which wins over the default.
@@ -13,11 +14,15 @@ environment, which wins over the default.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from . import launcher, lessons, urls
+from .interleave import SCENARIOS, render
 from .settings import ENV_PREFIX, Config, SettingsError, expand_guard, from_environment, load
 from .web import admin_auth
 
@@ -124,7 +129,59 @@ def make_parser() -> argparse.ArgumentParser:
         "number", type=int, choices=sorted(lessons.LESSONS), metavar="N", help=f"lesson, 1 to {max(lessons.LESSONS)}"
     )
     lesson_parser.add_argument("--url", default="http://127.0.0.1:8000", help="the server [%(default)s]")
+    interleave_parser = commands.add_parser(
+        "interleave",
+        help="replay one interleaving of real threads, step by step, on a running server",
+        description="Run the scenario's threads in the server, each paused at its steps (read, write, acquire, "
+        "release) and released in the order of the schedule, in a scratch bank of their own under the settings "
+        "in force (POST /admin/interleave). Prints each step with what it saw, and the end state; the same "
+        "every run. Scenarios: " + "; ".join(f"{name}: {scenario.shows}" for name, scenario in SCENARIOS.items()),
+        epilog='example: bankapp interleave deposit --guard unsafe --schedule "a.read b.read a.write b.write"',
+    )
+    interleave_parser.add_argument("scenario", choices=list(SCENARIOS), metavar="SCENARIO", help=", ".join(SCENARIOS))
+    interleave_parser.add_argument(
+        "--guard",
+        help="deposit, withdraw, batch: unsafe, lock, rlock, semaphore; transfer, audit: naive, ordered, "
+        "release-first, unsafe [the one in force]",
+    )
+    interleave_parser.add_argument(
+        "--schedule",
+        help='the steps as THREAD.STEP, in order, e.g. "a.read b.read a.write b.write" [the scenario\'s own]',
+    )
+    interleave_parser.add_argument("--url", default="http://127.0.0.1:8000", help="the server [%(default)s]")
+    interleave_parser.add_argument("--json", action="store_true", help="print the server's JSON answer instead")
     return parser
+
+
+#: How long `bankapp interleave` waits for the server's answer before it gives up on it.
+REPLAY_CLIENT_TIMEOUT_S = 300
+
+
+def interleave(args: argparse.Namespace) -> int:
+    """POST the replay to the server and print it; a refused schedule is the server's message and exit 2."""
+    url = args.url.rstrip("/")
+    body = {"scenario": args.scenario, "guard": args.guard, "schedule": args.schedule}
+    token = lessons.token_from_environment()
+    try:
+        response = requests.post(
+            url + "/admin/interleave",
+            json={name: value for name, value in body.items() if value is not None},
+            headers={"Authorization": f"Bearer {token}"} if token else {},
+            # the server bounds every wait of a replay; windows of up to 10 s, one thread at a time, add up
+            timeout=REPLAY_CLIENT_TIMEOUT_S,
+        )
+    except requests.ConnectionError:
+        print(f"bankapp interleave: no server answers at {url}; start one first: bankapp serve", file=sys.stderr)
+        return 2
+    if response.status_code >= 400:
+        try:
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        print(f"bankapp interleave: {detail}", file=sys.stderr)
+        return 2 if response.status_code < 500 else 1
+    print(json.dumps(response.json(), indent=2) if args.json else "\n".join(render(response.json())))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bankapp lesson: {error}", file=sys.stderr)
             return 2
         return 0
+    if args.command == "interleave":
+        return interleave(args)
     if args.command in {"demo", "compare"}:
         return compare(args, demo=args.command == "demo")
     if args.command == "serve":

@@ -1,5 +1,5 @@
-"""The domain (`bankapp.lab`) and the postgres store (`bankapp.postgres`) import nothing of the web, and
-the memory store never imports psycopg: read from the source, not trusted."""
+"""The domain (`bankapp.lab`), the postgres store (`bankapp.postgres`) and the replays (`bankapp.interleave`)
+import nothing of the web, and the memory store never imports psycopg: read from the source, not trusted."""
 
 import ast
 from pathlib import Path
@@ -11,8 +11,9 @@ import bankapp
 PACKAGE_ROOT = Path(bankapp.__file__).parent.parent
 LAB = PACKAGE_ROOT / "bankapp" / "lab"
 POSTGRES = PACKAGE_ROOT / "bankapp" / "postgres"
-#: What the domain must never import: the web framework, its server, and our own web package.
-FORBIDDEN = ("flask", "werkzeug", "gunicorn", "flask_openapi3", "bankapp.web")
+INTERLEAVE = PACKAGE_ROOT / "bankapp" / "interleave"
+#: What the domain must never import: the web framework, its server, an HTTP client, and our own web package.
+FORBIDDEN = ("flask", "werkzeug", "gunicorn", "flask_openapi3", "requests", "bankapp.web")
 
 
 def module_name(path: Path) -> str:
@@ -48,13 +49,14 @@ def forbidden(names: set[str]) -> list[str]:
 
 
 def lab_modules() -> list[Path]:
-    modules = sorted(LAB.rglob("*.py")) + sorted(POSTGRES.rglob("*.py"))
-    assert len(modules) >= 20, modules  # the scan really looks at the domain and the store
+    modules = sorted(LAB.rglob("*.py")) + sorted(POSTGRES.rglob("*.py")) + sorted(INTERLEAVE.rglob("*.py"))
+    assert len(modules) >= 28, modules  # the scan really looks at the domain, the store and the replays
+    assert any(path.parent == INTERLEAVE for path in modules)
     return modules
 
 
 @pytest.mark.parametrize("path", lab_modules(), ids=lambda path: f"{path.parent.name}/{path.name}")
-def test_the_domain_and_the_store_import_nothing_of_the_web(path):
+def test_the_domain_the_store_and_the_replays_import_nothing_of_the_web(path):
     names = imported_names(path.read_text(), module_name(path), is_package=path.name == "__init__.py")
     assert forbidden(names) == [], f"{module_name(path)} imports {forbidden(names)}"
 
@@ -85,6 +87,7 @@ def test_the_scan_resolves_relative_imports_and_would_catch_the_web():
         "from werkzeug.exceptions import HTTPException": "werkzeug.exceptions",
         "def f():\n    import gunicorn.app.base": "gunicorn.app.base",
         "from flask_openapi3 import APIBlueprint": "flask_openapi3",
+        "import requests": "requests",
     }
     for source, caught in sources.items():
         assert caught in forbidden(imported_names(source, module)), source

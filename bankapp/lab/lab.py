@@ -8,7 +8,9 @@ swapped: `store` (the balances) and `inventory` (the shop's stock) default
 to the in-memory ones, and a test, or another kind of store, hands in its
 own. Everything else is wired here, once: the bank, the transfer desk and
 the audit share one store, one ledger and one table of account locks, and
-every operation that can wait on a lock passes one `Gate`.
+every operation that can wait on a lock passes one `Gate`. A replay
+(`bankapp.interleave`) hands in its own `guards` and `locks` too, which
+announce each acquire and release.
 """
 
 from __future__ import annotations
@@ -81,13 +83,20 @@ class OperatorActions:
 
 
 class Lab(OperatorActions):
-    def __init__(self, config: Config, store: Store | None = None, inventory: Inventory | None = None):
+    def __init__(
+        self,
+        config: Config,
+        store: Store | None = None,
+        inventory: Inventory | None = None,
+        guards: GuardSet | None = None,
+        locks: LockTable | None = None,
+    ):
         self.settings = ConfigHolder(config)
         self.store = MemoryStore(config.account_ids, config.initial_balance) if store is None else store
-        self.guards = GuardSet()
+        self.guards = GuardSet() if guards is None else guards
         self.ledger = LedgerStats(config.account_ids, config.initial_balance)
         # one lock per account, shared: deposits under an excluding guard, transfers and the audit all take it
-        self.locks = LockTable(config.account_ids)
+        self.locks = LockTable(config.account_ids) if locks is None else locks
         # the reserve: RESERVED_THREADS threads that no operation waiting on a lock can take
         self.gate = Gate(config.threads - RESERVED_THREADS)
         self.bank = Bank(self.store, self.config, self.ledger, self.guards, self.locks, self.gate)

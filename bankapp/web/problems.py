@@ -13,6 +13,7 @@ from flask import Flask, jsonify
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from ..interleave import InvalidReplay, InvalidSchedule, ReplayBusy, ReplayError
 from ..lab.admission import AdmissionRejected, ResetBlocked, ResetInProgress, ServerBusy
 from ..lab.bank import InsufficientFunds
 from ..lab.guards import GuardTimeout
@@ -103,6 +104,15 @@ def _from_exception(error: Exception) -> Problem:
         )
     if isinstance(error, SameAccount):
         return Problem(422, "same-account", "Same account", str(error), account=error.account_id)
+    if isinstance(error, InvalidSchedule):
+        return Problem(422, "invalid-schedule", "Invalid schedule", str(error), step=error.step)
+    if isinstance(error, InvalidReplay):
+        errors = [{"field": error.field, "message": str(error), "type": "value_error"}]
+        return Problem(422, "invalid-input", "Invalid input", str(error), errors=errors)
+    if isinstance(error, ReplayBusy):
+        return Problem(503, "replay-busy", "Replay busy", str(error), headers={"Retry-After": "1"})
+    if isinstance(error, ReplayError):
+        return Problem(503, "replay-failed", "Replay failed", str(error), headers={"Retry-After": "1"})
     if isinstance(error, UnknownSku):
         return Problem(404, "unknown-sku", "Unknown SKU", str(error), sku=error.sku)
     if isinstance(error, OutOfStock):

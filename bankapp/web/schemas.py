@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
+from ..interleave import SCENARIOS
+from ..interleave.schedule import MAX_ENTRIES
 from ..settings import STARTUP_ONLY, Config, GuardName, whole_number
 
 #: The largest amount one request may move: 1,000,000.00 in cents.
@@ -221,6 +223,48 @@ class BreakOut(BaseModel):
 class ResetOut(BreakOut):
     status: Literal["reset"]
     settings: ConfigOut
+
+
+class InterleaveIn(Strict):
+    """One replay: a scenario, the guard (or transfer policy) it runs under, and the order of its steps."""
+
+    scenario: Literal[tuple(SCENARIOS)] = Field(  # type: ignore[valid-type]
+        description="; ".join(f"{name}: {scenario.shows}" for name, scenario in SCENARIOS.items())
+    )
+    guard: str | None = Field(
+        None,
+        max_length=64,
+        description="deposit, withdraw, batch: unsafe, lock, rlock, semaphore; transfer, audit: naive, ordered, "
+        "release-first, unsafe. Default: the one in force",
+    )
+    schedule: str | None = Field(
+        None,
+        max_length=MAX_ENTRIES * 16,
+        description='steps as THREAD.STEP in order, e.g. "a.read b.read a.write b.write"; threads a, b, c; steps '
+        "read, write, acquire, release (acquires and releases may be left out). Default: the scenario's own",
+    )
+
+
+class InterleaveOut(BaseModel):
+    """What each step did and saw, in the order it ran, and the end state; `bankapp interleave` prints it."""
+
+    model_config = ConfigDict(extra="allow")
+    scenario: str
+    shows: str
+    setting: Literal["deposit_guard", "transfer_policy"] = Field(description="the setting `guard` stood for")
+    guard: str
+    schedule: str
+    scratch: bool = Field(description="always true: the replay ran in a bank of its own; the server's is untouched")
+    settings: dict[str, Any] = Field(description="the settings in force that shape a replay")
+    threads: list[dict[str, Any]] = Field(description="each thread: what it does and its steps")
+    events: list[dict[str, Any]] = Field(
+        description="in order: a step released (`step`), what it did (`read`, `write`, `took`, `released`), "
+        "waiting (`blocks`, naming the holders), giving up (`timed out`, `gave up`), `done`, `not run`"
+    )
+    ran: list[str] = Field(description="the named steps in the order they ran: the order the guard allowed")
+    answers: list[dict[str, Any]] = Field(description="what each thread's request would have answered")
+    final: dict[str, Any] = Field(description="balances written, deposit books, the bank's total, deadlocks")
+    findings: list[str] = Field(description="what the end state shows, in sentences")
 
 
 class DebugLocksOut(BaseModel):

@@ -1,12 +1,15 @@
-"""Settings at runtime, reset, and the operator's way out of a deadlock."""
+"""Settings at runtime, reset, the operator's way out of a deadlock, and replays of an interleaving."""
 
 from flask import request
 from flask_openapi3 import APIBlueprint, Tag
 
-from ..schemas import BreakOut, ConfigOut, ConfigPatch, Problem, ResetOut
+from ...interleave import replay
+from ..schemas import BreakOut, ConfigOut, ConfigPatch, InterleaveIn, InterleaveOut, Problem, ResetOut
 from . import lab
 
-bp = APIBlueprint("admin", __name__, abp_tags=[Tag(name="admin", description="settings, reset, breaking deadlocks")])
+bp = APIBlueprint(
+    "admin", __name__, abp_tags=[Tag(name="admin", description="settings, reset, breaking deadlocks, replays")]
+)
 
 
 #: Documents the body; `ConfigHolder.patch` validates it, naming the setting (the body is read by `body`).
@@ -49,3 +52,15 @@ def break_deadlocks():
     rolls back, releases its locks and answers 409 `deadlock`.
     """
     return {"deadlocks_broken": lab().break_deadlocks()}
+
+
+@bp.post("/admin/interleave", responses={200: InterleaveOut, 422: Problem, 503: Problem})
+def interleave(body: InterleaveIn):
+    """Replay one interleaving: real threads paused at each step (read, write, acquire, release) and released
+    in the order of `schedule`, in a scratch bank of their own under the settings in force.
+
+    A step a guard makes wait is shown waiting and the rest of the schedule
+    goes on; a schedule nobody can finish ends within `lock_timeout_ms`.
+    422 `invalid-schedule` names the bad step; 503 while another replay runs.
+    """
+    return replay(lab().config(), body.scenario, body.guard, body.schedule)
