@@ -16,13 +16,14 @@ last read), `chain` (writes, the walk, the memory store's history),
 """
 
 from .chain import HISTORY, Erasure, History, Write, erasure, walk
-from .context import CALLER, Caller, ReadsSeen, calling, who
+from .context import CALLER, NOBODY, Caller, ReadsSeen, calling, who
 from .recorder import RECENT, Races, described, totals_json
 from .words import sentence
 
 __all__ = [
     "CALLER",
     "HISTORY",
+    "NOBODY",
     "RECENT",
     "Caller",
     "Erasure",
