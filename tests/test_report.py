@@ -83,3 +83,10 @@ def test_locust_rows_merge_into_one_summary():
     assert summary["requests"] == 100
     assert summary["rps"] == 10.0
     assert (summary["p50_ms"], summary["p95_ms"], summary["p99_ms"]) == (10.0, 500.0, 500.0)
+
+
+def test_a_row_whose_writes_erased_others_quotes_one_erasure():
+    row = next(r for r in fake_rows() if (r["scenario"], r["guard"]) == ("deposit", "unsafe"))
+    example = "deposit 3f2a on Thread-7 read 100,412 (v312) and wrote 100,413 over v313, ...: its 1 cent is gone."
+    sentence = explain({**row, "race_example": example})
+    assert sentence == f"{row['sentence']} For example, {example}"
