@@ -13,11 +13,12 @@ are named (see `forensics`): `races()` is what `/debug/races` shows.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Protocol
 
-from .forensics import RECENT, History, Races, ReadsSeen, Write, erasure, who
+from .forensics import CALLER, HISTORY, HISTORY_EACH, RECENT, History, Races, ReadsSeen, Write, erasure
 
 
 class UnknownAccount(KeyError):
@@ -72,7 +73,7 @@ class MemoryStore:
         self._rows: dict[str, tuple[int, int]] = dict.fromkeys(self._ids, (initial_balance, 0))
         self._write_lock = threading.Lock()
         self._seen = ReadsSeen()
-        self._history = History()
+        self._history = History(max(HISTORY_EACH, HISTORY // max(1, len(self._ids))))
         self.recorder = Races()
 
     def account_ids(self) -> list[str]:
@@ -92,7 +93,7 @@ class MemoryStore:
     def write(self, account_id: str, balance: int) -> None:
         """Store `balance` as the next version; if the read it came from is not the head, record the erasure."""
         read = self._seen.take(account_id)
-        request_id, operation, thread, pid = who()
+        caller, thread, pid = CALLER.get(), threading.current_thread().name, os.getpid()
         with self._write_lock:
             try:
                 head_balance, head = self._rows[account_id]
@@ -100,14 +101,12 @@ class MemoryStore:
                 raise UnknownAccount(account_id) from None
             now = time.time()
             read_balance, parent, read_at = read or (head_balance, head, now)  # a blind write reads the head
-            write = Write(
-                account_id, head + 1, parent, balance - read_balance, balance, request_id, operation, thread, pid,
-                read_at, now,
-            )  # fmt: skip
+            write = (account_id, head + 1, parent, balance - read_balance, balance, *caller, thread, pid, read_at, now)
             self._rows[account_id] = (balance, head + 1)
             self._history.add(write)
         if parent != head:  # only a race pays for the walk, after the write: the window stays as it was
-            self.recorder.add(erasure(write, head, head_balance, self._history.lookup(account_id)))
+            eraser = Write._make(write)
+            self.recorder.add(erasure(eraser, head, head_balance, self._history.lookup(account_id)))
 
     def snapshot(self) -> dict[str, int]:
         return {account_id: balance for account_id, (balance, _) in dict(self._rows).items()}

@@ -15,7 +15,7 @@ last read), `chain` (writes, the walk, the memory store's history),
 `words` (an erasure in one sentence).
 """
 
-from .chain import HISTORY, Erasure, History, Write, erasure, walk
+from .chain import HISTORY, HISTORY_EACH, Erasure, History, Write, erasure, walk
 from .context import CALLER, NOBODY, Caller, ReadsSeen, calling, who
 from .recorder import RECENT, Races, described, totals_json
 from .words import sentence
@@ -23,6 +23,7 @@ from .words import sentence
 __all__ = [
     "CALLER",
     "HISTORY",
+    "HISTORY_EACH",
     "NOBODY",
     "RECENT",
     "Caller",

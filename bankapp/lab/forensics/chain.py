@@ -25,15 +25,15 @@ in between are no longer remembered (the event is then `complete: false`).
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-#: Writes the memory store remembers, of all accounts together: a read older than this many writes
-#: before its own write gets an erasure whose writes are not all named (its cents stay exact).
-HISTORY = 16_384
+#: Writes the memory store remembers, of all accounts together (at least `HISTORY_EACH` of each): a read
+#: older than that many writes of its account gets an erasure whose writes are not all named (its cents
+#: stay exact).
+HISTORY, HISTORY_EACH = 16_384, 64
 
 
 class Write(NamedTuple):
@@ -138,27 +138,34 @@ def erasure(eraser: Write, head: int, head_balance: int | None, lookup: Lookup) 
 
 
 class History:
-    """The last `keep` writes of every account, by version: what a walk looks up (memory store).
+    """The last `keep` writes of each account, in a ring per account indexed by version (memory store).
 
-    Not thread-safe on its own: the store adds under its write lock. A
-    lookup is one dict read, safe beside an add.
+    Adding is one list store, with nothing to evict: a newer version simply
+    takes the slot of the one `keep` versions older. Writes are kept as plain
+    tuples (the garbage collector stops tracking those) and become `Write`s
+    only when a walk looks them up. Not thread-safe on its own: the store
+    adds under its write lock; a lookup is one list read, safe beside an add.
     """
 
-    def __init__(self, keep: int = HISTORY):
-        self._order: deque[Write] = deque()
-        self._writes: dict[str, dict[int, Write]] = {}
+    def __init__(self, keep: int):
         self.keep = keep
+        self._rings: dict[str, list[tuple | None]] = {}
 
-    def add(self, write: Write) -> None:
-        self._writes.setdefault(write.account, {})[write.version] = write
-        self._order.append(write)
-        if len(self._order) > self.keep:
-            oldest = self._order.popleft()
-            del self._writes[oldest.account][oldest.version]
+    def add(self, write: tuple) -> None:
+        """`write` is a `Write`'s fields as a plain tuple."""
+        ring = self._rings.get(write[0])
+        if ring is None:
+            ring = self._rings[write[0]] = [None] * self.keep
+        ring[write[1] % self.keep] = write
 
     def lookup(self, account_id: str) -> Lookup:
-        return self._writes.setdefault(account_id, {}).get
+        ring = self._rings.get(account_id) or [None] * self.keep
+
+        def find(version: int) -> Write | None:
+            found = ring[version % self.keep]
+            return Write._make(found) if found is not None and found[1] == version else None
+
+        return find
 
     def clear(self) -> None:
-        self._order.clear()
-        self._writes.clear()
+        self._rings = {}  # a walk under way keeps the rings it looked up
