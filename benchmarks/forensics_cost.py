@@ -14,7 +14,10 @@ that a noisy neighbour hits both sides alike:
    recorded) and `lock` (versioned, nothing to record), with the worker's
    CPU time per request (from /proc). Target: at least 0.95 of the
    deposits/s without forensics (median of the rounds' ratios).
-2. the race itself: `examples/lost_update.py`'s round, 16 threads x 50
+2. the cost itself, which a busy machine blurs in requests/s: the CPU time
+   of a deposit inside each app without gunicorn (`deposit_profile.py
+   --only bankapp`, the least of many short runs), each tree in turn;
+3. the race itself: `examples/lost_update.py`'s round, 16 threads x 50
    deposits of 1 cent into one account under `unsafe` at the default race
    window (1 ms), on each server. Recording happens after the write, so the
    share of deposits lost must stay where it was.
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import statistics
 import subprocess
 import sys
@@ -82,7 +86,7 @@ def main() -> int:
             "with": bench_server(),
         }
         try:
-            rows = measure(args, servers, script.name, run_round)
+            rows = measure(args, servers, script.name, run_round, folder)
         finally:
             for server in servers.values():
                 server.stop()
@@ -90,10 +94,11 @@ def main() -> int:
     return 0
 
 
-def measure(args, servers: dict, script: str, run_round) -> dict:
-    """{(guard, side): [wrk results]} and {side: [lost shares]}, over interleaved rounds."""
+def measure(args, servers: dict, script: str, run_round, folder: str) -> dict:
+    """{(guard, side): [wrk results]}, {side: [lost shares]}, {side: [in-process us]}, over interleaved rounds."""
     speed: dict[tuple[str, str], list[dict]] = {}
     lost: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
     for index in range(args.rounds):
         sides = list(servers) if index % 2 == 0 else list(reversed(servers))  # who goes first alternates
         for guard in ("unsafe", "lock"):
@@ -108,7 +113,15 @@ def measure(args, servers: dict, script: str, run_round) -> dict:
             send(servers[side].url + "/admin/config", "PATCH", {"race_window_ms": 1.0})
             row = run_round(servers[side].url, "unsafe", 16, 50)
             lost.setdefault(side, []).append(row["lost"] / row["acknowledged"])
-    return {"speed": speed, "lost": lost}
+            cpu.setdefault(side, []).append(in_process_us(folder if side == "without" else None))
+    return {"speed": speed, "lost": lost, "cpu": cpu}
+
+
+def in_process_us(pythonpath: str | None) -> float:
+    """CPU microseconds of one deposit under `lock` inside the app, the least of 60 short runs."""
+    command = [sys.executable, str(ROOT / "benchmarks" / "deposit_profile.py"), "--only", "bankapp", "--runs", "60"]
+    env = {**os.environ, "PYTHONPATH": pythonpath} if pythonpath else None
+    return float(subprocess.run(command, capture_output=True, text=True, check=True, env=env).stdout)
 
 
 def report(args, base: str, rows: dict) -> None:
@@ -127,6 +140,11 @@ def report(args, base: str, rows: dict) -> None:
             f"{median(r['cpu_us'] for r in with_):>6.0f}  {' '.join(f'{r:.2f}' for r in ratios)}"
             f"  ({'meets' if median(ratios) >= TARGET else 'MISSES'} {TARGET})"
         )
+    without, with_ = statistics.median(rows["cpu"]["without"]), statistics.median(rows["cpu"]["with"])
+    print(
+        f"\nin process, CPU per deposit under lock (least of 60 runs, median of the rounds): without {without:.1f} us, "
+        f"with {with_:.1f} us (+{with_ - without:.1f})"
+    )
     print("\nlost-update share at the defaults (16 threads x 50 deposits of 1 cent, unsafe, race window 1 ms):")
     for side in ("without", "with"):
         shares = lost[side]
