@@ -280,7 +280,7 @@ def test_an_erasure_in_words_as_the_issue_tells_it():
     # another worker, a long id, a withdrawal: the pid is named, the id shortened, the debit undone
     erased = {**erased, "pid": 77, "operation": "withdrawal", "delta": -500, "request_id": "0123456789abcdef"}
     assert sentence({**event, "erased": [erased], "cents": -500}).endswith(
-        "written by withdrawal 012345… on Thread-3 of pid 77 0.8 ms earlier: its debit of 500 cents is undone."
+        "written by withdrawal 01234567 on Thread-3 of pid 77 0.8 ms earlier: its debit of 500 cents is undone."
     )
     three = [erased, written("aa", "T1", 312, 100_412, 2, 999.0), written("bb", "T2", 311, 100_410, 3, 998.0)]
     said = sentence({**event, "erased": three, "cents": -495})

@@ -85,8 +85,8 @@ def test_a_forced_race_over_http_names_both_requests_by_their_ids(make_app):
     assert eraser["operation"] == erased["operation"] == "deposit" and event["account"] == "acc-03"
     assert {eraser["thread"], erased["thread"]} == {"web-1", "web-2"}
     assert races["lost_updates"] == erased["delta"] == client.get("/stats").json["deposits"]["lost_updates"]
-    assert event["sentence"].startswith(f"deposit {eraser['request_id'][:6]}")
-    assert f"written by deposit {erased['request_id'][:6]}" in event["sentence"]
+    assert event["sentence"].startswith(f"deposit {eraser['request_id']} on ")  # ids up to 12 characters are whole
+    assert f"written by deposit {erased['request_id']} on " in event["sentence"]
 
 
 def test_a_guard_that_excludes_leaves_the_list_empty(make_app):

@@ -2,8 +2,8 @@
 
 Example::
 
-    deposit 3f2a9c… on Thread-7 read 100,412 (v312) and wrote 100,413 over v313, written by
-    deposit 9c1b07… on Thread-3 0.8 ms earlier: its 1 cent is gone.
+    deposit 3f2a9c1b on Thread-7 read 100,412 (v312) and wrote 100,413 over v313, written by
+    deposit 9c1b07aa on Thread-3 0.8 ms earlier: its 1 cent is gone.
 
 Works on the JSON of an erasure (`Erasure.to_json`), so the memory store and
 the postgres store, whose erasures are rows, say it the same way.
@@ -11,8 +11,9 @@ the postgres store, whose erasures are rows, say it the same way.
 
 from __future__ import annotations
 
-#: Request ids up to this long are quoted whole; longer ones by their start.
-SHORT_ID = 8
+#: Request ids up to this long are quoted whole; longer ones by their first `SHORT_ID - 4` characters, as git
+#: quotes a commit (and in ASCII, so a terminal reading the JSON shows it as it is).
+SHORT_ID = 12
 
 
 def cents(n: int) -> str:
@@ -22,11 +23,11 @@ def cents(n: int) -> str:
 def short(request_id: str | None) -> str:
     if request_id is None or len(request_id) <= SHORT_ID:
         return request_id or ""
-    return request_id[:6] + "…"
+    return request_id[: SHORT_ID - 4]
 
 
 def name(write: dict) -> str:
-    """`deposit 3f2a9c…`: what the write was part of, and its request."""
+    """`deposit 3f2a9c1b`: what the write was part of, and its request."""
     return " ".join(part for part in (write["operation"] or "write", short(write["request_id"])) if part)
 
 
@@ -71,7 +72,7 @@ def sentence(event: dict) -> str:
     if len(erased) == 1 and not revived and event["complete"]:
         return f"{said}: {loss(erased[0]['delta'])}."
     if len(erased) > 1:
-        others = ", ".join(name(write) for write in erased[1:4]) + (", …" if len(erased) > 4 else "")
+        others = ", ".join(name(write) for write in erased[1:4]) + (", ..." if len(erased) > 4 else "")
         more = f"{len(erased) - 1} more write{'s' if len(erased) > 2 else ''}"
         said += f", and {more} since v{eraser['read_version']} ({others})"
     for write in revived:
