@@ -73,6 +73,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds [%(default)s]")
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk measurement [%(default)s]")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections [%(default)s]")
+    parser.add_argument("--lost-rounds", type=int, default=3, help="lost-update runs per round [%(default)s]")
     parser.add_argument("--base", help="the commit to compare with [the parent of the one that added forensics]")
     args = parser.parse_args()
     base = args.base or base_commit()
@@ -109,10 +110,12 @@ def measure(args, servers: dict, script: str, run_round, folder: str) -> dict:
                 print(f"[round {index + 1}] {guard} {side} forensics ...", file=sys.stderr, flush=True)
                 result = wrk(server.url, args.duration, args.connections, server.process.pid, script)
                 speed.setdefault((guard, side), []).append(result)
+        for _ in range(args.lost_rounds):
+            for side in sides:
+                send(servers[side].url + "/admin/config", "PATCH", {"race_window_ms": 1.0})
+                row = run_round(servers[side].url, "unsafe", 16, 50)
+                lost.setdefault(side, []).append(row["lost"] / row["acknowledged"])
         for side in sides:
-            send(servers[side].url + "/admin/config", "PATCH", {"race_window_ms": 1.0})
-            row = run_round(servers[side].url, "unsafe", 16, 50)
-            lost.setdefault(side, []).append(row["lost"] / row["acknowledged"])
             cpu.setdefault(side, []).append(in_process_us(folder if side == "without" else None))
     return {"speed": speed, "lost": lost, "cpu": cpu}
 
@@ -149,8 +152,8 @@ def report(args, base: str, rows: dict) -> None:
     for side in ("without", "with"):
         shares = lost[side]
         print(
-            f"  {side:<7} forensics: median {statistics.median(shares):.1%} "
-            f"(rounds {', '.join(f'{share:.1%}' for share in shares)})"
+            f"  {side:<7} forensics: median {statistics.median(shares):.1%}, mean {statistics.mean(shares):.1%} "
+            f"(standard deviation {statistics.stdev(shares) if len(shares) > 1 else 0:.1%}, {len(shares)} runs)"
         )
 
 

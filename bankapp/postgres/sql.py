@@ -212,11 +212,6 @@ def read_balance(conn: Connection, account_id: str, lock: str = "") -> int:
     return row[0]
 
 
-def _who() -> dict:
-    request_id, operation, thread, pid = who()
-    return {"request_id": request_id, "operation": operation, "thread": thread, "pid": pid}
-
-
 def write_balance(conn: Connection, account_id: str, balance: int, counts: Counts = Counts()) -> int:
     """Write `balance`, computed from what this thread last read of the account; name what it erased, if anything."""
     read = SEEN.take(account_id)
@@ -224,7 +219,7 @@ def write_balance(conn: Connection, account_id: str, balance: int, counts: Count
         read_balance(conn, account_id)
         read = SEEN.take(account_id)
     read_from, parent, read_at = read
-    caller = _who()
+    caller = who()._asdict()
     params = {"id": account_id, "balance": balance, "parent": parent, "delta": balance - read_from, "read_at": read_at}
     written, version, at = conn.execute(WRITE_BALANCE, {**params, **caller, **asdict(counts)}).fetchone()
     if version - 1 != parent:  # only a race pays for the walk
@@ -242,7 +237,7 @@ def add_to_balance(
 ) -> int | None:
     """The new balance, or None when it would have gone below `floor` (and nothing changed)."""
     params = {"id": account_id, "delta": delta, "floor": -(2**62) if floor is None else floor, **asdict(counts)}
-    row = conn.execute(ADD_TO_BALANCE, {**params, **_who()}).fetchone()
+    row = conn.execute(ADD_TO_BALANCE, {**params, **who()._asdict()}).fetchone()
     return None if row is None else row[0]
 
 

@@ -52,10 +52,18 @@ def calling(request_id: str | None, operation: str | None) -> Iterator[None]:
         CALLER.reset(token)
 
 
-def who() -> tuple[str | None, str | None, str, int]:
-    """(request id, operation, thread name, pid) of the write about to happen on this thread."""
+class Who(NamedTuple):
+    """Who makes the write about to happen on this thread."""
+
+    request_id: str | None
+    operation: str | None
+    thread: str
+    pid: int
+
+
+def who() -> Who:
     caller = CALLER.get()
-    return caller.request_id, caller.operation, threading.current_thread().name, os.getpid()
+    return Who(caller.request_id, caller.operation, threading.current_thread().name, os.getpid())
 
 
 class ReadsSeen:
