@@ -245,7 +245,9 @@ class HardenedWorker(ThreadWorker):
             self._close_lingering(conn)
 
     def handle_error(self, req, client, addr, exc):
-        """gunicorn's own error answers, as problem+json."""
+        """gunicorn's own error answers, as problem+json, with an `X-Request-Id` as every answer has."""
+        from .web.request_id import new_request_id  # here, not at import: the worker loads before the app
+
         status, reason = next((status, reason) for kind, status, reason in STATUSES if isinstance(exc, kind))
         if status >= 500:
             self.log.exception("Error handling request")
@@ -261,7 +263,7 @@ class HardenedWorker(ThreadWorker):
             }
         ).encode()
         head = (
-            f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+            f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nX-Request-Id: {new_request_id()}\r\n"
             f"Content-Type: application/problem+json\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         try:

@@ -6,7 +6,7 @@ Starts `bankapp serve --race-window-ms 0` on a free loopback port and drives
 `POST /accounts/<random>/deposit` (under `--guard`, `lock` by default) with
 wrk, first alone, then with N pollers running: plain HTTP clients (one
 keep-alive session each) that read what the page reads, `/stats`,
-and `/debug/locks`, once a second. Each round measures deposits
+`/debug/locks` and `/debug/races`, once a second. Each round measures deposits
 alone, with each N, and alone again; each N is compared with the mean of
 the two alone runs of its own round (seconds apart, so a noisy neighbour
 hits both sides), and the median of those ratios is reported. Target: a
@@ -39,7 +39,8 @@ from deposit_guards import DEPOSIT_LUA, send, wrk
 from prometheus_client.parser import text_string_to_metric_families
 
 #: What the page's script fetches on every poll.
-POLLED = ("/stats", "/debug/locks")
+POLLED = ("/stats", "/debug/locks", "/debug/races?limit=1")
+ROUTES = tuple(path.partition("?")[0] for path in POLLED)
 DEPOSIT_ROUTE = "/accounts/<account_id>/deposit"
 
 
@@ -87,7 +88,7 @@ def server_ms_per_poll(url: str) -> dict[str, float]:
             continue
         for sample in family.samples:
             route = sample.labels.get("route")
-            if route in (*POLLED, DEPOSIT_ROUTE) and sample.name.endswith(("_sum", "_count")):
+            if route in (*ROUTES, DEPOSIT_ROUTE) and sample.name.endswith(("_sum", "_count")):
                 totals.setdefault(route, {})[sample.name.rpartition("_")[2]] = sample.value
     return {route: 1000 * t["sum"] / t["count"] for route, t in totals.items() if t.get("count")}
 

@@ -56,12 +56,14 @@ def account_ids(host: str) -> list[str]:
 
 
 def snapshot(host: str, audit: bool = False, token: str = "") -> dict[str, Any]:
-    """Balances, `/stats`, settings, catalogue stock and (on request) `/audit`."""
+    """Balances, `/stats`, who erased whom (`/debug/races`), settings, catalogue stock and (on request) `/audit`."""
     listing = call(host, "GET", "/accounts")
     stats = call(host, "GET", "/stats")
+    races = call(host, "GET", "/debug/races?limit=50")
     return {
         "balances": None if listing is None else {row["id"]: row["balance"] for row in listing["accounts"]},
         "stats": stats,
+        "races": races,
         "config": call(host, "GET", "/admin/config", token=token),
         "audit": call(host, "GET", "/audit") if audit else None,
         "stock": stock_levels(stats),

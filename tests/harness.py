@@ -176,3 +176,23 @@ class MeetingInventory(Inventory):
         units = super().read(sku)
         self.meeting()
         return units
+
+
+class Actor:
+    """A thread of its own that runs what the test hands it, one step at a time, in the test's order.
+
+    `actor.do(fn)` runs `fn` in the actor's thread and returns its result:
+    a test interleaves reads and writes of several actors exactly as it
+    spells them, each actor keeping its own thread (and so what it read).
+    """
+
+    def __init__(self, name: str):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+
+    def do(self, fn: Callable, timeout: float = 10):
+        return self._executor.submit(fn).result(timeout)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)

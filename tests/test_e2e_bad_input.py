@@ -4,6 +4,7 @@ goes on the wire. Each case checks the answer is a problem, that nothing was
 applied (or applied once), and that the server still answers."""
 
 import json
+import re
 import time
 
 import pytest
@@ -51,6 +52,7 @@ def assert_problem(answer, status: int, *words: str) -> dict:
     code, headers, body = answer
     assert code == status, body
     assert headers["content-type"] == PROBLEM_JSON
+    assert re.fullmatch(r"[A-Za-z0-9._-]{1,64}", headers["x-request-id"])  # gunicorn's own answers too
     problem = json.loads(body)
     assert problem["status"] == status
     for word in words:

@@ -76,6 +76,11 @@ def test_quick_compare_writes_a_report_whose_rows_show_the_lessons(tmp_path):
     for row in rows.values():
         assert row["requests"] > 0 and row["rps"] > 0 and row["p50_ms"] <= row["p99_ms"]
     assert "vanished" in rows[("deposit", "unsafe")]["sentence"]
+    # who erased whom, quoted from the server's /debug/races through the verdict
+    unsafe = rows[("deposit", "unsafe")]
+    assert unsafe["erasures"] > 0 and unsafe["race_example"].startswith("deposit ")
+    assert f"For example, {unsafe['race_example']}" in unsafe["sentence"]
+    assert rows[("deposit", "lock")]["erasures"] == 0 and rows[("deposit", "lock")]["race_example"] is None
     assert "report.html" in stdout
 
 

@@ -213,6 +213,28 @@ def test_lost_updates_on_the_page_rise_to_what_stats_reports(server, page):
     assert page.blocked == [] and page.errors == []
 
 
+def test_the_latest_erasure_is_drawn_as_two_lanes_and_told_in_words(server, page):
+    server.configure(deposit_guard="unsafe", race_window_ms=5)
+    p = page.open(server.url)
+    expect(p.locator("#race-caption")).to_have_text("no write has erased another yet")
+    page.under_load(server.url, 3, [("/accounts/acc-00/deposit", {"amount": 1})] * 8)
+    latest = server.get("/debug/races?limit=1").json()["races"][0]
+    erased, eraser = latest["erased"][0], latest["eraser"]
+    expect(p.locator("#race-caption")).to_have_text(latest["sentence"], timeout=WAIT_MS)
+    assert page.js("window.dashboard.race.id") == latest["id"]
+    for mark in ("circle.read", "circle.write", "rect.window"):  # one of each per lane
+        assert p.locator(f"#race {mark}").count() == 2, mark
+    texts = p.locator("#race text").all_text_contents()
+    assert {eraser["thread"], erased["thread"]} <= set(texts)
+    assert f"wrote {eraser['balance']:,} over v{latest['overwrote']['version']}" in texts
+    assert f"read {erased['read_balance']:,} (v{erased['read_version']})" in texts
+    # the eraser's window opens before the erased write lands: that is the race
+    reads = [float(x) for x in p.locator("#race circle.read").evaluate_all("cs => cs.map(c => c.getAttribute('cx'))")]
+    writes = [float(x) for x in p.locator("#race circle.write").evaluate_all("cs => cs.map(c => c.getAttribute('cx'))")]
+    assert reads[1] <= writes[0] <= writes[1]
+    assert page.blocked == [] and page.errors == []
+
+
 def test_a_checkout_burst_draws_in_flight_against_capacity(server, page):
     server.configure(checkout_guard="semaphore", capacity=4, max_waiting=4, service_time_ms=400, race_window_ms=0)
     p = page.open(server.url)

@@ -96,6 +96,11 @@ def test_deposits_under_unsafe_lose_updates_and_fail_the_run(server, tmp_path, e
     assert sentence in run.output
     if extra:
         assert run.verdict["workers"] == 2
+    # who erased whom: every lost cent is named by the server, and the verdict quotes one erasure
+    races = server.get("/debug/races").json()
+    assert races["lost_updates"] == server_lost == run.verdict["races"]["lost_updates"] and races["erasures"] > 0
+    assert run.verdict["races"]["example"] in {event["sentence"] for event in races["races"]}
+    assert "races      the server named" in run.output and "for example:" in run.output
 
 
 @pytest.mark.parametrize("extra", [(), processes(2)], ids=["one-process", "processes-2"])
@@ -109,6 +114,8 @@ def test_deposits_under_lock_lose_nothing_and_pass(server, tmp_path, extra):
     assert section["acknowledged"] > 100  # the run really ran
     assert server_deposits(server)["lost_updates"] == 0
     assert "every acknowledged deposit is in the balance" in run.output
+    assert server.get("/debug/races").json()["erasures"] == 0 and run.verdict["races"]["erasures"] == 0
+    assert "races      no write erased another" in run.output
 
 
 def test_checkout_under_semaphore_rejects_the_excess_within_capacity(server, tmp_path):

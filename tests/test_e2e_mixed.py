@@ -53,6 +53,11 @@ def test_every_class_together_blames_each_anomaly_on_its_cause(server, tmp_path,
     assert verdict["deposits"]["acknowledged"] > 0 and verdict["checkout"]["admitted"] > 0, run
     assert verdict["transfers"]["committed"] > 0 and verdict["transfers"]["audits"] > 0, run
     blamed = {sentence.split(":")[0] for sentence in verdict["anomalies"]}
+    # whoever wrote a balance (deposits, withdrawals, batches, transfer legs and rollbacks), the cents
+    # the server names add up to its lost_updates, and only unguarded writers erase anything
+    races = server.get("/debug/races").json()
+    assert races["lost_updates"] == server.get("/stats").json()["deposits"]["lost_updates"], races
+    assert (races["erasures"] > 0) == (setting in {"deposit_guard unsafe", "transfer_policy unsafe"}), races
     if scenario is None:
         assert verdict["ok"] is True, verdict["anomalies"]
         assert run.returncode == 0, run

@@ -205,10 +205,28 @@ def test_the_locust_verdict_is_right_against_a_fleet(fleet, tmp_path, guard, ret
     server = fleet.get("/stats").json()["deposits"]
     assert section["acknowledged"] > 50
     assert section["server"]["acknowledged_amount"] >= section["acknowledged_amount"]
+    races = fleet.get("/debug/races").json()  # who erased whom, fleet-wide
+    assert races["store"] == "postgres" and races["lost_updates"] == server["lost_updates"]
     if returncode:
         assert section["lost_updates"] > 0 and server["lost_updates"] >= section["lost_updates"]
+        assert run.verdict["races"]["example"] and races["erasures"] > 0
+        # a Python lock excludes within a worker: an erasure crosses workers
+        assert any(event["eraser"]["pid"] != event["erased"][0]["pid"] for event in races["races"] if event["erased"])
     else:
         assert section["lost_updates"] == 0 == server["lost_updates"], run.verdict["anomalies"]
+        assert races["erasures"] == 0 and races["races"] == []
+
+
+def test_deposits_and_unsafe_transfers_across_workers_name_every_lost_cent(fleet, tmp_path):
+    fleet.configure(deposit_guard="unsafe", transfer_policy="unsafe", race_window_ms=2)
+    accounts = ("--accounts", "acc-00,acc-01,acc-02", "--amounts", "1,7,13")
+    run = run_locust(fleet, tmp_path, "DepositUser", "TransferUser", extra=accounts)
+    assert run.verdict["deposits"]["acknowledged"] > 0 and run.verdict["transfers"]["committed"] > 0, run
+    races = fleet.get("/debug/races?limit=100").json()
+    assert races["erasures"] > 0 and races["lost_updates"] == fleet.get("/stats").json()["deposits"]["lost_updates"]
+    writers = {write["operation"] for event in races["races"] for write in [event["eraser"], *event["erased"]]}
+    assert writers == {"deposit", "transfer"}, writers
+    fleet.configure(transfer_policy="naive")  # the fleet's default again, for the tests after this one
 
 
 def test_terminated_backends_answer_503_never_500_and_the_fleet_recovers(fleet, databases):

@@ -51,11 +51,15 @@ def test_two_workers_depositing_into_one_account(make_pg_lab, guard, loses):
     deposits = first.stats()["deposits"]
     assert deposits["acknowledged"] == 2 and deposits["acknowledged_amount"] == 12
     balance = first.bank.balance("acc-00")
+    races = second.races(10)  # fleet-wide: the other worker names what happened too
     if loses:  # a Python lock in one process does not stop a request in the other
         assert balance in (100_005, 100_007)
         assert deposits["lost_updates"] == 100_012 - balance
+        (erasure,) = races["races"]
+        assert erasure["erased"][0]["delta"] == deposits["lost_updates"] == races["lost_updates"]
     else:
         assert balance == 100_012 and deposits["lost_updates"] == 0
+        assert races["erasures"] == 0 and races["races"] == []
 
 
 def test_a_python_lock_is_exact_within_one_worker(make_pg_lab):

@@ -109,3 +109,10 @@ def test_panels_only_for_scenarios_that_ran(tmp_path):
     deposits_only = [r for r in fake_rows() if r["scenario"] == "deposit"]
     page = write(deposits_only, tmp_path / "deposit")["report.html"].read_text()
     assert page.count("<svg") == 3  # throughput, latency, lost updates
+
+
+def test_a_row_whose_writes_erased_others_quotes_one_erasure():
+    row = next(r for r in fake_rows() if (r["scenario"], r["guard"]) == ("deposit", "unsafe"))
+    example = "deposit 3f2a on Thread-7 read 100,412 (v312) and wrote 100,413 over v313, ...: its 1 cent is gone."
+    sentence = explain({**row, "race_example": example})
+    assert sentence == f"{row['sentence']} For example, {example}"

@@ -266,3 +266,36 @@ def test_plan_from_options():
     Options.request_timeout = 0
     with pytest.raises(ValueError, match="--request-timeout"):
         make_plan(Options, [])
+
+
+def server(balance, lost):
+    return {**bank(acc_00=balance), "stats": {"deposits": {"lost_updates": lost}}}
+
+
+def race(number, sentence, erased=1):
+    write = {"request_id": "x", "operation": "deposit", "thread": "T", "pid": 1, "delta": 1}
+    return {"id": number, "sentence": sentence, "erased": [write] * erased, "revived": [], "complete": True}
+
+
+def test_the_verdict_quotes_the_newest_simple_erasure_the_server_named():
+    races = [race(7, "seventh, two at once", erased=2), race(6, "deposit 3f2a on T read 5 (v1): its 1 cent is gone.")]
+    before = {**server(0, lost=0), "races": {"erasures": 1, "lost_updates": 1, "races": [race(5, "old")]}}
+    after = {**server(97, lost=3), "races": {"erasures": 3, "lost_updates": 4, "races": [*races, race(5, "old")]}}
+    verdict = judge(deposits(sent=100, ok=100), before, after, unit_amount=1)
+    section = verdict["races"]
+    assert section["erasures"] == 2 and section["lost_updates"] == 3 == section["server_lost_updates"]
+    assert section["example"] == races[1]["sentence"] and section["example_race"]["id"] == 6
+    text = render(verdict)
+    assert "races      the server named 2 writes that erased others, 3 cents in all (/debug/races)" in text
+    assert "deposit 3f2a on T read 5 (v1): its 1 cent is gone." in text
+    assert not [note for note in verdict["notes"] if "/debug/races" in note]
+
+
+def test_the_verdict_notes_when_the_named_cents_and_lost_updates_differ_or_the_server_has_no_races():
+    after = {**server(98, lost=2), "races": {"erasures": 1, "lost_updates": 1, "races": [race(1, "one")]}}
+    verdict = judge(deposits(sent=100, ok=100), bank(acc_00=0), after, unit_amount=1)
+    assert any("names 1 lost cents, its /stats counts 2" in note for note in verdict["notes"])
+    older = judge(deposits(sent=10, ok=10), bank(acc_00=0), bank(acc_00=10), unit_amount=1)
+    assert "races" not in older and "the server has no /debug/races: nobody named who erased whom" in older["notes"]
+    quiet = {**bank(acc_00=10), "races": {"erasures": 0, "lost_updates": 0, "races": []}}
+    assert "races      no write erased another" in render(judge(deposits(sent=10, ok=10), bank(acc_00=0), quiet))

@@ -2,8 +2,9 @@
 
 The sentence names the lesson of the row (a lost update, an admission
 limit, a broken Coffman condition) with the row's own numbers, so a trainee
-reading the table knows what to look at. One function per scenario; each
-takes a row as `rows.make_row` builds it.
+reading the table knows what to look at. Where writes erased others, it
+quotes one erasure as the server named it (`/debug/races`). One function
+per scenario; each takes a row as `rows.make_row` builds it.
 """
 
 from __future__ import annotations
@@ -74,5 +75,8 @@ SENTENCES = {"deposit": deposit, "checkout": checkout, "transfer": transfer}
 
 
 def explain(row: dict) -> str:
-    """One plain sentence saying what the row shows."""
-    return SENTENCES[row["scenario"]](row)
+    """One plain sentence saying what the row shows, and an erasure of the row in words, if there was one."""
+    said = SENTENCES[row["scenario"]](row)
+    if row.get("race_example"):
+        said += f" For example, {row['race_example']}"
+    return said

@@ -113,6 +113,9 @@ def make_row(matrix_row: MatrixRow, verdict: dict, stats: dict, duration_s: floa
         "total_conserved": None,
         "ok": bool(verdict.get("ok")),
         "anomalies": list(verdict.get("anomalies", [])),
+        # who erased whom, as the server named it (the verdict quotes /debug/races)
+        "erasures": (verdict.get("races") or {}).get("erasures", 0),
+        "race_example": (verdict.get("races") or {}).get("example"),
     }
     if scenario == "transfer":
         audit = server_stats.get("audit") or {}

@@ -146,6 +146,10 @@ class Lab(OperatorActions):
     def served(self) -> None:
         """Called once per answered request; the memory store has one worker, which served them all."""
 
+    def races(self, limit: int) -> dict:
+        """What `/debug/races` shows: the newest `limit` erasures, and totals of them all (see `forensics`)."""
+        return self.store.races(limit)
+
     def stats(self) -> dict:
         return {
             "deposits": self.ledger.report(self.store.snapshot()),

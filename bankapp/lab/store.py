@@ -5,11 +5,20 @@ read-modify-write, and so the race, belongs to the domain, which decides how
 to guard it. `MemoryStore` keeps a dict in the one worker process;
 `bankapp.postgres` stands a PostgreSQL database behind the same `Store`
 protocol, which every worker and machine shares.
+
+Every write advances the account's version and records what it read, so a
+write over a newer version than it read is caught, and the writes it erased
+are named (see `forensics`): `races()` is what `/debug/races` shows.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from typing import Protocol
+
+from .forensics import CALLER, HISTORY, HISTORY_EACH, RECENT, History, Races, ReadsSeen, Write, erasure
 
 
 class UnknownAccount(KeyError):
@@ -45,40 +54,70 @@ class Store(Protocol):
 
     def reset(self) -> None: ...
 
+    def races(self, limit: int) -> dict: ...
+
 
 class MemoryStore:
-    """Balances in a dict, in integer cents.
+    """Balances in a dict, in integer cents, each with its version: `{account: (balance, version)}`.
 
-    A single `dict` read or write is atomic under CPython, so the store needs
-    no lock of its own; what is not atomic is a read followed by a write,
-    which is the point of the lab.
+    A single `dict` read is atomic under CPython, and the pair is one value,
+    so a read sees a balance and its version together. A write takes a small
+    lock of the store's own, so that the version it makes and the balance it
+    stores are one step: that lock covers the write alone, never the gap
+    between a read and its write, which is the point of the lab.
     """
 
     def __init__(self, account_ids: list[str], initial_balance: int):
         self.initial_balance = initial_balance
         self._ids = list(account_ids)
-        self._balances: dict[str, int] = {}
-        self.reset()
+        self._rows: dict[str, tuple[int, int]] = dict.fromkeys(self._ids, (initial_balance, 0))
+        self._write_lock = threading.Lock()
+        self._seen = ReadsSeen()
+        self._history = History(max(HISTORY_EACH, HISTORY // max(1, len(self._ids))))
+        self.recorder = Races()
 
     def account_ids(self) -> list[str]:
         return list(self._ids)
 
     def exists(self, account_id: str) -> bool:
-        return account_id in self._balances
+        return account_id in self._rows
 
     def read(self, account_id: str) -> int:
         try:
-            return self._balances[account_id]
+            balance, version = self._rows[account_id]
         except KeyError:
             raise UnknownAccount(account_id) from None
+        self._seen.remember(account_id, balance, version)
+        return balance
 
     def write(self, account_id: str, balance: int) -> None:
-        if account_id not in self._balances:
-            raise UnknownAccount(account_id)
-        self._balances[account_id] = balance
+        """Store `balance` as the next version; if the read it came from is not the head, record the erasure."""
+        read = self._seen.take(account_id)
+        caller, thread, pid = CALLER.get(), threading.current_thread().name, os.getpid()
+        with self._write_lock:
+            try:
+                head_balance, head = self._rows[account_id]
+            except KeyError:
+                raise UnknownAccount(account_id) from None
+            now = time.time()
+            read_balance, parent, read_at = read or (head_balance, head, now)  # a blind write reads the head
+            write = (account_id, head + 1, parent, balance - read_balance, balance, *caller, thread, pid, read_at, now)
+            self._rows[account_id] = (balance, head + 1)
+            self._history.add(write)
+        if parent != head:  # only a race pays for the walk, after the write: the window stays as it was
+            eraser = Write._make(write)
+            self.recorder.add(erasure(eraser, head, head_balance, self._history.lookup(account_id)))
 
     def snapshot(self) -> dict[str, int]:
-        return dict(self._balances)
+        return {account_id: balance for account_id, (balance, _) in dict(self._rows).items()}
 
     def reset(self) -> None:
-        self._balances = {account_id: self.initial_balance for account_id in self._ids}
+        """Opening balances, as a new version of each account (versions never go back); no history, no races."""
+        with self._write_lock:
+            opening = self.initial_balance
+            self._rows = {account_id: (opening, version + 1) for account_id, (_, version) in self._rows.items()}
+            self._history.clear()
+            self.recorder.reset()
+
+    def races(self, limit: int = RECENT) -> dict:
+        return {"store": "memory", **self.recorder.report(limit)}

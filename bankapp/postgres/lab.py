@@ -87,6 +87,8 @@ class PostgresLab(OperatorActions):
                 self.counters.reset()
                 self.workers.reset()
                 conn.execute(sql.RESET_DEADLOCKS)
+                for statement in sql.RESET_RACES:
+                    conn.execute(statement)
                 conn.execute(sql.COUNT_RESET)
             self.shop.admission.reset()
             self.shop.ledger.reset()
@@ -107,6 +109,10 @@ class PostgresLab(OperatorActions):
         with self.db.connection() as conn:
             resets, since = conn.execute(sql.RESETS).fetchone()
         return resets, since
+
+    def races(self, limit: int) -> dict:
+        """What `/debug/races` shows, for the whole fleet (see `store.record_erasure`)."""
+        return self.store.races(limit)
 
     def stats(self) -> dict:
         """Every counter of the fleet from one snapshot (a REPEATABLE READ transaction), and who served."""

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from ..lab.shop import CATALOGUE
 from ..settings import Config, SettingsError, describe, hide_password
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the writes log and the races (forensics)
 #: Key of the advisory lock that serializes `prepare` across servers starting at once.
 PREPARE_LOCK = (0, 0)
 CONNECT_TIMEOUT = 5
@@ -67,6 +67,12 @@ TABLES = (
     """CREATE TABLE IF NOT EXISTS bankapp_deadlocks (
         id bigserial PRIMARY KEY, detected_at timestamptz NOT NULL DEFAULT now(), detected_by text NOT NULL,
         accounts text[] NOT NULL, detail text NOT NULL, cycle jsonb NOT NULL, context text NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS bankapp_writes (
+        account text NOT NULL, version bigint NOT NULL, parent bigint NOT NULL, delta bigint NOT NULL,
+        balance bigint NOT NULL, request_id text, operation text, thread text NOT NULL, pid integer NOT NULL,
+        read_at float8 NOT NULL, at float8 NOT NULL DEFAULT extract(epoch FROM clock_timestamp())::float8,
+        PRIMARY KEY (account, version))""",
+    "CREATE TABLE IF NOT EXISTS bankapp_races (id bigserial PRIMARY KEY, body jsonb NOT NULL)",
     """CREATE TABLE IF NOT EXISTS bankapp_resets (
         one boolean PRIMARY KEY DEFAULT true CHECK (one),
         resets bigint NOT NULL DEFAULT 0,
@@ -106,6 +112,8 @@ def check_version(conn: psycopg.Connection, url: str) -> None:
     row = conn.execute("SELECT version FROM bankapp_schema").fetchone()
     if row is None:
         conn.execute("INSERT INTO bankapp_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+    elif row[0] < SCHEMA_VERSION:  # the tables it lacked were created just now
+        conn.execute("UPDATE bankapp_schema SET version = %s", (SCHEMA_VERSION,))
     elif row[0] > SCHEMA_VERSION:
         raise SettingsError(
             f"database_url: the database at {hide_password(url)} holds bankapp schema version {row[0]}, newer than "
@@ -142,6 +150,10 @@ def seed(conn: psycopg.Connection, config: Config) -> None:
     rows = conn.execute("SELECT id, opening FROM bankapp_accounts ORDER BY id").fetchall()
     if rows != [(account, config.initial_balance) for account in config.account_ids]:
         conn.execute("DELETE FROM bankapp_accounts")
+        # new accounts start again at version 0, and their races with them
+        conn.execute("DELETE FROM bankapp_writes")
+        conn.execute("DELETE FROM bankapp_races")
+        conn.execute("UPDATE bankapp_counters SET n = 0 WHERE name LIKE 'races.%'")
         with conn.cursor() as cursor:
             cursor.executemany(
                 "INSERT INTO bankapp_accounts (id, balance, opening) VALUES (%s, %s, %s)",

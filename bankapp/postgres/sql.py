@@ -22,8 +22,11 @@ the other. Counters are relative (`n = n + 1`), so they are exact even
 where the balance write they ride with is a lost update.
 
 Balance writes all go through `write_balance` or `add_to_balance`, so
-whatever a write must carry (today its counts and a version that every
-write advances) is added in one place.
+whatever a write must carry (its counts, a version that every write
+advances, and its line in the writes log) is added in one place. A write
+knows the version it was computed from (`SEEN`, what this thread last read
+of the account); when the version it wrote over is newer, it has erased
+the writes in between, and `store.record_erasure` names them, fleet-wide.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from psycopg import Connection
+
+from ..lab.forensics import ReadsSeen, Write, who
+from ..lab.store import UnknownAccount
 
 # --- settings ------------------------------------------------------------------
 
@@ -82,30 +88,82 @@ _COUNTED = """deposits = deposits + %(deposits)s, deposit_amount = deposit_amoun
     withdrawals = withdrawals + %(withdrawals)s, withdrawal_amount = withdrawal_amount + %(withdrawal_amount)s,
     net = net + %(net)s"""
 
-READ_BALANCE = "SELECT balance FROM bankapp_accounts WHERE id = %s"
+_NOW = "extract(epoch FROM clock_timestamp())::float8"
+_VERSIONED = f"balance, version, {_NOW}"
+_LOGGED = """INSERT INTO bankapp_writes (account, version, parent, delta, balance, request_id, operation, thread, pid,
+                                read_at)"""
+
+READ_BALANCE = f"SELECT {_VERSIONED} FROM bankapp_accounts WHERE id = %s"
 """A plain read: no lock. A write computed from it later can erase what committed in between (P4)."""
 
-LOCK_BALANCE = "SELECT balance FROM bankapp_accounts WHERE id = %s FOR UPDATE"
+LOCK_BALANCE = f"SELECT {_VERSIONED} FROM bankapp_accounts WHERE id = %s FOR UPDATE"
 """Read and lock the row until the transaction ends; waits at most `lock_timeout` (then `55P03`).
 
 A second `FOR UPDATE` of the same row by the same transaction is granted at
 once: a row lock belongs to the transaction, not to a thread."""
 
-LOCK_BALANCE_NOWAIT = "SELECT balance FROM bankapp_accounts WHERE id = %s FOR UPDATE NOWAIT"
+LOCK_BALANCE_NOWAIT = f"SELECT {_VERSIONED} FROM bankapp_accounts WHERE id = %s FOR UPDATE NOWAIT"
 """Lock the row or fail at once with `55P03`: the try-lock of policy `backoff`."""
 
 WRITE_BALANCE = f"""
-UPDATE bankapp_accounts SET balance = %(balance)s, version = version + 1, {_COUNTED}
-WHERE id = %(id)s RETURNING balance"""
-"""Write an absolute balance the application computed: right only if nothing changed it since the read."""
+WITH written AS (
+    UPDATE bankapp_accounts SET balance = %(balance)s, version = version + 1, {_COUNTED}
+    WHERE id = %(id)s RETURNING balance, version
+), logged AS (
+    {_LOGGED}
+    SELECT %(id)s, version, %(parent)s, %(delta)s, balance, %(request_id)s, %(operation)s, %(thread)s, %(pid)s,
+           %(read_at)s
+    FROM written RETURNING at
+)
+SELECT balance, version, at FROM written, logged"""
+"""Write an absolute balance the application computed: right only if nothing changed it since the read.
+
+The version it writes is the next one whatever it read: when the version
+it overwrote (the new one minus 1) is not the one it read, the writes in
+between are erased. Its line in the writes log rides in the same statement."""
 
 ADD_TO_BALANCE = f"""
-UPDATE bankapp_accounts SET balance = balance + %(delta)s, version = version + 1, {_COUNTED}
-WHERE id = %(id)s AND balance + %(delta)s >= %(floor)s RETURNING balance"""
+WITH written AS (
+    UPDATE bankapp_accounts SET balance = balance + %(delta)s, version = version + 1, {_COUNTED}
+    WHERE id = %(id)s AND balance + %(delta)s >= %(floor)s RETURNING balance, version
+), logged AS (
+    {_LOGGED}
+    SELECT %(id)s, version, version - 1, %(delta)s, balance, %(request_id)s, %(operation)s, %(thread)s, %(pid)s,
+           {_NOW}
+    FROM written
+)
+SELECT balance FROM written"""
 """Read, add and write in one statement, under the row lock the UPDATE takes: no lost update.
 
-With a `floor` (0 for a withdrawal) it is also a guarded update: no row
-comes back when the balance would go below it, and nothing changed."""
+It reads the version it overwrites, so it never erases anything. With a
+`floor` (0 for a withdrawal) it is also a guarded update: no row comes back
+when the balance would go below it, and nothing changed."""
+
+WRITES_BETWEEN = """
+SELECT account, version, parent, delta, balance, request_id, operation, thread, pid, read_at, at
+FROM bankapp_writes WHERE account = %s AND version > %s AND version <= %s"""
+"""The writes log of one account over a range of versions: what an erasure's walk looks up."""
+
+PRUNE_WRITES = "DELETE FROM bankapp_writes WHERE account = %s AND version <= %s"
+
+RECORD_RACE = """
+WITH race AS (
+    INSERT INTO bankapp_races (body) VALUES (%(body)s) RETURNING id
+), counted AS (
+    INSERT INTO bankapp_counters (name, n)
+    VALUES ('races.erasures', 1), ('races.writes_erased', %(erased)s), ('races.writes_revived', %(revived)s),
+           ('races.lost_updates', %(cents)s), ('races.incomplete', %(incomplete)s)
+    ON CONFLICT (name) DO UPDATE SET n = bankapp_counters.n + EXCLUDED.n
+), pruned AS (
+    DELETE FROM bankapp_races WHERE id <= (SELECT id FROM race) - %(keep)s
+)
+SELECT id FROM race"""
+"""An erasure, its totals and the pruning of old ones in one statement: the totals stay exact when old
+erasures go, and no snapshot sees an erasure without its count."""
+
+RECENT_RACES = "SELECT id, body FROM bankapp_races ORDER BY id DESC LIMIT %s"
+
+RESET_RACES = ("DELETE FROM bankapp_writes", "DELETE FROM bankapp_races")
 
 COUNT_ONLY = f"UPDATE bankapp_accounts SET {_COUNTED} WHERE id = %(id)s"
 """Count without writing the balance: the in-process guards' path writes, then counts, in one transaction."""
@@ -137,14 +195,41 @@ It locks nothing by itself: it excludes only those who ask for the same
 key. The same session may take it again at once (it is re-entrant)."""
 
 
+#: What each thread last read of each account: the version a write was computed from.
+SEEN = ReadsSeen()
+#: Writes the log keeps per account; every `PRUNE_EVERY`th version of an account prunes what is older.
+HISTORY, PRUNE_EVERY = 4096, 256
+
+
 def read_balance(conn: Connection, account_id: str, lock: str = "") -> int:
-    """The balance; `lock` is '', 'wait' (FOR UPDATE) or 'nowait' (FOR UPDATE NOWAIT)."""
+    """The balance (its version remembered for the write to come); `lock` is '', 'wait' (FOR UPDATE)
+    or 'nowait' (FOR UPDATE NOWAIT)."""
     statement = {"": READ_BALANCE, "wait": LOCK_BALANCE, "nowait": LOCK_BALANCE_NOWAIT}[lock]
-    return conn.execute(statement, (account_id,)).fetchone()[0]
+    row = conn.execute(statement, (account_id,)).fetchone()
+    if row is None:
+        raise UnknownAccount(account_id)
+    SEEN.remember(account_id, *row)
+    return row[0]
 
 
 def write_balance(conn: Connection, account_id: str, balance: int, counts: Counts = Counts()) -> int:
-    return conn.execute(WRITE_BALANCE, {"id": account_id, "balance": balance, **asdict(counts)}).fetchone()[0]
+    """Write `balance`, computed from what this thread last read of the account; name what it erased, if anything."""
+    read = SEEN.take(account_id)
+    if read is None:  # a blind write: computed from nothing, it overwrites what is there now
+        read_balance(conn, account_id)
+        read = SEEN.take(account_id)
+    read_from, parent, read_at = read
+    caller = who()._asdict()
+    params = {"id": account_id, "balance": balance, "parent": parent, "delta": balance - read_from, "read_at": read_at}
+    written, version, at = conn.execute(WRITE_BALANCE, {**params, **caller, **asdict(counts)}).fetchone()
+    if version - 1 != parent:  # only a race pays for the walk
+        from .store import record_erasure  # the store reads the log this module writes
+
+        write = Write(account_id, version, parent, balance - read_from, balance, *caller.values(), read_at, at)
+        record_erasure(conn, write, version - 1)
+    if version % PRUNE_EVERY == 0:
+        conn.execute(PRUNE_WRITES, (account_id, version - HISTORY))
+    return written
 
 
 def add_to_balance(
@@ -152,7 +237,7 @@ def add_to_balance(
 ) -> int | None:
     """The new balance, or None when it would have gone below `floor` (and nothing changed)."""
     params = {"id": account_id, "delta": delta, "floor": -(2**62) if floor is None else floor, **asdict(counts)}
-    row = conn.execute(ADD_TO_BALANCE, params).fetchone()
+    row = conn.execute(ADD_TO_BALANCE, {**params, **who()._asdict()}).fetchone()
     return None if row is None else row[0]
 
 

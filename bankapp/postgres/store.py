@@ -10,18 +10,31 @@ write their own sum lose one deposit exactly as two threads do.
 is `LedgerStats` with its counts in the accounts' rows: relative updates
 (`deposits = deposits + 1`), exact whichever guard is under test and
 however many workers count at once.
+
+Forensics, fleet-wide: every write logs itself in `bankapp_writes` (in its
+own statement, see `sql.write_balance`); a write over a newer version than
+it read walks that log (`record_erasure`) and records the erasure in
+`bankapp_races`, a table written only when a race happens, with its totals
+in the counters. Two workers that erase each other's deposits are named
+as two threads are.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+
+from ..lab.forensics import RECENT, Write, described, erasure, totals_json
 from ..lab.shop import CATALOGUE
-from ..lab.store import UnknownAccount
 from ..settings import Config
 from . import sql
 from .counters import Counters
 from .database import Database
+
+#: How many versions an erasure's walk fetches from the writes log at a time.
+WALK_FETCH = 64
 
 
 class PostgresStore:
@@ -39,10 +52,7 @@ class PostgresStore:
 
     def read(self, account_id: str) -> int:
         with self.db.connection() as conn:
-            row = conn.execute(sql.READ_BALANCE, (account_id,)).fetchone()
-        if row is None:
-            raise UnknownAccount(account_id)
-        return row[0]
+            return sql.read_balance(conn, account_id)
 
     def write(self, account_id: str, balance: int) -> None:
         with self.db.connection() as conn:
@@ -55,6 +65,38 @@ class PostgresStore:
     def reset(self) -> None:
         with self.db.connection() as conn:
             conn.execute(sql.RESET_ACCOUNTS)
+
+    def races(self, limit: int = RECENT) -> dict:
+        """The newest `limit` erasures of the whole fleet, and totals of them all, from one snapshot."""
+        with self.db.transaction(isolation=sql.SNAPSHOT) as conn:
+            rows = conn.execute(sql.RECENT_RACES, (limit,)).fetchall()
+            counters = dict(conn.execute(sql.COUNTERS).fetchall())
+        names = ("erasures", "writes_erased", "writes_revived", "lost_updates", "incomplete")
+        totals = totals_json(*(counters.get(f"races.{name}", 0) for name in names))
+        races = [described({"id": number, **body}) for number, body in rows]
+        return {"store": "postgres", **totals, "kept": RECENT, "races": races}
+
+
+def record_erasure(conn: Connection, write: Write, head: int) -> None:
+    """`write` overwrote version `head`, not the one it read: walk the writes log, record what it erased.
+
+    Runs on the writer's connection, inside its transaction if it has one:
+    an erasure whose write rolls back is gone with it.
+    """
+    fetched: dict[int, Write] = {}
+    lowest = head + 1  # every version from here up to `head` has been fetched
+
+    def lookup(version: int) -> Write | None:
+        nonlocal lowest
+        if version < lowest:
+            rows = conn.execute(sql.WRITES_BETWEEN, (write.account, version - WALK_FETCH, lowest - 1)).fetchall()
+            fetched.update((row[1], Write(*row)) for row in rows)
+            lowest = version - WALK_FETCH + 1
+        return fetched.get(version)
+
+    event = erasure(write, head, None, lookup)
+    params = {"erased": len(event.erased), "revived": len(event.revived), "cents": event.cents, "keep": RECENT}
+    conn.execute(sql.RECORD_RACE, {**params, "body": Jsonb(event.to_json()), "incomplete": int(not event.complete)})
 
 
 class StockTable:

@@ -9,7 +9,7 @@ from flask_openapi3 import Info
 
 from ..lab import make_lab
 from ..settings import Config, load
-from . import admin_auth, contract, dashboard, idempotency, metrics, problems
+from . import admin_auth, contract, dashboard, idempotency, metrics, problems, request_id
 from .body import MAX_BODY_BYTES, BodyRequest
 from .views import accounts, admin, checkout, introspection, transfers
 
@@ -33,6 +33,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> contract.BankAP
     app.extensions["bankapp"] = lab = make_lab(config)
     problems.init_app(app)
     metrics.init_app(app, lab, config.workers)  # first of the before_request hooks: every request is timed
+    request_id.init_app(app)  # around it all: every answer, a refusal too, names its request
     idempotency.init_app(app)
     for blueprint in (introspection.bp, accounts.bp, checkout.bp, transfers.bp, admin.bp, dashboard.bp):
         app.register_api(blueprint)

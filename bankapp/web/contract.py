@@ -11,7 +11,8 @@ schemathesis, which checks every answer against it) would trip on them:
 - it cannot know what the app does around the views: a body that is not JSON
   or nested too deep (400), late (408), too big (413) or not
   `application/json` (415), see `body`; the admin token (401, 403); the
-  `Idempotency-Key` header of idempotent views.
+  `Idempotency-Key` header of idempotent views; the `X-Request-Id` header
+  of every answer (see `request_id`).
 
 `BankAPI.generate_spec_json` fixes the document once, in one place, so a new
 view gets all of this by declaring `responses={..., 409: Problem}` as usual.
@@ -24,12 +25,13 @@ from typing import Any
 from flask import Flask, redirect, url_for
 from flask_openapi3 import OpenAPI
 
-from . import admin_auth, idempotency
+from . import admin_auth, idempotency, request_id
 from .body import MAX_BODY_BYTES, MAX_DEPTH
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_REF = "#/components/schemas/Problem"
+REQUEST_ID_REF = f"#/components/headers/{request_id.HEADER}"
 
 #: Answers the app gives around the views, by status: (when, applies to).
 BODY_PROBLEMS = {
@@ -96,6 +98,9 @@ def make_honest(spec: dict[str, Any], app: Flask) -> None:
                 admin_auth.document(operation)
                 for status, description in ADMIN_PROBLEMS.items():
                     add_problem(responses, status, description)
+            for response in responses.values():
+                response.setdefault("headers", {})[request_id.HEADER] = {"$ref": REQUEST_ID_REF}
+    spec["components"].setdefault("headers", {})[request_id.HEADER] = request_id.DOCUMENTED
     if any(admin_auth.is_admin_path(_flask_path(path)) for path in spec.get("paths", {})):
         components = spec["components"]
         components["securitySchemes"] = {**(components.get("securitySchemes") or {}), **admin_auth.SECURITY_SCHEMES}

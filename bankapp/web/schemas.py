@@ -14,6 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from ..interleave import SCENARIOS
 from ..interleave.schedule import MAX_ENTRIES
+from ..lab.forensics import RECENT
 from ..settings import STARTUP_ONLY, Config, GuardName, whole_number
 
 #: The largest amount one request may move: 1,000,000.00 in cents.
@@ -277,3 +278,52 @@ class DebugLocksOut(BaseModel):
     live_deadlocks: list[dict[str, Any]]
     deadlocks_detected: int
     recent_deadlocks: list[dict[str, Any]]
+
+
+class RacesQuery(BaseModel):
+    limit: int = Field(20, ge=1, le=RECENT, description=f"how many of the newest erasures to list, 1 .. {RECENT}")
+
+
+class RaceWrite(BaseModel):
+    """One write of a balance: what it read, what it wrote, and who wrote it (times in epoch seconds)."""
+
+    request_id: str | None = Field(description="the X-Request-Id of its request")
+    operation: str | None = Field(description="what the request did: deposit, withdrawal, batch deposit, transfer")
+    thread: str
+    pid: int
+    account: str
+    read_version: int
+    read_balance: int
+    delta: int = Field(description="what it added to the balance it read, in cents")
+    version: int
+    balance: int = Field(description="what it wrote")
+    read_at: float
+    wrote_at: float
+
+
+class RaceOut(BaseModel):
+    """A write over a newer version than it read, and the writes it erased (and revived)."""
+
+    id: int
+    account: str
+    at: str
+    cents: int = Field(description="what this erasure took from the balance: the head's balance minus the read one")
+    complete: bool = Field(description="false when some writes in between are no longer remembered")
+    eraser: RaceWrite
+    overwrote: dict[str, int | None] = Field(description="the version it wrote over, and its balance")
+    erased: list[RaceWrite] = Field(description="newest first: the writes it took away")
+    revived: list[RaceWrite] = Field(description="writes an earlier erasure took away, back again")
+    sentence: str
+
+
+class DebugRacesOut(BaseModel):
+    """Who erased whom: the newest erasures first, and totals of every one since the last reset."""
+
+    store: Literal["memory", "postgres"]
+    erasures: int
+    writes_erased: int
+    writes_revived: int
+    lost_updates: int = Field(description="cents the erasures took, in all: equal to /stats lost_updates at rest")
+    incomplete: int
+    kept: int = Field(description="how many erasures are kept to list; the totals count them all")
+    races: list[RaceOut]

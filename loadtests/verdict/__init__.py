@@ -7,7 +7,9 @@ scenario:
   acknowledged and the attempted deposits;
 - `checkout`: peak in flight against capacity, admitted, rejected, oversold;
 - `transfers` (bank): the total is conserved, no balance is negative, audits
-  never read a wrong total, no transfer fell victim to a deadlock.
+  never read a wrong total, no transfer fell victim to a deadlock;
+- `races`: who erased whom, as the server's `/debug/races` names it, with
+  one example in words.
 
 Scenarios that run together write the same balances, so `money` accounts
 for every account at once and blames each gap (and each wrong audit read)
@@ -29,6 +31,7 @@ from .checkout import judge_checkout
 from .deposits import judge_deposits
 from .model import Run, Snapshot, Verdict
 from .money import count_money
+from .races import judge_races
 from .render import render
 from .transfers import judge_transfers
 
@@ -52,6 +55,10 @@ def judge(counts: dict[str, int], before: Snapshot, after: Snapshot, unit_amount
         verdict.sections["checkout"] = judge_checkout(run, verdict)
     if run.ran_transfers or run.ran_audits:
         verdict.sections["transfers"] = judge_transfers(run, money, verdict)
+    if run.ran_deposits or run.ran_transfers:
+        races = judge_races(run, verdict)
+        if races is not None:
+            verdict.sections["races"] = races
     if not verdict.sections:
         verdict.note("no scenario sent a request: nothing to judge")
     return verdict.to_json()

@@ -13,7 +13,7 @@ from typing import Any
 from .. import keys as k
 from ..tally import by_subject, total
 
-Snapshot = dict[str, Any]  # {"balances", "stats", "audit", "config", "stock"}; any may be None
+Snapshot = dict[str, Any]  # {"balances", "stats", "races", "audit", "config", "stock"}; any may be None
 
 
 @dataclass

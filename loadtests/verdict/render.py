@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 from .model import lost_sentence
 
 SHOWN_SETTINGS = ("deposit_guard", "deposit_permits", "checkout_guard", "capacity", "transfer_policy", "race_window_ms")
@@ -20,6 +22,8 @@ def render(verdict: dict) -> str:
         lines += checkout_lines(verdict["checkout"])
     if "transfers" in verdict:
         lines += transfer_lines(verdict["transfers"])
+    if "races" in verdict:
+        lines += race_lines(verdict["races"])
     for sentence in verdict["anomalies"]:
         lines.append(f"ANOMALY    {sentence}")
     for sentence in verdict["notes"]:
@@ -85,3 +89,15 @@ def transfer_lines(section: dict) -> list[str]:
         f"{INDENT}total {conserved}, accounts below zero {negative}, audits {section['audits']:,} of which "
         f"{wrong:,} saw a wrong total{by_whom}",
     ]
+
+
+def race_lines(section: dict) -> list[str]:
+    if not section["erasures"]:
+        return ["races      no write erased another (the server's /debug/races)"]
+    lines = [
+        f"races      the server named {section['erasures']:,} writes that erased others, "
+        f"{section['lost_updates']:,} cents in all (/debug/races); for example:"
+    ]
+    if section["example"]:
+        lines += textwrap.wrap(section["example"], 100, initial_indent=INDENT, subsequent_indent=INDENT)
+    return lines

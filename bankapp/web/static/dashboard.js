@@ -1,8 +1,8 @@
 /* bankapp's live dashboard. One script, no build step.
  *
- * About once a second it reads /stats and /debug/locks (two plain GETs,
- * neither of which waits on a guard) and redraws; uPlot (vendored) draws
- * the time series. The controls PATCH /admin/config; when the server wants
+ * About once a second it reads /stats, /debug/locks and /debug/races (plain
+ * GETs, none of which waits on a guard) and redraws; uPlot (vendored) draws
+ * the time series, and plain SVG the latest deadlock and the latest erasure. The controls PATCH /admin/config; when the server wants
  * the admin token (401/403) the page asks for it and keeps it in this tab's
  * sessionStorage. A refusal is shown as the problem's `detail`.
  */
@@ -124,7 +124,7 @@ const charts = {
     { label: "threads serving", stroke: C.orange, width: 3, dash: [10, 6], scale: "threads" },
   ]),
 };
-window.dashboard = { charts, series, markers: state.markers }; // what is drawn, for the browser tests
+window.dashboard = { charts, series, markers: state.markers, race: null }; // what is drawn, for the browser tests
 
 function redrawCharts() {
   const s = series;
@@ -148,9 +148,11 @@ async function poll() {
   const started = performance.now();
   try {
     const servedBy = new Set();
-    const [stats, locks] = await Promise.all(["/stats", "/debug/locks"].map((path) => getJSON(path, servedBy)));
+    const paths = ["/stats", "/debug/locks", "/debug/races?limit=1"];
+    const [stats, locks, races] = await Promise.all(paths.map((path) => getJSON(path, servedBy)));
     state.pageServers = servedBy;
     render(stats, locks);
+    drawRace(races);
     $("status").textContent = `updated ${new Date().toLocaleTimeString()}`;
     $("status").classList.remove("stale");
   } catch (error) {
@@ -359,6 +361,47 @@ function drawCycle(locks) {
   $("cycle-caption").textContent =
     `deadlock #${deadlock.id} at ${when}, detected after ${deadlock.detected_after_ms} ms; ` +
     (deadlock.victim ? `victim ${deadlock.victim} rolled back and answered 409` : "not broken: no waiter may give up");
+}
+
+// ---------- the latest erasure ----------
+
+const at = (n) => n.toLocaleString("en-US");
+
+/** The latest erasure as two lanes on one time axis: each thread's read, its window, its write. */
+function drawRace(races) {
+  const event = races.races[0];
+  const box = $("race");
+  const key = event ? JSON.stringify([event.id, event.at]) : "";
+  if (box.dataset.key === key) return;
+  box.dataset.key = key;
+  box.replaceChildren();
+  window.dashboard.race = event || null;
+  $("race-caption").textContent = event ? event.sentence : "no write has erased another yet";
+  if (!event || !event.erased.length) return;
+  const erased = event.erased[0], eraser = event.eraser;
+  const W = 900, H = 170, left = 250, right = 40;
+  const t0 = Math.min(erased.read_at, eraser.read_at), span = Math.max(eraser.wrote_at - t0, 1e-6);
+  const x = (t) => left + ((t - t0) / span) * (W - left - right);
+  box.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  const lane = (write, y, colour, wrote) => {
+    const [a, b] = [x(write.read_at), x(write.wrote_at)];
+    box.append(
+      svg("text", { x: 0, y: y - 4, fill: colour, "font-weight": 700 }, write.thread),
+      svg("text", { x: 0, y: y + 18, fill: C.ink }, `${write.operation || "write"} ${write.request_id || ""}`.slice(0, 28)),
+      svg("rect", { x: a, y: y - 9, width: Math.max(b - a, 2), height: 18, fill: colour, opacity: 0.25, class: "window" }),
+      svg("circle", { cx: a, cy: y, r: 7, fill: colour, class: "read" }),
+      svg("circle", { cx: b, cy: y, r: 7, fill: colour, class: "write" }),
+      svg("text", { x: a, y: y - 14, fill: C.ink, "text-anchor": "start" }, `read ${at(write.read_balance)} (v${write.read_version})`),
+      svg("text", { x: b, y: y + 28, fill: C.ink, "text-anchor": "end" }, wrote),
+    );
+  };
+  lane(erased, 50, C.blue, `wrote ${at(erased.balance)} (v${erased.version})`);
+  lane(eraser, 125, C.vermillion, `wrote ${at(eraser.balance)} over v${event.overwrote.version}`);
+  const mark = x(erased.wrote_at);
+  box.append(
+    svg("line", { x1: mark, y1: 60, x2: mark, y2: 118, stroke: C.ink, "stroke-dasharray": "4 4" }),
+    svg("text", { x: W, y: 14, fill: C.grey, "text-anchor": "end" }, `latest erasure: ${((eraser.wrote_at - t0) * 1000).toFixed(1)} ms from first read to last write`),
+  );
 }
 
 // ---------- controls ----------

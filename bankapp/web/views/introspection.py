@@ -1,4 +1,4 @@
-"""What the server can say about itself: health, threads, counters."""
+"""What the server can say about itself: health, threads, counters, and who erased whom."""
 
 import os
 import threading
@@ -6,10 +6,12 @@ import threading
 from flask import current_app
 from flask_openapi3 import APIBlueprint, Tag
 
-from ..schemas import HealthOut, Problem, StatsOut, ThreadsOut
+from ..schemas import DebugRacesOut, HealthOut, Problem, RacesQuery, StatsOut, ThreadsOut
 from . import lab
 
-bp = APIBlueprint("introspection", __name__, abp_tags=[Tag(name="introspection", description="health and threads")])
+bp = APIBlueprint(
+    "introspection", __name__, abp_tags=[Tag(name="introspection", description="health, threads, counters, races")]
+)
 
 
 def describe_thread(thread: threading.Thread) -> dict:
@@ -45,3 +47,12 @@ def stats():
     """Every counter, exact whatever the guard, the settings in force, and which threads of
     this worker served requests in the last few seconds (`served_by`)."""
     return {**lab().stats(), "served_by": current_app.extensions["bankapp.metrics"].servers.report()}
+
+
+@bp.get("/debug/races", responses={200: DebugRacesOut, 503: Problem})
+def races(query: RacesQuery):
+    """Who erased whom: the newest erasures (each in words), and totals that add up to `lost_updates`.
+
+    Never waits on a guard: the erasures live under a small lock of their own (or in the database).
+    """
+    return lab().races(query.limit)

@@ -1,0 +1,82 @@
+"""Who is writing, and what they read: the context every versioned write records.
+
+The domain imports nothing of Flask, yet a write must name the request it
+belongs to. The web layer sets `CALLER` (a `ContextVar`) at the start of
+each request, with the request's id (`X-Request-Id`) and what it does
+("deposit", "transfer"); the store reads it when it writes, with the
+thread's name and the process id. A test, or any other caller, sets it the
+same way with `calling()`.
+
+`ReadsSeen` is what each thread last read of each account: the balance,
+the version and when. A write looks up the read it was computed from, so
+the domain's read-modify-write stays as it is (`balance = read(); ...;
+write(balance + amount)`) and the store still knows what the write read.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import NamedTuple
+
+
+class Caller(NamedTuple):
+    """The request a write belongs to: its id, and what it does (None when nobody said)."""
+
+    request_id: str | None = None
+    operation: str | None = None
+
+
+#: Writes made outside any request (a test, a shell) belong to nobody in particular.
+NOBODY = Caller()
+CALLER: ContextVar[Caller] = ContextVar("bankapp_caller", default=NOBODY)
+
+
+@contextmanager
+def calling(request_id: str | None, operation: str | None) -> Iterator[None]:
+    """Inside the block, this thread's writes belong to request `request_id`, doing `operation`.
+
+    Example::
+
+        with calling("req-7", "deposit"):
+            bank.deposit("acc-00", 100)
+    """
+    token = CALLER.set(Caller(request_id, operation))
+    try:
+        yield
+    finally:
+        CALLER.reset(token)
+
+
+class Who(NamedTuple):
+    """Who makes the write about to happen on this thread."""
+
+    request_id: str | None
+    operation: str | None
+    thread: str
+    pid: int
+
+
+def who() -> Who:
+    caller = CALLER.get()
+    return Who(caller.request_id, caller.operation, threading.current_thread().name, os.getpid())
+
+
+class ReadsSeen:
+    """What each thread last read of each account: (balance, version, epoch seconds)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def remember(self, account_id: str, balance: int, version: int, at: float | None = None) -> None:
+        reads = self._local.__dict__.setdefault("reads", {})
+        reads[account_id] = (balance, version, time.time() if at is None else at)
+
+    def take(self, account_id: str) -> tuple[int, int, float] | None:
+        """The read a write is computed from, forgotten as it is taken; None if this thread read nothing."""
+        reads = self._local.__dict__.get("reads")
+        return None if reads is None else reads.pop(account_id, None)
