@@ -164,6 +164,43 @@ def test_naive_transfers_deadlock_and_postgres_breaks_each_with_a_409(fleet):
     fleet.configure(transfer_policy="naive", race_window_ms=2)
 
 
+def test_a_deposit_queued_behind_deadlocked_transfers_may_be_the_victim_and_says_so(fleet):
+    """A deposit waiting for a row is in that row's queue, and PostgreSQL's wait-for graph runs through
+    queues: opposing naive transfers can close a cycle through a deposit, and PostgreSQL may abort it.
+    It answers 409 (rolled back, nothing applied), never a 500, and the books add up."""
+    fleet.configure(transfer_policy="naive", deposit_guard="row-lock", race_window_ms=5)
+    answers: list = []
+
+    def transfers(a, b):
+        session = requests.Session()
+        for _ in range(25):
+            answers.append(("transfer", session.post(f"{fleet.url}/transfers", json={"from": a, "to": b, "amount": 1})))
+
+    def deposits(account):
+        session = requests.Session()
+        for _ in range(40):
+            answers.append(("deposit", session.post(f"{fleet.url}/accounts/{account}/deposit", json={"amount": 1})))
+
+    threads = [
+        threading.Thread(target=transfers, args=pair) for pair in [("acc-00", "acc-01"), ("acc-01", "acc-00")] * 3
+    ]
+    threads += [threading.Thread(target=deposits, args=(account,)) for account in ("acc-00", "acc-01") * 2]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(180)
+    statuses = Counter((kind, response.status_code) for kind, response in answers)
+    assert {status for _, status in statuses} <= {200, 409}, statuses
+    for _, response in answers:
+        if response.status_code == 409:
+            assert response.json()["type"] == "urn:bankapp:problem:deadlock", response.text
+    stats = fleet.get("/stats").json()
+    assert stats["deposits"]["acknowledged"] == statuses[("deposit", 200)]
+    assert stats["deposits"]["rejected"].get("deadlock_victim", 0) == statuses[("deposit", 409)]
+    assert stats["deposits"]["lost_updates"] == 0 and fleet.get("/audit").json()["consistent"]
+    fleet.configure(transfer_policy="naive", deposit_guard="unsafe", race_window_ms=2)
+
+
 def checkout_burst(fleet, sku="widget", quantity=1, clients=14):
     return together(
         fleet, "POST", "/checkout", {"sku": sku, "quantity": quantity}, clients=clients, rounds=1, fresh=True

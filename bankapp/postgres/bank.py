@@ -55,6 +55,7 @@ from ..lab.store import StoreUnavailable, UnknownAccount
 from ..settings import Config
 from . import sql
 from .database import Database
+from .locks import DatabaseDeadlock, record_deadlock
 
 #: Tries of a serializable deposit before it answers 503.
 SERIALIZABLE_ATTEMPTS = 20
@@ -140,9 +141,21 @@ class DatabaseBank(Bank):
 
     @contextmanager
     def _database_refusals(self, config: Config, account_id: str) -> Iterator[None]:
-        """PostgreSQL's `lock_timeout` (55P03) is a guard timeout, counted and answered as a Python guard's."""
+        """PostgreSQL's `lock_timeout` (55P03) is a guard timeout, counted and answered as a Python guard's.
+
+        And its deadlock detector (40P01) can pick a deposit too: a deposit
+        queued for a row that a transfer holds is in that row's queue, ahead
+        of whoever comes next, and the queue is part of PostgreSQL's wait-for
+        graph. When opposing `naive` transfers close a cycle through that
+        queue, the deposit may be the victim: its transaction is rolled back
+        (nothing applied) and it answers 409 with PostgreSQL's account of the
+        cycle, as a transfer victim does.
+        """
         try:
             yield
+        except errors.DeadlockDetected as error:
+            self.stats.refused("deadlock_victim")
+            raise DatabaseDeadlock(record_deadlock(self.db, error, (account_id,))) from None
         except errors.LockNotAvailable:
             self.stats.refused("lock_timeout")
             raise GuardTimeout(

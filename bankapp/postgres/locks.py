@@ -58,8 +58,8 @@ def parse_cycle(detail: str) -> list[dict]:
     ]
 
 
-def record_deadlock(db: Database, error: errors.DeadlockDetected, accounts: tuple[str, str]) -> dict:
-    """Keep PostgreSQL's account of a deadlock this transfer lost (the detecting process is the first step)."""
+def record_deadlock(db: Database, error: errors.DeadlockDetected, accounts: tuple[str, ...]) -> dict:
+    """Keep PostgreSQL's account of a deadlock this request lost (the detecting process is the first step)."""
     diag = error.diag
     detail, context = diag.message_detail or "", diag.context or ""
     cycle = parse_cycle(detail)
