@@ -183,7 +183,12 @@ class Trainee:
     """Runs steps of the guide in order: commands in one terminal, servers in others."""
 
     def __init__(self, workdir: Path):
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("BANKAPP_", "LOCUST_"))}
+        # A fresh terminal: none of bankapp's or Locust's settings, and Python's usual buffering. Under
+        # PYTHONUNBUFFERED a print is two writes, text then newline, so the last lines of four workers
+        # stopping at once (or a worker's and gunicorn's) can run together, which a terminal never shows.
+        self.env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("BANKAPP_", "LOCUST_")) and k != "PYTHONUNBUFFERED"
+        }
         self.scripts = sysconfig.get_path("scripts")  # where this environment's bankapp, locust, pytest are
         self.terminal = Terminal(workdir, self.env)
         self.servers: dict[int, Server] = {}  # by the port the guide gives it
