@@ -9,8 +9,9 @@ back to its default, then the lesson's own settings over them, in one
 `GET /admin/config` shows all of them at any time.
 
 Settings fixed at start (`accounts`, `threads`, ...) cannot be patched; a
-server started with other values than the defaults is named in a note,
-since the guide's outputs assume the defaults.
+server started with other values than the lesson assumes (the defaults, or
+for lessons 13 and 14 the PostgreSQL fleet, `Lesson.started`) is named in a
+note, since the guide's outputs assume them.
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ class Lesson:
     settings: dict[str, Any] = field(default_factory=dict)
     #: False: the lesson runs scripts only, no server
     server: bool = True
+    #: settings fixed at start that the lesson's own server is started with (the rest at defaults)
+    started: dict[str, Any] = field(default_factory=dict)
+
+
+#: The server lessons 13 and 14 start: several processes sharing one PostgreSQL database.
+FLEET = {"store": "postgres", "workers": 4, "threads": 16}
 
 
 LESSONS = {
@@ -61,7 +68,8 @@ LESSONS = {
         "Limiting parallel use of a resource",
         {"checkout_guard": "unsafe", "capacity": 8, "service_time_ms": 50, "gateway_capacity": 8},
     ),
-    13: Lesson("Threads vs processes", server=False),
+    13: Lesson("Threads vs processes", started=FLEET),
+    14: Lesson("Locks one level up", started=FLEET),
 }
 
 
@@ -101,13 +109,16 @@ def start(number: int, url: str, token: str | None = None) -> list[str]:
     chosen = f"{shown(lesson.settings)}, the rest at defaults" if lesson.settings else "every setting at its default"
     lines = [f"{heading} (balances and counters reset)", f"  {chosen}"]
     config = patched.json()
+    assumed = {name: info.default for name, info in Config.model_fields.items()} | lesson.started
     odd = {
         name: config[name]
-        for name in sorted(STARTUP_ONLY - {"host", "port", "log_level"})
-        if name in config and config[name] != Config.model_fields[name].default
+        # where it listens, how it logs and which database it uses are the trainee's own
+        for name in sorted(STARTUP_ONLY - {"host", "port", "log_level", "database_url"})
+        if name in config and config[name] != assumed[name]
     }
     if odd:
-        lines.append(f"  note: this server was started with {shown(odd)}; the guide's outputs assume the defaults")
+        expected = f"{shown(lesson.started)} and the defaults" if lesson.started else "the defaults"
+        lines.append(f"  note: this server was started with {shown(odd)}; the guide's outputs assume {expected}")
     return lines
 
 

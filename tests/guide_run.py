@@ -1,7 +1,9 @@
 """Run steps of `docs/lab-guide.md` as a trainee would: commands in one terminal, servers in others.
 
 `Trainee` runs the steps `guide.parse` found, against real servers on free
-loopback ports, and tells whether each printed what the guide quotes.
+loopback ports, and tells whether each printed what the guide quotes. The
+PostgreSQL database the guide names (`bankapp` at 127.0.0.1:5432) is one the
+Trainee creates for the run (`tests.pg`) and drops at the end.
 """
 
 from __future__ import annotations
@@ -23,12 +25,15 @@ import requests
 from bankapp.compare.processes import READY, last_lines, signal_group, stop_group
 
 from .guide import ROOT, GuideError, Section, Step, matches
+from .pg import Databases, reachable_or_skip
 
 #: How long one command block may run, and a server take to start or stop.
 STEP_TIMEOUT = 180
 SERVER_TIMEOUT = 30
 #: gunicorn's graceful timeout in `bankapp serve`, and a little more.
 STOP_TIMEOUT = 15
+#: The trainee's database of lessons 13 and 14 (`createdb -h 127.0.0.1 bankapp`), as the guide writes its URL.
+GUIDE_DATABASE = re.compile(r"postgresql://(?:[^\s/@]*@)?127\.0\.0\.1:5432/bankapp\b")
 
 
 class Terminal:
@@ -178,14 +183,32 @@ class Trainee:
     """Runs steps of the guide in order: commands in one terminal, servers in others."""
 
     def __init__(self, workdir: Path):
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("BANKAPP_", "LOCUST_"))}
+        # A fresh terminal: none of bankapp's or Locust's settings, and Python's usual buffering. Under
+        # PYTHONUNBUFFERED a print is two writes, text then newline, so the last lines of four workers
+        # stopping at once (or a worker's and gunicorn's) can run together, which a terminal never shows.
+        self.env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("BANKAPP_", "LOCUST_")) and k != "PYTHONUNBUFFERED"
+        }
         self.scripts = sysconfig.get_path("scripts")  # where this environment's bankapp, locust, pytest are
         self.terminal = Terminal(workdir, self.env)
         self.servers: dict[int, Server] = {}  # by the port the guide gives it
         self.started: list[int] = []
+        self.databases: Databases | None = None
+        self.database_url = ""
+
+    def database(self) -> str:
+        """The test's own database, made when the guide first names its `bankapp` (no PostgreSQL: skip)."""
+        if not self.database_url:
+            self.databases = reachable_or_skip()
+            self.database_url = self.databases.create()
+        return self.database_url
 
     def rewrite(self, text: str) -> str:
-        """The guide's `.venv/bin/` is this environment's; its ports are those the servers got."""
+        """The guide's `.venv/bin/` is this environment's; its ports are those the servers got;
+        its database is the test's."""
+        if GUIDE_DATABASE.search(text):
+            url = self.database()
+            text = GUIDE_DATABASE.sub(lambda _: url, text)
         text = re.sub(
             r"\.venv/bin/([\w.-]+)",
             lambda found: sys.executable if found[1] == "python" else f"{self.scripts}/{found[1]}",
@@ -234,6 +257,8 @@ class Trainee:
             server.stop()
         self.servers.clear()
         self.terminal.close()
+        if self.databases:
+            self.databases.drop_all()
 
 
 def run_sections(sections: list[Section], workdir: Path, show=None) -> list[Outcome]:

@@ -34,12 +34,16 @@ def with_database(url: str, name: str, netloc: str | None = None) -> str:
     return urlunsplit(parts._replace(path=f"/{name}", netloc=netloc or parts.netloc))
 
 
+#: One count for the process: two `Databases` in one test run (the session's, the guide test's) never pick one name.
+_IDS = itertools.count(1)
+
+
 class Databases:
     """Creates databases on demand and drops every one of them at the end."""
 
     def __init__(self) -> None:
         self.names: list[str] = []
-        self._ids = itertools.count(1)
+        self._ids = _IDS
 
     def admin(self) -> psycopg.Connection:
         return psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5)

@@ -50,13 +50,23 @@ shape, and pin with `fixed=` the numbers that are the lesson. An output
 that is random in shape (two background requests answering in either
 order) is a command to fix: `wait` between them, or sort.
 
+PostgreSQL (lessons 13 and 14): the guide's database is `bankapp` on
+127.0.0.1:5432, created once in an `sh install` block (`createdb`). The
+test creates a database of its own instead (`tests/pg.py`, so
+`BANKAPP_TEST_DATABASE_URL` says where) and rewrites every
+`postgresql://...@127.0.0.1:5432/bankapp` in a command or a server to it,
+and drops it at the end; without a PostgreSQL the test skips (fails under
+`CI=true`), as the other PostgreSQL tests do.
+
 Lessons: each `## N. Title` section is lesson N, and its title is
-`bankapp.lessons.LESSONS[N]`'s. A lesson that uses the server runs
+`bankapp.lessons.LESSONS[N]`'s. A lesson that uses a server runs
 `.venv/bin/bankapp lesson N --url $U` before anything else that uses it
-(first line of the first block with `$U`), which sets exactly the settings
-it needs; it may rely on nothing else an earlier lesson did, and a server it
-starts it also stops (Ctrl-C). `test_a_lesson_works_alone` runs a lesson
-right after "Before you start" on a fresh server.
+(the first line of its commands that names `$U`), which sets exactly the
+settings it needs; lessons 13 and 14, which start a PostgreSQL fleet of
+their own, do the same with its URL, `$P`. A lesson may rely on nothing
+else an earlier lesson did, and a server it starts it also stops (Ctrl-C).
+`test_a_lesson_works_alone` runs a lesson right after "Before you start" on
+a fresh server.
 
 To see what each block prints now (while writing a lesson, say)::
 
@@ -66,6 +76,7 @@ To see what each block prints now (while writing a lesson, say)::
 
 from __future__ import annotations
 
+import re
 import sys
 import tempfile
 import time
@@ -78,9 +89,11 @@ from bankapp.lessons import LESSONS
 from . import guide, guide_run
 from .guide import GuideError, Section, matches, parse
 
+#: The URL of the server a lesson works on: `U`, the one of "Before you start"; `P`, the PostgreSQL fleet of 13 and 14.
+SERVER_URL = re.compile(r"\$\{?(U|P)\b")
 #: Lessons run alone too, each on a fresh server: all but 3 and 12, whose Locust runs take 20 s and more
 #: (they start from `bankapp lesson N` like every other, which the test above checks; the whole guide runs them).
-ALONE = [1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 13]
+ALONE = [1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]
 
 
 def test_every_fenced_block_is_of_a_known_kind_and_every_output_has_its_command():
@@ -94,11 +107,16 @@ def test_each_lesson_starts_from_its_known_state(number):
     section = guide.lesson(number)
     assert section.title == LESSONS[number].title
     on_server = [
-        step.action.text for step in section.steps if step.action.kind == "command" and "$U" in step.action.text
+        (line, found[1])
+        for step in section.steps
+        if step.action.kind == "command"
+        for line in step.action.text.splitlines()
+        if (found := SERVER_URL.search(line))
     ]
-    assert bool(on_server) == LESSONS[number].server, "LESSONS says whether the lesson needs the server"
+    assert bool(on_server) == LESSONS[number].server, "LESSONS says whether the lesson needs a server"
     if on_server:
-        assert on_server[0].splitlines()[0] == f".venv/bin/bankapp lesson {number} --url $U"
+        line, variable = on_server[0]
+        assert line == f".venv/bin/bankapp lesson {number} --url ${variable}"
 
 
 def test_a_lesson_stops_every_server_it_starts():

@@ -26,6 +26,7 @@ def test_every_lesson_sets_only_settings_that_exist_and_can_change_at_runtime():
         assert set(each.settings) <= set(runtime_defaults()), number
         assert not set(each.settings) & STARTUP_ONLY, number
         assert each.server or not each.settings, number
+        assert set(each.started) <= STARTUP_ONLY and (each.server or not each.started), number
 
 
 @pytest.mark.e2e
@@ -56,6 +57,17 @@ def test_a_server_started_with_other_fixed_settings_is_named():
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == (
         "  note: this server was started with accounts=4; the guide's outputs assume the defaults"
+    )
+
+
+@pytest.mark.e2e
+def test_a_fleet_lesson_on_a_one_process_server_says_what_the_guide_assumes():
+    with live_server() as server:
+        result = lesson(13, server.url)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == (
+        "  note: this server was started with store=memory threads=32 workers=1; "
+        "the guide's outputs assume store=postgres workers=4 threads=16 and the defaults"
     )
 
 
