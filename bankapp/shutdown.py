@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -186,7 +187,10 @@ class Stopping:
 
 
 def say(line: str) -> None:
-    print(line, flush=True)
+    """One write for the whole line: several workers share the terminal, and a line written in two
+    pieces (text, then newline, as `print` does unbuffered) can run into another worker's."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def plural(count: int, noun: str) -> str:
