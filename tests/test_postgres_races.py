@@ -100,7 +100,7 @@ def test_two_workers_depositing_and_transferring_add_up(make_pg_lab, guard, poli
                 lab.bank.deposit(f"acc-0{i % 3}", 10 + n)
                 lab.bank.withdraw(f"acc-0{(i + 1) % 3}", 3)
             except Exception as error:  # queued behind a naive transfer's row, a deposit can be the victim too
-                assert type(error).__name__ == "DeadlockDetected", error
+                assert type(error).__name__ == "DatabaseDeadlock", error
 
     def transferrer(lab, n):
         for i in range(6):
