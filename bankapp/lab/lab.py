@@ -102,6 +102,9 @@ class Lab(OperatorActions):
         self.bank = Bank(self.store, self.config, self.ledger, self.guards, self.locks, self.gate)
         self.transfers = TransferDesk(self.store, self.config, self.ledger, self.locks, self.gate)
         self.shop = Shop(self.config, self.guards, self.gate, inventory)
+        # Idempotency-Key answers shared beyond this process: none, one process holds the bank (the web
+        # service remembers them in memory); the postgres store's lab shares them through its database
+        self.answers = None
         # when the counters last started from zero, and how often a reset zeroed them: a counter that
         # goes down is a reset, and Prometheus is told so (see bankapp.web.metrics)
         self._resets_lock = threading.Lock()

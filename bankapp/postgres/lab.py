@@ -19,6 +19,7 @@ from ..lab.lab import OperatorActions
 from ..lab.locks import LockTable
 from ..settings import RESERVED_THREADS, Config
 from . import sql
+from .answers import SharedAnswers
 from .bank import DatabaseBank
 from .counters import Counters, Workers
 from .database import Database
@@ -45,6 +46,7 @@ class PostgresLab(OperatorActions):
         self.bank = DatabaseBank(self.db, self.store, self.config, self.ledger, self.guards, self.locks, self.gate)
         self.transfers = DatabaseTransferDesk(self.db, self.config, self.counters, self.gate)
         self.shop = DatabaseShop(self.db, self.config, self.guards, self.gate, self.counters)
+        self.answers = SharedAnswers(self.db)  # Idempotency-Key answers, remembered by the fleet
 
     def config(self) -> Config:
         """The settings in force now, read from the database; read once at the start of a request."""

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from ..lab.shop import CATALOGUE
 from ..settings import Config, SettingsError, describe, hide_password
 
-SCHEMA_VERSION = 2  # 2: the writes log and the races (forensics)
+SCHEMA_VERSION = 3  # 2: the writes log and the races (forensics); 3: Idempotency-Key answers
 #: Key of the advisory lock that serializes `prepare` across servers starting at once.
 PREPARE_LOCK = (0, 0)
 CONNECT_TIMEOUT = 5
@@ -79,6 +79,10 @@ TABLES = (
         since timestamptz NOT NULL DEFAULT now())""",
     "INSERT INTO bankapp_resets (one) VALUES (true) ON CONFLICT (one) DO NOTHING",
     "CREATE SEQUENCE IF NOT EXISTS bankapp_order_ids",
+    """CREATE TABLE IF NOT EXISTS bankapp_idempotency (
+        key text PRIMARY KEY, fingerprint text NOT NULL, claimed_by text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now(), status integer, body bytea, headers jsonb)""",
+    "CREATE INDEX IF NOT EXISTS bankapp_idempotency_created ON bankapp_idempotency (created_at)",
 )
 
 GAUGE_NAMES = ("checkout.in_flight", "checkout.waiting", "checkout.gateway", "transfers.in_flight")

@@ -34,7 +34,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> contract.BankAP
     problems.init_app(app)
     metrics.init_app(app, lab, config.workers)  # first of the before_request hooks: every request is timed
     request_id.init_app(app)  # around it all: every answer, a refusal too, names its request
-    idempotency.init_app(app)
+    idempotency.init_app(app, shared=lab.answers)
     for blueprint in (introspection.bp, accounts.bp, checkout.bp, transfers.bp, admin.bp, dashboard.bp):
         app.register_api(blueprint)
     admin_auth.init_app(app)

@@ -23,6 +23,10 @@ Memory is bounded: at most `MAX_KEYS` keys, each kept `TTL` seconds from its
 first use; the oldest go first. Keys are one per logical operation and
 retries come soon after the first try, so first-in first-out is enough.
 
+On the postgres store the answers are the fleet's (`SharedStore` over the
+lab's `answers`, see `bankapp.postgres.answers`): a retry that reaches
+another worker, or another machine, is recognised there too.
+
 A view adopts it with one line, under its route decorator::
 
     @bp.post("/transfers", responses={200: TransferOut, **ERRORS})
@@ -137,8 +141,69 @@ class IdempotencyStore:
         entry.done.set()
 
 
-def init_app(app: Flask, store: IdempotencyStore | None = None) -> None:
-    app.extensions[EXTENSION] = store or IdempotencyStore()
+class SharedStore:
+    """`IdempotencyStore`'s protocol over answers the fleet shares (the postgres store's `SharedAnswers`):
+    a retry is recognised whichever worker or machine it reaches. A retry that finds the first request
+    still running waits by polling the database (`POLL` seconds apart), not on an event."""
+
+    POLL = 0.01
+
+    def __init__(self, shared, ttl: float = TTL):
+        self.shared = shared
+        self.ttl = ttl
+
+    def claim(self, key: str, fingerprint: str) -> tuple[Entry, bool]:
+        while True:
+            entry = Entry(fingerprint, time.monotonic())
+            if self.shared.claim(key, fingerprint, self.ttl):
+                return entry, True
+            seen = self.shared.peek(key)
+            if seen is None:  # the first run failed (or expired) between the claim and the read: claim again
+                continue
+            if seen.fingerprint != fingerprint:
+                raise KeyReused(key)
+            if seen.answer is not None:
+                entry.answer = Answer(*seen.answer)
+                entry.done.set()
+            else:
+                entry.done = _Polled(self, key, entry)
+            return entry, False
+
+    def complete(self, key: str, entry: Entry, answer: Answer | None) -> None:
+        self.shared.complete(key, None if answer is None else (answer.status, answer.body, answer.headers))
+        entry.done.set()
+
+
+class _Polled:
+    """An `Entry.done` that waits for another worker's answer by reading the key's row."""
+
+    def __init__(self, store: SharedStore, key: str, entry: Entry):
+        self.store, self.key, self.entry = store, key, entry
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self._set:
+            seen = self.store.shared.peek(self.key)
+            if seen is None or seen.fingerprint != self.entry.fingerprint:
+                return True  # the first run failed: the caller claims again (and meets whoever won it)
+            if seen.answer is not None:
+                self.entry.answer = Answer(*seen.answer)
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(self.store.POLL, max(0.0, deadline - time.monotonic())))
+        return True
+
+
+def init_app(app: Flask, store: IdempotencyStore | SharedStore | None = None, shared=None) -> None:
+    """Remember answers in this process, or, given the lab's `shared` answers, in the fleet's database."""
+    if store is None:
+        store = IdempotencyStore() if shared is None else SharedStore(shared)
+    app.extensions[EXTENSION] = store
 
 
 def idempotent(view: Callable) -> Callable:
