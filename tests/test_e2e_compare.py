@@ -4,6 +4,7 @@ A small matrix keeps it to about half a minute; every process the run starts
 must be gone afterwards, after a normal run and after an interrupted one.
 """
 
+import itertools
 import json
 import os
 import signal
@@ -82,6 +83,69 @@ def test_quick_compare_writes_a_report_whose_rows_show_the_lessons(tmp_path):
     assert f"For example, {unsafe['race_example']}" in unsafe["sentence"]
     assert rows[("deposit", "lock")]["erasures"] == 0 and rows[("deposit", "lock")]["race_example"] is None
     assert "report.html" in stdout
+    check_series(rows)
+    check_anomaly_groups(rows, json.loads((out / "anomalies.json").read_text()))
+    page = (out / "report.html").read_text()
+    for title in ("Deposits: cents lost so far", "Checkout: in flight (dashed: capacity) over time"):
+        assert title in page.split("<figure>", 1)[1], title  # an SVG chart over time, after the table
+    assert "Transfers: deadlocks so far" in page and "<h2>Anomalies by kind</h2>" in page
+
+
+def rises(values: list) -> list[int]:
+    return [after - before for before, after in itertools.pairwise(values) if after > before]
+
+
+def check_series(rows: dict) -> None:
+    """Each row read about once a second for its 3 s, every list as long as `t`, the last reading the row's end."""
+    for key, row in rows.items():
+        series = row["series"]
+        assert {len(values) for values in series.values()} == {len(series["t"])}, key
+        assert 4 <= len(series["t"]) <= 12 and series["t"] == sorted(series["t"]) and series["t"][0] < 0.5, key
+        assert max(series["completed_per_s"]) > 0 and min(series["completed_per_s"]) >= 0, key
+    unsafe, lock = rows[("deposit", "unsafe")]["series"], rows[("deposit", "lock")]["series"]
+    assert unsafe["lost_cents"] == sorted(unsafe["lost_cents"]) and unsafe["lost_cents"][-1] > 0
+    assert unsafe["lost_cents"][-1] == rows[("deposit", "unsafe")]["lost_updates"]  # /debug/races and /stats agree
+    assert set(lock["lost_cents"]) == {0}
+    checkout = rows[("checkout", "semaphore")]["series"]
+    assert set(checkout["capacity"]) == {rows[("checkout", "semaphore")]["capacity"]}
+    assert max(checkout["in_flight"]) > 0
+    assert all(flying <= limit for flying, limit in zip(checkout["in_flight"], checkout["capacity"], strict=True))
+    assert set(checkout["oversold"]) == {0}
+    naive, ordered = rows[("transfer", "naive")]["series"], rows[("transfer", "ordered")]["series"]
+    assert (
+        naive["deadlocks"] == sorted(naive["deadlocks"])
+        and naive["deadlocks"][-1] == rows[("transfer", "naive")]["deadlocks"]
+    )
+    assert set(ordered["deadlocks"]) == {0}
+    for series in (naive, ordered):  # these policies conserve money: every audit that answered read the expected total
+        read = [
+            (total, expected)
+            for total, expected in zip(series["audited_total"], series["expected_total"], strict=True)
+            if total is not None
+        ]
+        assert read and all(total == expected for total, expected in read)
+    assert ordered["audited_total"][-1] is not None
+
+
+def check_anomaly_groups(rows: dict, groups: dict) -> None:
+    """Lost updates and deadlocks, grouped: first <= worst <= last in time, counts and totals as the series say."""
+    order = list(rows)
+    assert set(groups) == {"lost-update", "deadlock"}
+    for kind, found in groups.items():
+        times = [(found[key]["row"], found[key]["t"]) for key in ("first", "worst", "last")]
+        assert times == sorted(times), kind
+        assert found["count"] >= 1
+    lost = groups["lost-update"]
+    unsafe = rows[("deposit", "unsafe")]
+    assert lost["count"] == len(rises(unsafe["series"]["lost_cents"])) and lost["total"] == unsafe["lost_updates"]
+    assert lost["first"]["guard"] == lost["last"]["guard"] == "unsafe"
+    assert lost["worst"]["figure"] == max(rises(unsafe["series"]["lost_cents"]))
+    deadlock = groups["deadlock"]
+    naive = rows[("transfer", "naive")]
+    assert deadlock["count"] == len(rises(naive["series"]["deadlocks"])) and deadlock["total"] == naive["deadlocks"]
+    assert order[deadlock["first"]["row"]] == ("transfer", "naive")
+    assert unsafe["anomaly_groups"]["lost-update"] == lost  # the row's own groups, in results.json
+    assert rows[("deposit", "lock")]["anomaly_groups"] == {}
 
 
 def test_an_interrupted_compare_leaves_no_process_behind(tmp_path):

@@ -40,8 +40,28 @@ def fake_rows():
             "anomalies": [] if config.guard != "unsafe" else ["lost 512 of 2,000 acknowledged deposits (25.6 %)"],
         }
         row["sentence"] = explain(row)
+        row["series"] = fake_series(row)
         rows.append(row)
     return rows
+
+
+def fake_series(row: dict) -> dict:
+    """Four readings a second apart that end at the row's figures, in the shape `series.build` makes."""
+    t = [0.0, 1.0, 2.0, 3.0]
+    series = {"t": t, "completed_per_s": [0.0, 90.0, 100.0, 110.0], "rejected_per_s": [0.0, 0.0, 1.0, 2.0]}
+    if row["scenario"] == "deposit":
+        series["lost_cents"] = [0, row["lost_updates"] // 4, row["lost_updates"] // 2, row["lost_updates"]]
+    elif row["scenario"] == "checkout":
+        series["in_flight"] = [0, row["peak_in_flight"], row["peak_in_flight"] - 1, 0]
+        series["capacity"] = [row["capacity"] or row["gateway_capacity"]] * 4
+        series["oversold"] = [0, 0, row["oversold"], row["oversold"]]
+    else:
+        expected = 1_600_000
+        series["deadlocks"] = [0, min(10, row["deadlocks"]), row["deadlocks"], row["deadlocks"]]
+        series["audited_total"] = [expected, None, expected, expected + row["total_error"]]
+        series["expected_total"] = [expected, None, expected, expected]
+        series["wrong_audits"] = [0, 0, row["wrong_total_reads"], row["wrong_total_reads"]]
+    return series
 
 
 def test_report_files_parse_and_charts_are_inline(tmp_path):
@@ -55,7 +75,15 @@ def test_report_files_parse_and_charts_are_inline(tmp_path):
     assert {"completed_per_s", "rejected_per_s"} <= table[0].keys()
     assert {"lost_updates", "oversold", "peak_in_flight", "rejected", "deadlocks", "ok"} <= table[0].keys()
     page = paths["report.html"].read_text()
-    assert page.count("<svg") == 6
+    assert page.count("<svg") == 10  # six bar charts, four over time
+    for title in (
+        "Deposits: cents lost so far",
+        "Checkout: in flight (dashed: capacity) over time",
+        "Transfers: deadlocks so far",
+        "Transfers: audited total minus expected (cents)",
+    ):
+        figure = next(part for part in page.split("<figure>") if title in part)
+        assert figure.count("<path") > 4, title  # the lines are drawn, not an empty frame
     assert "<script" not in page and "<link" not in page and "src=" not in page  # nothing fetched: opens offline
     markdown = paths["report.md"].read_text()
     assert markdown.count("\n| deposit |") == 5
@@ -104,11 +132,44 @@ def test_throughput_is_what_got_done_and_what_was_refused_not_requests_alone(tmp
 def test_panels_only_for_scenarios_that_ran(tmp_path):
     checkout_only = [r for r in fake_rows() if r["scenario"] == "checkout"]
     page = write(checkout_only, tmp_path / "checkout")["report.html"].read_text()
-    assert page.count("<svg") == 4  # throughput, latency, peak in flight, rejections
+    assert page.count("<svg") == 5  # throughput, latency, peak in flight, rejections, in flight over time
     assert "lost updates" not in page.split("<figure>", 1)[1] and "deadlocks detected" not in page
     deposits_only = [r for r in fake_rows() if r["scenario"] == "deposit"]
     page = write(deposits_only, tmp_path / "deposit")["report.html"].read_text()
-    assert page.count("<svg") == 3  # throughput, latency, lost updates
+    assert page.count("<svg") == 4  # throughput, latency, lost updates, cents lost over time
+    without_series = [{**r, "series": None} for r in deposits_only]  # results from before series were recorded
+    page = write(without_series, tmp_path / "old")["report.html"].read_text()
+    assert page.count("<svg") == 3 and "cents lost so far" not in page
+
+
+def test_latency_is_drawn_on_a_log_scale():
+    """A 1 ms deposit and a 1 s deadlock victim both read."""
+    import matplotlib.pyplot as plt
+
+    from bankapp.compare.report import draw_latency
+
+    rows = fake_rows()
+    rows[0]["p99_ms"] = 1300.0
+    figure, ax = plt.subplots()
+    draw_latency(ax, rows)
+    assert ax.get_yscale() == "log"
+    assert ax.get_ylim()[1] >= 1300.0 and ax.get_ylim()[0] < 5.0
+    plt.close(figure)
+
+
+def test_anomalies_by_kind_are_in_the_report_and_in_anomalies_json(tmp_path):
+    rows = fake_rows()
+    paths = write(rows, tmp_path / "report")
+    groups = json.loads(paths["anomalies.json"].read_text())
+    assert list(groups) == ["lost-update", "oversold", "over-capacity", "deadlock", "wrong-audit", "money-destroyed"]
+    assert groups["lost-update"]["total"] == sum(r["lost_updates"] for r in rows if r["scenario"] == "deposit")
+    assert groups["deadlock"]["total"] == 33 and groups["money-destroyed"]["worst"]["figure"] == -300
+    markdown = paths["report.md"].read_text()
+    section = markdown.split("## Anomalies by kind", 1)[1]
+    assert "| lost-update | 6 | 1,024 | deposit / unsafe at 1.0 s: 128 cents lost |" in section
+    assert "- money-destroyed: the furthest below the expected total" in section
+    page = paths["report.html"].read_text()
+    assert "<h2>Anomalies by kind</h2>" in page and "transfer / unsafe at 3.0 s: the audited total -300 cents" in page
 
 
 def test_a_row_whose_writes_erased_others_quotes_one_erasure():

@@ -83,6 +83,6 @@ def run_command(run: Run, command: str) -> int:
         return 130
     paths = write(rows, folder, title=f"bankapp {command}")
     print_table(rows)
-    print(f"\nreport: {paths['report.html']} (also report.md, results.json, results.csv, report.png)")
+    print(f"\nreport: {paths['report.html']} (also report.md, results.json, results.csv, anomalies.json, report.png)")
     print(f"took {time.monotonic() - began:.0f} s")
     return 0

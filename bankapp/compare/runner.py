@@ -17,9 +17,11 @@ from typing import Protocol
 
 import requests
 
+from .anomalies import group, row_examples
 from .matrix import BASE_SETTINGS, MatrixRow, select
 from .processes import LocustJob, ServerProcess, check_locust, last_lines, project_locustfile, run_locust
 from .rows import make_row, summarize
+from .series import Sampler, reading
 
 
 class CompareError(Exception):
@@ -58,7 +60,7 @@ def call(server: ServerProcess, method: str, path: str, **kwargs) -> dict:
 
 
 def measure(server: ServerProcess, matrix_row: MatrixRow, run: Run, raw: Path, progress: Progress, index: int) -> dict:
-    """Row `index`: switch the settings, reset, run Locust, read the server's counters."""
+    """Row `index`: switch the settings, reset, run Locust (read once a second meanwhile), read the counters."""
     progress.update(index, matrix_row.label)
     call(server, "PATCH", "/admin/config", json={**BASE_SETTINGS, **matrix_row.settings})
     call(server, "POST", "/admin/reset")
@@ -71,19 +73,25 @@ def measure(server: ServerProcess, matrix_row: MatrixRow, run: Run, raw: Path, p
         prefix=raw / matrix_row.name,
         extra=("--stop-timeout", "5", "--loglevel", "WARNING"),
     )
-    locust = run_locust(
-        job,
-        progress=lambda elapsed: progress.update(index + min(1.0, elapsed / (run.duration + 2)), matrix_row.label),
-    )
+    with Sampler(server.url, matrix_row.scenario) as sampler:
+        locust = run_locust(
+            job,
+            progress=lambda elapsed: progress.update(index + min(1.0, elapsed / (run.duration + 2)), matrix_row.label),
+        )
     if locust.verdict is None:
         raise CompareError(
             f"Locust wrote no verdict for {matrix_row.name}; its log is {job.path('.log')}:\n"
             f"{last_lines(locust.output)}"
         )
     server_stats = call(server, "GET", "/stats")
+    races = call(server, "GET", "/debug/races", params={"limit": 1}) if matrix_row.scenario == "deposit" else None
     if matrix_row.scenario == "transfer":
         server_stats["audit"] = call(server, "GET", "/audit")
-    return make_row(matrix_row, locust.verdict, summarize(locust.stats), run.duration, server_stats)
+    sampler.finish(reading(matrix_row.scenario, server_stats, races, server_stats.get("audit")))
+    row = make_row(matrix_row, locust.verdict, summarize(locust.stats), run.duration, server_stats)
+    row["series"] = sampler.series()
+    row["anomaly_groups"] = group(row_examples(row, index))
+    return row
 
 
 def execute(run: Run, progress: Progress) -> tuple[list[dict], Path]:
