@@ -365,9 +365,8 @@ class hold:
     def __enter__(self) -> Guard:
         guard = self.guard
         if not guard.acquire(self.timeout):
-            # a failed acquire changes nothing this thread holds: asked now, it says what was true before
-            self_deadlock = not guard.reentrant and guard.held_by_current_thread()
-            raise GuardTimeout(guard, self.timeout, self_deadlock=self_deadlock)
+            # asked only now: a failed acquire changes nothing of what this thread holds
+            raise GuardTimeout(guard, self.timeout, not guard.reentrant and guard.held_by_current_thread())
         return guard
 
     def __exit__(self, *exc_info) -> None:
