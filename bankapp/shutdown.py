@@ -45,44 +45,52 @@ SUMMARY_PREFIX = "bankapp: worker "
 
 
 class InFlight:
-    """WSGI middleware: which thread serves which request right now."""
+    """WSGI middleware: which thread serves which request right now.
+
+    Every request passes here, so it takes no lock: each thread writes and
+    removes only its own entry (one dict operation each, atomic in CPython),
+    and whoever reads copies the dict first. The request's name is made only
+    when someone asks (`requests()`), from the environ kept meanwhile.
+    """
 
     def __init__(self, app, on_idle):
         self.app = app
-        self._on_idle = on_idle  # called, outside the lock, when the last request ends
-        self._lock = threading.Lock()
-        self._requests: dict[int, str] = {}
+        self._on_idle = on_idle  # called when the last request ends
+        self._requests: dict[int, dict] = {}  # thread ident -> the environ of the request it serves
 
     def __call__(self, environ, start_response):
         ident = threading.get_ident()
-        with self._lock:
-            self._requests[ident] = f"{environ.get('REQUEST_METHOD', '?')} {environ.get('PATH_INFO', '?')}"
+        self._requests[ident] = environ
         try:
             body = self.app(environ, start_response)
         except BaseException:
             self._done(ident)
             raise
-        return Closing(body, lambda: self._done(ident))
+        return Closing(body, self, ident)
 
     def _done(self, ident: int) -> None:
-        with self._lock:
-            self._requests.pop(ident, None)
-            idle = not self._requests
-        if idle:
-            self._on_idle()
+        self._requests.pop(ident, None)
+        if not self._requests:
+            self._on_idle()  # two requests ending together may both call it: it says the last line once
 
     def requests(self) -> dict[int, str]:
         """Thread ident -> "METHOD /path" of every request being served."""
-        with self._lock:
-            return dict(self._requests)
+        running = self._requests.copy()
+        return {
+            ident: f"{environ.get('REQUEST_METHOD', '?')} {environ.get('PATH_INFO', '?')}"
+            for ident, environ in running.items()
+        }
 
 
 class Closing:
-    """A WSGI response body that calls `done` once the server has closed it."""
+    """A WSGI response body that tells `in_flight` its request is done once the server has closed it."""
 
-    def __init__(self, body, done):
+    __slots__ = ("_body", "_ident", "_in_flight")
+
+    def __init__(self, body, in_flight: InFlight, ident: int):
         self._body = body
-        self._done = done
+        self._in_flight = in_flight
+        self._ident = ident
 
     def __iter__(self):
         return iter(self._body)
@@ -92,7 +100,7 @@ class Closing:
             if hasattr(self._body, "close"):
                 self._body.close()
         finally:
-            self._done()
+            self._in_flight._done(self._ident)
 
 
 class Stopping:

@@ -1,6 +1,6 @@
 """Requests/s of deposit under each guard, against two baselines, in one run.
 
-    python benchmarks/deposit_guards.py [--duration 5] [--connections 16] [--rounds 5] [--guards lock]
+    python benchmarks/deposit_guards.py [--duration 5] [--connections 16] [--rounds 5] [--guards lock] [--base COMMIT]
 
 Starts two servers on free loopback ports with the same gunicorn settings
 (gthread, one worker, `--threads` threads): `bankapp serve --race-window-ms
@@ -11,7 +11,9 @@ noisy neighbour hits every row alike:
 
 - `GET /healthz` of bankapp, the bare endpoint (no body, no guard, no store);
 - `POST /accounts/<random>/deposit` of the minimal app, the baseline;
-- bankapp's deposit under each guard, switched live with PATCH.
+- bankapp's deposit under each guard, switched live with PATCH;
+- with `--base COMMIT`, the same deposits on bankapp at COMMIT (exported
+  with `git archive`, served beside it): before and after, in one run.
 
 With no race window a guard costs only its acquire and release, so a row's
 ratio to the minimal deposit says what everything else bankapp does costs:
@@ -39,6 +41,9 @@ import urllib.request
 from pathlib import Path
 
 from bench_server import bench_server, start_minimal_server
+from deposit_profile import export
+
+from bankapp.compare.processes import ServerProcess
 
 DEPOSIT_LUA = """
 wrk.method = "POST"
@@ -86,14 +91,26 @@ def wrk(url: str, duration: int, connections: int, master_pid: int, script: str 
     }
 
 
-def measure(args: argparse.Namespace, script: str) -> dict[str, list[dict]]:
+def base_server(commit: str, folder: str, threads: int) -> ServerProcess:
+    """bankapp at `commit`, exported into `folder` and imported from there.
+
+    `PYTHONSAFEPATH` keeps `python -m bankapp` from putting the current
+    folder first on the path, where the working tree's bankapp would win."""
+    export(commit, folder)
+    env = {"PYTHONPATH": folder, "PYTHONSAFEPATH": "1"}
+    return ServerProcess("--race-window-ms", "0", "--threads", str(threads), env=env)
+
+
+def measure(args: argparse.Namespace, script: str, folder: str) -> dict[str, list[dict]]:
     configs = [(guard, permits) for guard, permits in CONFIGS if guard in args.guards]
     bank = bench_server(args.threads)
     bank_url = bank.url
     minimal, minimal_url = start_minimal_server(args.threads)
+    base = base_server(args.base, folder, args.threads) if args.base else None
+    banks = [("", bank)] + ([(f" at {args.base}", base)] if base else [])
     measured: dict[str, list[dict]] = {}
     try:
-        steps, step = args.rounds * (len(configs) + 2), 0
+        steps, step = args.rounds * (len(configs) * len(banks) + 2), 0
         for _ in range(args.rounds):
 
             def run(label: str, url: str, server, lua: str | None = script) -> dict:
@@ -107,18 +124,21 @@ def measure(args: argparse.Namespace, script: str) -> dict[str, list[dict]]:
             # both baselines in every round: each ratio compares measurements taken seconds apart
             run("bare", bank_url + "/healthz", bank, lua=None)
             baseline = run("minimal", minimal_url, minimal)
-            unsafe = None
-            for guard, permits in configs:
-                label = f"{guard}({permits})" if guard == "semaphore" else guard
-                send(bank_url + "/admin/config", "PATCH", {"deposit_guard": guard, "deposit_permits": permits})
-                send(bank_url + "/admin/reset", "POST")
-                result = run(label, bank_url, bank)
-                unsafe = result if label == "unsafe" else unsafe
-                result["ratio"] = result["rps"] / baseline["rps"]
-                result["cpu_ratio"] = baseline["cpu_us"] / result["cpu_us"]
-                result["vs_unsafe"] = result["rps"] / unsafe["rps"] if unsafe else None
+            for suffix, server in banks:
+                unsafe = None
+                for guard, permits in configs:
+                    label = f"{guard}({permits})" if guard == "semaphore" else guard
+                    send(server.url + "/admin/config", "PATCH", {"deposit_guard": guard, "deposit_permits": permits})
+                    send(server.url + "/admin/reset", "POST")
+                    result = run(label + suffix, server.url, server)
+                    unsafe = result if label == "unsafe" else unsafe
+                    result["ratio"] = result["rps"] / baseline["rps"]
+                    result["cpu_ratio"] = baseline["cpu_us"] / result["cpu_us"]
+                    result["vs_unsafe"] = result["rps"] / unsafe["rps"] if unsafe else None
     finally:
         bank.stop()
+        if base:
+            base.stop()
         minimal.terminate()
         minimal.wait(15)
     return measured
@@ -132,6 +152,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; medians reported [%(default)s]")
     parser.add_argument("--guards", nargs="+", default=[g for g, _ in CONFIGS], help="guards to measure [all]")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--base", help="also serve bankapp at this commit and measure it in the same rounds")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
@@ -139,7 +160,8 @@ def main() -> int:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(DEPOSIT_LUA)
     try:
-        measured = measure(args, script.name)
+        with tempfile.TemporaryDirectory() as folder:
+            measured = measure(args, script.name, folder)
     finally:
         Path(script.name).unlink(missing_ok=True)
     rows = [summary(label, runs) for label, runs in measured.items()]

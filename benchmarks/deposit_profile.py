@@ -1,20 +1,25 @@
 """CPU per deposit inside the app, without gunicorn: bankapp against the ten-minute Flask deposit.
 
-    python benchmarks/deposit_profile.py [--requests 200] [--runs 150] [--profile]
+    python benchmarks/deposit_profile.py [--requests 200] [--runs 150] [--base COMMIT] [--profile]
 
 Calls each WSGI app directly, each alone in a process of its own (as in a
 server), with the environ gunicorn would build for wrk's deposit
 (`POST /accounts/acc-NN/deposit`, `{"amount": 1}`, race window 0,
-`deposit_guard` `lock`), and reads the CPU time per request. The least of
-`--runs` short runs is reported: interference on a shared machine only ever
-adds time, and a short run is likely to pass untouched, so the minimum is the
-cost itself. Three rows say where bankapp's extra time goes:
+`deposit_guard` `lock`), and reads the CPU time per request. The processes
+run their short runs in turn, so that a noisy neighbour hits every app
+alike, and the least of `--runs` runs is reported: interference on a shared
+machine only ever adds time, and a short run is likely to pass untouched, so
+the minimum is the cost itself. Three rows say where bankapp's extra time
+goes:
 
 - `bankapp`: the whole app;
 - `bankapp, bare domain`: the lab's deposit (guard, account lock, ledger)
   swapped for a dict and a `Lock`, as the minimal app has;
 - `minimal`: `minimal_deposit.py`.
 
+`--base COMMIT` adds both bankapp rows for the code at COMMIT (exported with
+`git archive` into a temporary folder, imported from there with
+`PYTHONPATH`), measured in the same turns: before and after, side by side.
 `--profile` prints cProfile's top functions of bankapp's deposit by own time.
 wrk's figures (`deposit_guards.py`) add gunicorn's own cost, the same for both
 apps, on top of these.
@@ -25,11 +30,14 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import minimal_deposit
 
@@ -106,25 +114,76 @@ APPS = {
 }
 
 
+def serve_turns(label: str, requests: int) -> None:
+    """In a child: one timed run per line read from stdin, its CPU us per request printed back."""
+    app = APPS[label]()
+    serve(app, requests)  # warm up
+    for _ in sys.stdin:
+        started = time.process_time()
+        serve(app, requests)
+        print((time.process_time() - started) / requests * 1e6, flush=True)
+
+
+def export(commit: str, folder: str) -> None:
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(["git", "archive", commit, "bankapp"], cwd=root, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", folder], input=archive.stdout, check=True)
+
+
+def in_turns(rows: dict[str, tuple[str, str | None]], requests: int, runs: int) -> dict[str, float]:
+    """Row -> the least CPU us per request of `runs` runs; `rows` maps a row to (app, its PYTHONPATH or None)."""
+    children = {}
+    try:
+        for row, (app, pythonpath) in rows.items():
+            env = {**os.environ, "PYTHONPATH": pythonpath} if pythonpath else None
+            command = [sys.executable, __file__, "--serve", app, "--requests", str(requests)]
+            children[row] = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        least = dict.fromkeys(rows, float("inf"))
+        for _ in range(runs):
+            for row, child in children.items():
+                child.stdin.write("go\n")
+                child.stdin.flush()
+                least[row] = min(least[row], float(child.stdout.readline()))
+        return least
+    finally:
+        for child in children.values():
+            child.stdin.close()
+            child.wait(30)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=200, help="requests per run [%(default)s]")
     parser.add_argument("--runs", type=int, default=150, help="runs per app; the least is reported [%(default)s]")
+    parser.add_argument("--base", help="also measure bankapp at this commit, in the same turns")
     parser.add_argument("--profile", action="store_true", help="also print cProfile's top functions")
-    parser.add_argument("--only", choices=APPS, help=argparse.SUPPRESS)  # one app, in a child process
+    parser.add_argument("--only", choices=APPS, help=argparse.SUPPRESS)  # one app alone, its least printed
+    parser.add_argument("--serve", choices=APPS, help=argparse.SUPPRESS)  # one app, one run per line of stdin
     args = parser.parse_args()
     if args.only:
         print(least_us(APPS[args.only](), args.requests, args.runs))
         return 0
-    costs = {}
-    for label in APPS:
-        command = [sys.executable, __file__, "--only", label, "--requests", str(args.requests)]
-        command += ["--runs", str(args.runs)]
-        costs[label] = float(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
-        print(f"{label:<22} {costs[label]:6.1f} us of CPU per deposit")
-    gap = costs["bankapp"] - costs["minimal"]
-    domain = costs["bankapp"] - costs["bankapp, bare domain"]
-    print(f"bankapp's extra {gap:.1f} us: the lab's deposit {domain:.1f}, the web layer {gap - domain:.1f}")
+    if args.serve:
+        serve_turns(args.serve, args.requests)
+        return 0
+    with tempfile.TemporaryDirectory() as folder:
+        rows = {app: (app, None) for app in APPS}
+        if args.base:
+            export(args.base, folder)
+            rows |= {f"{app} at {args.base}": (app, folder) for app in ("bankapp", "bankapp, bare domain")}
+        costs = in_turns(rows, args.requests, args.runs)
+    for row, cost in costs.items():
+        print(f"{row:<34} {cost:6.1f} us of CPU per deposit")
+    sides = [("now", "bankapp", "bankapp, bare domain")]
+    if args.base:
+        sides.append((args.base, f"bankapp at {args.base}", f"bankapp, bare domain at {args.base}"))
+    for side, whole, bare in sides:
+        gap = costs[whole] - costs["minimal"]
+        domain = costs[whole] - costs[bare]
+        print(
+            f"{side}: bankapp's extra {gap:.1f} us: the lab's deposit {domain:.1f}, the web layer {gap - domain:.1f}; "
+            f"minimal / bankapp {costs['minimal'] / costs[whole]:.2f}"
+        )
     if args.profile:
         profiler = cProfile.Profile()
         profiler.runcall(serve, APPS["bankapp"](), args.requests * 3)

@@ -41,8 +41,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
 
 from ..settings import RESERVED_THREADS
 from .guards import Guard
@@ -272,12 +272,31 @@ class ResetBlocked(Exception):
 
 @dataclass(slots=True)
 class Operation:
-    """One request inside a domain operation: what it is, on which thread, since when (monotonic)."""
+    """One request inside a domain operation: what it is, on which thread, since when (monotonic).
+
+    It is also what `Gate.enter` hands back: leaving its `with` block steps
+    out of the gate (a plain `__exit__`, no object more on the hot path).
+    """
 
     name: str
     thread: str
     ident: int
     since: float
+    gate: Gate = field(repr=False, compare=False)
+
+    def __enter__(self) -> Operation:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        gate = self.gate
+        with gate._lock:
+            del gate._inside[self.ident]
+            if gate._resetting and not gate._inside:
+                gate._changed.notify_all()
+
+
+#: What `Gate.enter` hands a thread already inside: passing again takes no place and leaves none.
+ALREADY_INSIDE = nullcontext()
 
 
 class Gate:
@@ -316,13 +335,15 @@ class Gate:
         self.peak_inside = 0
         self.refused: Counter[str] = Counter()
 
-    def enter(self, name: str) -> Pass:
-        """Step in (the returned `Pass` steps out again), or raise `ServerBusy` / `ResetInProgress`."""
+    def enter(self, name: str) -> AbstractContextManager:
+        """Step in (leaving the returned block steps out again), or raise `ServerBusy` / `ResetInProgress`."""
         me = threading.current_thread()
+        ident = me.ident
         with self._lock:
-            if me.ident in self._inside:
-                return Pass(self, None)
-            if len(self._inside) + self._at_door >= self.limit:
+            inside = self._inside
+            if ident in inside:
+                return ALREADY_INSIDE
+            if len(inside) + self._at_door >= self.limit:
                 self.refused["server-busy"] += 1
                 raise ServerBusy(name, self.limit, len(self._inside), self._at_door, RESERVED_THREADS)
             if self._resetting:
@@ -335,15 +356,10 @@ class Gate:
                 if not opened:
                     self.refused["reset-in-progress"] += 1
                     raise ResetInProgress(name, time.monotonic() - arrived)
-            operation = self._inside[me.ident] = Operation(name, me.name, me.ident, time.monotonic())
-            self.peak_inside = max(self.peak_inside, len(self._inside))
-        return Pass(self, operation)
-
-    def _leave(self, operation: Operation) -> None:
-        with self._lock:
-            del self._inside[operation.ident]
-            if self._resetting and not self._inside:
-                self._changed.notify_all()
+            operation = inside[ident] = Operation(name, me.name, ident, time.monotonic(), self)
+            if len(inside) > self.peak_inside:
+                self.peak_inside = len(inside)
+        return operation
 
     @contextmanager
     def closed(
@@ -390,20 +406,3 @@ class Gate:
         with self._lock:
             self.refused.clear()
             self.peak_inside = len(self._inside)
-
-
-class Pass:
-    """What `Gate.enter` hands back: `with` it, and leaving the block steps out of the gate."""
-
-    __slots__ = ("gate", "operation")
-
-    def __init__(self, gate: Gate, operation: Operation | None):
-        self.gate = gate
-        self.operation = operation  # None: the thread was already inside
-
-    def __enter__(self) -> Pass:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        if self.operation is not None:
-            self.gate._leave(self.operation)

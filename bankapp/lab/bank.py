@@ -26,8 +26,8 @@ while a reset runs.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 from ..settings import Config
 from .admission import Gate
@@ -51,6 +51,57 @@ def race_window(config: Config) -> None:
         time.sleep(config.race_window_ms / 1000)
 
 
+#: What a block takes when it has nothing to take (reusable, unlike a new `nullcontext()` a call).
+NOTHING = nullcontext()
+
+
+class CountingRefusals:
+    """`with` it around an operation: why it was refused is counted, so `/stats` shows lock timeouts too.
+
+    A plain class rather than a `@contextmanager` generator, and one per
+    bank, reused: it keeps no state of its own, and every deposit passes it.
+    """
+
+    __slots__ = ("stats",)
+
+    def __init__(self, stats: LedgerStats):
+        self.stats = stats
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, error, traceback) -> None:
+        if kind is None:
+            return
+        if issubclass(kind, GuardTimeout):
+            self.stats.refused("self_deadlock" if error.self_deadlock else "lock_timeout")
+        elif issubclass(kind, InsufficientFunds):
+            self.stats.refused("insufficient_funds")
+        elif issubclass(kind, DeadlockVictim):  # a self-deadlock the operator broke
+            self.stats.refused("deadlock_victim")
+
+
+class AccountHold:
+    """`with` it: the account's lock (the one transfers take) is held inside the block.
+
+    Waits at most `timeout` seconds (`GuardTimeout`) and never checks for
+    deadlock (see `Bank.exclusive`).
+    """
+
+    __slots__ = ("account_id", "lock", "locks", "timeout")
+
+    def __init__(self, locks: LockTable, account_id: str, timeout: float | None):
+        self.locks = locks
+        self.account_id = account_id
+        self.timeout = timeout
+
+    def __enter__(self) -> None:
+        self.lock = self.locks.acquire(self.account_id, self.timeout, check_after=None)
+
+    def __exit__(self, *exc_info) -> None:
+        self.lock.release()
+
+
 class Bank:
     """Accounts whose balances change under the guard `deposit_guard` names."""
 
@@ -69,6 +120,7 @@ class Bank:
         self.guards = guards
         self.locks = locks  # the same table the transfer desk and the audit use
         self.gate = gate
+        self._refusals = CountingRefusals(stats)
 
     def guard_for(self, account_id: str, config: Config) -> Guard:
         """The guard of one account under the settings of this request."""
@@ -88,23 +140,11 @@ class Bank:
         with self.gate.enter("deposit"), self._counting_refusals():
             return self._deposit(self.guard_for(account_id, config), account_id, amount, config)
 
-    @contextmanager
-    def _counting_refusals(self) -> Iterator[None]:
+    def _counting_refusals(self) -> CountingRefusals:
         """Count why a request was refused: `/stats` shows lock timeouts too."""
-        try:
-            yield
-        except GuardTimeout as error:
-            self.stats.refused("self_deadlock" if error.self_deadlock else "lock_timeout")
-            raise
-        except InsufficientFunds:
-            self.stats.refused("insufficient_funds")
-            raise
-        except DeadlockVictim:  # a self-deadlock the operator broke
-            self.stats.refused("deadlock_victim")
-            raise
+        return self._refusals
 
-    @contextmanager
-    def exclusive(self, guard: Guard, account_id: str, config: Config) -> Iterator[None]:
+    def exclusive(self, guard: Guard, account_id: str, config: Config) -> AbstractContextManager:
         """Inside a held `guard`: also keep transfers and audits off the account, if the guard excludes.
 
         An excluding guard (`lock`, `rlock`, a semaphore of 1) keeps other
@@ -120,19 +160,14 @@ class Bank:
         it, it cannot be in a cycle and must never be picked as a victim.
         """
         if not guard.excludes:
-            yield
-            return
-        lock = self.locks.acquire(account_id, config.lock_timeout(), check_after=None)
-        try:
-            yield
-        finally:
-            lock.release()
+            return NOTHING
+        return AccountHold(self.locks, account_id, config.lock_timeout())
 
     def _deposit(self, guard: Guard, account_id: str, amount: int, config: Config, account_locked=False) -> int:
         """One read-window-write under `guard`; `account_locked` when a batch already holds the account lock."""
         with (
             hold(guard, config.lock_timeout()),
-            nullcontext() if account_locked else self.exclusive(guard, account_id, config),
+            NOTHING if account_locked else self.exclusive(guard, account_id, config),
         ):
             balance = self.store.read(account_id)
             race_window(config)
@@ -161,7 +196,7 @@ class Bank:
             self.gate.enter("batch deposit"),
             self._counting_refusals(),
             hold(guard, config.lock_timeout()),
-            self.exclusive(guard, account_id, config) if whole_batch else nullcontext(),
+            self.exclusive(guard, account_id, config) if whole_batch else NOTHING,
         ):
             balance = self.store.read(account_id)
             applied: list[int] = []

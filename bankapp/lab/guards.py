@@ -2,7 +2,7 @@
 
 A guard is what stands between a thread and shared state. Each wraps one
 `threading` primitive and keeps a little bookkeeping of its own (which
-threads hold it, under a tiny private lock) so that:
+threads hold it, and which wait) so that:
 
 - a thread can never release what it did not acquire: `release()` from a
   non-holder raises `RuntimeError`, even for `threading.Lock`, which itself
@@ -17,6 +17,12 @@ in: a thread that has to wait does so in short slices and, between them,
 looks whether its wait was cancelled from outside. That is how the operator
 breaks a self-deadlock nobody else can end (`break_self_deadlock`).
 
+The bookkeeping stays off the fast path: an acquire that gets the primitive
+at once records its holder in a dict entry that only the holding thread ever
+writes (one dict store, atomic in CPython), so it takes no lock but the
+primitive. Only a thread that has to wait takes the guard's private lock,
+to join the waiters and later leave them as a holder in one step.
+
 Adding a guard means adding one class below and one entry in `GUARDS`.
 """
 
@@ -24,10 +30,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from threading import get_ident
 from typing import ClassVar
 
 #: How often a thread waiting for a guard wakes to see whether its wait was cancelled.
@@ -57,8 +63,10 @@ class Guard:
     def __init__(self, label: str = "", permits: int = 1):
         self.label = label
         self.permits = 1  # how many holders at once; only a semaphore has more
-        self._holders: Counter[int] = Counter()
-        self._waiting: dict[int, GuardWait] = {}  # ident -> its wait
+        # ident -> how many times it holds this guard; a thread writes its own entry only, so no lock is
+        # needed to write it, and readers copy the dict (one step) before they look
+        self._holders: dict[int, int] = {}
+        self._waiting: dict[int, GuardWait] = {}  # ident -> its wait, under `_bookkeeping`
         self._bookkeeping = threading.Lock()
 
     def _acquire(self, timeout: float) -> bool:
@@ -74,8 +82,8 @@ class Guard:
         Raises what a cancelled wait was given (see `break_self_deadlock`).
         """
         if self._acquire(0.0):
-            with self._bookkeeping:
-                self._holders[threading.get_ident()] += 1
+            me = get_ident()
+            self._holders[me] = self._holders.get(me, 0) + 1
             return True
         if timeout is not None and timeout <= 0:
             return False
@@ -104,7 +112,7 @@ class Guard:
                     del self._waiting[wait.ident]
                     if wait.error is None:
                         if got:
-                            self._holders[wait.ident] += 1
+                            self._holders[wait.ident] = self._holders.get(wait.ident, 0) + 1
                         return got
                 break
         except BaseException:  # interrupted while waiting: leave the waiters
@@ -131,10 +139,10 @@ class Guard:
         if self.reentrant:
             return None  # its holder never waits for it
         with self._bookkeeping:
-            holders = [ident for ident, count in self._holders.items() if count]
-            if sum(self._holders.values()) < self.permits or not all(ident in self._waiting for ident in holders):
+            held = self.holders()
+            if sum(held.values()) < self.permits or not all(ident in self._waiting for ident in held):
                 return None  # a place is free, or a holder is running: it will release
-            stuck = [self._waiting[ident] for ident in holders]
+            stuck = [self._waiting[ident] for ident in held]
             if any(wait.error is not None for wait in stuck):
                 return None  # already being broken
             victim = max(stuck, key=lambda wait: wait.since)  # the youngest: the least work lost
@@ -148,14 +156,14 @@ class Guard:
 
     def release(self) -> None:
         """Give the guard back; only a thread that holds it may."""
-        me = threading.get_ident()
-        with self._bookkeeping:
-            if self._holders[me] <= 0:
-                del self._holders[me]
-                raise RuntimeError(f"{self.name} guard {self.label!r}: released by a thread that does not hold it")
-            self._holders[me] -= 1
-            if not self._holders[me]:
-                del self._holders[me]
+        me = get_ident()
+        count = self._holders.get(me, 0)
+        if count <= 0:
+            raise RuntimeError(f"{self.name} guard {self.label!r}: released by a thread that does not hold it")
+        if count == 1:
+            del self._holders[me]
+        else:
+            self._holders[me] = count - 1
         self._release()
 
     @property
@@ -169,13 +177,11 @@ class Guard:
         return True
 
     def held_by_current_thread(self) -> bool:
-        with self._bookkeeping:
-            return self._holders[threading.get_ident()] > 0
+        return self._holders.get(get_ident(), 0) > 0
 
     def holders(self) -> dict[int, int]:
-        """Thread ident -> how many times it holds this guard."""
-        with self._bookkeeping:
-            return {ident: count for ident, count in self._holders.items() if count}
+        """Thread ident -> how many times it holds this guard (a copy: holders come and go meanwhile)."""
+        return self._holders.copy()
 
     def describe(self) -> str:
         return f"{self.name} guard of {self.label}" if self.label else f"{self.name} guard"
@@ -216,7 +222,7 @@ class LockGuard(Guard):
         self._primitive = threading.Lock()
 
     def _acquire(self, timeout: float) -> bool:
-        return self._primitive.acquire(timeout=timeout)
+        return self._primitive.acquire(True, timeout) if timeout else self._primitive.acquire(False)
 
     def _release(self) -> None:
         self._primitive.release()
@@ -357,10 +363,11 @@ class hold:
         self.timeout = timeout
 
     def __enter__(self) -> Guard:
-        already_held = self.guard.held_by_current_thread()
-        if not self.guard.acquire(self.timeout):
-            raise GuardTimeout(self.guard, self.timeout, self_deadlock=already_held and not self.guard.reentrant)
-        return self.guard
+        guard = self.guard
+        if not guard.acquire(self.timeout):
+            # asked only now: a failed acquire changes nothing of what this thread holds
+            raise GuardTimeout(guard, self.timeout, not guard.reentrant and guard.held_by_current_thread())
+        return guard
 
     def __exit__(self, *exc_info) -> None:
         self.guard.release()

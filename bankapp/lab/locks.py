@@ -158,7 +158,7 @@ class LockTable:
     def acquire(self, account: str, timeout: float | None, check_after: float | None) -> AccountLock:
         """Take the account's lock or raise `GuardTimeout` / `DeadlockVictim`."""
         lock = self._locks[account]
-        if not lock.acquire(timeout, check_after):
+        if not self._acquire(lock, timeout, check_after, True):
             raise GuardTimeout(lock, timeout, self_deadlock=False)
         return lock
 
@@ -173,7 +173,7 @@ class LockTable:
         """Take `lock` at once if it is free; else queue and wait in slices until granted or out of time."""
         me = threading.current_thread()
         with self._graph:
-            if lock.label not in self._holder:
+            if lock.label not in self._holder:  # free, so nobody queues: taken at once, no edge in the graph
                 self._holder[lock.label] = (me.ident, me.name)
                 return True
             if timeout is not None and timeout <= 0:
@@ -211,7 +211,10 @@ class LockTable:
             holder = self._holder.get(lock.label)
             if holder is None or holder[0] != threading.get_ident():
                 raise RuntimeError(f"{lock.describe()}: released by a thread that does not hold it")
-            self._hand_over(lock.label)
+            if self._queues[lock.label]:
+                self._hand_over(lock.label)
+            else:  # nobody waits: the lock is free
+                del self._holder[lock.label]
 
     def _hand_over(self, account: str) -> None:
         """The lock's next holder is the first in its queue, recorded now, before it even wakes."""

@@ -1,4 +1,4 @@
-"""Who may use `/admin/*`: one `before_request` check, and the serve-time token.
+"""Who may use `/admin/*`: one check before the view (see `every_request`), and the serve-time token.
 
 - No `admin_token` set: the admin routes answer loopback clients only. That is
   the laptop case (the server binds 127.0.0.1 by default); a plain
@@ -18,11 +18,10 @@ import hmac
 import ipaddress
 import secrets
 
-from flask import Flask, request
+from flask import Request
 
 from ..settings import Config
 from .problems import Problem
-from .views import lab
 
 ADMIN_PREFIX = "/admin"
 SECURITY_SCHEMES = {
@@ -51,15 +50,15 @@ def is_loopback(address: str | None) -> bool:
         return False
 
 
-def require_admin_token():
-    """The `before_request` check of every admin route (and unknown `/admin/...`
-    paths, so that they do not reveal which routes exist)."""
+def require_admin_token(request: Request, config: Config) -> None:
+    """The check before every admin route's view (and unknown `/admin/...`
+    paths, so that they do not reveal which routes exist); others pass."""
     if not is_admin_path(request.path):
-        return None
-    token = lab().config().admin_token
+        return
+    token = config.admin_token
     if token is None:
         if is_loopback(request.remote_addr):
-            return None
+            return
         raise Problem(
             403,
             "admin-loopback-only",
@@ -78,11 +77,6 @@ def require_admin_token():
         )
     if not hmac.compare_digest(given.strip().encode(), token.encode()):
         raise Problem(403, "forbidden", "Forbidden", "the bearer token is not the admin_token")
-    return None
-
-
-def init_app(app: Flask) -> None:
-    app.before_request(require_admin_token)
 
 
 def document(operation: dict) -> None:

@@ -8,10 +8,10 @@ Two kinds of figure, made two ways (both with `prometheus_client`):
   and agrees with `/stats`: there is no second set of counters to drift
   from the first. Wherever `lab.stats()` reads its counters (this process,
   or a database shared by a fleet), `/metrics` reads the same.
-- Request latency is observed per request (`before_request` to
-  `after_request`) into a histogram by method, route and guard, in seconds,
-  with buckets from 0.5 ms to 10 s: a 1 ms deposit and a 1 s deadlock each
-  land in a bucket of their own size.
+- Request latency is observed per request (from its arrival at the app to
+  its answer, see `every_request`) into a histogram by method, route and
+  guard, in seconds, with buckets from 0.5 ms to 10 s: a 1 ms deposit and a
+  1 s deadlock each land in a bucket of their own size.
 
 Resets. `POST /admin/reset` zeroes the lab's counters. A Prometheus counter
 only goes up, except when it starts again from zero, as on a process
@@ -41,11 +41,12 @@ import tempfile
 import threading
 import time
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Request, Response, current_app, request
 from flask_openapi3 import APIBlueprint, Tag
 
 from ..lab import Lab
 from ..lab.admission import REASONS as CHECKOUT_REJECTIONS
+from ..settings import Config
 
 #: Upper bounds of the latency buckets, in seconds.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -130,6 +131,7 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=None,  # each app registers its own, so every create_app() starts from zero
         )
+        self._children: dict[tuple[str, str, str], object] = {}  # labels -> the histogram's child
 
     def registry(self):
         from prometheus_client import CollectorRegistry
@@ -143,20 +145,19 @@ class Metrics:
         registry.register(LabCollector(self.lab))
         return registry
 
-    def request_started(self) -> None:
-        config = self.lab.config()
+    def labels(self, request: Request, config: Config) -> tuple[str, str]:
+        """The route and guard labels of a routed request: the guard is the one in force as it starts."""
         setting = GUARD_OF_BLUEPRINT.get(request.blueprint or "")
-        g.bankapp_started = time.perf_counter()
-        g.bankapp_guard = getattr(config, setting) if setting else "none"
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        return route, getattr(config, setting) if setting else "none"
 
-    def request_finished(self, response: Response) -> Response:
-        started = g.get("bankapp_started")
-        if started is not None:
-            route = request.url_rule.rule if request.url_rule else "unmatched"
-            method = request.method if request.method in METHODS else "other"
-            self.latency.labels(method, route, g.bankapp_guard).observe(time.perf_counter() - started)
-        self.servers.record(served_by())
-        return response
+    def observe(self, method: str, route: str, guard: str, seconds: float) -> None:
+        """One request's latency; the histogram's child of each label set is looked up once and kept."""
+        key = (method if method in METHODS else "other", route, guard)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.latency.labels(*key)  # the same child whoever asks first
+        child.observe(seconds)
 
 
 class LabCollector:
@@ -253,8 +254,8 @@ def lab_families(stats: dict, created: float, resets: int) -> list:
     return families
 
 
-def init_app(app: Flask, lab: Lab, workers: int) -> None:
-    """Time every request and serve `/metrics` (call before any other `before_request`, so that all are timed).
+def init_app(app: Flask, lab: Lab, workers: int) -> Metrics:
+    """Keep the latency histogram (`every_request` times each request into it) and serve `/metrics`.
 
     `workers` comes from the settings the process started with, never from
     `lab.config()`: on the postgres store that reads the database, and a
@@ -262,9 +263,8 @@ def init_app(app: Flask, lab: Lab, workers: int) -> None:
     """
     state = Metrics(lab, multiprocess=workers > 1)
     app.extensions["bankapp.metrics"] = state
-    app.before_request(state.request_started)
-    app.after_request(state.request_finished)
     app.register_api(bp)
+    return state
 
 
 # the launcher's side of multiprocess mode

@@ -9,9 +9,9 @@ refused (the id is a label, not an input the request needs): it is
 replaced.
 
 The id reaches the domain, which knows nothing of Flask, through
-`forensics.CALLER` (a `ContextVar`), set here before the view runs, with
-what the request does ("deposit", "transfer"): the store reads both when it
-records a write.
+`forensics.CALLER` (a `ContextVar`), set before the view runs by the
+middleware every request passes (`every_request`), with what the request
+does ("deposit", "transfer"): the store reads both when it records a write.
 """
 
 from __future__ import annotations
@@ -19,10 +19,6 @@ from __future__ import annotations
 import functools
 import random
 import re
-
-from flask import Flask
-
-from ..lab.forensics import CALLER, Caller
 
 HEADER = "X-Request-Id"
 ENVIRON_KEY = "HTTP_X_REQUEST_ID"  # the header as WSGI names it: one dict lookup on the hot path
@@ -49,36 +45,3 @@ def operation(path: str) -> str | None:
     """What a request to `path` does, as a write records it: `/accounts/acc-00/batch-deposit` is "batch deposit"."""
     last = path.rstrip("/").rpartition("/")[2]
     return OPERATIONS.get(last, last.replace("-", " ")) or None
-
-
-class RequestIds:
-    """WSGI middleware around the app: names every request, hands the name to the domain, answers with it.
-
-    A middleware rather than Flask hooks: it reads the header straight from
-    the WSGI environ and adds its own to the answer's header list, where a
-    `before_request` and an `after_request` hook would cost the hot path a
-    few microseconds each (Flask checks each hook for a coroutine, and
-    `request` is a proxy). Every answer of the app passes here, an error's
-    too; gunicorn's own refusals get theirs in `bankapp.worker`.
-    """
-
-    def __init__(self, wsgi_app):
-        self.wsgi_app = wsgi_app
-
-    def __call__(self, environ, start_response):
-        sent = environ.get(ENVIRON_KEY)
-        request_id = sent if sent and WELL_FORMED.fullmatch(sent) else new_request_id()
-        token = CALLER.set(Caller(request_id, operation(environ.get("PATH_INFO", ""))))
-
-        def answer(status, headers, exc_info=None):
-            headers.append((HEADER, request_id))
-            return start_response(status, headers, exc_info)
-
-        try:
-            return self.wsgi_app(environ, answer)
-        finally:
-            CALLER.reset(token)  # the view has run: this thread's writes belong to nobody until its next request
-
-
-def init_app(app: Flask) -> None:
-    app.wsgi_app = RequestIds(app.wsgi_app)

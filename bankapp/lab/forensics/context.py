@@ -66,17 +66,19 @@ def who() -> Who:
     return Who(caller.request_id, caller.operation, threading.current_thread().name, os.getpid())
 
 
-class ReadsSeen:
-    """What each thread last read of each account: (balance, version, epoch seconds)."""
+class ReadsSeen(threading.local):
+    """What each thread last read of each account: (balance, version, epoch seconds).
+
+    A `threading.local`: every thread that uses it gets its own `reads`,
+    made by `__init__` on its first use, so no lock is needed.
+    """
 
     def __init__(self) -> None:
-        self._local = threading.local()
+        self.reads: dict[str, tuple[int, int, float]] = {}
 
     def remember(self, account_id: str, balance: int, version: int, at: float | None = None) -> None:
-        reads = self._local.__dict__.setdefault("reads", {})
-        reads[account_id] = (balance, version, time.time() if at is None else at)
+        self.reads[account_id] = (balance, version, time.time() if at is None else at)
 
     def take(self, account_id: str) -> tuple[int, int, float] | None:
         """The read a write is computed from, forgotten as it is taken; None if this thread read nothing."""
-        reads = self._local.__dict__.get("reads")
-        return None if reads is None else reads.pop(account_id, None)
+        return self.reads.pop(account_id, None)

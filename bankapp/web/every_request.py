@@ -1,0 +1,87 @@
+"""What every request passes through: one WSGI middleware around the app, and one step before the view.
+
+Around every request: it gets a name (`X-Request-Id`, see `request_id`),
+handed to the domain for the writes it records; it is timed into the latency
+histogram (see `metrics`); and it says who served it (`X-Served-By`), which
+`/stats` lists and the lab counts (`lab.served()`). Before its view: the
+admin check (see `admin_auth`) and the latency's labels.
+
+These were Flask hooks once (two `before_request`, two `after_request`).
+Flask calls each hook through its machinery: it asks whether the hook is a
+coroutine, walks the request's blueprints, and the hook reads `request` and
+`g` through proxies. That cost a deposit more time than its whole domain
+part, so here they are:
+
+- `EveryRequest`, a WSGI middleware: reads the headers it needs straight
+  from the environ and adds its own to the answer's header list. Every
+  answer of the app passes here, an error's too; gunicorn's own refusals get
+  their `X-Request-Id` in `bankapp.worker`.
+- `before_view`, called from the app's `preprocess_request` (Flask's own
+  hook point, before any `before_request` hook): what needs the routed
+  request or the settings. The settings may be a database round trip that
+  fails (the postgres store), and a refused admin request is a problem, so
+  this runs inside Flask, where an error becomes an answer. It hands the
+  latency's labels to the middleware in the environ.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from flask import Flask, Request
+
+from ..lab import Lab
+from ..lab.forensics import CALLER, Caller
+from . import admin_auth
+from .metrics import Metrics
+from .request_id import ENVIRON_KEY, HEADER, WELL_FORMED, new_request_id, operation
+
+SERVED_BY = "X-Served-By"
+#: Where `before_view` leaves (route, guard) for the middleware: a request that never got there is not timed.
+LATENCY_LABELS = "bankapp.latency_labels"
+
+
+class EveryRequest:
+    """WSGI middleware around the app: names each request, times it, and says who served it."""
+
+    def __init__(self, wsgi_app, lab: Lab, metrics: Metrics):
+        self.wsgi_app = wsgi_app
+        self.lab = lab
+        self.metrics = metrics
+
+    def __call__(self, environ, start_response):
+        started = time.perf_counter()
+        sent = environ.get(ENVIRON_KEY)
+        request_id = sent if sent and WELL_FORMED.fullmatch(sent) else new_request_id()
+        token = CALLER.set(Caller(request_id, operation(environ.get("PATH_INFO", ""))))
+        thread = threading.current_thread().name
+        served_by = f"{os.getpid()}/{thread}"
+
+        def answer(status, headers, exc_info=None):
+            headers.append((HEADER, request_id))
+            headers.append((SERVED_BY, served_by))
+            return start_response(status, headers, exc_info)
+
+        try:
+            response = self.wsgi_app(environ, answer)
+        finally:
+            CALLER.reset(token)  # the view has run: this thread's writes belong to nobody until its next request
+        labels = environ.get(LATENCY_LABELS)
+        if labels is not None:
+            self.metrics.observe(environ.get("REQUEST_METHOD", ""), *labels, time.perf_counter() - started)
+        self.metrics.servers.record(served_by)
+        self.lab.served()
+        return response
+
+
+def before_view(request: Request, lab: Lab, metrics: Metrics) -> None:
+    """After routing, before the view: the latency's labels under the settings in force now, and the admin check."""
+    config = lab.config()
+    request.environ[LATENCY_LABELS] = metrics.labels(request, config)
+    admin_auth.require_admin_token(request, config)
+
+
+def init_app(app: Flask, lab: Lab, metrics: Metrics) -> None:
+    app.wsgi_app = EveryRequest(app.wsgi_app, lab, metrics)
