@@ -83,7 +83,7 @@ def main() -> int:
         script.flush()
         export(base, Path(folder))
         servers = {
-            "without": ServerProcess("--race-window-ms", "0", env={"PYTHONPATH": folder}),
+            "without": ServerProcess("--race-window-ms", "0", env={"PYTHONPATH": folder, "PYTHONSAFEPATH": "1"}),
             "with": bench_server(),
         }
         try:
