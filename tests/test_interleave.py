@@ -43,8 +43,8 @@ def block(lines: list[str], first: str, count: int) -> list[str]:
 def test_deposit_unsafe_loses_an_update_the_same_way_every_run():
     result, lines = replayed("deposit", "unsafe", "a.read b.read a.write b.write")
     assert lines == [
-        "deposit with deposit_guard=unsafe: deposits, each a read-modify-write of one balance: unguarded, a write "
-        "can erase another (a lost update)",
+        "deposit with deposit_guard=unsafe: deposits, each a read-modify-write of one balance: without a guard, "
+        "a write can erase another (a lost update)",
         "  in a scratch bank of its own (race_window_ms=0 lock_timeout_ms=2000 accounts=16 "
         "initial_balance=100000): the server's balances and counters are untouched",
         "  a: deposit 10 into acc-00  (steps: a.read a.write)",

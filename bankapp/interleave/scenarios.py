@@ -201,7 +201,8 @@ SCENARIOS = {
     for s in (
         Scenario(
             "deposit",
-            "deposits, each a read-modify-write of one balance: unguarded, a write can erase another (a lost update)",
+            "deposits, each a read-modify-write of one balance: without a guard, a write can erase another "
+            "(a lost update)",
             "deposit_guard",
             DEPOSIT_GUARDS,
             2,
@@ -211,8 +212,8 @@ SCENARIOS = {
         ),
         Scenario(
             "withdraw",
-            "withdrawals, each checks the balance, then acts: unguarded, both checks can pass and the account goes "
-            "below zero (check-then-act)",
+            "withdrawals, each checks the balance, then acts: without a guard, both checks can pass and the "
+            "account goes below zero (check-then-act)",
             "deposit_guard",
             DEPOSIT_GUARDS,
             2,
