@@ -115,7 +115,6 @@ class Stopping:
         self._began: float | None = None
         self._exiting = False  # the worker has left its loop (gunicorn's worker_exit)
         self._said_last = False
-        self._quitting = False  # a SIGINT or SIGQUIT has been handled: the worker is on its way out
 
     def install(self) -> None:
         """Serve through `InFlight`, and start watching on SIGTERM, SIGINT and SIGQUIT."""
@@ -126,13 +125,6 @@ class Stopping:
 
     def _wrap(self, handler):
         def on_signal(signum, frame):
-            quit_now = signum != signal.SIGTERM
-            if quit_now and self._quitting:
-                # Ctrl-C sends SIGINT to master and worker at once, and the master then sends SIGQUIT:
-                # gunicorn's handler would `sys.exit` again, wherever the first exit has got to (in the
-                # middle of the worker's last lines, say), and cut them. Once on its way out, it stays so.
-                return
-            self._quitting = self._quitting or quit_now
             self.begin()
             if callable(handler):
                 handler(signum, frame)
@@ -140,11 +132,10 @@ class Stopping:
         return on_signal
 
     def begin(self) -> None:
-        # Signal handlers run in the main thread, one at a time: no lock (the main thread may hold
-        # `_lock` itself when a signal comes, and would wait for itself).
-        if self._began is not None:
-            return
-        self._began = time.monotonic()
+        with self._lock:
+            if self._began is not None:
+                return
+            self._began = time.monotonic()
         threading.Thread(target=self._watch, name="bankapp-stopping", daemon=True).start()
 
     def _watch(self) -> None:
