@@ -16,9 +16,10 @@ import requests
 
 from bankapp.postgres import prepare
 from bankapp.settings import load
-from bankapp.web import create_app
+from bankapp.web import create_app, idempotency
 
 from .live import live_server
+from .pg import Plug, until
 
 pytestmark = pytest.mark.postgres
 
@@ -124,3 +125,63 @@ def test_retries_spread_over_gunicorn_workers_apply_once(databases):
     assert {response.status_code for response in answers} == {200}
     assert sum("Idempotent-Replayed" not in response.headers for response in answers) == 1
     assert after == before + 11
+
+
+def through_a_plug(database_url: str, **settings):
+    """A worker on the database through a `Plug`, pulled out the moment its first request writes the
+    key's outcome: the database goes away between the operation and its answer."""
+    plug = Plug(("127.0.0.1", 5432))
+    config = load({"store": "postgres", "database_url": plug.url(database_url), "threads": 8, **settings}, environ={})
+    app = create_app(prepare(config, set(settings)))
+    shared = app.extensions[idempotency.EXTENSION].shared
+    write = shared.complete
+
+    def complete_with_the_plug_pulled(key, answer):
+        plug.pull()
+        shared.complete = write  # once
+        write(key, answer)
+
+    shared.complete = complete_with_the_plug_pulled
+    return plug, app, app.test_client()
+
+
+def test_a_refused_first_request_whose_forget_the_database_missed_is_forgotten_once_it_is_back(
+    database_url, monkeypatch
+):
+    monkeypatch.setattr(idempotency, "WAIT_TIMEOUT", 2.0)  # a retry that finds the key still claimed says so soon
+    plug, app, client = through_a_plug(database_url, race_window_ms=0)
+    other = worker(database_url)
+    try:
+        body = {"amount": balance(other, "acc-03") + 1}
+        refused = client.post("/accounts/acc-03/withdraw", json=body, headers={"Idempotency-Key": "k-5"})
+        assert refused.status_code == 409, refused.get_json()  # its own answer, not the forget's 503
+        assert refused.get_json()["type"].endswith("insufficient-funds")
+        plug.push()
+        until(lambda: app.extensions[idempotency.EXTENSION].shared.peek("k-5") is None, 20, "the key forgotten")
+        assert other.post("/accounts/acc-03/deposit", json={"amount": 1}).status_code == 200
+        retried = other.post("/accounts/acc-03/withdraw", json=body, headers={"Idempotency-Key": "k-5"})
+        assert retried.status_code == 200, retried.get_json()  # runs: not stuck "in flight" for a day
+        assert balance(other, "acc-03") == 0
+    finally:
+        plug.pull()
+        app.extensions["bankapp"].close()
+
+
+def test_an_applied_request_whose_answer_the_database_missed_says_so_and_is_replayed_once_it_is_back(database_url):
+    plug, app, client = through_a_plug(database_url, race_window_ms=0)
+    other = worker(database_url)
+    try:
+        before = balance(other)
+        first = client.post("/accounts/acc-00/deposit", json={"amount": 9}, headers={"Idempotency-Key": "k-6"})
+        assert first.status_code == 200, first.get_json()  # applied: a 503 would tell the client it was not
+        plug.push()
+        shared = app.extensions[idempotency.EXTENSION].shared
+        until(lambda: (seen := shared.peek("k-6")) is not None and seen.answer is not None, 20, "the answer written")
+        retry = other.post("/accounts/acc-00/deposit", json={"amount": 9}, headers={"Idempotency-Key": "k-6"})
+        assert retry.status_code == 200 and retry.headers["Idempotent-Replayed"] == "true"
+        assert retry.get_json() == first.get_json()
+        assert balance(other) == before + 9
+    finally:
+        plug.pull()
+        app.extensions["bankapp"].close()
+

@@ -20,7 +20,9 @@ The claim and the answer are two statements, each committed alone, around
 the request's own transaction: a worker that dies between the operation's
 commit and its answer leaves the key claimed without an answer, and its
 retries answer 409 (still running) until the row expires, rather than
-applying again. A key expires `ttl` seconds after its first use.
+applying again. A `complete` the database misses (it is away) is tried
+again by the worker until it is back (`bankapp.web.idempotency.SharedStore`).
+A key expires `ttl` seconds after its first use.
 
 The answers store keeps its statements here, each with what it prevents.
 """

@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 
 from flask import Flask, Response, current_app, request
 
+from ..lab.store import StoreUnavailable
 from .problems import Problem
 
 HEADER = "Idempotency-Key"
@@ -147,10 +148,15 @@ class SharedStore:
     still running waits by polling the database (`POLL` seconds apart), not on an event."""
 
     POLL = 0.01
+    #: Seconds between tries of the outcomes the database missed.
+    RETRY = 0.5
 
     def __init__(self, shared, ttl: float = TTL):
         self.shared = shared
         self.ttl = ttl
+        self._pending: dict[str, tuple[tuple | None, float]] = {}  # key: (outcome, when it was missed)
+        self._pending_lock = threading.Lock()
+        self._writer: threading.Thread | None = None
 
     def claim(self, key: str, fingerprint: str) -> tuple[Entry, bool]:
         while True:
@@ -170,8 +176,45 @@ class SharedStore:
             return entry, False
 
     def complete(self, key: str, entry: Entry, answer: Answer | None) -> None:
-        self.shared.complete(key, None if answer is None else (answer.status, answer.body, answer.headers))
-        entry.done.set()
+        """Write the key's outcome; if the database is away, write it in the background once it is back.
+        The request still answers what it did: a 503 would tell the client an applied deposit was not,
+        and the key would stay claimed, answering 409 to every retry, for its whole lifetime."""
+        outcome = None if answer is None else (answer.status, answer.body, answer.headers)
+        try:
+            self.shared.complete(key, outcome)
+        except StoreUnavailable:
+            self._later(key, outcome)
+        finally:
+            entry.done.set()
+
+    def _later(self, key: str, outcome) -> None:
+        with self._pending_lock:
+            self._pending[key] = (outcome, time.monotonic())
+            if self._writer is None or not self._writer.is_alive():  # none yet, or this is a forked worker
+                self._writer = threading.Thread(target=self._write_pending, name="bankapp-answers", daemon=True)
+                self._writer.start()
+
+    def _write_pending(self) -> None:
+        """Every `RETRY` seconds, the outcomes the database missed, until it takes them all (a key past its
+        lifetime is dropped: its row is another request's by then). A worker that stops first loses them,
+        as one killed between an operation and its answer: those keys answer 409 until they expire."""
+        while True:
+            time.sleep(self.RETRY)
+            with self._pending_lock:
+                pending = list(self._pending.items())
+            for key, (outcome, since) in pending:
+                if time.monotonic() - since < self.ttl:
+                    try:
+                        self.shared.complete(key, outcome)
+                    except StoreUnavailable:
+                        break  # still away: all of them later
+                with self._pending_lock:
+                    if self._pending.get(key, (None, None))[1] == since:
+                        del self._pending[key]
+            with self._pending_lock:
+                if not self._pending:
+                    self._writer = None
+                    return
 
 
 class _Polled:
