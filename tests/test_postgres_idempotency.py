@@ -185,3 +185,14 @@ def test_an_applied_request_whose_answer_the_database_missed_says_so_and_is_repl
         plug.pull()
         app.extensions["bankapp"].close()
 
+
+def test_an_expired_key_is_won_by_its_next_claim_in_one_statement(make_pg_lab):
+    answers = make_pg_lab().answers
+    assert answers.claim("k-7", "first", ttl=3600)
+    answers.complete("k-7", (200, b"{}", []))
+    assert not answers.claim("k-7", "second", ttl=3600)  # alive: the first request's
+    with answers.db.connection() as conn:
+        conn.execute("UPDATE bankapp_idempotency SET created_at = now() - interval '2 hours' WHERE key = 'k-7'")
+    assert answers.claim("k-7", "second", ttl=3600)  # past its lifetime: the new request's, at once
+    seen = answers.peek("k-7")
+    assert seen.fingerprint == "second" and seen.answer is None

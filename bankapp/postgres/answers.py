@@ -37,13 +37,15 @@ from psycopg.types.json import Jsonb
 from .database import Database, worker_name
 
 #: The first request of a key claims it; a second insert of the same key finds the row and does nothing.
-#: An expired row of the key is removed first, in the same statement, so the key can be used anew.
+#: A row past its lifetime is taken over by the insert, so the key can be used anew: in the same statement
+#: (a DELETE in a WITH would run after the insert, which would find the old row). Of two claims of an
+#: expired row at once, the second waits for the first's update and finds the row alive: one wins.
 CLAIM = """
-WITH expired AS (
-    DELETE FROM bankapp_idempotency WHERE key = %(key)s AND created_at < now() - %(ttl)s * interval '1 second'
-)
 INSERT INTO bankapp_idempotency (key, fingerprint, claimed_by) VALUES (%(key)s, %(fingerprint)s, %(worker)s)
-ON CONFLICT (key) DO NOTHING
+ON CONFLICT (key) DO UPDATE
+    SET fingerprint = excluded.fingerprint, claimed_by = excluded.claimed_by, created_at = now(),
+        status = NULL, body = NULL, headers = NULL
+    WHERE bankapp_idempotency.created_at < now() - %(ttl)s * interval '1 second'
 RETURNING key"""
 #: What a retry sees of a key: committed rows only, so a running first request shows no answer yet.
 PEEK = "SELECT fingerprint, status, body, headers FROM bankapp_idempotency WHERE key = %s"
