@@ -21,9 +21,9 @@ from typing import Any
 
 import requests
 
-from . import launcher, lessons, urls
+from . import boot, launcher, lessons, urls
 from .interleave import SCENARIOS, render
-from .settings import ENV_PREFIX, Config, SettingsError, expand_guard, from_environment, load
+from .settings import ENV_PREFIX, Config, SettingsError
 from .web import admin_auth
 
 
@@ -48,12 +48,6 @@ def add_setting_flags(parser: argparse.ArgumentParser) -> None:
 def chosen_settings(args: argparse.Namespace) -> dict[str, Any]:
     names = set(Config.model_fields) | {"guard"}
     return {name: value for name, value in vars(args).items() if name in names and value is not None}
-
-
-def explicit_settings(args: argparse.Namespace) -> set[str]:
-    """The settings chosen at this start, by flag or `BANKAPP_*` variable: with the postgres store they are
-    written to the database; the rest are read from it."""
-    return set(expand_guard(from_environment())) | set(expand_guard(chosen_settings(args)))
 
 
 def compare(args: argparse.Namespace, demo: bool) -> int:
@@ -202,11 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         return compare(args, demo=args.command == "demo")
     if args.command == "serve":
         try:
-            config = load(chosen_settings(args))
-            if config.store == "postgres":  # reachable, tables made, settings settled, before any worker starts
-                from .postgres import prepare
-
-                config = prepare(config, explicit_settings(args))
+            config = boot.settings(chosen_settings(args))
         except SettingsError as error:
             print(f"bankapp serve: {error}", file=sys.stderr)
             return 2

@@ -32,7 +32,7 @@ import time
 
 from flask import Flask, Request
 
-from ..lab import Lab
+from ..lab import LabLike
 from ..lab.forensics import CALLER, Caller
 from . import admin_auth
 from .metrics import Metrics
@@ -46,7 +46,7 @@ LATENCY_LABELS = "bankapp.latency_labels"
 class EveryRequest:
     """WSGI middleware around the app: names each request, times it, and says who served it."""
 
-    def __init__(self, wsgi_app, lab: Lab, metrics: Metrics):
+    def __init__(self, wsgi_app, lab: LabLike, metrics: Metrics):
         self.wsgi_app = wsgi_app
         self.lab = lab
         self.metrics = metrics
@@ -76,12 +76,12 @@ class EveryRequest:
         return response
 
 
-def before_view(request: Request, lab: Lab, metrics: Metrics) -> None:
+def before_view(request: Request, lab: LabLike, metrics: Metrics) -> None:
     """After routing, before the view: the latency's labels under the settings in force now, and the admin check."""
     config = lab.config()
     request.environ[LATENCY_LABELS] = metrics.labels(request, config)
     admin_auth.require_admin_token(request, config)
 
 
-def init_app(app: Flask, lab: Lab, metrics: Metrics) -> None:
+def init_app(app: Flask, lab: LabLike, metrics: Metrics) -> None:
     app.wsgi_app = EveryRequest(app.wsgi_app, lab, metrics)
