@@ -62,7 +62,7 @@ def test_the_domain_the_store_and_the_replays_import_nothing_of_the_web(path):
 
 
 def test_only_the_postgres_store_imports_psycopg_and_only_when_asked():
-    """The memory store must run without psycopg: the lab imports nothing of `bankapp.postgres` (`bankapp.boot` picks)."""
+    """The memory store runs without psycopg: the lab imports nothing of `bankapp.postgres` (`boot` picks)."""
     for path in sorted(LAB.rglob("*.py")):
         source = path.read_text()
         names = imported_names(source, module_name(path), is_package=path.name == "__init__.py")

@@ -88,7 +88,11 @@ class ServerProcess:
     """`bankapp serve` on a free loopback port, in a child process, stopped by PID.
 
     `url` is where it answers, `process` the child (gunicorn's master), and
-    `output` every line it printed so far. With `new_session` it leads a
+    `output` every line it printed so far. `command` runs another server in
+    its place (a plain `gunicorn ... bankapp.wsgi:app`, a script calling the
+    launcher): it must bind a free port itself and print a line that `ready`
+    finds its URL in. `env` adds to this process's environment; a variable
+    set to None there is left out. With `new_session` it leads a
     process group of its own, master and worker, as a server started in a
     terminal does: `os.killpg(server.pid, SIGINT)` is that terminal's Ctrl-C. Use it in a `with` block, or call
     `stop()`; a start that fails or is interrupted stops the child before the
@@ -99,21 +103,27 @@ class ServerProcess:
         self,
         *flags: str,
         log: Path | None = None,
-        env: Mapping[str, str] | None = None,
+        env: Mapping[str, str | None] | None = None,
         startup_timeout: float = 30,
         new_session: bool = False,
+        command: Sequence[str] | None = None,
+        ready: re.Pattern[str] = READY,
     ):
         self.url = ""
         self.output: list[str] = []
         self._log_path = log
         self._log = log.open("w") if log else None
         self._ready = threading.Event()
+        self._ready_line = ready
+        if command is None:
+            command = [sys.executable, "-m", "bankapp", "serve", "--host", "127.0.0.1", "--port", "0", *flags]
+        environment = {**os.environ, **(env or {})}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bankapp", "serve", "--host", "127.0.0.1", "--port", "0", *flags],
+            list(command),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, **(env or {})},
+            env={name: value for name, value in environment.items() if value is not None},
             start_new_session=new_session,  # a process group of its own, to send it Ctrl-C as a terminal does
         )
         self._pump = threading.Thread(target=self._read_output, name="bankapp-serve-output", daemon=True)
@@ -131,7 +141,7 @@ class ServerProcess:
                 if self._log:
                     self._log.write(line)
                     self._log.flush()
-                if not self.url and (match := READY.search(line)):
+                if not self.url and (match := self._ready_line.search(line)):
                     self.url = match.group(1)
                     self._ready.set()
         finally:  # the output ended: the server is gone
