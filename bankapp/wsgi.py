@@ -1,11 +1,5 @@
-"""Entry point for a plain gunicorn command line: `gunicorn bankapp.wsgi:app`.
+"""Where `gunicorn bankapp.wsgi:app` finds the app: it is built in `bankapp.server.wsgi`."""
 
-Settings come from `BANKAPP_*` variables; `bankapp serve` is the usual way.
-With `BANKAPP_STORE=postgres` each worker checks the database and settles
-the settings as `bankapp serve` does before it forks (`bankapp.boot.settings`).
-"""
+from .server.wsgi import app
 
-from . import boot
-from .web import create_app
-
-app = create_app(boot.settings())
+__all__ = ["app"]

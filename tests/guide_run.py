@@ -22,7 +22,7 @@ from pathlib import Path
 
 import requests
 
-from bankapp.compare.processes import READY, last_lines, signal_group, stop_group
+from bankapp.server.processes import READY, last_lines, signal_group, stop_group
 
 from .guide import ROOT, GuideError, Section, Step, matches
 from .pg import Databases, reachable_or_skip

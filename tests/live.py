@@ -15,8 +15,8 @@ from contextlib import contextmanager
 
 import requests
 
-from bankapp.compare.processes import ServerProcess
-from bankapp.compare.processes import stop_process as stop  # SIGTERM by PID, then SIGKILL
+from bankapp.server.processes import ServerProcess
+from bankapp.server.processes import stop_process as stop  # SIGTERM by PID, then SIGKILL
 
 __all__ = ["LiveServer", "burst", "live_server", "stop"]
 

@@ -3,7 +3,8 @@ and a token made by `bankapp serve` when bound beyond loopback."""
 
 import pytest
 
-from bankapp import cli, launcher
+from bankapp import cli
+from bankapp.server import launcher
 from bankapp.settings import load
 from bankapp.web.admin_auth import is_loopback, token_for_binding
 

@@ -29,8 +29,7 @@ import pytest
 import yaml
 from docker.utils.build import exclude_paths
 
-from bankapp import urls
-from bankapp.cli import chosen_settings, make_parser
+from bankapp.cli import chosen_settings, make_parser, urls
 from bankapp.settings import load as load_settings
 from bankapp.web import admin_auth
 

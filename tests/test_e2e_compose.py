@@ -27,8 +27,9 @@ import pytest
 import requests
 
 from bankapp.cli import main as bankapp_main
-from bankapp.compare.processes import project_locustfile, stop_group, stop_process
+from bankapp.compare.locust_runs import project_locustfile
 from bankapp.postgres.counters import FLUSH_EVERY
+from bankapp.server.processes import stop_group, stop_process
 
 from . import compose
 from .live import LiveServer

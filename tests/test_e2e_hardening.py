@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from bankapp.shutdown import SUMMARY_PREFIX
+from bankapp.server.shutdown import SUMMARY_PREFIX
 
 from .live import live_server
 
@@ -155,7 +155,7 @@ def test_sigterm_during_a_burst_loses_no_acknowledged_deposit_and_breaks_no_requ
     assert line.endswith("; no guard or lock held"), line
 
 
-#: The worker's last line, as `bankapp.shutdown.summary` writes it after deposits.
+#: The worker's last line, as `bankapp.server.shutdown.summary` writes it after deposits.
 SUMMARY = re.compile(SUMMARY_PREFIX + r"\d+ stopped: ([\d,]+) deposits? acknowledged \(([\d,]+) cents, ([\d,]+) lost\)")
 
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from bankapp.compare.processes import LocustJob, LocustRun, ProcessError
-from bankapp.compare.processes import run_locust as run_headless
+from bankapp.compare.locust_runs import LocustJob, LocustRun
+from bankapp.compare.locust_runs import run_locust as run_headless
+from bankapp.server.processes import ProcessError
 
 from .live import live_server
 

@@ -19,7 +19,7 @@ import time
 import pytest
 import requests
 
-from bankapp.compare.processes import stop_process
+from bankapp.server.processes import stop_process
 from loadtests.verdict import render
 
 from .live import live_server

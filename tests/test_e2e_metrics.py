@@ -4,19 +4,17 @@ every worker (prometheus_client's multiprocess mode)."""
 
 import os
 import re
-import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from bankapp.compare.processes import READY
+from bankapp.server.processes import ServerProcess
 
-from .live import burst, live_server, stop
+from .live import burst, live_server
 from .scrape import pairs, samples, value
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -41,7 +39,7 @@ def test_after_a_burst_metrics_equal_stats():
 
 SERVE_TWO_WORKERS = textwrap.dedent(
     """
-    from bankapp.launcher import serve
+    from bankapp.server.launcher import serve
     from bankapp.settings import Config
 
     # the memory store refuses workers > 1 (each would have its own bank): what is tested here is
@@ -52,34 +50,21 @@ SERVE_TWO_WORKERS = textwrap.dedent(
 
 
 def test_with_two_workers_a_scrape_counts_every_workers_requests():
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("BANKAPP_", "PROMETHEUS_"))}
-    process = subprocess.Popen(
-        [sys.executable, "-c", SERVE_TWO_WORKERS], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
-    lines = []
-    try:
-        for line in process.stdout:
-            lines.append(line)
-            if READY.search(line):
-                break
-        url = READY.search(lines[-1]).group(1)
-        metrics_dir = Path(re.search(r"request metrics in (\S+)", "".join(lines)).group(1))
+    clean = {key: None for key in os.environ if key.startswith(("BANKAPP_", "PROMETHEUS_"))}
+    with ServerProcess(command=[sys.executable, "-c", SERVE_TWO_WORKERS], env=clean) as server:
+        metrics_dir = Path(re.search(r"request metrics in (\S+)", "".join(server.output)).group(1))
         assert metrics_dir.is_dir()
-        threading.Thread(target=process.stdout.read, daemon=True).start()
         pids, sent = set(), 0
         deadline = time.monotonic() + 30
         while (len(pids) < 2 or sent < 20) and time.monotonic() < deadline:
             # a new connection each time, so that either worker may accept it
-            response = requests.post(url + "/accounts/acc-00/deposit", json={"amount": 1}, timeout=10)
+            response = requests.post(server.url + "/accounts/acc-00/deposit", json={"amount": 1}, timeout=10)
             assert response.status_code == 200
             pids.add(response.headers["X-Served-By"].split("/")[0])
             sent += 1
         assert len(pids) == 2, "both workers served"
         deposit = {"guard": "unsafe", "method": "POST", "route": "/accounts/<account_id>/deposit"}
         for _ in range(4):  # whichever worker answers the scrape
-            found = samples(requests.get(url + "/metrics", timeout=10).text)
+            found = samples(requests.get(server.url + "/metrics", timeout=10).text)
             assert value(found, "bankapp_http_request_duration_seconds_count", **deposit) == sent
-    finally:
-        stop(process)
-        process.stdout.close()
     assert not metrics_dir.exists(), "the launcher removes its directory when gunicorn exits"

@@ -1,4 +1,4 @@
-"""Slow clients against a real `bankapp serve --threads 8` (see `bankapp.worker`).
+"""Slow clients against a real `bankapp serve --threads 8` (see `bankapp.server.worker`).
 
 Twice as many slow connections as threads (half trickle their headers, half
 their body, one byte a second) and as many idle ones that never send a byte:
@@ -17,7 +17,7 @@ import time
 import pytest
 import requests
 
-from bankapp.worker import REQUEST_READ_TIMEOUT
+from bankapp.server.worker import REQUEST_READ_TIMEOUT
 
 from .live import live_server, read_response
 

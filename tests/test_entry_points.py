@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from bankapp.compare.processes import ServerProcess
+from bankapp.server.processes import ServerProcess
 
 #: gunicorn's own line once it listens; with port 0 it names the port the kernel chose.
 GUNICORN_LISTENING = re.compile(r"Listening at: (http://\S+)")

@@ -59,7 +59,7 @@ and drops it at the end; without a PostgreSQL the test skips (fails under
 `CI=true`), as the other PostgreSQL tests do.
 
 Lessons: each `## N. Title` section is lesson N, and its title is
-`bankapp.lessons.LESSONS[N]`'s. A lesson that uses a server runs
+`bankapp.cli.lessons.LESSONS[N]`'s. A lesson that uses a server runs
 `.venv/bin/bankapp lesson N --url $U` before anything else that uses it
 (the first line of its commands that names `$U`), which sets exactly the
 settings it needs; lessons 13 and 14, which start a PostgreSQL fleet of
@@ -84,7 +84,7 @@ from pathlib import Path
 
 import pytest
 
-from bankapp.lessons import LESSONS
+from bankapp.cli.lessons import LESSONS
 
 from . import guide, guide_run
 from .guide import GuideError, Section, matches, parse

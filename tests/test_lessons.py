@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from bankapp.lessons import LESSONS, runtime_defaults
+from bankapp.cli.lessons import LESSONS, runtime_defaults
 from bankapp.settings import STARTUP_ONLY
 
 from .live import live_server

@@ -6,8 +6,8 @@ import time
 import pytest
 import requests
 
-from bankapp.compare.processes import ServerProcess
 from bankapp.compare.series import Sampler, build, reading
+from bankapp.server.processes import ServerProcess
 
 
 def stats(acknowledged=0, refused=0, in_flight=0, deadlocks=0, wrong=0, capacity=None):

@@ -15,7 +15,7 @@ import time
 import pytest
 import requests
 
-from bankapp.shutdown import final_report, stuck_sentence, summary
+from bankapp.server.shutdown import final_report, stuck_sentence, summary
 
 from .live import live_server
 

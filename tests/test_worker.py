@@ -1,6 +1,6 @@
 """The hardened worker's socket reader, on a real socket pair: what has
 arrived is taken at once, a wait needs a slot and ends at the deadline, and
-a reader with no slot gets only its short grace (see `bankapp.worker`)."""
+a reader with no slot gets only its short grace (see `bankapp.server.worker`)."""
 
 import io
 import socket
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from bankapp.worker import SLOTLESS_WAIT, DeadlineUnreader, RequestTimeout
+from bankapp.server.worker import SLOTLESS_WAIT, DeadlineUnreader, RequestTimeout
 
 
 @pytest.fixture

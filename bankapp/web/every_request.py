@@ -15,7 +15,7 @@ part, so here they are:
 - `EveryRequest`, a WSGI middleware: reads the headers it needs straight
   from the environ and adds its own to the answer's header list. Every
   answer of the app passes here, an error's too; gunicorn's own refusals get
-  their `X-Request-Id` in `bankapp.worker`.
+  their `X-Request-Id` in `bankapp.server.worker`.
 - `before_view`, called from the app's `preprocess_request` (Flask's own
   hook point, before any `before_request` hook): what needs the routed
   request or the settings. The settings may be a database round trip that

@@ -22,7 +22,7 @@ from typing import Any
 
 import requests
 
-from .settings import ENV_PREFIX, STARTUP_ONLY, Config
+from ..settings import ENV_PREFIX, STARTUP_ONLY, Config
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 
-from .lab.store import StoreUnavailable
+from ..lab.store import StoreUnavailable
 
 #: How long before the graceful timeout ends the worker stops what is left.
 MARGIN_S = 2.0

@@ -1,6 +1,6 @@
 """The `bankapp` command: its arguments, and which part of bankapp each command runs.
 
-`bankapp serve` is gunicorn with the gthread worker (`launcher`); `bankapp
+`bankapp serve` is gunicorn with the gthread worker (`bankapp.server.launcher`); `bankapp
 demo` and `bankapp compare` run the guard matrix (`compare.console`);
 `bankapp urls` prints what to open once the lab runs (`urls`); `bankapp
 lesson N` puts a running server in the state a lesson of the lab guide
@@ -21,10 +21,12 @@ from typing import Any
 
 import requests
 
-from . import boot, launcher, lessons, urls
-from .interleave import SCENARIOS, render
-from .settings import ENV_PREFIX, Config, SettingsError
-from .web import admin_auth
+from .. import boot
+from ..interleave import SCENARIOS, render
+from ..server import launcher
+from ..settings import ENV_PREFIX, Config, SettingsError
+from ..web import admin_auth
+from . import lessons, urls
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -51,8 +53,8 @@ def chosen_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def compare(args: argparse.Namespace, demo: bool) -> int:
-    from .compare.console import run_command  # rich and matplotlib: only for the commands that draw
-    from .compare.runner import Run
+    from ..compare.console import run_command  # rich and matplotlib: only for the commands that draw
+    from ..compare.runner import Run
 
     run = Run(
         duration=3 if demo or args.quick else args.duration,

@@ -7,15 +7,15 @@ and `worker_exit` hooks set here.
 
 from __future__ import annotations
 
+from ..settings import Config
 from . import shutdown
-from .settings import Config
 
 
 def serve(config: Config) -> None:
     """Run gunicorn in this process until it is stopped (SIGINT/SIGTERM)."""
     from gunicorn.app.base import BaseApplication
 
-    from .web import create_app, metrics
+    from ..web import create_app, metrics
 
     # several workers: their latency histograms meet in files (prometheus_client's multiprocess mode);
     # set before any worker starts, and before prometheus_client is first imported (see bankapp.web.metrics)
@@ -29,7 +29,7 @@ def serve(config: Config) -> None:
                 "bind": f"{config.host}:{config.port}",
                 "workers": config.workers,
                 "threads": config.threads,
-                "worker_class": "bankapp.worker.HardenedWorker",  # gthread, hardened (see bankapp.worker)
+                "worker_class": "bankapp.server.worker.HardenedWorker",  # gthread, hardened (see `worker`)
                 "graceful_timeout": 10,
                 "timeout": 60,
                 "proc_name": "bankapp",
