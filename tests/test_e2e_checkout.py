@@ -6,6 +6,7 @@ from collections import Counter
 import pytest
 import requests
 
+from .harness import run_together
 from .live import live_server
 
 pytestmark = pytest.mark.e2e
@@ -41,23 +42,17 @@ class HealthProbe:
 
 def burst(server, sku="widget", quantity=1, clients=BURST):
     """`clients` threads released together, each with its own connection; what each saw."""
-    start = threading.Barrier(clients, timeout=10)
     responses = []
     tally = threading.Lock()
 
     def client():
         with requests.Session() as session:
-            start.wait()
             response = session.post(f"{server.url}/checkout", json={"sku": sku, "quantity": quantity}, timeout=30)
             with tally:
                 responses.append(response)
 
-    pool = [threading.Thread(target=client) for _ in range(clients)]
     with HealthProbe(server) as probe:
-        for thread in pool:
-            thread.start()
-        for thread in pool:
-            thread.join(60)
+        run_together([client] * clients, timeout=60)
     assert len(responses) == clients
     assert probe.statuses, "/healthz was never asked during the burst"
     assert set(probe.statuses) == {200}, f"/healthz failed during the burst: {Counter(probe.statuses)}"

@@ -12,6 +12,7 @@ import contextlib
 import threading
 import time
 from collections import Counter
+from functools import partial
 
 import psutil
 import pytest
@@ -19,6 +20,7 @@ import requests
 
 from bankapp.postgres.counters import FLUSH_EVERY
 
+from .harness import run_together
 from .live import live_server
 from .pg import Plug, until
 from .test_e2e_locust import run_locust
@@ -47,23 +49,17 @@ def together(server, method, path, body=None, clients=CLIENTS, rounds=ROUNDS, fr
     `fresh`: a new connection per request, so that gunicorn's workers share
     them out; otherwise each client keeps its connection (and its worker).
     """
-    start = threading.Barrier(clients, timeout=10)
     responses, tally = [], threading.Lock()
 
     def client():
         session = requests.Session()
-        start.wait()
         for _ in range(rounds):
             caller = requests if fresh else session
             response = caller.request(method, server.url + path, json=body, timeout=60)
             with tally:
                 responses.append(response)
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(180)
+    run_together([client] * clients, timeout=180)
     return responses
 
 
@@ -136,11 +132,7 @@ def opposing_transfers(fleet):
         with tally:
             results.extend(found)
 
-    threads = [threading.Thread(target=direction, args=pair) for pair in (("acc-00", "acc-01"), ("acc-01", "acc-00"))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(180)
+    run_together([partial(direction, *pair) for pair in (("acc-00", "acc-01"), ("acc-01", "acc-00"))], timeout=180)
     return results
 
 
@@ -181,14 +173,9 @@ def test_a_deposit_queued_behind_deadlocked_transfers_may_be_the_victim_and_says
         for _ in range(40):
             answers.append(("deposit", session.post(f"{fleet.url}/accounts/{account}/deposit", json={"amount": 1})))
 
-    threads = [
-        threading.Thread(target=transfers, args=pair) for pair in [("acc-00", "acc-01"), ("acc-01", "acc-00")] * 3
-    ]
-    threads += [threading.Thread(target=deposits, args=(account,)) for account in ("acc-00", "acc-01") * 2]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(180)
+    jobs = [partial(transfers, *pair) for pair in [("acc-00", "acc-01"), ("acc-01", "acc-00")] * 3]
+    jobs += [partial(deposits, account) for account in ("acc-00", "acc-01") * 2]
+    run_together(jobs, timeout=180)
     statuses = Counter((kind, response.status_code) for kind, response in answers)
     assert {status for _, status in statuses} <= {200, 409}, statuses
     for _, response in answers:

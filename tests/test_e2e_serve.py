@@ -5,6 +5,7 @@ import threading
 import pytest
 import requests
 
+from .harness import run_together
 from .live import live_server
 
 pytestmark = pytest.mark.e2e
@@ -16,13 +17,11 @@ AMOUNT = 1
 
 def fire_deposits(server, account="acc-00"):
     """16 threads released together, each with its own connection."""
-    start = threading.Barrier(THREADS, timeout=10)
     seen = {"ok": 0, "amount": 0, "other": []}
     tally = threading.Lock()
 
     def client():
         session = requests.Session()
-        start.wait()
         for _ in range(DEPOSITS_PER_THREAD):
             response = session.post(f"{server.url}/accounts/{account}/deposit", json={"amount": AMOUNT}, timeout=10)
             with tally:
@@ -32,11 +31,7 @@ def fire_deposits(server, account="acc-00"):
                 else:
                     seen["other"].append(response.status_code)
 
-    threads = [threading.Thread(target=client) for _ in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    run_together([client] * THREADS, timeout=120)
     return seen
 
 

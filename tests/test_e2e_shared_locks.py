@@ -6,10 +6,12 @@ audit, during the run and at rest, sees the expected total.
 """
 
 import threading
+from functools import partial
 
 import pytest
 import requests
 
+from .harness import Background
 from .live import live_server
 from .test_e2e_locust import run_locust
 
@@ -59,15 +61,16 @@ def deposits_and_transfers(server):
         while not done.wait(0.01):
             audits.append(session.get(f"{server.url}/audit", timeout=30).json())
 
-    threads = [threading.Thread(target=depositor, args=(i,)) for i in range(CLIENTS)]
-    threads += [threading.Thread(target=transferrer, args=(i,)) for i in range(CLIENTS)]
-    watcher = threading.Thread(target=auditor)
-    for thread in [*threads, watcher]:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    done.set()
-    watcher.join(30)
+    clients, watcher = Background(), Background()
+    for i in range(CLIENTS):
+        clients.start(f"depositor-{i}", partial(depositor, i))
+        clients.start(f"transferrer-{i}", partial(transferrer, i))
+    watcher.start("auditor", auditor)
+    try:
+        clients.join(120)
+    finally:
+        done.set()
+        watcher.join(30)
     return statuses, audits
 
 

@@ -2,10 +2,12 @@
 
 import threading
 import time
+from functools import partial
 
 import pytest
 import requests
 
+from .harness import run_together
 from .live import live_server
 
 pytestmark = pytest.mark.e2e
@@ -25,12 +27,10 @@ def server():
 def opposing_transfers(server, pairs=PAIRS, rounds=ROUNDS, amount=7, back=None):
     """`pairs` threads send acc-00 -> acc-01 (`amount`), as many send it back
     (`back`, default the same amount); returns every response."""
-    start = threading.Barrier(2 * pairs, timeout=10)
     responses, tally = [], threading.Lock()
 
     def client(source, target):
         session = requests.Session()
-        start.wait()
         for _ in range(rounds):
             body = {"from": source, "to": target, "amount": amount if source == "acc-00" else (back or amount)}
             response = session.post(f"{server.url}/transfers", json=body, timeout=30)
@@ -38,11 +38,7 @@ def opposing_transfers(server, pairs=PAIRS, rounds=ROUNDS, amount=7, back=None):
                 responses.append(response)
 
     directions = [("acc-00", "acc-01")] * pairs + [("acc-01", "acc-00")] * pairs
-    threads = [threading.Thread(target=client, args=direction) for direction in directions]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    run_together([partial(client, *direction) for direction in directions], timeout=120)
     return responses
 
 

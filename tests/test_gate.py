@@ -2,41 +2,14 @@
 a reset that is atomic with respect to requests, and the operator's way out of
 deadlocks that `lock_timeout_ms` none makes permanent."""
 
-import threading
-
 import pytest
 
 from bankapp.lab.admission import AdmissionRejected, ResetBlocked, ResetInProgress, ServerBusy
 from bankapp.lab.locks import DeadlockVictim
 
-from .harness import held_by_another_thread, make_lab, wait_until
+from .harness import Background, held_by_another_thread, make_lab, wait_until
 
 INITIAL = 100_000
-
-
-class Background:
-    """Jobs started in threads of their own; `results[name]` is what each returned or raised."""
-
-    def __init__(self):
-        self.threads: dict[str, threading.Thread] = {}
-        self.results: dict[str, object] = {}
-
-    def start(self, name, job):
-        def run():
-            try:
-                self.results[name] = job()
-            except Exception as error:
-                self.results[name] = error
-
-        self.threads[name] = threading.Thread(target=run, name=name)
-        self.threads[name].start()
-        return self.threads[name]
-
-    def join(self, timeout=10):
-        for thread in self.threads.values():
-            thread.join(timeout)
-        assert not any(thread.is_alive() for thread in self.threads.values()), "a job never finished"
-        return self.results
 
 
 def operations(lab):
@@ -120,8 +93,7 @@ def test_fifteen_transfers_and_deposits_with_a_reset_among_them_leave_every_inva
         jobs.start(f"deposit-{i}", lambda account=f"acc-{8 + i:02d}": lab.bank.deposit(account, 3))
     wait_until(lambda: operations(lab)["in_flight"] >= 8)
     lab.reset()
-    results = jobs.join()
-    assert not [r for r in results.values() if isinstance(r, Exception)]
+    jobs.join()  # a job that raised fails here
     assert_books_whole(lab)
     stats = lab.stats()
     assert stats["transfers"]["committed"] + stats["deposits"]["acknowledged"] < 15  # some landed before the reset
@@ -159,7 +131,7 @@ def test_a_reset_breaks_a_permanent_deadlock_first_then_resets():
     jobs.start("back", lambda: lab.transfers.transfer("acc-01", "acc-00", 5))
     wait_until(lambda: lab.locks.snapshot()["live_deadlocks"])
     outcome = lab.reset()
-    results = jobs.join()
+    results = jobs.join(expect=(DeadlockVictim,))
     assert len(outcome["deadlocks_broken"]) == 1 and outcome["deadlocks_broken"][0]["broken_by"] == "operator"
     victims = [r for r in results.values() if isinstance(r, DeadlockVictim)]
     assert len(victims) == 1 and len([r for r in results.values() if isinstance(r, dict)]) == 1
@@ -208,7 +180,7 @@ def test_a_batch_that_waits_for_itself_forever_is_broken_and_the_deposit_behind_
     jobs.start("deposit", lambda: lab.bank.deposit("acc-00", 40))
     wait_until(lambda: len(guard.waiting()) == 2)
     [broken] = lab.break_deadlocks()
-    results = jobs.join()
+    results = jobs.join(expect=(DeadlockVictim,))
     assert isinstance(results["batch"], DeadlockVictim) and results["batch"].deadlock is broken
     assert results["deposit"] == INITIAL + 40
     assert broken["victim"] == "batch" and broken["accounts"] == ["acc-00"]

@@ -32,7 +32,9 @@ def run_cycle(table, pairs, timeout=2.0, check_after=CHECK):
             lock.release()
 
     jobs = [lambda pair=pair: worker(*pair) for pair in pairs]
-    outcome = run_together(jobs, names=[f"worker-{i}" for i in range(len(pairs))], timeout=10)
+    outcome = run_together(
+        jobs, names=[f"worker-{i}" for i in range(len(pairs))], timeout=10, expect=(DeadlockVictim, GuardTimeout)
+    )
     assert all(o == "done" or isinstance(o, DeadlockVictim | GuardTimeout) for o in outcome), outcome
     return dict(enumerate(outcome))
 

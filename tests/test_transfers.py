@@ -83,7 +83,8 @@ def test_refusals_change_nothing(policy):
 def test_naive_opposing_transfers_deadlock_and_the_victim_rolls_back():
     desk, _ = make_desk(DebitsMeet, transfer_policy="naive", lock_timeout_ms=5000)
     results = run_together(
-        [lambda: desk.transfer("acc-00", "acc-01", 100), lambda: desk.transfer("acc-01", "acc-00", 30)]
+        [lambda: desk.transfer("acc-00", "acc-01", 100), lambda: desk.transfer("acc-01", "acc-00", 30)],
+        expect=(DeadlockVictim,),
     )
     victims = [r for r in results if isinstance(r, DeadlockVictim)]
     done = [r for r in results if isinstance(r, dict)]
@@ -235,7 +236,11 @@ def test_deposits_move_the_expected_total():
 
 def test_reset_zeroes_counters_and_forgets_deadlocks():
     desk, _ = make_desk(DebitsMeet, transfer_policy="naive")
-    run_together([lambda: desk.transfer("acc-00", "acc-01", 1), lambda: desk.transfer("acc-01", "acc-00", 1)])
+    results = run_together(
+        [lambda: desk.transfer("acc-00", "acc-01", 1), lambda: desk.transfer("acc-01", "acc-00", 1)],
+        expect=(DeadlockVictim,),
+    )
+    assert sum(isinstance(result, DeadlockVictim) for result in results) == 1
     assert desk.stats()["deadlocks"] == 1
     desk.reset()
     stats = desk.stats()
