@@ -105,6 +105,14 @@ def run_together(
     return [results[name] for name in names]
 
 
+def in_another_thread(job: Callable, timeout: float = 5, expect: tuple[type[BaseException], ...] = ()) -> object:
+    """Run `job` in one other thread (named `other`) and wait for it: what it returned, or the expected exception
+    it raised. Another exception, or a thread still running after `timeout` seconds, fails the test."""
+    jobs = Background()
+    jobs.start("other", job)
+    return jobs.join(timeout, expect)["other"]
+
+
 def wait_until(condition: Callable[[], object], timeout: float = 10, every: float = 0.005) -> None:
     """Look at `condition` every `every` seconds until it holds; fail the test after `timeout`."""
     deadline = time.monotonic() + timeout

@@ -6,7 +6,7 @@ import pytest
 
 from bankapp.lab.guards import GUARDS, GuardSet, GuardTimeout, SemaphoreGuard, hold, make_guard
 
-from ..harness import held_by_another_thread, wait_until
+from ..harness import held_by_another_thread, in_another_thread, wait_until
 
 
 @pytest.mark.parametrize("kind", sorted(GUARDS))
@@ -15,18 +15,8 @@ def test_no_guard_releases_what_it_did_not_acquire(kind):
     with pytest.raises(RuntimeError, match="does not hold"):
         guard.release()
     assert guard.acquire(timeout=1)
-    errors = []
-
-    def stranger():
-        try:
-            guard.release()
-        except RuntimeError as error:
-            errors.append(error)
-
-    thread = threading.Thread(target=stranger)
-    thread.start()
-    thread.join(5)
-    assert len(errors) == 1, "a thread that does not hold the guard released it"
+    refused = in_another_thread(guard.release, expect=(RuntimeError,))
+    assert isinstance(refused, RuntimeError), "a thread that does not hold the guard released it"
     guard.release()
     assert guard.holders() == {}
 
@@ -115,11 +105,8 @@ def test_excludes_says_whether_one_thread_at_most_is_inside(kind, permits, exclu
     guard = make_guard(kind, "acc-00", permits)
     assert guard.excludes is excludes
     assert guard.acquire(0)
-    other = []
-    thread = threading.Thread(target=lambda: other.append(guard.acquire(0)))
-    thread.start()
-    thread.join(5)
-    assert other == [not excludes]  # a second thread gets in exactly when the guard does not exclude
+    # a second thread gets in exactly when the guard does not exclude
+    assert in_another_thread(lambda: guard.acquire(0)) is (not excludes)
 
 
 # The operator's way out of a self-deadlock nobody else can end

@@ -8,7 +8,7 @@ import pytest
 from bankapp.lab.guards import GuardTimeout
 from bankapp.lab.locks import DeadlockVictim, LockTable
 
-from ..harness import run_together
+from ..harness import in_another_thread, run_together
 
 ACCOUNTS = ["acc-00", "acc-01", "acc-02", "acc-03"]
 CHECK = 0.02  # deadlock_check_ms 20, in seconds
@@ -173,18 +173,7 @@ def test_without_a_lock_timeout_the_deadlock_is_reported_once_and_not_broken(bou
 def test_only_the_holder_may_release():
     table = LockTable(ACCOUNTS)
     lock = table.acquire("acc-00", None, CHECK)
-    errors = []
-
-    def thief():
-        try:
-            lock.release()
-        except RuntimeError as error:
-            errors.append(error)
-
-    thread = threading.Thread(target=thief)
-    thread.start()
-    thread.join(5)
-    assert errors
+    assert isinstance(in_another_thread(lock.release, expect=(RuntimeError,)), RuntimeError)
     assert table.snapshot()["locks"][0]["holder"]["ident"] == threading.get_ident()
     lock.release()
     with pytest.raises(RuntimeError):
