@@ -38,7 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from deposit_guards import DEPOSIT_LUA, send, wrk
 
-from bankapp.compare.processes import ServerProcess
+from bankapp.server.processes import ServerProcess
 
 GUARDS = ("atomic-update", "row-lock")
 WORKERS = (1, 2, 4)
