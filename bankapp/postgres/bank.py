@@ -198,12 +198,25 @@ class DatabaseGuard:
 
 
 class RowLock(DatabaseGuard):
-    """`SELECT ... FOR UPDATE`: the row stays locked until the transaction commits."""
+    """`SELECT ... FOR UPDATE`: the row stays locked until the transaction commits.
+
+    The transaction's settings (its `lock_timeout`, its name) ride with its
+    first `FOR UPDATE`, set before the row is waited for: `BEGIN`, the
+    locking read, the write, `COMMIT`, and no round trip of their own."""
 
     name = "row-lock"
 
+    def __init__(self) -> None:
+        self._first = threading.local()  # the settings the transaction's first read sets
+
+    def run(self, bank: DatabaseBank, config: Config, work: Callable[[Connection], int]) -> int:
+        with bank.db.transaction(config, configure=False) as conn:
+            self._first.settings = bank.db.settings_params(conn, config)
+            return work(conn)
+
     def read(self, conn: Connection, account_id: str, config: Config) -> int:
-        return read_balance(conn, account_id, lock="wait")
+        settings, self._first.settings = getattr(self._first, "settings", None), None
+        return read_balance(conn, account_id, lock="wait", settings=settings)
 
 
 class AdvisoryLock(DatabaseGuard):

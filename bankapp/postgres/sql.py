@@ -106,6 +106,27 @@ LOCK_BALANCE = f"SELECT {_VERSIONED} FROM bankapp_accounts WHERE id = %s FOR UPD
 A second `FOR UPDATE` of the same row by the same transaction is granted at
 once: a row lock belongs to the transaction, not to a thread."""
 
+_SET_LOCK_TIMEOUT = "set_config('lock_timeout', %(lock_timeout)s, true)"
+_SET_NAME = "set_config('application_name', %(application_name)s, false)"
+_SET_DEADLOCK_TIMEOUT = "set_config('deadlock_timeout', %(deadlock_timeout)s, true)"
+_LOCK_CONFIGURED = """
+WITH settings AS MATERIALIZED (SELECT {settings})
+SELECT {versioned} FROM bankapp_accounts, settings WHERE id = %(id)s FOR UPDATE OF bankapp_accounts"""
+
+LOCK_BALANCE_CONFIGURED = _LOCK_CONFIGURED.format(settings=f"{_SET_LOCK_TIMEOUT}, {_SET_NAME}", versioned=_VERSIONED)
+"""`LOCK_BALANCE` as the first statement of a transaction, with the transaction's settings (`TRANSACTION_SETTINGS`)
+in the same round trip.
+
+The row is locked above the join (`FOR UPDATE OF`), after both sides gave
+their row: the settings are set before the lock is waited for, whatever
+order the planner scans them in, so the wait is bounded by this
+`lock_timeout`."""
+
+LOCK_BALANCE_CONFIGURED_AND_DEADLOCK_TIMEOUT = _LOCK_CONFIGURED.format(
+    settings=f"{_SET_LOCK_TIMEOUT}, {_SET_NAME}, {_SET_DEADLOCK_TIMEOUT}", versioned=_VERSIONED
+)
+"""The same, and `deadlock_timeout` (where the role may set it)."""
+
 LOCK_BALANCE_NOWAIT = f"SELECT {_VERSIONED} FROM bankapp_accounts WHERE id = %s FOR UPDATE NOWAIT"
 """Lock the row or fail at once with `55P03`: the try-lock of policy `backoff`."""
 

@@ -87,11 +87,19 @@ class PostgresStore:
 # --- the write path: every balance read and write of the postgres store ---------------------------------------
 
 
-def read_balance(conn: Connection, account_id: str, lock: str = "") -> int:
+def read_balance(conn: Connection, account_id: str, lock: str = "", settings: dict | None = None) -> int:
     """The balance (its version remembered for the write to come); `lock` is '', 'wait' (FOR UPDATE)
-    or 'nowait' (FOR UPDATE NOWAIT)."""
-    statement = {"": sql.READ_BALANCE, "wait": sql.LOCK_BALANCE, "nowait": sql.LOCK_BALANCE_NOWAIT}[lock]
-    row = conn.execute(statement, (account_id,)).fetchone()
+    or 'nowait' (FOR UPDATE NOWAIT).
+
+    `settings` (`Database.settings_params`), with `lock="wait"`: the transaction's settings, set by the same
+    statement before it waits for the row (`sql.LOCK_BALANCE_CONFIGURED`): one round trip, not two."""
+    if settings is not None and lock == "wait":
+        configured = "deadlock_timeout" in settings
+        statement = sql.LOCK_BALANCE_CONFIGURED_AND_DEADLOCK_TIMEOUT if configured else sql.LOCK_BALANCE_CONFIGURED
+        row = conn.execute(statement, {"id": account_id, **settings}).fetchone()
+    else:
+        statement = {"": sql.READ_BALANCE, "wait": sql.LOCK_BALANCE, "nowait": sql.LOCK_BALANCE_NOWAIT}[lock]
+        row = conn.execute(statement, (account_id,)).fetchone()
     if row is None:
         raise UnknownAccount(account_id)
     SEEN.remember(account_id, *row)
