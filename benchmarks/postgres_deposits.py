@@ -119,7 +119,8 @@ class Fleet:
 
 
 def measure_round(fleets: list[Fleet], args: argparse.Namespace, script_dir: Path, step: list[int]) -> dict:
-    """One round: pgbench for each guard, then every fleet's rows, each measured once."""
+    """One round: pgbench for each guard, then every fleet's rows, each measured once (the caller alternates
+    the fleets' order from round to round, so that neither code always goes first)."""
     found: dict = {}
     lua = str(script_dir / "deposit.lua")
 
@@ -180,8 +181,9 @@ def main() -> int:
                 export(args.base, str(script_dir))
                 fleets.append(Fleet(args.base, args.url, args, {"PYTHONPATH": folder, "PYTHONSAFEPATH": "1"}))
             step = [0, args.rounds * (len(GUARDS) + len(fleets) * (1 + len(GUARDS) * len(args.workers)))]
-            for _ in range(args.rounds):
-                rounds.append(measure_round(fleets, args, script_dir, step))
+            for number in range(args.rounds):
+                order = fleets if number % 2 == 0 else fleets[::-1]
+                rounds.append(measure_round(order, args, script_dir, step))
             for fleet in fleets:
                 fleet.stop()
             settings_us = settings_read_cost(args.url)
