@@ -327,3 +327,26 @@ class DebugRacesOut(BaseModel):
     incomplete: int
     kept: int = Field(description="how many erasures are kept to list; the totals count them all")
     races: list[RaceOut]
+
+
+class IsolationCell(BaseModel):
+    """One case at one level: judged here, and Hermitage's published result beside it."""
+
+    case: str = Field(description="G0, G1a, G1b, G1c, OTV, PMP, P4, G-single, G2-item, G2")
+    level: Literal["read committed", "repeatable read", "serializable"]
+    result: Literal["anomaly", "prevented"]
+    how: Literal["blocked", "snapshot", "40001", "no conflict"] | None = Field(
+        description="what prevented it: a lock wait, a read of the old version, a serialization failure"
+    )
+    hermitage: Literal["anomaly", "prevented"]
+    hermitage_scripted: bool = Field(description="Hermitage's postgres.md scripts this case at this level")
+    agrees: bool
+    why: str = Field(description="what the sessions read, wrote or raised that decided the result")
+    steps: list[str] = Field(description="each step as it ran, the isolation tester's way")
+
+
+class IsolationOut(BaseModel):
+    """The matrix; `agrees` when every cell matches Hermitage."""
+
+    cases: list[IsolationCell]
+    agrees: bool
