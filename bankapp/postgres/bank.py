@@ -251,19 +251,38 @@ class Serializable(DatabaseGuard):
         return sql.read_balance(conn, account_id)
 
     def run(self, bank: DatabaseBank, config: Config, work: Callable[[Connection], int]) -> int:
+        """Try up to `SERIALIZABLE_ATTEMPTS` times; a refusal says it was PostgreSQL's and how often it retried.
+
+        Each failed attempt is counted (`serialization_retries` in `/stats`);
+        a deposit refused after all of them is counted too, with the retries
+        it spent (`serialization_failures`), and its 503 names the SQLSTATE
+        and PostgreSQL's own message of the last attempt: the deposit was not
+        lost to a bug, the database refused it that many times in a row.
+        """
+        last: errors.Error | None = None
         for attempt in range(1, SERIALIZABLE_ATTEMPTS + 1):
             try:
                 return super().run(bank, config, work)
-            except (errors.SerializationFailure, errors.DeadlockDetected):
+            except (errors.SerializationFailure, errors.DeadlockDetected) as error:
+                last = error
                 bank.stats.counters.add("deposits.serialization_retries")
-                time.sleep(random.uniform(0, min(50, 2**attempt)) / 1000)  # full jitter, as backoff does
+                if attempt < SERIALIZABLE_ATTEMPTS:
+                    time.sleep(random.uniform(0, min(50, 2**attempt)) / 1000)  # full jitter, as backoff does
         bank.stats.refused("serialization_failure")
+        retries = SERIALIZABLE_ATTEMPTS - 1
+        bank.stats.counters.add("deposits.serialization_refused_retries", retries)
+        said = (last.diag.message_primary if last else None) or "could not serialize access"
+        sqlstate = last.sqlstate if last else "40001"
         raise StoreUnavailable(
-            f"serializable: PostgreSQL aborted this deposit {SERIALIZABLE_ATTEMPTS} times (40001: could not "
-            "serialize access due to concurrent update); it was never applied, retry it",
+            f"serializable: a serialization failure, not a bug: PostgreSQL refused this deposit's transaction "
+            f"{SERIALIZABLE_ATTEMPTS} times in a row (the last: {sqlstate} {said}); it was retried {retries} times, "
+            "then given up, and never applied: retry it",
             slug="serialization-failure",
             title="Serialization failure",
             attempts=SERIALIZABLE_ATTEMPTS,
+            retries=retries,
+            sqlstate=sqlstate,
+            postgres_message=said,
         )
 
 

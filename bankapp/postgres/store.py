@@ -199,5 +199,9 @@ class DatabaseLedger:
             "lock_timeouts": refused.get("lock_timeout", 0),
             "self_deadlocks": refused.get("self_deadlock", 0),
             "serialization_retries": counters.get("deposits.serialization_retries", 0),
+            "serialization_failures": {  # deposits refused after every retry, and the retries they spent
+                "refused": refused.get("serialization_failure", 0),
+                "retries": counters.get("deposits.serialization_refused_retries", 0),
+            },
             "per_account": per_account,
         }
