@@ -50,6 +50,7 @@ from contextlib import contextmanager
 from psycopg import Connection, errors
 
 from ..lab.bank import Bank, InsufficientFunds, race_window
+from ..lab.customers import covered, pair_for
 from ..lab.guards import Guard, GuardTimeout
 from ..lab.store import StoreUnavailable, UnknownAccount
 from ..settings import Config
@@ -99,6 +100,16 @@ class DatabaseBank(Bank):
             account_id,
             lambda: Bank.withdraw(self, account_id, amount),
             lambda tool, conn, config: tool.withdraw(conn, account_id, amount, config),
+        )
+
+    def customer_withdraw(self, customer_id: str, account_id: str, amount: int) -> tuple[int, int]:
+        """The rule over two accounts (see `bankapp.lab.customers`) with the guard in force: a Python guard runs
+        the domain's own path; a database guard reads both rows its way (`row-lock` locks both, in id order)."""
+        pair = pair_for(self.store.account_ids(), customer_id, account_id)
+        return self._dispatch(
+            account_id,
+            lambda: Bank.customer_withdraw(self, customer_id, account_id, amount),
+            lambda tool, conn, config: tool.customer_withdraw(conn, customer_id, pair, account_id, amount, config),
         )
 
     def batch_deposit(self, account_id: str, amounts: list[int]) -> int:
@@ -188,6 +199,15 @@ class DatabaseGuard:
         race_window(config)
         return sql.write_balance(conn, account_id, balance - amount, sql.Counts.withdrawal(amount))
 
+    def customer_withdraw(
+        self, conn: Connection, customer_id: str, pair: tuple[str, str], account_id: str, amount: int, config: Config
+    ) -> tuple[int, int]:
+        """Read both accounts this guard's way (in id order), check their sum, window, debit one."""
+        combined = covered(customer_id, account_id, {each: self.read(conn, each, config) for each in pair}, amount)
+        race_window(config)
+        balance = self.read(conn, account_id, config) - amount
+        return sql.write_balance(conn, account_id, balance, sql.Counts.withdrawal(amount)), combined
+
     def batch(self, conn: Connection, account_id: str, amounts: list[int], config: Config) -> int:
         """Hold the account's guard, then deposit each amount by the single-deposit path, which takes it again."""
         balance = self.read(conn, account_id, config)
@@ -232,6 +252,17 @@ class AtomicUpdate(DatabaseGuard):
         if balance is None:  # the guarded update changed nothing: the balance did not cover it
             raise InsufficientFunds(account_id, sql.read_balance(conn, account_id), amount)
         return balance
+
+    def customer_withdraw(
+        self, conn: Connection, customer_id: str, pair: tuple[str, str], account_id: str, amount: int, config: Config
+    ) -> tuple[int, int]:
+        """One statement: debit if the pair's sum covers it. Atomic for one row, not for the rule over two."""
+        written = sql.withdraw_if_pair_covers(conn, account_id, pair, amount, sql.Counts.withdrawal(amount))
+        if written is None:
+            balances = {each: sql.read_balance(conn, each) for each in pair}
+            covered(customer_id, account_id, balances, amount)  # raises: the sum did not cover it
+            raise StoreUnavailable(f"customer {customer_id}: the guarded withdrawal changed nothing; retry it")
+        return written
 
     def batch(self, conn: Connection, account_id: str, amounts: list[int], config: Config) -> int:
         with conn.transaction():  # all the amounts or none

@@ -241,6 +241,35 @@ def add_to_balance(
     return None if row is None else row[0]
 
 
+WITHDRAW_IF_PAIR_COVERS = f"""
+WITH written AS (
+    UPDATE bankapp_accounts SET balance = balance - %(amount)s, version = version + 1, {_COUNTED}
+    WHERE id = %(id)s AND (SELECT sum(balance) FROM bankapp_accounts WHERE id = ANY(%(pair)s)) >= %(amount)s
+    RETURNING balance, version
+), logged AS (
+    {_LOGGED}
+    SELECT %(id)s, version, version - 1, -%(amount)s, balance, %(request_id)s, %(operation)s, %(thread)s, %(pid)s,
+           {_NOW}
+    FROM written
+)
+SELECT balance, (SELECT sum(balance) FROM bankapp_accounts WHERE id = ANY(%(pair)s)) FROM written"""
+"""A customer's withdrawal in one statement: debit one account if the pair's sum covers the amount.
+
+It allows write skew under read committed: the sum is read from the
+statement's snapshot and only the debited row is locked, so two of them on
+the customer's two accounts can both see the old sum and both pass. One
+statement is atomic for the row it writes, not for a rule over two rows."""
+
+
+def withdraw_if_pair_covers(
+    conn: Connection, account_id: str, pair: tuple[str, str], amount: int, counts: Counts
+) -> tuple[int, int] | None:
+    """(the new balance, the pair's sum the check read), or None when the sum did not cover it."""
+    params = {"id": account_id, "pair": list(pair), "amount": amount, **asdict(counts)}
+    row = conn.execute(WITHDRAW_IF_PAIR_COVERS, {**params, **who()._asdict()}).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
 def count_only(conn: Connection, account_id: str, counts: Counts) -> None:
     conn.execute(COUNT_ONLY, {"id": account_id, **asdict(counts)})
 

@@ -350,3 +350,25 @@ class IsolationOut(BaseModel):
 
     cases: list[IsolationCell]
     agrees: bool
+
+
+class CustomerPath(BaseModel):
+    customer_id: str = Field(description="customer id, cust-00 .. cust-07 by default: cust-N owns acc-2N and acc-2N+1")
+
+
+class CustomerWithdrawIn(Strict):
+    account: str = Field(min_length=1, max_length=64, description="one of the customer's two accounts")
+    amount: AmountCents
+
+
+class CustomerWithdrawOut(BaseModel):
+    customer: str
+    account: str
+    balance: int = Field(description="the account's balance after the withdrawal (it may be below zero)")
+    checked_combined: int = Field(description="the two accounts' sum the rule's check read before the debit")
+
+
+class CustomerOut(BaseModel):
+    customer: str
+    accounts: list[BalanceOut]
+    combined: int = Field(description="the sum of the two balances: the rule keeps it at zero or above")
