@@ -132,14 +132,18 @@ def connect(url: str, application: str, schema: str | None = None) -> psycopg.Co
 class Stepper:
     """A scratch schema, an observer and up to three sessions; `run(steps, level)` one case at one level."""
 
-    def __init__(self, url: str, sessions: tuple[str, ...] = ("T1", "T2", "T3")):
+    def __init__(self, url: str, sessions: tuple[str, ...] = ("T1", "T2", "T3"), scratch: bool = True):
+        """`scratch`: a schema of its own with Hermitage's table; False: the database's own tables (the bank's)."""
         self.url = url
-        self.schema = f"bankapp_isolation_{secrets.token_hex(4)}"
+        self.schema = f"bankapp_isolation_{secrets.token_hex(4)}" if scratch else None
         self.observer = connect(url, "bankapp isolation observer")
+        self.sessions: dict[str, Session] = {}
+        self.finished = 0
+        self.pending: dict[str, dict[int, int | None]] = {}
         try:
-            self.observer.execute(sql.SQL("create schema {}").format(sql.Identifier(self.schema)))
-            self.observer.execute(sql.SQL("set search_path to {}").format(sql.Identifier(self.schema)))
-            self.sessions: dict[str, Session] = {}
+            if self.schema:
+                self.observer.execute(sql.SQL("create schema {}").format(sql.Identifier(self.schema)))
+                self.observer.execute(sql.SQL("set search_path to {}").format(sql.Identifier(self.schema)))
             for name in sessions:
                 self.sessions[name] = Session(name, url, self.schema)
         except BaseException:
@@ -153,10 +157,11 @@ class Stepper:
         self.close()
 
     def close(self) -> None:
-        for session in getattr(self, "sessions", {}).values():
+        for session in self.sessions.values():
             session.close()
         try:
-            self.observer.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(self.schema)))
+            if self.schema:
+                self.observer.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(self.schema)))
         finally:
             self.observer.close()
 
@@ -173,22 +178,32 @@ class Stepper:
         self.setup()
         names = sorted({step.session for step in steps})
         trace = Trace(level, [], dict(INITIAL))
-        self.finished = 0
-        self.pending: dict[str, dict[int, int | None]] = {name: {} for name in names}
+        self.begin(level, names)
         try:
-            for name in names:  # each session's setup, as in a spec
-                session = self.sessions[name]
-                session.failed = False
-                session.execute(f"begin isolation level {level}")
             for step in steps:
                 trace.done.append(self.step(step))
+        finally:
+            self.end(names)
+        trace.final = self.committed_state()
+        return trace
+
+    def begin(self, level: str, names: list[str]) -> None:
+        """Each session's setup, as in a spec: `BEGIN ISOLATION LEVEL <level>`."""
+        self.finished = 0
+        self.pending = {name: {} for name in names}
+        for name in names:
+            session = self.sessions[name]
+            session.failed = False
+            session.execute(f"begin isolation level {level}")
+
+    def end(self, names: list[str]) -> None:
+        """Let every step still running finish, and leave nothing open for the next case."""
+        try:
             for name in names:
                 self.settle(self.sessions[name], until_done=True)
         finally:
-            for name in names:  # nothing left open for the next case
+            for name in names:
                 self.sessions[name].execute("rollback")
-        trace.final = self.committed_state()
-        return trace
 
     def step(self, step: Step) -> Done:
         session = self.sessions[step.session]
@@ -197,7 +212,7 @@ class Stepper:
         if session.failed and step.kind not in ("commit", "abort"):
             done.status = "skipped"
             return done
-        if step.where is not None:
+        if step.where is not None and self.schema:
             done.newest = self.newest_versions()
         text = "rollback" if step.kind == "abort" else step.sql
         session.running = (done, session.thread.submit(session.execute, text))

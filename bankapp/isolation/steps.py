@@ -28,6 +28,7 @@ class Step:
     session: str
     sql: str
     where: Where | None = None  # a read's predicate over (id, value)
+    shown: str | None = None  # how to print it, when the SQL carries more than the lesson needs to show
 
     @property
     def kind(self) -> str:
@@ -37,7 +38,7 @@ class Step:
     @property
     def text(self) -> str:
         """The step as Hermitage writes it: without the RETURNING the judge needs."""
-        return self.sql.split(" returning ")[0]
+        return self.shown or self.sql.split(" returning ")[0]
 
     def __str__(self) -> str:
         return f"{self.session}: {self.text}"
