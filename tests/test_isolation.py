@@ -190,3 +190,35 @@ def test_the_dirty_read_judges_name_what_a_read_uncommitted_database_would_do():
         (commit("T3"), "COMMIT"),
     )
     assert "T1 vanished" in judge.observed_vanishes(otv)
+
+
+def test_a_cell_that_differs_from_hermitage_is_flagged_and_fails_the_run(capsys):
+    """The matrix as printed and as JSON when one judged cell is not Hermitage's (made by hand: PostgreSQL agrees)."""
+    from bankapp.isolation.console import print_matrix
+    from bankapp.isolation.matrix import Cell, Matrix
+
+    cells = [
+        Cell(
+            case.name,
+            level,
+            HERMITAGE[case.name][level].result,
+            None,
+            HERMITAGE[case.name][level].result,
+            HERMITAGE[case.name][level].scripted,
+            "as published",
+            [],
+        )
+        for case in CASES
+        for level in LEVELS
+    ]
+    odd = next(cell for cell in cells if (cell.case, cell.level) == ("G2-item", "repeatable read"))
+    odd.result, odd.how, odd.why = "prevented", "40001", "T2 was refused"
+    matrix = Matrix(cells)
+    assert matrix.agrees is False and odd.agrees is False
+    answer = matrix.to_json()
+    assert answer["agrees"] is False
+    assert [c["case"] for c in answer["cases"] if not c["agrees"]] == ["G2-item"]
+    print_matrix(matrix)
+    printed = capsys.readouterr().out
+    assert "DIFFERS: Hermitage says anomaly" in printed
+    assert "1 of 30 cells differ from Hermitage" in printed and "G2-item at repeatable read" in printed
