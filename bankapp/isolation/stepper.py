@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
+from ..postgres.database import one
 from .steps import Step
 
 #: Hermitage's setup, before every case.
@@ -232,7 +233,7 @@ class Stepper:
             try:
                 outcome = future.exception(timeout=POLL_S)
             except FutureTimeout:
-                blockers = self.observer.execute("select pg_blocking_pids(%s)", (session.pid,)).fetchone()[0]
+                blockers = one(self.observer.execute("select pg_blocking_pids(%s)", (session.pid,)))[0]
                 if blockers:
                     by_pid = {s.pid: s.name for s in self.sessions.values()}
                     done.waited_for = tuple(sorted({by_pid.get(pid, f"pid {pid}") for pid in blockers}))

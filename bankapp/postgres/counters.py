@@ -23,7 +23,7 @@ import threading
 
 from ..lab.store import StoreUnavailable
 from . import sql
-from .database import Database
+from .database import Database, one
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class Counters:
 
     def lower_gauge(self, name: str) -> int:
         with self.db.connection() as conn:
-            return conn.execute(sql.LOWER_GAUGE, (name,)).fetchone()[0]
+            return one(conn.execute(sql.LOWER_GAUGE, (name,)))[0]
 
     def read(self) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
         """(counters, gauges as (now, peak)), on the thread's connection (call it inside a snapshot)."""

@@ -31,6 +31,7 @@ from contextlib import contextmanager
 
 import psycopg
 from psycopg import errors, pq
+from psycopg.rows import Row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from ..lab.store import StoreUnavailable
@@ -62,6 +63,14 @@ def lock_timeout_setting(milliseconds: float | None) -> str:
 def worker_name() -> str:
     """What `X-Served-By` says: this process and thread."""
     return f"{os.getpid()}/{threading.current_thread().name}"
+
+
+def one(cursor: psycopg.Cursor[Row]) -> Row:
+    """The row of a statement that always answers one (an aggregate, an upsert's `RETURNING`, a `SHOW`)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise LookupError("a statement that always answers one row answered none")
+    return row
 
 
 class Database:
@@ -223,7 +232,7 @@ class Database:
         with self.connection() as conn:
             if self.deadlock_timeout_allowed(conn):
                 return {"deadlock_timeout": f"{max(1, round(config.deadlock_check_ms))}ms", "set_by": "bankapp"}
-            server = conn.execute(sql.SERVER_DEADLOCK_TIMEOUT).fetchone()[0]
+            server = one(conn.execute(sql.SERVER_DEADLOCK_TIMEOUT))[0]
         return {"deadlock_timeout": server, "set_by": "server (this role may not set it; deadlock_check_ms unused)"}
 
     def ping(self) -> None:

@@ -22,7 +22,7 @@ from . import sql
 from .answers import SharedAnswers
 from .bank import DatabaseBank
 from .counters import Counters, Workers
-from .database import Database
+from .database import Database, one
 from .settings import DatabaseSettings
 from .shop import DatabaseShop
 from .store import DatabaseLedger, PostgresStore
@@ -109,7 +109,7 @@ class PostgresLab(OperatorActions):
 
     def _resets(self) -> tuple[int, float]:
         with self.db.connection() as conn:
-            resets, since = conn.execute(sql.RESETS).fetchone()
+            resets, since = one(conn.execute(sql.RESETS))
         return resets, since
 
     def races(self, limit: int) -> dict:

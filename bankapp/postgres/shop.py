@@ -39,11 +39,11 @@ from psycopg import errors
 from ..lab.admission import Admission, Gate
 from ..lab.guards import Guard, GuardSet
 from ..lab.reservoir import Reservoir
-from ..lab.shop import Order, OutOfStock, PaymentGateway, Shop
+from ..lab.shop import Checkouts, Order, OutOfStock, PaymentGateway
 from ..settings import Config
 from . import sql
 from .counters import Counters
-from .database import Database, lock_timeout_setting
+from .database import Database, lock_timeout_setting, one
 from .store import StockTable
 
 #: First keys of the checkout's advisory locks (see `locks.ADVISORY_KEYS`).
@@ -64,7 +64,7 @@ class AdvisoryLockGuard(Guard):
     def _acquire(self, timeout: float) -> bool:
         with self.db.connection() as conn:
             if timeout == 0:
-                return conn.execute(sql.TRY_ADVISORY_LOCK, (CHECKOUT_KEY, 0)).fetchone()[0]
+                return one(conn.execute(sql.TRY_ADVISORY_LOCK, (CHECKOUT_KEY, 0)))[0]
             try:
                 waited = lock_timeout_setting(None if timeout < 0 else timeout * 1000)
                 conn.execute(sql.WAIT_ADVISORY_LOCK, (waited, CHECKOUT_KEY, 0))
@@ -110,7 +110,7 @@ class AdvisorySemaphoreGuard(Guard):
 
     def available_permits(self) -> int:
         with self.db.connection() as conn:
-            held = conn.execute(sql.ADVISORY_HELD, (SLOT_KEY,)).fetchone()[0]
+            held = one(conn.execute(sql.ADVISORY_HELD, (SLOT_KEY,)))[0]
         return max(0, self.permits - held)
 
 
@@ -184,7 +184,7 @@ class DatabaseSales:
 
     def next_order_id(self) -> str:
         with self.counters.db.connection() as conn:
-            return f"ord-{conn.execute(sql.NEXT_ORDER_ID).fetchone()[0]:06d}"
+            return f"ord-{one(conn.execute(sql.NEXT_ORDER_ID))[0]:06d}"
 
     def reserved(self, sku: str, quantity: int) -> None:
         self.stock.count_sold(sku, quantity)
@@ -209,16 +209,19 @@ class DatabaseSales:
             return self._latency.summary()
 
 
-class DatabaseShop(Shop):
-    """The domain's `Shop`, its stock and counters in PostgreSQL, with the fleet-wide advisory guards."""
+class DatabaseShop(Checkouts[StockTable, DatabaseSales]):
+    """The domain's checkouts, their stock and counters in PostgreSQL, with the fleet-wide advisory guards."""
+
+    admission: DatabaseAdmission
+    gateway: DatabaseGateway
 
     def __init__(self, db: Database, config: Callable[[], Config], guards: GuardSet, gate: Gate, counters: Counters):
-        super().__init__(config, guards, gate, inventory=StockTable(db))
+        stock = StockTable(db)
+        super().__init__(config, guards, gate, stock, DatabaseSales(counters, stock))
         self.db = db
         self.counters = counters
         self.admission = DatabaseAdmission(counters)
         self.gateway = DatabaseGateway(counters)
-        self.ledger = DatabaseSales(counters, self.inventory)
         self._advisory: dict[tuple[str, int], Guard] = {}
 
     def admission_guard(self, config: Config) -> Guard:

@@ -32,7 +32,7 @@ from ..lab.store import UnknownAccount
 from ..settings import Config
 from . import sql
 from .counters import Counters
-from .database import Database
+from .database import Database, one
 
 #: How many versions an erasure's walk fetches from the writes log at a time.
 WALK_FETCH = 64
@@ -122,7 +122,7 @@ def write_balance(conn: Connection, account_id: str, balance: int, counts: sql.C
     read_from, parent, read_at = read
     caller = who()._asdict()
     params = {"id": account_id, "balance": balance, "parent": parent, "delta": balance - read_from, "read_at": read_at}
-    written, version, at = conn.execute(sql.WRITE_BALANCE, {**params, **caller, **counts.params()}).fetchone()
+    written, version, at = one(conn.execute(sql.WRITE_BALANCE, {**params, **caller, **counts.params()}))
     if version - 1 != parent:  # only a race pays for the walk
         write = Write(account_id, version, parent, balance - read_from, balance, *caller.values(), read_at, at)
         record_erasure(conn, write, version - 1)
@@ -187,7 +187,7 @@ class StockTable:
 
     def read(self, sku: str) -> int:
         with self.db.connection() as conn:
-            return conn.execute(sql.READ_STOCK, (sku,)).fetchone()[0]
+            return one(conn.execute(sql.READ_STOCK, (sku,)))[0]
 
     def write(self, sku: str, units: int) -> None:
         with self.db.connection() as conn:

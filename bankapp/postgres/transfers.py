@@ -42,7 +42,7 @@ from ..settings import Config
 from . import sql
 from .bank import DatabaseLock
 from .counters import Counters
-from .database import Database
+from .database import Database, one
 from .locks import DatabaseDeadlock, debug_locks, record_deadlock
 from .store import read_balance, write_balance
 
@@ -211,7 +211,7 @@ class DatabaseTransferDesk:
         """
         config = self._config()
         with self.db.connection() as conn:
-            total, expected, negative, accounts = conn.execute(sql.AUDIT).fetchone()
+            total, expected, negative, accounts = one(conn.execute(sql.AUDIT))
         self.counters.add("transfers.audits")
         if total != expected:
             self.counters.add("transfers.wrong_total_reads")
