@@ -33,7 +33,7 @@ from types import TracebackType
 from ..settings import Config
 from .admission import Gate
 from .guards import Guard, GuardSet, GuardTimeout, hold
-from .ledger import LedgerStats
+from .ledger import Tally
 from .locks import DeadlockVictim, LockTable
 from .store import Store, UnknownAccount
 
@@ -65,7 +65,7 @@ class CountingRefusals:
 
     __slots__ = ("stats",)
 
-    def __init__(self, stats: LedgerStats):
+    def __init__(self, stats: Tally):
         self.stats = stats
 
     def __enter__(self) -> None:
@@ -110,7 +110,7 @@ class Bank:
         self,
         store: Store,
         config: Callable[[], Config],
-        stats: LedgerStats,
+        stats: Tally,
         guards: GuardSet,
         locks: LockTable,
         gate: Gate,

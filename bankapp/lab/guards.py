@@ -60,7 +60,7 @@ class GuardWait:
 class Guard:
     """Base class: holder bookkeeping around a primitive's acquire/release."""
 
-    name: ClassVar[str]
+    name: str  # each class names its kind; a database lock (`DatabaseLock`) names itself per instance
     reentrant: ClassVar[bool] = False
 
     def __init__(self, label: str = "", permits: int = 1):

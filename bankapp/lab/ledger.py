@@ -16,7 +16,21 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from typing import Any
+from typing import Any, Protocol
+
+
+class Tally(Protocol):
+    """What the bank counts: `LedgerStats` here, `DatabaseLedger` in the accounts' rows in PostgreSQL."""
+
+    def deposited(self, account_id: str, amount: int) -> None: ...
+
+    def undeposited(self, account_id: str, amount: int) -> None: ...
+
+    def withdrew(self, account_id: str, amount: int) -> None: ...
+
+    def refused(self, reason: str) -> None: ...
+
+    def reset(self) -> None: ...
 
 
 class LedgerStats:

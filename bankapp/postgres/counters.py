@@ -20,6 +20,7 @@ import logging
 import os
 import socket
 import threading
+from typing import overload
 
 from ..lab.store import StoreUnavailable
 from . import sql
@@ -40,6 +41,12 @@ class Counters:
     def add(self, name: str, n: int = 1) -> None:
         with self.db.connection() as conn:
             conn.execute(sql.ADD_COUNTER, (name, n))
+
+    @overload
+    def raise_gauge(self, name: str, limit: None = None) -> int: ...
+
+    @overload
+    def raise_gauge(self, name: str, limit: int) -> int | None: ...
 
     def raise_gauge(self, name: str, limit: int | None = None) -> int | None:
         """One more on the gauge; its new value, or None (nothing changed) if `limit` were already there."""

@@ -65,6 +65,13 @@ def worker_name() -> str:
     return f"{os.getpid()}/{threading.current_thread().name}"
 
 
+def database_url(config: Config) -> str:
+    """The database of the postgres store (`Config` refuses `store=postgres` without one)."""
+    if config.database_url is None:
+        raise ValueError("the postgres store needs database_url")
+    return config.database_url
+
+
 def one(cursor: psycopg.Cursor[Row]) -> Row:
     """The row of a statement that always answers one (an aggregate, an upsert's `RETURNING`, a `SHOW`)."""
     row = cursor.fetchone()

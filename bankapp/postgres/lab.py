@@ -22,7 +22,7 @@ from . import sql
 from .answers import SharedAnswers
 from .bank import DatabaseBank
 from .counters import Counters, Workers
-from .database import Database, one
+from .database import Database, database_url, one
 from .settings import DatabaseSettings
 from .shop import DatabaseShop
 from .store import DatabaseLedger, PostgresStore
@@ -33,7 +33,7 @@ class PostgresLab(OperatorActions):
     """One bank, transfer desk and shop per worker, over one database shared by the fleet."""
 
     def __init__(self, config: Config):
-        self.db = Database(config.database_url, config.threads)
+        self.db = Database(database_url(config), config.threads)
         self.settings = DatabaseSettings(self.db, config)
         self.store = PostgresStore(self.db, lambda: self.settings.cached)
         self.guards = GuardSet()

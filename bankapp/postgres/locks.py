@@ -21,6 +21,7 @@ victim's 409 carries, and what `/debug/locks` keeps.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from psycopg import errors
 from psycopg.types.json import Jsonb
@@ -28,7 +29,7 @@ from psycopg.types.json import Jsonb
 from ..lab.locks import RECENT_DEADLOCKS, DeadlockVictim
 from ..settings import Config
 from . import sql
-from .database import Database, worker_name
+from .database import Database, one, worker_name
 
 #: First key of the advisory locks, and what each names.
 ADVISORY_KEYS = {1: "account", 2: "checkout", 3: "checkout slot"}
@@ -68,9 +69,9 @@ def record_deadlock(db: Database, error: errors.DeadlockDetected, accounts: tupl
         me = f"bankapp {worker_name()}"
         for index, step in enumerate(cycle):
             step["backend"] = me if index == 0 else names.get(step["process"])
-        row_id, detected_at = conn.execute(
-            sql.RECORD_DEADLOCK, (worker_name(), sorted(accounts), detail, Jsonb(cycle), context)
-        ).fetchone()
+        row_id, detected_at = one(
+            conn.execute(sql.RECORD_DEADLOCK, (worker_name(), sorted(accounts), detail, Jsonb(cycle), context))
+        )
         conn.execute(sql.PRUNE_DEADLOCKS, (row_id, RECENT_DEADLOCKS))
     return deadlock_record(row_id, detected_at, worker_name(), sorted(accounts), detail, cycle, context)
 
@@ -143,7 +144,8 @@ def cycles(graph: dict[int, list[int]], edges: list[dict]) -> list[dict]:
     `deadlock_timeout`)."""
     for edge in edges:
         graph[edge["waiter"]["pid"]].append(edge["holder"]["pid"])
-    found, seen = [], set()
+    found: list[dict[str, Any]] = []
+    seen: set[int] = set()
     for start in graph:
         path, node = [], start
         while node in graph and node not in path:

@@ -22,6 +22,7 @@ as two threads are.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import overload
 
 from psycopg import Connection
 from psycopg.types.json import Jsonb
@@ -119,16 +120,26 @@ def write_balance(conn: Connection, account_id: str, balance: int, counts: sql.C
     if read is None:  # a blind write: computed from nothing, it overwrites what is there now
         read_balance(conn, account_id)
         read = SEEN.take(account_id)
+        assert read is not None, "read_balance records what it read"
     read_from, parent, read_at = read
-    caller = who()._asdict()
+    writer = who()
+    caller = writer._asdict()
     params = {"id": account_id, "balance": balance, "parent": parent, "delta": balance - read_from, "read_at": read_at}
     written, version, at = one(conn.execute(sql.WRITE_BALANCE, {**params, **caller, **counts.params()}))
     if version - 1 != parent:  # only a race pays for the walk
-        write = Write(account_id, version, parent, balance - read_from, balance, *caller.values(), read_at, at)
+        write = Write(account_id, version, parent, balance - read_from, balance, *writer, read_at, at)
         record_erasure(conn, write, version - 1)
     if version % PRUNE_EVERY == 0:
         conn.execute(sql.PRUNE_WRITES, (account_id, version - HISTORY))
     return written
+
+
+@overload
+def add_to_balance(conn: Connection, account_id: str, delta: int, counts: sql.Counts, floor: None = None) -> int: ...
+
+
+@overload
+def add_to_balance(conn: Connection, account_id: str, delta: int, counts: sql.Counts, floor: int) -> int | None: ...
 
 
 def add_to_balance(
@@ -223,6 +234,9 @@ class DatabaseLedger:
         self.db = db
         self.counters = counters
         self.initial_balance = initial_balance
+
+    def reset(self) -> None:
+        pass  # the counts are columns of the accounts' rows, which `PostgresStore.reset` restores
 
     def _count(self, account_id: str, counts: sql.Counts) -> None:
         with self.db.connection() as conn:
