@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import threading
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
@@ -246,11 +247,11 @@ class Config(BaseModel):
 
     def shared(self) -> dict[str, Any]:
         """What every process of a fleet shares (the postgres store keeps it in the database)."""
-        return self.model_dump(exclude=PROCESS_ONLY)
+        return self.model_dump(exclude=set(PROCESS_ONLY))
 
     def process(self) -> dict[str, Any]:
         """What is this process's own: how it runs, and where it finds the shared rest."""
-        return self.model_dump(include=PROCESS_ONLY)
+        return self.model_dump(include=set(PROCESS_ONLY))
 
 
 def hide_password(url: str | None) -> str | None:
@@ -308,7 +309,7 @@ def expand_guard(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def from_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The `BANKAPP_*` variables that name a setting, by setting name."""
     environ = os.environ if environ is None else environ
     names = set(Config.model_fields) | {"guard"}
