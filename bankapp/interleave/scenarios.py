@@ -22,6 +22,7 @@ fix the order of a random number.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -65,9 +66,17 @@ def _balance(value: int) -> str:
     return f"balance {value}"
 
 
+def _deposit(amount: int, lab: Lab) -> int:
+    return lab.bank.deposit("acc-00", amount)
+
+
+def _transfer(source: str, target: str, lab: Lab) -> dict[str, Any]:
+    return lab.transfers.transfer(source, target, TRANSFER_AMOUNT)
+
+
 def _deposits(config: Config, n: int) -> list[Job]:
     return [
-        Job(f"deposit {amount} into acc-00", lambda lab, amount=amount: lab.bank.deposit("acc-00", amount), _balance)
+        Job(f"deposit {amount} into acc-00", functools.partial(_deposit, amount), _balance)
         for amount in (10, 20, 30)[:n]
     ]
 
@@ -101,7 +110,7 @@ def _ring(config: Config, n: int) -> list[Job]:
         jobs.append(
             Job(
                 f"transfer {TRANSFER_AMOUNT} from {source} to {target}",
-                lambda lab, s=source, t=target: lab.transfers.transfer(s, t, TRANSFER_AMOUNT),
+                functools.partial(_transfer, source, target),
                 _moved,
             )
         )

@@ -78,6 +78,7 @@ def replays(trace: Trace, session: str, state: dict[int, int]) -> bool:
     for op in ops(trace, session):
         if op.kind == "read":
             where = op.done.step.where
+            assert where is not None, "every read step has its predicate"
             if tuple(sorted((k, v) for k, v in state.items() if where(k, v))) != op.done.rows:
                 return False
         elif op.kind == "write":
@@ -95,7 +96,7 @@ def writers(trace: Trace) -> dict[tuple[int, int], list[tuple[str, Done]]]:
         for op in ops(trace, name):
             if op.kind == "write":
                 for row in op.done.rows:
-                    found.setdefault(tuple(row), []).append((name, op.done))
+                    found.setdefault((row[0], row[1]), []).append((name, op.done))
     return found
 
 
@@ -107,7 +108,7 @@ def foreign_reads(trace: Trace):
             if op.kind != "read":
                 continue
             for row in op.done.rows:
-                for writer, step in written.get(tuple(row), []):
+                for writer, step in written.get((row[0], row[1]), []):
                     if writer != name:
                         yield name, row, writer, step
 

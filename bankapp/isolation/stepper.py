@@ -97,7 +97,7 @@ class Trace:
 class Session:
     """One connection and the one thread that runs its statements."""
 
-    def __init__(self, name: str, url: str, schema: str):
+    def __init__(self, name: str, url: str, schema: str | None):
         self.name = name
         self.conn = connect(url, f"bankapp isolation {name}", schema)
         self.pid = self.conn.info.backend_pid
