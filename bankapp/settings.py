@@ -358,14 +358,14 @@ def check_patch(changes: Any) -> dict[str, Any]:
     """A `PATCH /admin/config` body with `guard` expanded, or the refusal naming what cannot change at runtime."""
     if not isinstance(changes, dict):
         raise SettingsError("the body must be a JSON object of settings")
-    changes = expand_guard(changes)
-    fixed = sorted((STARTUP_ONLY | {"admin_token"}) & changes.keys())
+    expanded = expand_guard(changes)
+    fixed = sorted((STARTUP_ONLY | {"admin_token"}) & expanded.keys())
     if fixed:
         raise SettingsError(
             f"{', '.join(fixed)}: can only be set at start (flag or BANKAPP_ variable), not at runtime",
             [{"setting": name, "message": "can only be set at start", "type": "startup_only"} for name in fixed],
         )
-    return changes
+    return expanded
 
 
 def apply_patch(config: Config, changes: dict[str, Any]) -> Config:

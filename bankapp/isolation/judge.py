@@ -21,7 +21,7 @@ read that returned an older version than the newest one (`snapshot`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import permutations
 
@@ -53,7 +53,7 @@ def sessions(trace: Trace) -> list[str]:
     return sorted({done.step.session for done in trace.done})
 
 
-def rows_text(rows) -> str:
+def rows_text(rows: Iterable[tuple[int, int]]) -> str:
     return ", ".join(f"{k} => {v}" for k, v in sorted(rows)) or "no rows"
 
 
@@ -100,7 +100,7 @@ def writers(trace: Trace) -> dict[tuple[int, int], list[tuple[str, Done]]]:
     return found
 
 
-def foreign_reads(trace: Trace):
+def foreign_reads(trace: Trace) -> Iterator[tuple[str, tuple[int, int], str, Done]]:
     """(reader, row, writer, the writer's step) for every row read that another session wrote."""
     written = writers(trace)
     for name in sessions(trace):

@@ -102,7 +102,7 @@ class Session:
         self.conn = connect(url, f"bankapp isolation {name}", schema)
         self.pid = self.conn.info.backend_pid
         self.thread = ThreadPoolExecutor(1, thread_name_prefix=f"isolation-{name}")
-        self.running: tuple[Done, Future] | None = None
+        self.running: tuple[Done, Future[tuple[Rows, str]]] | None = None
         self.failed = False  # its transaction raised: the rest of it is skipped until commit or abort
 
     def execute(self, text: str) -> tuple[Rows, str]:
@@ -154,7 +154,7 @@ class Stepper:
     def __enter__(self) -> Stepper:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:

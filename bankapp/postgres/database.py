@@ -28,6 +28,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from psycopg import errors, pq
@@ -131,7 +132,7 @@ class Database:
                 self._pool.close(timeout=2)
             self._pool = None
 
-    def pool_stats(self) -> dict:
+    def pool_stats(self) -> dict[str, Any]:
         if self._pool is None or self._pool_pid != os.getpid():
             return {"open": False}
         stats = self._pool.get_stats()
@@ -234,7 +235,7 @@ class Database:
                 self._deadlock_timeout_allowed = False
         return self._deadlock_timeout_allowed
 
-    def deadlock_timeout(self, config: Config) -> dict:
+    def deadlock_timeout(self, config: Config) -> dict[str, Any]:
         """The deadlock check in force: ours (`deadlock_check_ms`) where the role may set it, else the server's."""
         with self.connection() as conn:
             if self.deadlock_timeout_allowed(conn):

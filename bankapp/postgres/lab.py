@@ -12,6 +12,7 @@ percentiles.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from ..lab.admission import Gate
 from ..lab.guards import GuardSet
@@ -65,12 +66,12 @@ class PostgresLab(OperatorActions):
     def served(self) -> None:
         self.workers.served()
 
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
         """200 when the database answers a round trip, else `StoreUnavailable` (503)."""
         self.db.ping()
         return {"status": "ok", "store": "postgres"}
 
-    def reset(self) -> dict:
+    def reset(self) -> dict[str, Any]:
         """Balances, stock, counters and peaks back to the start, in one transaction; settings stay.
 
         In this worker the reset is atomic with respect to requests, as in
@@ -81,7 +82,7 @@ class PostgresLab(OperatorActions):
         worker finishes before the reset, and one that comes after sees the
         reset balances.
         """
-        broken: list[dict] = []
+        broken: list[dict[str, Any]] = []
         with self.gate.closed(unblock=lambda: broken.extend(self.break_deadlocks()), describe=self.whereabouts):
             with self.db.transaction() as conn:
                 conn.execute(sql.RESET_ACCOUNTS)
@@ -112,11 +113,11 @@ class PostgresLab(OperatorActions):
             resets, since = one(conn.execute(sql.RESETS))
         return resets, since
 
-    def races(self, limit: int) -> dict:
+    def races(self, limit: int) -> dict[str, Any]:
         """What `/debug/races` shows, for the whole fleet (see `store.record_erasure`)."""
         return self.store.races(limit)
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         """Every counter of the fleet from one snapshot (a REPEATABLE READ transaction), and who served."""
         config = self.config()
         self.workers.flush()

@@ -20,6 +20,8 @@ at once do not race each other's DDL.
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
@@ -89,7 +91,7 @@ TABLES = (
 GAUGE_NAMES = ("checkout.in_flight", "checkout.waiting", "checkout.gateway", "transfers.in_flight")
 
 
-def connect(url: str, **kwargs) -> psycopg.Connection:
+def connect(url: str, **kwargs: Any) -> psycopg.Connection:
     """A connection, or `SettingsError` naming `database_url` and what libpq said."""
     try:
         return psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, autocommit=True, **kwargs)

@@ -33,6 +33,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from psycopg import errors
 
@@ -151,7 +152,7 @@ class DatabaseAdmission(Admission):
             gauges = dict(conn.execute(sql.REJECT, (f"checkout.rejected.{reason}",)).fetchall())
         return gauges.get("checkout.in_flight", 0), gauges.get("checkout.waiting", 0)
 
-    def wait_summary(self) -> dict:
+    def wait_summary(self) -> dict[str, Any]:
         with self._lock:
             return self._waits.summary()
 
@@ -204,7 +205,7 @@ class DatabaseSales:
         with self._lock:
             self._latency.clear()
 
-    def latency_summary(self) -> dict:
+    def latency_summary(self) -> dict[str, Any]:
         with self._lock:
             return self._latency.summary()
 
@@ -253,7 +254,9 @@ class DatabaseShop(Checkouts[StockTable, DatabaseSales]):
             return guard.available_permits()
         return super().available_permits(config)  # a Python semaphore's: this worker's alone
 
-    def report(self, config: Config, counters: dict[str, int], gauges: dict, stock: list[tuple]) -> dict:
+    def report(
+        self, config: Config, counters: dict[str, int], gauges: dict[str, Any], stock: list[tuple[Any, ...]]
+    ) -> dict[str, Any]:
         """`/stats`' checkout section, from one snapshot (the percentiles are this worker's)."""
         in_flight, peak = gauges.get("checkout.in_flight", (0, 0))
         waiting, peak_waiting = gauges.get("checkout.waiting", (0, 0))

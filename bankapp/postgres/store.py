@@ -22,7 +22,7 @@ as two threads are.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import overload
+from typing import Any, overload
 
 from psycopg import Connection
 from psycopg.types.json import Jsonb
@@ -74,7 +74,7 @@ class PostgresStore:
         with self.db.connection() as conn:
             conn.execute(sql.RESET_ACCOUNTS)
 
-    def races(self, limit: int = RECENT) -> dict:
+    def races(self, limit: int = RECENT) -> dict[str, Any]:
         """The newest `limit` erasures of the whole fleet, and totals of them all, from one snapshot."""
         with self.db.transaction(isolation=sql.SNAPSHOT) as conn:
             rows = conn.execute(sql.RECENT_RACES, (limit,)).fetchall()
@@ -88,7 +88,7 @@ class PostgresStore:
 # --- the write path: every balance read and write of the postgres store ---------------------------------------
 
 
-def read_balance(conn: Connection, account_id: str, lock: str = "", settings: dict | None = None) -> int:
+def read_balance(conn: Connection, account_id: str, lock: str = "", settings: dict[str, Any] | None = None) -> int:
     """The balance (its version remembered for the write to come); `lock` is '', 'wait' (FOR UPDATE)
     or 'nowait' (FOR UPDATE NOWAIT).
 
@@ -257,12 +257,12 @@ class DatabaseLedger:
     def refused(self, reason: str) -> None:
         self.counters.add(f"refused.{reason}")
 
-    def rows(self) -> list[tuple]:
+    def rows(self) -> list[tuple[Any, ...]]:
         with self.db.connection() as conn:
             return conn.execute(sql.LEDGER).fetchall()
 
     @staticmethod
-    def report(rows: list[tuple], counters: dict[str, int]) -> dict:
+    def report(rows: list[tuple[Any, ...]], counters: dict[str, int]) -> dict[str, Any]:
         """`LedgerStats.report` from the accounts' rows and the counters, read in one snapshot."""
         per_account = {}
         for account_id, balance, opening, deposits, deposit_amount, _, withdrawal_amount, net in rows:

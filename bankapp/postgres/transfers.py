@@ -29,6 +29,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
 from psycopg import Connection, errors
 
@@ -161,7 +162,7 @@ class DatabaseTransferDesk:
         self.counters = counters
         self.gate = gate  # this worker's share of the cap on requests waiting on locks
 
-    def transfer(self, source: str, target: str, amount: int) -> dict:
+    def transfer(self, source: str, target: str, amount: int) -> dict[str, Any]:
         """Move `amount` cents from `source` to `target`; all of it or nothing."""
         config = self._config()
         for account in (source, target):
@@ -173,7 +174,7 @@ class DatabaseTransferDesk:
         with self.gate.enter("transfer"):
             return self._transfer(config, leg)
 
-    def _transfer(self, config: Config, leg: Leg) -> dict:
+    def _transfer(self, config: Config, leg: Leg) -> dict[str, Any]:
         source, target, amount = leg.source, leg.target, leg.amount
         self.counters.raise_gauge("transfers.in_flight")
         try:
@@ -199,7 +200,7 @@ class DatabaseTransferDesk:
             "retries": leg.retries,
         }
 
-    def audit(self) -> dict:
+    def audit(self) -> dict[str, Any]:
         """Every balance in one snapshot (one statement), against the expected total; no lock taken.
 
         In memory the audit takes every account lock to see a state between
@@ -217,12 +218,14 @@ class DatabaseTransferDesk:
             self.counters.add("transfers.wrong_total_reads")
         return audit_answer(total, expected, list(negative), config.transfer_policy, accounts)
 
-    def debug_locks(self) -> dict:
+    def debug_locks(self) -> dict[str, Any]:
         config = self._config()
         return {"policy": config.transfer_policy, **debug_locks(self.db, config)}
 
     @staticmethod
-    def report(config: Config, counters: dict[str, int], gauges: dict, ledger: dict) -> dict:
+    def report(
+        config: Config, counters: dict[str, int], gauges: dict[str, Any], ledger: dict[str, Any]
+    ) -> dict[str, Any]:
         """`/stats`' transfers section, from one snapshot."""
         total = sum(row["balance"] for row in ledger["per_account"].values())
         opening = total - ledger["balance_change"]

@@ -70,7 +70,8 @@ class EveryRequest:
             CALLER.reset(token)  # the view has run: this thread's writes belong to nobody until its next request
         labels = environ.get(LATENCY_LABELS)
         if labels is not None:
-            self.metrics.observe(environ.get("REQUEST_METHOD", ""), *labels, time.perf_counter() - started)
+            route, guard = labels
+            self.metrics.observe(environ.get("REQUEST_METHOD", ""), route, guard, time.perf_counter() - started)
         self.metrics.servers.record(served_by)
         self.lab.served()
         return response
