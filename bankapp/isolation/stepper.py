@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from ..postgres.database import one
 from .steps import Step
 
 #: Hermitage's setup, before every case.
@@ -233,7 +232,8 @@ class Stepper:
             try:
                 outcome = future.exception(timeout=POLL_S)
             except FutureTimeout:
-                blockers = one(self.observer.execute("select pg_blocking_pids(%s)", (session.pid,)))[0]
+                row = self.observer.execute("select pg_blocking_pids(%s)", (session.pid,)).fetchone()
+                blockers = row[0] if row else []  # an array, never no row
                 if blockers:
                     by_pid = {s.pid: s.name for s in self.sessions.values()}
                     done.waited_for = tuple(sorted({by_pid.get(pid, f"pid {pid}") for pid in blockers}))

@@ -36,9 +36,7 @@ from datetime import UTC, datetime
 from threading import get_ident
 from typing import Any, ClassVar, TypeVar
 
-#: What `Guard.break_self_deadlock` cancels a wait with (the operator's: `DeadlockVictim`).
-Cancel = TypeVar("Cancel", bound=BaseException)
-
+Cancel = TypeVar("Cancel", bound=BaseException)  # what `Guard.break_self_deadlock` cancels a wait with
 #: How often a thread waiting for a guard wakes to see whether its wait was cancelled.
 CANCEL_CHECK_S = 0.05
 
