@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 from .engine import Execution, Move, dependent
 
@@ -206,7 +206,7 @@ def class_size(moves: list[Move]) -> int:
     names = sorted(chains)
     where = {j: (names.index(moves[j].thread), chains[moves[j].thread].index(j)) for j in range(len(moves))}
 
-    @lru_cache(maxsize=None)
+    @cache
     def count(position: tuple[int, ...]) -> int:
         if all(position[c] == len(chains[name]) for c, name in enumerate(names)):
             return 1
@@ -216,7 +216,7 @@ def class_size(moves: list[Move]) -> int:
                 continue
             j = chains[name][position[c]]
             if all(position[where[k][0]] > where[k][1] for k in preds[j]):
-                total += count(position[:c] + (position[c] + 1,) + position[c + 1 :])
+                total += count((*position[:c], position[c] + 1, *position[c + 1 :]))
         return total
 
     return count(tuple(0 for _ in names))

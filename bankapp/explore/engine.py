@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import _thread
 import threading
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,10 +74,7 @@ class Move:
 
 def dependent(first: set, second: set) -> bool:
     """Two moves conflict when they touch one object and one of them changes it (reads commute)."""
-    for obj, mode in first:
-        if (obj, "w") in second or (mode == "w" and (obj, "r") in second):
-            return True
-    return False
+    return any((obj, "w") in second or (mode == "w" and (obj, "r") in second) for obj, mode in first)
 
 
 class Turn:

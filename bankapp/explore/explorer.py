@@ -79,6 +79,8 @@ def explore(
     for its class), the shortest failing schedule or None.
     """
     scenario = check(scenario_name, guard, threads, max_schedules)
+    if guard == "all":
+        raise InvalidExplore("guard: all is a table of every guard; explore each guard by name", "guard")
     n = threads if threads is not None else scenario.least
     config = replay_config(config, scenario, guard, n)
     with _one_at_a_time:
@@ -114,8 +116,9 @@ def _explore(config: Config, scenario: Scenario, n: int, max_schedules: int | No
 
     def judge(execution: Execution) -> None:
         final = _final(execution.lab, steps)  # type: ignore[attr-defined]
+        stuck = {"ok": False, "error": "stuck"}  # unwound at the deadlock: it never answered
         answers = [
-            {"thread": runner.name, "ok": False, "error": "stuck"} if runner.aborted else _answer(runner, jobs[runner.name])
+            {"thread": runner.name, **stuck} if runner.aborted else _answer(runner, jobs[runner.name])
             for runner in execution.runners.values()
         ]
         kind = classify(scenario.name, final, answers, execution.end)
@@ -180,8 +183,8 @@ def classify(scenario: str, final: dict, answers: list[dict], end: str | None = 
         return "over-capacity"
     if final["negative_accounts"]:
         return "below-zero"
-    audit = next((a for a in answers if a["ok"] and isinstance(a["result"], dict) and "difference" in a["result"]), None)
-    if audit is not None and audit["result"]["difference"]:
+    audits = [a["result"] for a in answers if a["ok"] and isinstance(a["result"], dict) and "difference" in a["result"]]
+    if any(audit["difference"] for audit in audits):
         return "money-in-flight"
     if final["lost_updates"] or final["total"] != final["expected_total"]:
         return "lost-update"

@@ -34,9 +34,8 @@ def render(result: dict) -> list[str]:
         then = f" (then {', '.join(step['then'])} went on)" if step.get("then") else ""
         lines.append(f"    {step['step']:<12} {step['does']}{then}")
     for stuck in example.get("stuck", []):
-        lines.append(
-            f"    {stuck['thread']} waits for the {stuck['waits_for']}, held by {', '.join(stuck['held_by']) or 'nobody'}"
-        )
+        held_by = ", ".join(stuck["held_by"]) or "nobody"
+        lines.append(f"    {stuck['thread']} waits for the {stuck['waits_for']}, held by {held_by}")
     return lines
 
 

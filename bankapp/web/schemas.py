@@ -252,7 +252,9 @@ class InterleaveOut(BaseModel):
     model_config = ConfigDict(extra="allow")
     scenario: str
     shows: str
-    setting: Literal["deposit_guard", "transfer_policy"] = Field(description="the setting `guard` stood for")
+    setting: Literal["deposit_guard", "transfer_policy", "checkout_guard"] = Field(
+        description="the setting `guard` stood for"
+    )
     guard: str
     schedule: str
     scratch: bool = Field(description="always true: the replay ran in a bank of its own; the server's is untouched")
@@ -266,6 +268,33 @@ class InterleaveOut(BaseModel):
     answers: list[dict[str, Any]] = Field(description="what each thread's request would have answered")
     final: dict[str, Any] = Field(description="balances written, deposit books, the bank's total, deadlocks")
     findings: list[str] = Field(description="what the end state shows, in sentences")
+
+
+class ExploreIn(Strict):
+    """One exploration: a scenario of the replays, its guard, how many threads, and a bound."""
+
+    scenario: Literal[tuple(SCENARIOS)] = Field(  # type: ignore[valid-type]
+        description="a scenario of POST /admin/interleave"
+    )
+    guard: str | None = Field(
+        None, max_length=64, description="the guard or transfer policy; default: the one in force"
+    )
+    threads: int | None = Field(None, ge=1, le=3, description="how many threads; default: the scenario's least")
+    max_schedules: int | None = Field(None, ge=1, le=1_000_000, description="stop after this many schedules")
+
+
+class ExploreOut(BaseModel):
+    """Every schedule of the scenario, judged: counts, outcomes by kind, the shortest failing schedule."""
+
+    model_config = ConfigDict(extra="allow")
+    scenario: str
+    guard: str
+    threads: int
+    schedules: int = Field(description="schedules run, one of each class of equivalent ones")
+    equivalent: int = Field(description="schedules skipped as equivalent to one run")
+    complete: bool
+    outcomes: dict[str, int] = Field(description="schedules by outcome, each run counting for its class")
+    counterexample: dict[str, Any] | None = Field(description="the shortest failing schedule, or null")
 
 
 class DebugLocksOut(BaseModel):
