@@ -48,6 +48,15 @@ CALL_LIMIT = 10_000
 MOVE_LIMIT = 2_000
 
 
+#: thread ident -> the execution it runs in: how a controlled primitive finds its scheduler
+_running: dict[int, Execution] = {}
+
+
+def current() -> Execution | None:
+    """The execution the calling thread runs in, if it is an explored thread."""
+    return _running.get(threading.get_ident())
+
+
 class Aborted(BaseException):
     """Raised in a thread whose execution ended (a deadlock, a bound, a redundant schedule): it unwinds."""
 
@@ -151,6 +160,8 @@ class Execution:
         finally:
             self._abort_all()
             clock.uninstall_for(self._by_ident)
+            for ident in self._by_ident:
+                _running.pop(ident, None)
 
     def _start(self, runner: Runner) -> None:
         runner.state = RUNNING
@@ -234,6 +245,7 @@ class Execution:
     def _body(self, runner: Runner) -> None:
         runner.ident = threading.get_ident()
         self._by_ident[runner.ident] = runner
+        _running[runner.ident] = self
         clock.install_for(runner.ident, self.clock)
         try:
             runner.result = runner.operation()
@@ -304,12 +316,20 @@ class Execution:
         self._say(runner, f"{kind}s {target}: {result if kind == 'read' else value}")
         return result
 
-    def acquire(self, primitive: Primitive, timeout: float | None, patient: bool | None = None) -> bool:
-        """Take `primitive`, or wait for it: blocked until a release hands it over (or, a try, it times out)."""
+    def acquire(
+        self, primitive: Primitive, timeout: float | None, patient: bool | None = None, kind: str = "acquire"
+    ) -> bool:
+        """Take `primitive`, or wait for it: blocked until a release hands it over (or, a try, it times out).
+
+        `kind` names the step (`wait` for an event or a condition); an empty
+        `kind` continues the step the thread is in (a condition's wait takes
+        its lock back as part of it).
+        """
         runner = self._runner()
         if runner is None:
             return primitive.wait(timeout)
-        self._enter(runner, "acquire", primitive.label)
+        if kind:
+            self._enter(runner, kind, primitive.label)
         self._touch(("lock", primitive.label), "w")
         if primitive.try_now():
             runner.held[primitive.key] += 1
@@ -340,18 +360,32 @@ class Execution:
         self._say(runner, f"takes the {primitive.label}")
         return True
 
-    def release(self, primitive: Primitive) -> None:
-        """Let go of `primitive`, and hand it to whoever waits for it, in arrival order."""
+    def release(self, primitive: Primitive, kind: str = "release") -> None:
+        """Let go of `primitive`, and hand it to whoever waits for it, in arrival order (`kind` as in `acquire`)."""
         runner = self._runner()
         if runner is None:
             primitive.release()
             return
-        self._enter(runner, "release", primitive.label)
+        if kind:
+            self._enter(runner, kind, primitive.label)
         self._touch(("lock", primitive.label), "w")
         primitive.release()
         runner.held[primitive.key] -= 1
         self._say(runner, f"releases the {primitive.label}")
         self.hand_over(runner, primitive)
+
+    def signal(self, primitive: Primitive, kind: str, action: Callable[[], Any]) -> Any:
+        """A step that may let waiters of `primitive` in (an event's `set`, a condition's `notify`): `action`,
+        then the waiters try, in arrival order."""
+        runner = self._runner()
+        if runner is None:
+            return action()
+        self._enter(runner, kind, primitive.label)
+        self._touch(("lock", primitive.label), "w")
+        result = action()
+        self._say(runner, f"{kind}s the {primitive.label}")
+        self.hand_over(runner, primitive)
+        return result
 
     def hand_over(self, runner: Runner, primitive: Primitive) -> None:
         """The first waiters of `primitive` try it, each on its own thread, as long as it lets them in."""
