@@ -70,6 +70,7 @@ LESSONS = {
     ),
     13: Lesson("Threads vs processes", started=FLEET),
     14: Lesson("Locks one level up", started=FLEET),
+    15: Lesson("Every interleaving: proof instead of luck", {"race_window_ms": 1}),
 }
 
 

@@ -11,7 +11,8 @@ def render(result: dict) -> list[str]:
     """The lines `bankapp explore` prints for one guard."""
     total = result["schedules"] + result["equivalent"]
     failing = sum(count for kind, count in result["outcomes"].items() if kind != "ok")
-    head = f"{result['scenario']} under {result['guard']}, {result['threads']} threads: "
+    threads = f"{result['threads']} thread{'s' if result['threads'] > 1 else ''}"
+    head = f"{result['scenario']} under {result['guard']}, {threads}: "
     if result["complete"]:
         head += f"every schedule tried, {total} in all"
     else:
@@ -43,8 +44,8 @@ def render_table(results: list[dict]) -> list[str]:
     """`--guard all`: one row per guard."""
     first = results[0]
     lines = [
-        f"{first['scenario']}, {first['threads']} threads, every guard:",
-        f"  {'guard':<14} {'schedules':>9} {'run':>5} {'failing':>8}  outcomes; shortest failing schedule",
+        f"{first['scenario']}, {first['threads']} thread{'s' if first['threads'] > 1 else ''}, every guard:",
+        f"  {'guard':<14} {'schedules':>13} {'run':>5} {'failing':>8}  outcomes; shortest failing schedule",
     ]
     for result in results:
         total = result["schedules"] + result["equivalent"]
@@ -53,6 +54,6 @@ def render_table(results: list[dict]) -> list[str]:
         tail = f"; {example['outcome']}: {example['schedule']}" if example else ""
         mark = "" if result["complete"] else " (stopped early)"
         lines.append(
-            f"  {result['guard']:<14} {total:>9} {result['schedules']:>5} {failing:>8}  {_counts(result)}{tail}{mark}"
+            f"  {result['guard']:<14} {total:>13} {result['schedules']:>5} {failing:>8}  {_counts(result)}{tail}{mark}"
         )
     return lines
