@@ -144,3 +144,12 @@ def test_admin_explore_answers_what_the_command_prints_and_refuses_a_bad_guard(c
     assert response.json == explore(lab.config(), "deposit", "unsafe")
     refused = client.post("/admin/explore", json={"scenario": "deposit", "guard": "naive"})
     assert refused.status_code == 422 and "guard" in refused.json["detail"]
+
+
+def test_the_last_exploration_is_kept_for_the_dashboard(client):
+    assert client.get("/debug/explore").json == {"exploration": None}
+    answered = client.post("/admin/explore", json={"scenario": "transfer", "guard": "naive"}).json
+    kept = client.get("/debug/explore").json["exploration"]
+    assert kept == answered and kept["counterexample"]["outcome"] == "deadlock"
+    page = client.get("/").text
+    assert 'id="explored"' in page

@@ -345,6 +345,12 @@ class RaceOut(BaseModel):
     sentence: str
 
 
+class DebugExploreOut(BaseModel):
+    """The last exploration this server ran, as `POST /admin/explore` answered it, or null."""
+
+    exploration: dict[str, Any] | None
+
+
 class DebugRacesOut(BaseModel):
     """Who erased whom: the newest erasures first, and totals of every one since the last reset."""
 

@@ -1,6 +1,6 @@
 """Settings at runtime, reset, the operator's way out of a deadlock, and replays of an interleaving."""
 
-from flask import request
+from flask import current_app, request
 from flask_openapi3 import APIBlueprint, Tag
 
 from ...explore import explore as explore_schedules
@@ -82,4 +82,6 @@ def explore(body: ExploreIn):
     """Try every schedule of a scenario (one of each class of equivalent ones) in scratch labs of their own,
     under the settings in force, in this process; what `bankapp explore --url` prints. The memory store's
     guards only: the postgres store's database guards are not explored yet. 422 names a bad value."""
-    return explore_schedules(lab().config(), body.scenario, body.guard, body.threads, body.max_schedules)
+    result = explore_schedules(lab().config(), body.scenario, body.guard, body.threads, body.max_schedules)
+    current_app.extensions["bankapp.exploration"] = result  # the dashboard draws its counterexample
+    return result
