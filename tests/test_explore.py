@@ -89,6 +89,13 @@ def test_a_right_guard_fails_in_no_schedule(scenario, guard, threads):
     assert result["outcomes"]["ok"] == result["schedules"] + result["equivalent"] >= threads
 
 
+@pytest.mark.parametrize(("scenario", "threads"), [("transfer", 2), ("transfer", 3), ("audit", 2)])
+def test_backoff_never_deadlocks_its_tries_time_out_in_virtual_time_and_its_retries_end(scenario, threads):
+    result = explore(CONFIG, scenario, "backoff", threads)
+    assert result["complete"] and result["counterexample"] is None
+    assert result["outcomes"]["ok"] == result["schedules"] + result["equivalent"]
+
+
 def test_three_unsafe_transfers_complete_and_lose_updates():
     result = explore(CONFIG, "transfer", "unsafe", 3)
     assert result["complete"] and result["outcomes"]["lost-update"] > 0

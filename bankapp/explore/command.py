@@ -15,7 +15,7 @@ import sys
 
 from ..interleave.scenarios import SCENARIOS
 from ..settings import SettingsError, load
-from .explorer import InvalidExplore, check, explore
+from .explorer import InvalidExplore, check, explore, guards_of
 from .report import render, render_table
 
 
@@ -40,7 +40,7 @@ def add_parser(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         scenario = check(args.scenario, args.guard, args.threads, args.max_schedules)
-        guards = list(scenario.guards) if args.guard == "all" else [args.guard]
+        guards = list(guards_of(scenario)) if args.guard == "all" else [args.guard]
         results = [_one(args, guard) for guard in guards]
     except (InvalidExplore, SettingsError) as error:
         print(f"bankapp explore: {error}", file=sys.stderr)

@@ -42,8 +42,24 @@ class InvalidExplore(ValueError):
         self.field = field
 
 
+#: Lock timeout (virtual ms) under `backoff`: its retries end there, so its search ends (the retry bound).
+BACKOFF_TIMEOUT_MS = 20
+
+
 def guards_of(scenario: Scenario) -> tuple[str, ...]:
-    return scenario.guards
+    """The guards explored: those `interleave` replays, and `backoff` for transfers (its random waits are
+    seeded and its tries time out in virtual time; none of its schedules fails, so none needs replaying)."""
+    return (*scenario.guards, "backoff") if scenario.setting == "transfer_policy" else scenario.guards
+
+
+def explore_config(config: Config, scenario: Scenario, guard: str | None, threads: int) -> Config:
+    """The settings of a replay (see `replay_config`), and under `backoff` a lock timeout that bounds retries."""
+    chosen = guard if guard is not None else getattr(config, scenario.setting)
+    if chosen == "backoff":
+        return replay_config(config, scenario, "naive", threads).model_copy(
+            update={"transfer_policy": "backoff", "lock_timeout_ms": BACKOFF_TIMEOUT_MS}
+        )
+    return replay_config(config, scenario, guard, threads)
 
 
 def check(scenario_name: str, guard: str | None, threads: int | None, max_schedules: int | None) -> Scenario:
@@ -51,8 +67,8 @@ def check(scenario_name: str, guard: str | None, threads: int | None, max_schedu
     scenario = SCENARIOS.get(scenario_name)
     if scenario is None:
         raise InvalidExplore(f"scenario: no scenario {scenario_name!r}; known: {', '.join(SCENARIOS)}", "scenario")
-    if guard is not None and guard != "all" and guard not in scenario.guards:
-        known = ", ".join(scenario.guards)
+    if guard is not None and guard != "all" and guard not in guards_of(scenario):
+        known = ", ".join(guards_of(scenario))
         raise InvalidExplore(f"guard: {scenario.name} runs under {known} (or all), not {guard!r}", "guard")
     most = min(scenario.most, MOST_THREADS)
     if threads is not None and not scenario.least <= threads <= most:
@@ -82,7 +98,7 @@ def explore(
     if guard == "all":
         raise InvalidExplore("guard: all is a table of every guard; explore each guard by name", "guard")
     n = threads if threads is not None else scenario.least
-    config = replay_config(config, scenario, guard, n)
+    config = explore_config(config, scenario, guard, n)
     with _one_at_a_time:
         for name in TIMED_MODULES:
             clock.patch(importlib.import_module(name))
