@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from bankapp.explore.primitives import Event, Lock, RLock, patched
+from bankapp.explore.primitives import Cell, Event, Lock, RLock, patched
 from bankapp.explore.threads import explore_threads
 from tests import explore_subject as subject
 
@@ -111,3 +111,13 @@ def test_outside_an_exploration_the_primitives_are_real_ones():
     lock.release()
     threading.Thread(target=event.set).start()
     assert event.wait(5)
+
+
+def test_a_loop_that_never_ends_stops_the_search_at_a_bound_and_says_where():
+    def spin(flag):
+        while not flag.get():  # waits for a flag nobody sets: every look is a step
+            pass
+
+    result = explore_threads(lambda: Cell(False, "flag"), [spin, lambda flag: None], lambda flag: True)
+    assert not result["complete"]
+    assert result["stopped"].startswith("hang: a schedule took") and "a.read" in result["stopped"]

@@ -4,7 +4,7 @@ Explores in this process (no server needed) under the settings of the
 environment (`BANKAPP_*`), or, with `--url`, on that server
 (`POST /admin/explore`) under the settings in force there. Exit 0 when no
 schedule fails (and always for `--guard all`, a report rather than a
-verdict), 1 when one does, 2 for a usage error naming the bad value.
+verdict), 1 when one does (or the code under test hangs), 2 for a usage error naming the bad value.
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     result = results[0]
     print(json.dumps(result, indent=2) if args.json else "\n".join(render(result)))
-    return 1 if result["counterexample"] else 0
+    hung = (result.get("stopped") or "").startswith("hang")  # the code under test did not come back: it fails
+    return 1 if result["counterexample"] or hung else 0
 
 
 class _Refused(Exception):

@@ -114,7 +114,7 @@ class Execution:
         self.runners = {runner.name: runner for runner in runners}
         self.choose = choose
         self.moves: list[Move] = []
-        self.end: str | None = None  # None: all done; "deadlock", "self-deadlock", "redundant", "bound"
+        self.end: str | None = None  # None: all done; "deadlock", "self-deadlock", "redundant"
         self.stuck: list[dict] = []  # at a deadlock: who waits for what, held by whom
         self.clock = clock.VirtualClock(seed)
         self._me = Turn()
@@ -146,8 +146,13 @@ class Execution:
                     self._deadlock()
                     return
                 if len(self.moves) >= MOVE_LIMIT:
-                    self.end = "bound"
-                    return
+                    last = " ".join(move.label for move in self.moves[-6:])
+                    self._hang = Hang(
+                        f"a schedule took {MOVE_LIMIT} steps without ending (a loop that never ends?); its last "
+                        f"steps: {last}",
+                        last,
+                    )
+                    raise self._hang
                 name = self.choose(enabled, self.moves)
                 if name is None:
                     self.end = "redundant"
@@ -231,7 +236,7 @@ class Execution:
         """Unwind every thread still alive; each raises `Aborted` at its next look."""
         self._aborting = True
         for runner in self.runners.values():
-            if runner.state != DONE and runner.thread is not None and self._hang is None:
+            if runner.state not in (DONE, RUNNING) and runner.thread is not None:  # a running one cannot be stopped
                 self._give_back = self._me
                 runner.turn.go.release()
                 self._me.go.acquire(timeout=RUN_LIMIT_S)

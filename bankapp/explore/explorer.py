@@ -21,7 +21,7 @@ from ..interleave.scenarios import SCENARIOS, Scenario
 from ..interleave.schedule import THREAD_NAMES, Step
 from ..settings import Config
 from . import clock
-from .dpor import Search, class_size
+from .dpor import Nondeterministic, Search, class_size
 from .engine import Execution, Hang, Runner
 
 #: Outcomes by kind, worst first: a schedule is judged by the first that holds.
@@ -149,6 +149,8 @@ def _explore(config: Config, scenario: Scenario, n: int, max_schedules: int | No
         search.run()
     except Hang as hang:
         stopped = f"hang: {hang}"
+    except Nondeterministic as error:
+        stopped = f"nondeterministic: {error}"
     if not search.complete and stopped is None:
         stopped = f"max-schedules: stopped after {search.schedules} schedules"
     return {

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from .dpor import Search, class_size
+from .dpor import Nondeterministic, Search, class_size
 from .engine import Execution, Hang, Runner
 from .primitives import patched, restart_numbering
 
@@ -70,6 +70,8 @@ def explore_threads(
             search.run()
         except Hang as hang:
             stopped = f"hang: {hang}"
+        except Nondeterministic as error:
+            stopped = f"nondeterministic: {error}"
     if not search.complete and stopped is None:
         stopped = f"max-schedules: stopped after {search.schedules} schedules"
     example = None
