@@ -142,7 +142,7 @@ def make_parser() -> argparse.ArgumentParser:
     interleave_parser.add_argument("scenario", choices=list(SCENARIOS), metavar="SCENARIO", help=", ".join(SCENARIOS))
     interleave_parser.add_argument(
         "--guard",
-        help="deposit, withdraw, batch: unsafe, lock, rlock, semaphore; transfer, audit: naive, ordered, "
+        help="deposit, withdraw, batch, checkout: unsafe, lock, rlock, semaphore; transfer, audit: naive, ordered, "
         "release-first, unsafe [the one in force]",
     )
     interleave_parser.add_argument(

@@ -235,8 +235,8 @@ class InterleaveIn(Strict):
     guard: str | None = Field(
         None,
         max_length=64,
-        description="deposit, withdraw, batch: unsafe, lock, rlock, semaphore; transfer, audit: naive, ordered, "
-        "release-first, unsafe. Default: the one in force",
+        description="deposit, withdraw, batch, checkout: unsafe, lock, rlock, semaphore; transfer, audit: naive, "
+        "ordered, release-first, unsafe. Default: the one in force",
     )
     schedule: str | None = Field(
         None,
