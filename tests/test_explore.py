@@ -6,7 +6,7 @@ import json
 import pytest
 
 from bankapp.cli import main
-from bankapp.explore import explore, replayed_outcome
+from bankapp.explore import InvalidExplore, explore, replayed_outcome
 from bankapp.interleave import replay
 from bankapp.settings import load
 
@@ -160,3 +160,11 @@ def test_the_last_exploration_is_kept_for_the_dashboard(client):
     assert kept == answered and kept["counterexample"]["outcome"] == "deadlock"
     page = client.get("/").text
     assert 'id="explored"' in page
+
+
+def test_a_database_guard_is_refused_by_name_as_not_explored_yet(client):
+    refused = client.post("/admin/explore", json={"scenario": "deposit", "guard": "row-lock"})
+    assert refused.status_code == 422
+    assert "row-lock is a database guard" in refused.json["detail"]
+    with pytest.raises(InvalidExplore, match="advisory-lock is a database guard"):
+        explore(CONFIG.model_copy(update={"deposit_guard": "advisory-lock"}), "deposit")

@@ -19,7 +19,7 @@ from collections import Counter
 from ..interleave.replay import _answer, _final, rehearse, replay_config, scratch_lab
 from ..interleave.scenarios import SCENARIOS, Scenario
 from ..interleave.schedule import THREAD_NAMES, Step
-from ..settings import Config
+from ..settings import DATABASE_GUARDS, Config
 from . import clock
 from .dpor import Nondeterministic, Search, class_size
 from .engine import Execution, Hang, Runner
@@ -67,6 +67,12 @@ def check(scenario_name: str, guard: str | None, threads: int | None, max_schedu
     scenario = SCENARIOS.get(scenario_name)
     if scenario is None:
         raise InvalidExplore(f"scenario: no scenario {scenario_name!r}; known: {', '.join(SCENARIOS)}", "scenario")
+    if guard in DATABASE_GUARDS:
+        raise InvalidExplore(
+            f"guard: {guard} is a database guard of the postgres store, which bankapp explore does not explore yet "
+            f"(docs/explore.md, What is left); {scenario.name} runs under {', '.join(guards_of(scenario))}",
+            "guard",
+        )
     if guard is not None and guard != "all" and guard not in guards_of(scenario):
         known = ", ".join(guards_of(scenario))
         raise InvalidExplore(f"guard: {scenario.name} runs under {known} (or all), not {guard!r}", "guard")
@@ -95,6 +101,8 @@ def explore(
     for its class), the shortest failing schedule or None.
     """
     scenario = check(scenario_name, guard, threads, max_schedules)
+    if guard is None:  # the one in force, checked as if named
+        scenario = check(scenario_name, getattr(config, scenario.setting), threads, max_schedules)
     if guard == "all":
         raise InvalidExplore("guard: all is a table of every guard; explore each guard by name", "guard")
     n = threads if threads is not None else scenario.least
