@@ -27,6 +27,7 @@ CASES = [
     ("transfer", "ordered"),
     ("transfer", "release-first"),
     ("transfer", "unsafe"),
+    ("transfer", "backoff"),
     ("audit", "release-first"),
     ("checkout", "unsafe"),
     ("checkout", "semaphore"),
