@@ -162,9 +162,9 @@ def test_the_last_exploration_is_kept_for_the_dashboard(client):
     assert 'id="explored"' in page
 
 
-def test_a_database_guard_is_refused_by_name_as_not_explored_yet(client):
+def test_a_database_guard_is_refused_by_name_on_the_memory_store(client):
     refused = client.post("/admin/explore", json={"scenario": "deposit", "guard": "row-lock"})
     assert refused.status_code == 422
-    assert "row-lock is a database guard" in refused.json["detail"]
+    assert "row-lock is a database guard of the postgres store" in refused.json["detail"]
     with pytest.raises(InvalidExplore, match="advisory-lock is a database guard"):
         explore(CONFIG.model_copy(update={"deposit_guard": "advisory-lock"}), "deposit")

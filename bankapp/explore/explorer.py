@@ -68,11 +68,7 @@ def check(scenario_name: str, guard: str | None, threads: int | None, max_schedu
     if scenario is None:
         raise InvalidExplore(f"scenario: no scenario {scenario_name!r}; known: {', '.join(SCENARIOS)}", "scenario")
     if guard in DATABASE_GUARDS:
-        raise InvalidExplore(
-            f"guard: {guard} is a database guard of the postgres store, which bankapp explore does not explore yet "
-            f"(docs/explore.md, What is left); {scenario.name} runs under {', '.join(guards_of(scenario))}",
-            "guard",
-        )
+        return scenario  # explored on the database: see `explore`
     if guard is not None and guard != "all" and guard not in guards_of(scenario):
         known = ", ".join(guards_of(scenario))
         raise InvalidExplore(f"guard: {scenario.name} runs under {known} (or all), not {guard!r}", "guard")
@@ -101,8 +97,19 @@ def explore(
     for its class), the shortest failing schedule or None.
     """
     scenario = check(scenario_name, guard, threads, max_schedules)
+    chosen = getattr(config, scenario.setting) if guard is None else guard
+    if chosen in DATABASE_GUARDS:
+        if config.store != "postgres":
+            raise InvalidExplore(
+                f"guard: {chosen} is a database guard of the postgres store: explore it on a server that runs that "
+                f"store (--url); here {scenario.name} runs under {', '.join(guards_of(scenario))}",
+                "guard",
+            )
+        from .database import explore_database  # psycopg: only for the postgres store
+
+        return explore_database(config, scenario.name, chosen, threads, max_schedules)
     if guard is None:  # the one in force, checked as if named
-        scenario = check(scenario_name, getattr(config, scenario.setting), threads, max_schedules)
+        scenario = check(scenario_name, chosen, threads, max_schedules)
     if guard == "all":
         raise InvalidExplore("guard: all is a table of every guard; explore each guard by name", "guard")
     n = threads if threads is not None else scenario.least
