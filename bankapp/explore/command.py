@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from ..interleave.scenarios import SCENARIOS
-from ..settings import SettingsError, load
+from ..settings import ENV_PREFIX, SettingsError, load
 from .explorer import InvalidExplore, check, explore, guards_of
 from .report import render, render_table
 
@@ -68,11 +69,9 @@ def _one(args: argparse.Namespace, guard: str | None) -> dict:
         return explore(load(), args.scenario, guard, args.threads, args.max_schedules)
     import requests
 
-    from .. import lessons
-
     url = args.url.rstrip("/")
     body = {"scenario": args.scenario, "guard": guard, "threads": args.threads, "max_schedules": args.max_schedules}
-    token = lessons.token_from_environment()
+    token = os.environ.get(ENV_PREFIX + "ADMIN_TOKEN") or None
     try:
         response = requests.post(
             url + "/admin/explore",

@@ -65,9 +65,9 @@ def classify(text: str, params: Any) -> tuple[str, str, str] | None:
     target = params[0] if isinstance(params, tuple | list) else (params or {}).get("id")
     if target is None:
         return None
-    if text.lstrip().upper().startswith("SELECT"):
-        return "read", target, "w" if "FOR UPDATE" in text else "r"
-    return "write", target, "w"
+    if "UPDATE bankapp_accounts" in text:
+        return "write", target, "w"
+    return "read", target, "w" if "FOR UPDATE" in text else "r"
 
 
 class SteppingConnection:

@@ -38,7 +38,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 
-from .engine import Execution, Move, dependent
+from .engine import Execution
+from .moves import Move, dependent
 
 
 class Nondeterministic(RuntimeError):

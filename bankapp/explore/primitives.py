@@ -159,9 +159,6 @@ class _Controlled:
     _core: _Core
     _real: Any
 
-    def _explorer(self):
-        return current()
-
 
 class Lock(_Controlled):
     def __init__(self) -> None:
