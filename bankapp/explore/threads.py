@@ -34,30 +34,14 @@ def explore_threads(
 ) -> dict:
     """Every schedule of `workers` (threads a, b, c, ...) on a fresh `setup()`; the counts and the shortest
     failing schedule: {schedules, equivalent, complete, stopped, outcomes, counterexample}."""
-    names = string.ascii_lowercase[: len(workers)]
     outcomes: Counter[str] = Counter()
     found: list[dict] = []
 
     def execute(choose) -> Execution:
-        restart_numbering()
-        state = setup()
-        runners = [
-            Runner(name, f"worker {name}", operation=lambda w=worker: w(state), steps=[], planned=False)
-            for name, worker in zip(names, workers, strict=True)
-        ]
-        execution = Execution(runners, choose)
-        execution.lab = state
-        execution.run()
-        return execution
+        return _run(setup, workers, choose)
 
     def judge(execution: Execution) -> None:
-        errors = [r for r in execution.runners.values() if r.error is not None]
-        if execution.end in ("deadlock", "self-deadlock"):
-            kind = execution.end
-        elif errors:
-            kind = "error"
-        else:
-            kind = "ok" if invariant(execution.lab) else "invariant"
+        kind, errors = _judge(execution, invariant)
         outcomes[kind] += class_size(execution.moves) if reduce else 1
         if kind != "ok" and (not found or len(execution.moves) < len(found[0]["moves"])):
             error = f"{errors[0].name}: {type(errors[0].error).__name__}: {errors[0].error}" if errors else None
@@ -92,3 +76,60 @@ def explore_threads(
         "outcomes": dict(sorted(outcomes.items())),
         "counterexample": example,
     }
+
+
+def replay_threads(
+    setup: Callable[[], Any],
+    workers: list[Callable[[Any], Any]],
+    invariant: Callable[[Any], bool],
+    schedule: str,
+    *,
+    modules: tuple[ModuleType, ...] = (),
+) -> dict:
+    """Run `workers` once in the order of `schedule`, as `explore_threads` prints one ("a.acquire b.read ...";
+    past its end, the threads go on in name order): {schedule, ran, outcome, error, stuck}.
+
+    Raises `ValueError` naming the first entry the threads cannot take at that point.
+    """
+    wanted = schedule.split()
+
+    def choose(enabled: list[str], moves: list) -> str:
+        if moves and len(moves) <= len(wanted) and moves[-1].label != wanted[len(moves) - 1]:
+            raise ValueError(f"{wanted[len(moves) - 1]}: that thread's step there is {moves[-1].label}")
+        if len(moves) >= len(wanted):
+            return enabled[0]
+        thread = wanted[len(moves)].partition(".")[0]
+        if thread not in enabled:
+            raise ValueError(f"{wanted[len(moves)]}: thread {thread} cannot go then; the threads able to are {enabled}")
+        return thread
+
+    with patched(*modules):
+        execution = _run(setup, workers, choose)
+    ran = [move.label for move in execution.moves]
+    if ran[: len(wanted)] != wanted:
+        raise ValueError(f"the schedule names {len(wanted)} steps; the threads ran {' '.join(ran)}")
+    kind, errors = _judge(execution, invariant)
+    error = f"{errors[0].name}: {type(errors[0].error).__name__}: {errors[0].error}" if errors else None
+    return {"schedule": schedule, "ran": " ".join(ran), "outcome": kind, "error": error, "stuck": execution.stuck}
+
+
+def _run(setup: Callable[[], Any], workers: list[Callable[[Any], Any]], choose) -> Execution:
+    restart_numbering()
+    state = setup()
+    runners = [
+        Runner(name, f"worker {name}", operation=lambda w=worker: w(state), steps=[], planned=False)
+        for name, worker in zip(string.ascii_lowercase, workers, strict=False)
+    ]
+    execution = Execution(runners, choose)
+    execution.lab = state
+    execution.run()
+    return execution
+
+
+def _judge(execution: Execution, invariant: Callable[[Any], bool]) -> tuple[str, list[Runner]]:
+    errors = [r for r in execution.runners.values() if r.error is not None]
+    if execution.end in ("deadlock", "self-deadlock"):
+        return execution.end, errors
+    if errors:
+        return "error", errors
+    return ("ok" if invariant(execution.lab) else "invariant"), errors

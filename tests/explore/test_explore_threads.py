@@ -1,12 +1,13 @@
 """The explorer under any code built on `threading`: a plain module's own Lock, RLock, Condition and Event,
 swapped in underneath it, every schedule tried."""
 
+import re
 import threading
 
 import pytest
 
 from bankapp.explore.primitives import Cell, Event, Lock, RLock, patched
-from bankapp.explore.threads import explore_threads
+from bankapp.explore.threads import explore_threads, replay_threads
 from tests.explore import subject
 
 
@@ -121,3 +122,31 @@ def test_a_loop_that_never_ends_stops_the_search_at_a_bound_and_says_where():
     result = explore_threads(lambda: Cell(False, "flag"), [spin, lambda flag: None], lambda flag: True)
     assert not result["complete"]
     assert result["stopped"].startswith("hang: a schedule took") and "a.read" in result["stopped"]
+
+
+@pytest.mark.parametrize("guarded", [False, True])
+def test_a_counterexample_replays_to_the_same_outcome_and_a_bad_schedule_is_named(guarded):
+    explored = explore_threads(
+        lambda: subject.Counter(False),
+        [lambda c: c.increment()] * 2,
+        lambda c: c.value.value == 2,
+        modules=(subject,),
+    )
+    schedule = explored["counterexample"]["schedule"]
+    setup = lambda: subject.Counter(guarded)  # noqa: E731
+    if not guarded:
+        replayed = replay_threads(setup, [lambda c: c.increment()] * 2, lambda c: c.value.value == 2, schedule)
+        assert replayed["outcome"] == "invariant" and replayed["ran"] == schedule
+        return
+    with pytest.raises(ValueError, match=re.escape("a.read: that thread's step there is a.acquire")):
+        replay_threads(setup, [lambda c: c.increment()] * 2, lambda c: True, schedule, modules=(subject,))
+
+
+def test_a_deadlock_replays_as_a_deadlock():
+    setup = lambda: (subject.threading.Lock(), subject.threading.Lock())  # noqa: E731
+    workers = [lambda locks: subject.two_locks(*locks), lambda locks: subject.two_locks(*reversed(locks))]
+    explored = explore_threads(setup, workers, lambda locks: True, modules=(subject,))
+    replayed = replay_threads(
+        setup, workers, lambda locks: True, explored["counterexample"]["schedule"], modules=(subject,)
+    )
+    assert replayed["outcome"] == "deadlock" and len(replayed["stuck"]) == 2
