@@ -24,6 +24,7 @@ import requests
 from .. import boot
 from ..explore import command as explore_command
 from ..interleave import SCENARIOS, render
+from ..isolation import console as isolation
 from ..server import launcher
 from ..settings import ENV_PREFIX, Config, SettingsError
 from ..web import admin_auth
@@ -147,6 +148,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     interleave_parser.add_argument("--url", default="http://127.0.0.1:8000", help="the server [%(default)s]")
     interleave_parser.add_argument("--json", action="store_true", help="print the server's JSON answer instead")
+    isolation.add_parser(commands)
     explore_command.add_parser(commands)
     return parser
 
@@ -196,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "interleave":
         return interleave(args)
+    if args.command == "isolation":
+        return isolation.command(args)
     if args.command == "explore":
         return explore_command.run(args)
     if args.command in {"demo", "compare"}:

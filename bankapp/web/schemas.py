@@ -270,33 +270,6 @@ class InterleaveOut(BaseModel):
     findings: list[str] = Field(description="what the end state shows, in sentences")
 
 
-class ExploreIn(Strict):
-    """One exploration: a scenario of the replays, its guard, how many threads, and a bound."""
-
-    scenario: Literal[tuple(SCENARIOS)] = Field(  # type: ignore[valid-type]
-        description="a scenario of POST /admin/interleave"
-    )
-    guard: str | None = Field(
-        None, max_length=64, description="the guard or transfer policy; default: the one in force"
-    )
-    threads: int | None = Field(None, ge=1, le=3, description="how many threads; default: the scenario's least")
-    max_schedules: int | None = Field(None, ge=1, le=1_000_000, description="stop after this many schedules")
-
-
-class ExploreOut(BaseModel):
-    """Every schedule of the scenario, judged: counts, outcomes by kind, the shortest failing schedule."""
-
-    model_config = ConfigDict(extra="allow")
-    scenario: str
-    guard: str
-    threads: int
-    schedules: int = Field(description="schedules run, one of each class of equivalent ones")
-    equivalent: int = Field(description="schedules skipped as equivalent to one run")
-    complete: bool
-    outcomes: dict[str, int] = Field(description="schedules by outcome, each run counting for its class")
-    counterexample: dict[str, Any] | None = Field(description="the shortest failing schedule, or null")
-
-
 class DebugLocksOut(BaseModel):
     """The live wait-for graph: who holds and who waits for each account lock."""
 
@@ -345,12 +318,6 @@ class RaceOut(BaseModel):
     sentence: str
 
 
-class DebugExploreOut(BaseModel):
-    """The last exploration this server ran, as `POST /admin/explore` answered it, or null."""
-
-    exploration: dict[str, Any] | None
-
-
 class DebugRacesOut(BaseModel):
     """Who erased whom: the newest erasures first, and totals of every one since the last reset."""
 
@@ -362,3 +329,48 @@ class DebugRacesOut(BaseModel):
     incomplete: int
     kept: int = Field(description="how many erasures are kept to list; the totals count them all")
     races: list[RaceOut]
+
+
+class IsolationCell(BaseModel):
+    """One case at one level: judged here, and Hermitage's published result beside it."""
+
+    case: str = Field(description="G0, G1a, G1b, G1c, OTV, PMP, P4, G-single, G2-item, G2")
+    level: Literal["read committed", "repeatable read", "serializable"]
+    result: Literal["anomaly", "prevented"]
+    how: Literal["blocked", "snapshot", "40001", "no conflict"] | None = Field(
+        description="what prevented it: a lock wait, a read of the old version, a serialization failure"
+    )
+    hermitage: Literal["anomaly", "prevented"]
+    hermitage_scripted: bool = Field(description="Hermitage's postgres.md scripts this case at this level")
+    agrees: bool
+    why: str = Field(description="what the sessions read, wrote or raised that decided the result")
+    steps: list[str] = Field(description="each step as it ran, the isolation tester's way")
+
+
+class IsolationOut(BaseModel):
+    """The matrix; `agrees` when every cell matches Hermitage."""
+
+    cases: list[IsolationCell]
+    agrees: bool
+
+
+class CustomerPath(BaseModel):
+    customer_id: str = Field(description="customer id, cust-00 .. cust-07 by default: cust-N owns acc-2N and acc-2N+1")
+
+
+class CustomerWithdrawIn(Strict):
+    account: str = Field(min_length=1, max_length=64, description="one of the customer's two accounts")
+    amount: AmountCents
+
+
+class CustomerWithdrawOut(BaseModel):
+    customer: str
+    account: str
+    balance: int = Field(description="the account's balance after the withdrawal (it may be below zero)")
+    checked_combined: int = Field(description="the two accounts' sum the rule's check read before the debit")
+
+
+class CustomerOut(BaseModel):
+    customer: str
+    accounts: list[BalanceOut]
+    combined: int = Field(description="the sum of the two balances: the rule keeps it at zero or above")

@@ -1,21 +1,10 @@
 """Settings at runtime, reset, the operator's way out of a deadlock, and replays of an interleaving."""
 
-from flask import current_app, request
+from flask import request
 from flask_openapi3 import APIBlueprint, Tag
 
-from ...explore import explore as explore_schedules
 from ...interleave import replay
-from ..schemas import (
-    BreakOut,
-    ConfigOut,
-    ConfigPatch,
-    ExploreIn,
-    ExploreOut,
-    InterleaveIn,
-    InterleaveOut,
-    Problem,
-    ResetOut,
-)
+from ..schemas import BreakOut, ConfigOut, ConfigPatch, InterleaveIn, InterleaveOut, Problem, ResetOut
 from . import lab
 
 bp = APIBlueprint(
@@ -75,13 +64,3 @@ def interleave(body: InterleaveIn):
     422 `invalid-schedule` names the bad step; 503 while another replay runs.
     """
     return replay(lab().config(), body.scenario, body.guard, body.schedule)
-
-
-@bp.post("/admin/explore", responses={200: ExploreOut, 422: Problem})
-def explore(body: ExploreIn):
-    """Try every schedule of a scenario (one of each class of equivalent ones) in scratch labs of their own,
-    under the settings in force, in this process; what `bankapp explore --url` prints. The memory store's
-    guards only: the postgres store's database guards are not explored yet. 422 names a bad value."""
-    result = explore_schedules(lab().config(), body.scenario, body.guard, body.threads, body.max_schedules)
-    current_app.extensions["bankapp.exploration"] = result  # the dashboard draws its counterexample
-    return result

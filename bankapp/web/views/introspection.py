@@ -6,7 +6,7 @@ import threading
 from flask import current_app
 from flask_openapi3 import APIBlueprint, Tag
 
-from ..schemas import DebugExploreOut, DebugRacesOut, HealthOut, Problem, RacesQuery, StatsOut, ThreadsOut
+from ..schemas import DebugRacesOut, HealthOut, Problem, RacesQuery, StatsOut, ThreadsOut
 from . import lab
 
 bp = APIBlueprint(
@@ -47,13 +47,6 @@ def stats():
     """Every counter, exact whatever the guard, the settings in force, and which threads of
     this worker served requests in the last few seconds (`served_by`)."""
     return {**lab().stats(), "served_by": current_app.extensions["bankapp.metrics"].servers.report()}
-
-
-@bp.get("/debug/explore", responses={200: DebugExploreOut})
-def last_exploration():
-    """The last exploration this server ran (`POST /admin/explore`, `bankapp explore --url`), or null:
-    the dashboard draws its shortest failing schedule, a lane per thread."""
-    return {"exploration": current_app.extensions.get("bankapp.exploration")}
 
 
 @bp.get("/debug/races", responses={200: DebugRacesOut, 503: Problem})
