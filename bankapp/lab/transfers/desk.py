@@ -16,14 +16,14 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ..settings import Config
-from .admission import Gate
-from .bank import InsufficientFunds
-from .guards import GuardTimeout
-from .ledger import LedgerStats
-from .locks import AccountLock, DeadlockVictim, LockTable
+from ...settings import Config
+from ..admission import Gate
+from ..bank import InsufficientFunds
+from ..guards import GuardTimeout
+from ..ledger import LedgerStats
+from ..locks import AccountLock, DeadlockVictim, LockTable
+from ..store import Store, UnknownAccount
 from .policies import POLICIES, Move
-from .store import Store, UnknownAccount
 
 
 class SameAccount(ValueError):
