@@ -17,7 +17,7 @@ import threading
 from collections import Counter
 
 from ..interleave.replay import _answer, _final, rehearse, replay_config, scratch_lab
-from ..interleave.scenarios import SCENARIOS, Scenario
+from ..interleave.scenarios import SCENARIOS, Scenario, pair_sum
 from ..interleave.schedule import THREAD_NAMES, Step
 from ..settings import DATABASE_GUARDS, Config
 from . import clock
@@ -214,7 +214,10 @@ def classify(scenario: str, final: dict, answers: list[dict], end: str | None = 
         return "deadlock"
     if scenario == "checkout" and final["peak_in_flight"] > final["capacity"]:
         return "over-capacity"
-    if final["negative_accounts"]:
+    if scenario == "write-skew":  # one account may go below zero; the rule is over the pair's sum
+        if pair_sum(final) < 0:
+            return "below-zero"
+    elif final["negative_accounts"]:
         return "below-zero"
     audits = [a["result"] for a in answers if a["ok"] and isinstance(a["result"], dict) and "difference" in a["result"]]
     if any(audit["difference"] for audit in audits):
