@@ -26,6 +26,9 @@ from .engine import Execution, Hang, Runner
 
 #: Outcomes by kind, worst first: a schedule is judged by the first that holds.
 OUTCOMES = ("self-deadlock", "deadlock", "over-capacity", "below-zero", "money-in-flight", "lost-update", "ok")
+#: On the postgres store, write skew under `unsafe` is explored on the database too: its lesson there is what
+#: read committed lets two transactions do (in memory it is the same code on a dict, and the same outcome).
+DATABASE_UNSAFE = ("write-skew", "unsafe")
 #: The modules whose sleeps, clocks and random draws are the explorer's (see `clock`).
 TIMED_MODULES = ("bankapp.lab.bank", "bankapp.lab.policies", "bankapp.lab.shop", "bankapp.lab.admission")
 #: How many threads a scenario may run under the explorer at most.
@@ -98,7 +101,7 @@ def explore(
     """
     scenario = check(scenario_name, guard, threads, max_schedules)
     chosen = getattr(config, scenario.setting) if guard is None else guard
-    if chosen in DATABASE_GUARDS:
+    if chosen in DATABASE_GUARDS or (config.store == "postgres" and (scenario.name, chosen) == DATABASE_UNSAFE):
         if config.store != "postgres":
             raise InvalidExplore(
                 f"guard: {chosen} is a database guard of the postgres store: explore it on a server that runs that "
