@@ -197,3 +197,11 @@ def test_a_database_guard_is_refused_by_name_on_the_memory_store(client):
     assert "row-lock is a database guard of the postgres store" in refused.json["detail"]
     with pytest.raises(InvalidExplore, match="advisory-lock is a database guard"):
         explore(CONFIG.model_copy(update={"deposit_guard": "advisory-lock"}), "deposit")
+
+
+def test_admin_explore_runs_write_skew_and_refuses_a_third_thread(client, lab):
+    response = client.post("/admin/explore", json={"scenario": "write-skew", "guard": "unsafe"})
+    assert response.status_code == 200 and response.json["counterexample"]["outcome"] == "below-zero"
+    assert response.json == explore(lab.config(), "write-skew", "unsafe")
+    refused = client.post("/admin/explore", json={"scenario": "write-skew", "guard": "unsafe", "threads": 3})
+    assert refused.status_code == 422 and "threads: write-skew runs 2 threads, not 3" in refused.json["detail"]
