@@ -30,7 +30,13 @@ OUTCOMES = ("self-deadlock", "deadlock", "over-capacity", "below-zero", "money-i
 #: read committed lets two transactions do (in memory it is the same code on a dict, and the same outcome).
 DATABASE_UNSAFE = ("write-skew", "unsafe")
 #: The modules whose sleeps, clocks and random draws are the explorer's (see `clock`).
-TIMED_MODULES = ("bankapp.lab.bank", "bankapp.lab.policies", "bankapp.lab.shop", "bankapp.lab.admission")
+TIMED_MODULES = (
+    "bankapp.lab.bank",
+    "bankapp.lab.transfers.policies",
+    "bankapp.lab.shop",
+    "bankapp.lab.admission.checkouts",
+    "bankapp.lab.admission.gate",
+)
 #: How many threads a scenario may run under the explorer at most.
 MOST_THREADS = 3
 #: One exploration at a time in a process: the virtual clocks are per thread, the patching is not undone.

@@ -205,3 +205,18 @@ def test_admin_explore_runs_write_skew_and_refuses_a_third_thread(client, lab):
     assert response.json == explore(lab.config(), "write-skew", "unsafe")
     refused = client.post("/admin/explore", json={"scenario": "write-skew", "guard": "unsafe", "threads": 3})
     assert refused.status_code == 422 and "threads: write-skew runs 2 threads, not 3" in refused.json["detail"]
+
+
+def test_every_timed_module_is_one_that_reads_the_clock_or_draws_at_random():
+    """The explorer's time is virtual only in the modules it patches: a module moved or split (as `admission`
+    became a package) must be named where its code now lives, or its waits would run on the machine's clock."""
+    import importlib
+
+    from bankapp.explore.explorer import TIMED_MODULES
+
+    for name in TIMED_MODULES:
+        module = importlib.import_module(name)
+        uses = {getattr(module, "time", None), getattr(module, "random", None)} - {None}
+        assert uses, f"{name} imports neither time nor random: the explorer patches nothing there"
+    for name in ("bankapp.lab.admission.checkouts", "bankapp.lab.admission.gate", "bankapp.lab.transfers.policies"):
+        assert name in TIMED_MODULES, f"{name} waits or draws: its time must be the explorer's"
