@@ -62,7 +62,8 @@ def test_the_scratch_schema_is_dropped_and_the_banks_rows_are_untouched(pg_confi
 )
 def test_write_skew_on_the_database_fails_only_where_the_check_guards_neither_row(pg_config, guard, skews):
     result = explore(pg_config, "write-skew", guard)
-    assert result["complete"] and result["store"] == "postgres" and result["threads"] == 2
+    assert result["complete"], result["stopped"]  # a hang or a nondeterministic run says which step
+    assert result["store"] == "postgres" and result["threads"] == 2
     if skews:
         example = result["counterexample"]
         assert example["outcome"] == "below-zero" and 0 < result["outcomes"]["ok"] < result["schedules"]
