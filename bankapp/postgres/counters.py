@@ -27,6 +27,9 @@ from .database import Database
 
 log = logging.getLogger(__name__)
 
+#: First keys of the checkout's shared advisory locks: (FLIGHT_KEY, 0) in flight, (FLIGHT_KEY, 1) at the gateway;
+#: (QUEUE_KEY, n) the waiting room's places (see `bankapp.postgres.shop`).
+FLIGHT_KEY, QUEUE_KEY = 4, 5
 #: Seconds between two flushes of a worker's served count.
 FLUSH_EVERY = 1.0
 
@@ -40,6 +43,11 @@ class Counters:
     def add(self, name: str, n: int = 1) -> None:
         with self.db.connection() as conn:
             conn.execute(sql.ADD_COUNTER, (name, n))
+
+    def holders(self, key: int, lock: int) -> int:
+        """How many sessions hold the shared advisory lock (key, lock) now."""
+        with self.db.connection() as conn:
+            return conn.execute(sql.HOLDERS, (key, lock)).fetchone()[0]
 
     def raise_gauge(self, name: str, limit: int | None = None) -> int | None:
         """One more on the gauge; its new value, or None (nothing changed) if `limit` were already there."""
@@ -55,7 +63,8 @@ class Counters:
         """(counters, gauges as (now, peak)), on the thread's connection (call it inside a snapshot)."""
         with self.db.connection() as conn:
             counters = dict(conn.execute(sql.COUNTERS).fetchall())
-            gauges = {name: (now, peak) for name, now, peak in conn.execute(sql.GAUGES).fetchall()}
+            rows = conn.execute(sql.LIVE_GAUGES, {"flight": FLIGHT_KEY, "queue": QUEUE_KEY}).fetchall()
+            gauges = {name: (now, peak) for name, now, peak in rows}
         return counters, gauges
 
     def reset(self) -> None:

@@ -121,8 +121,8 @@ class PostgresLab(OperatorActions):
         config = self.config()
         self.workers.flush()
         with self.db.transaction(isolation=sql.SNAPSHOT):
+            counters, gauges = self.counters.read()  # first: the live gauges as close to the snapshot as can be
             rows = self.ledger.rows()
-            counters, gauges = self.counters.read()
             stock = self.shop.inventory.rows()
             workers = self.workers.rows()
         deposits = self.ledger.report(rows, counters)

@@ -332,28 +332,54 @@ RETURNING now"""
 
 LOWER_GAUGE = "UPDATE bankapp_gauges SET now = now - 1 WHERE name = %s RETURNING now"
 
-ADMIT = """
-WITH flight AS (
-    UPDATE bankapp_gauges SET now = now + 1, peak = greatest(peak, now + 1) WHERE name = 'checkout.in_flight'
-    RETURNING now
-), queue AS (
-    UPDATE bankapp_gauges SET now = now - %s WHERE name = 'checkout.waiting'
-), counted AS (
-    INSERT INTO bankapp_counters (name, n) VALUES ('checkout.admitted', 1)
-    ON CONFLICT (name) DO UPDATE SET n = bankapp_counters.n + 1
-)
-SELECT now FROM flight"""
-"""Admitted: into flight (and, after a wait, out of the queue) in one statement, so no snapshot counts a
-checkout twice or not at all."""
+HOLD_SHARED = "SELECT pg_advisory_lock_shared(%s, %s)"
+"""One more holder of a shared advisory lock: a checkout in flight, or one at the gateway.
+
+The lock belongs to the session that takes it: however the checkout ends (its
+unlock, a connection lost mid-statement, the worker killed with `kill -9`),
+it is gone with the session, so a count of holders never stays up. A counter
+in a row (`now = now + 1` ... `now - 1`) stays up for good when the `- 1`
+cannot be written: the database went away between the two."""
+
+UNHOLD_SHARED = "SELECT pg_advisory_unlock_shared(%s, %s)"
+
+UNLOCK_ALL = "SELECT pg_advisory_unlock_all()"
+"""Every session-level advisory lock this session holds, given back: the end of a checkout, whatever happened."""
+
+HOLDERS = """
+SELECT count(*) FROM pg_locks
+WHERE locktype = 'advisory' AND granted AND classid = %s AND objid = %s AND objsubid = 2
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"""
+"""How many sessions hold one advisory lock (shared) right now."""
+
+RAISE_PEAK = "UPDATE bankapp_gauges SET peak = greatest(peak, %s) WHERE name = %s"
+
+COUNT_OUTCOME = """
+INSERT INTO bankapp_counters (name, n) VALUES ('checkout.admitted', 1), (%s, 1)
+ON CONFLICT (name) DO UPDATE SET n = bankapp_counters.n + 1"""
+"""An admitted checkout is counted with its outcome, in one statement: `admitted` never exceeds
+`completed + out_of_stock + failed` (plus those in flight), even when the database goes away mid-checkout."""
 
 REJECT = """
-WITH counted AS (
-    INSERT INTO bankapp_counters (name, n) VALUES ('checkout.rejected', 1), (%s, 1)
-    ON CONFLICT (name) DO UPDATE SET n = bankapp_counters.n + 1
-)
-SELECT name, now FROM bankapp_gauges WHERE name IN ('checkout.in_flight', 'checkout.waiting')"""
+INSERT INTO bankapp_counters (name, n) VALUES ('checkout.rejected', 1), (%s, 1)
+ON CONFLICT (name) DO UPDATE SET n = bankapp_counters.n + 1"""
 
-GAUGES = "SELECT name, now, peak FROM bankapp_gauges"
+LIVE_GAUGES = """
+WITH held AS (
+    SELECT CASE WHEN classid = %(flight)s AND objid = 0 THEN 'checkout.in_flight'
+                WHEN classid = %(flight)s AND objid = 1 THEN 'checkout.gateway'
+                ELSE 'checkout.waiting' END AS name, count(*) AS n
+    FROM pg_locks
+    WHERE locktype = 'advisory' AND granted AND classid IN (%(flight)s, %(queue)s) AND objsubid = 2
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    GROUP BY 1
+)
+SELECT g.name,
+       CASE WHEN g.name LIKE 'checkout.%%' THEN coalesce(held.n, 0) ELSE g.now END,
+       greatest(g.peak, coalesce(held.n, 0))
+FROM bankapp_gauges g LEFT JOIN held USING (name)"""
+"""Each gauge (now, peak). The checkout's are counted from the advisory locks their sessions hold (see
+`HOLD_SHARED`), so what is in flight, waiting or at the gateway is what is true, whatever was lost."""
 
 RESET_COUNTERS = "UPDATE bankapp_counters SET n = 0"
 
