@@ -188,6 +188,22 @@ RESET_ACCOUNTS = """
 UPDATE bankapp_accounts SET balance = opening, version = version + 1, deposits = 0, deposit_amount = 0,
     withdrawals = 0, withdrawal_amount = 0, net = 0"""
 
+RESET_LOCKS = (
+    "SELECT pg_advisory_xact_lock(6, 0)",
+    "SELECT id FROM bankapp_accounts ORDER BY id FOR UPDATE",
+    "SELECT sku FROM bankapp_stock ORDER BY sku FOR UPDATE",
+    "SELECT name FROM bankapp_counters ORDER BY name FOR UPDATE",
+    "SELECT name FROM bankapp_gauges ORDER BY name FOR UPDATE",
+    "SELECT host, pid FROM bankapp_workers ORDER BY host, pid FOR UPDATE",
+)
+"""A reset's locks, taken first and in one order: one reset at a time in the fleet (the advisory lock), then
+every row it will write, accounts first, each table in key order, as an `ordered` transfer takes its two
+accounts and as counters are counted (several in one statement in name order). A request that holds a row
+the reset needs finishes first; one that comes after waits for the reset. Locked in the order the UPDATEs
+happened to scan, a reset and a transfer each held a row the other wanted: `40P01`, a 500."""
+
+RESET_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', %s, true)"
+
 ADVISORY_XACT_LOCK = "SELECT pg_advisory_xact_lock(%s, %s)"
 """An advisory lock held until the transaction ends; waits at most `lock_timeout`.
 
