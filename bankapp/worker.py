@@ -51,6 +51,7 @@ from gunicorn.http import errors
 from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers.gthread import _DEFER, TConn, ThreadWorker
 
+from .chunks import BoundedRequest
 from .settings import RESERVED_THREADS
 
 #: Seconds a request may take to arrive, from its first byte to its last.
@@ -197,6 +198,7 @@ class HardenedWorker(ThreadWorker):
         conn.init()
         if conn.is_http2:
             return super().handle(conn)
+        conn.parser.mesg_class = BoundedRequest  # chunk framing refused at its first bad edge (see `chunks`)
         unreader = conn.parser.unreader
         if not isinstance(unreader, DeadlineUnreader):
             unreader = conn.parser.unreader = DeadlineUnreader(conn.sock, self.client_slots, unreader.buf)

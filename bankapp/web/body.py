@@ -9,6 +9,8 @@ everywhere, whatever the framing:
   chunked body, and refused with 413 above `MAX_BODY_BYTES` either way. A
   chunked body has no length to check up front: reading stops one byte past
   the limit, which is proof enough;
+- a body shorter than its `Content-Length` (the client half-closed before
+  sending the rest) is a 400, and nothing of it is applied;
 - a framing error found while reading (a chunk size that is not hex, a chunk
   without its CRLF) is a 400, and a body the client did not finish sending
   within the server's read deadline is a 408 (see `bankapp.worker`). gunicorn
@@ -65,6 +67,8 @@ def read_body(environ: dict, limit: int = MAX_BODY_BYTES) -> bytes:
         data = stream.read(wanted) if wanted else b""
     except ParseException as error:
         status = getattr(error, "status", 400)
+        if status == 413:  # a chunk announced bigger than any body (`bankapp.chunks`)
+            raise Problem(413, "content-too-large", "Content too large", str(error)) from None
         slug = "request-timeout" if status == 408 else "malformed-body"
         title = "Request timeout" if status == 408 else "Malformed body"
         raise Problem(status, slug, title, f"the request body could not be read: {error}") from None
@@ -72,6 +76,14 @@ def read_body(environ: dict, limit: int = MAX_BODY_BYTES) -> bytes:
         raise Problem(400, "incomplete-body", "Incomplete body", f"the request body ended early: {error}") from None
     if len(data) > limit:
         raise too_large(limit)
+    if length is not None and len(data) < length:
+        # the client stopped (a half-close) before the body it announced was whole: nothing of it is applied
+        raise Problem(
+            400,
+            "incomplete-body",
+            "Incomplete body",
+            f"the request body ended after {len(data)} of the {length} bytes its Content-Length announced",
+        )
     return data
 
 

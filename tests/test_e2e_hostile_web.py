@@ -1,0 +1,74 @@
+"""A hostile tester against a real `bankapp serve`: the last framing breaks, `%2f`, JSON ambiguity, Host names.
+
+Issue 19's web-level items, each the reproducer the issue gives, against a
+real gunicorn (the hardened worker), on loopback. A bad request gets a 4xx
+problem at once and changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from .live import live_server, read_response
+
+pytestmark = pytest.mark.e2e
+
+HEAD = "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+
+
+@pytest.fixture(scope="module")
+def server():
+    with live_server("--guard", "lock", "--race-window-ms", "0") as running:
+        yield running
+
+
+def balance(server, account: str) -> int:
+    return server.get(f"/accounts/{account}").json()["balance"]
+
+
+def send(server, data: bytes, half_close: bool = False, timeout: float = 10) -> tuple[int, dict, dict]:
+    """`data` on a new connection (then a half-close, if asked); the answer's status, headers and JSON body."""
+    with server.connect(timeout) as sock:
+        sock.sendall(data)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        status, headers, body = read_response(sock)
+    return status, headers, json.loads(body) if body else {}
+
+
+def test_a_body_shorter_than_its_content_length_is_never_applied(server):
+    """Item 4: `Content-Length: 100` and the 12 bytes `{"amount":1}`, then a half-close: 400, nothing applied."""
+    before = balance(server, "acc-03")
+    head = HEAD.format(path="/accounts/acc-03/deposit") + "Content-Length: 100\r\n\r\n"
+    status, headers, body = send(server, head.encode() + b'{"amount":1}', half_close=True)
+    assert status == 400 and headers["content-type"] == "application/problem+json", body
+    assert body["type"].endswith("incomplete-body") and "12 of the 100 bytes" in body["detail"]
+    assert balance(server, "acc-03") == before
+
+
+def test_a_chunk_announced_over_one_mib_is_a_413_at_once(server):
+    """Item 5: a chunk-size line of 2 MiB answers 413 on its own, without waiting for the 2 MiB (or the 5 s
+    read deadline, which answered 408)."""
+    before = balance(server, "acc-04")
+    head = HEAD.format(path="/accounts/acc-04/deposit") + "Transfer-Encoding: chunked\r\n\r\n"
+    status, _, body = send(server, head.encode() + b"200000\r\n{")
+    assert status == 413 and body["type"].endswith("content-too-large"), body
+    assert str(0x200000) in body["detail"]
+    assert balance(server, "acc-04") == before
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [b'c\n{"amount":1}\n0\n\n', b'c\r\n{"amount":1}\n0\r\n\r\n', b'c\r\n{"amount":1}\r\n0\n\n'],
+    ids=["lf-only", "lf-after-data", "lf-in-last-chunk"],
+)
+def test_lf_only_chunk_framing_is_a_400_at_once(server, framing):
+    """Item 5: chunk lines ended by a bare LF are a malformed body, answered 400 when seen (not 408 after 5 s)."""
+    before = balance(server, "acc-05")
+    head = HEAD.format(path="/accounts/acc-05/deposit") + "Transfer-Encoding: chunked\r\n\r\n"
+    status, headers, body = send(server, head.encode() + framing)
+    assert status == 400 and headers["content-type"] == "application/problem+json", (status, body)
+    assert balance(server, "acc-05") == before
