@@ -72,3 +72,29 @@ def test_lf_only_chunk_framing_is_a_400_at_once(server, framing):
     status, headers, body = send(server, head.encode() + framing)
     assert status == 400 and headers["content-type"] == "application/problem+json", (status, body)
     assert balance(server, "acc-05") == before
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/accounts/acc-00%2f/deposit"),
+        ("POST", "/accounts/acc-00%2F/deposit"),
+        ("POST", "/accounts//acc-00/deposit"),
+        ("POST", "/accounts/acc-00/deposit/"),
+        ("POST", "/transfers/"),
+        ("POST", "/checkout/"),
+        ("PATCH", "/admin/config/"),
+        ("GET", "/accounts/acc-00%2f"),
+        ("GET", "/stats/"),
+    ],
+)
+def test_no_path_is_ever_redirected(server, method, path):
+    """Item 6: `%2f` in an id (or a doubled or trailing slash) answered 308 to a cleaned path, which a client
+    that follows redirects re-POSTs to another account. Now it is a 4xx problem, and nothing changes."""
+    before = balance(server, "acc-00")
+    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    status, headers, body = send(server, (head + 'Content-Length: 12\r\n\r\n{"amount":1}').encode())
+    assert 400 <= status < 500 and "location" not in headers, (status, headers)
+    assert headers["content-type"] == "application/problem+json", headers
+    assert body["status"] == status
+    assert balance(server, "acc-00") == before
