@@ -11,6 +11,7 @@ import json
 import socket
 
 import pytest
+import requests
 
 from .live import live_server, read_response
 
@@ -98,3 +99,26 @@ def test_no_path_is_ever_redirected(server, method, path):
     assert headers["content-type"] == "application/problem+json", headers
     assert body["status"] == status
     assert balance(server, "acc-00") == before
+
+
+def ipv6_loopback_or_skip() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("this Python has no IPv6")
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError as error:
+        pytest.skip(f"::1 cannot be bound on this machine ({error}): no IPv6 loopback to serve on")
+
+
+@pytest.mark.parametrize("host", ["::1", "::"])
+def test_serve_binds_an_ipv6_address_and_prints_its_url_bracketed(host):
+    """Item 7: `bankapp serve --host ::1` (or `::`) crashed with `'' is not a valid port number`."""
+    ipv6_loopback_or_skip()
+    with live_server("--host", host, "--admin-token", "t0ken") as running:
+        assert running.url.startswith(f"http://[{host}]:"), running.url
+        port = int(running.url.rsplit(":", 1)[1])
+        response = requests.get(f"http://[::1]:{port}/healthz", timeout=10)
+        assert response.status_code == 200, response.text
+        deposit = requests.post(f"http://[::1]:{port}/accounts/acc-00/deposit", json={"amount": 1}, timeout=10)
+        assert deposit.status_code == 200 and deposit.json()["balance"] == 100_001
