@@ -122,3 +122,36 @@ def test_serve_binds_an_ipv6_address_and_prints_its_url_bracketed(host):
         assert response.status_code == 200, response.text
         deposit = requests.post(f"http://[::1]:{port}/accounts/acc-00/deposit", json={"amount": 1}, timeout=10)
         assert deposit.status_code == 200 and deposit.json()["balance"] == 100_001
+
+
+@pytest.mark.parametrize("retry", ["7.0", "7e0", "7.00", "0.7e1"])
+def test_a_retry_that_spells_the_same_amount_another_way_replays(server, retry):
+    """Item 8: the fingerprint is taken over the request as validated: `7`, `7.0` and `7e0` are one amount."""
+    key = f"hostile-spelling-{retry}"
+    headers = {"Content-Type": "application/json", "Idempotency-Key": key}
+    first = server.post("/accounts/acc-06/deposit", data='{"amount": 7}', headers=headers)
+    assert first.status_code == 200, first.text
+    again = server.post("/accounts/acc-06/deposit", data=f'{{"amount": {retry}}}', headers=headers)
+    assert again.status_code == 200 and again.headers.get("Idempotent-Replayed") == "true", again.text
+    assert again.json() == first.json()
+    other = server.post("/accounts/acc-06/deposit", data='{"amount": 8}', headers=headers)
+    assert other.status_code == 422  # another amount is another request
+
+
+@pytest.mark.parametrize("body", ['{"amount":-5,"amount":1}', '{"amount":1,"amount":1}', '{"amounts":[{"a":1,"a":2}]}'])
+def test_duplicate_json_keys_are_a_400_problem_not_last_wins(server, body):
+    """Item 8: a key twice in one object is ambiguous (parsers differ on which wins): refused, nothing applied."""
+    before = balance(server, "acc-07")
+    response = server.post("/accounts/acc-07/deposit", data=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["type"].endswith("duplicate-json-key") and "more than once" in response.json()["detail"]
+    assert balance(server, "acc-07") == before
+
+
+def test_two_idempotency_key_headers_are_a_400(server):
+    """Item 8: gunicorn joins repeated headers with a comma; two keys for one request are refused."""
+    before = balance(server, "acc-08")
+    head = HEAD.format(path="/accounts/acc-08/deposit") + "Idempotency-Key: one\r\nIdempotency-Key: two\r\n"
+    status, _, body = send(server, (head + 'Content-Length: 12\r\n\r\n{"amount":1}').encode())
+    assert status == 400 and body["type"].endswith("bad-idempotency-key") and "sent" in body["detail"], body
+    assert balance(server, "acc-08") == before

@@ -18,7 +18,8 @@ everywhere, whatever the framing:
   the exception (our worker's `RequestTimeout`) says 408, the rest are 400,
   as is a body cut short by a client that went away;
 - a body that is not `application/json` is a 415; bytes that are not JSON a
-  400; a top-level value that is not an object (`"{\\"amount\\": 7}"` is a
+  400, and so is an object with a key twice (`{"amount":-5,"amount":1}`);
+  a top-level value that is not an object (`"{\\"amount\\": 7}"` is a
   string, not an object) a 422, as an object with a wrong field is;
 - nesting deeper than `MAX_DEPTH` is a 400. Python's parser recurses once per
   level, so 100,000 `[` would otherwise end in a `RecursionError` (a 500);
@@ -98,6 +99,8 @@ def parse_json(data: bytes) -> dict[str, Any]:
         value = DECODER.decode(data.decode(json.detect_encoding(data), "surrogatepass"))
     except RecursionError:
         raise too_deep() from None
+    except DuplicateKey as error:
+        raise Problem(400, "duplicate-json-key", "Duplicate JSON key", f"the request body {error}") from None
     except ValueError as error:  # JSONDecodeError, a bad encoding, an integer of 4,300+ digits
         raise Problem(400, "malformed-json", "Malformed JSON", f"the request body is not valid JSON: {error}") from None
     if not isinstance(value, dict):
@@ -124,7 +127,22 @@ def _not_json(constant: str):
     raise ValueError(f"{constant} is not a JSON number")
 
 
-DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_not_json)
+class DuplicateKey(ValueError):
+    pass
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused if a name repeats: `{"amount": -5, "amount": 1}` is ambiguous (RFC 8259 says
+    names SHOULD be unique; parsers differ on which wins), and a validator upstream may have seen the other."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        repeated = next(name for name, _ in pairs if name in seen or seen.add(name))
+        raise DuplicateKey(f"has the key {repeated!r} more than once in one object")
+    return value
+
+
+DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_not_json, object_pairs_hook=_object)
 
 
 def _kind(value: Any) -> str:
