@@ -55,11 +55,12 @@ class Nginx:
     `logged` is its error log once stopped."""
 
     def __init__(self, environment: dict[str, str]):
+        binary = nginx_or_skip()  # first: a skip after the log was opened left the file to the next test's warning
         self.url = f"http://127.0.0.1:{environment['NGINX_PORT']}"
         self.logged = ""
         self.prefix = compose.render_nginx(environment)
         self._log = (self.prefix / "nginx.log").open("w")
-        command = compose.nginx_command(nginx_or_skip(), self.prefix, "-g", "daemon off;")
+        command = compose.nginx_command(binary, self.prefix, "-g", "daemon off;")
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT)
 
     def __enter__(self) -> Nginx:
