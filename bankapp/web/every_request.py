@@ -4,7 +4,8 @@ Around every request: it gets a name (`X-Request-Id`, see `request_id`),
 handed to the domain for the writes it records; it is timed into the latency
 histogram (see `metrics`); and it says who served it (`X-Served-By`), which
 `/stats` lists and the lab counts (`lab.served()`). Before its view: the
-admin check (see `admin_auth`) and the latency's labels.
+Host check and the cross-site check (see `hosts`), the admin check (see
+`admin_auth`) and the latency's labels.
 
 These were Flask hooks once (two `before_request`, two `after_request`).
 Flask calls each hook through its machinery: it asks whether the hook is a
@@ -34,7 +35,7 @@ from flask import Flask, Request
 
 from ..lab import Lab
 from ..lab.forensics import CALLER, Caller
-from . import admin_auth
+from . import admin_auth, hosts
 from .metrics import Metrics
 from .request_id import ENVIRON_KEY, HEADER, WELL_FORMED, new_request_id, operation
 
@@ -80,7 +81,9 @@ def before_view(request: Request, lab: Lab, metrics: Metrics) -> None:
     """After routing, before the view: the latency's labels under the settings in force now, and the admin check."""
     config = lab.config()
     request.environ[LATENCY_LABELS] = metrics.labels(request, config)
+    hosts.check_host(request, config)
     admin_auth.require_admin_token(request, config)
+    hosts.check_same_site(request, config)
 
 
 def init_app(app: Flask, lab: Lab, metrics: Metrics) -> None:
