@@ -46,9 +46,9 @@ def loop(url: str, stop: threading.Event, statuses: list, path: str, body: dict)
 
 
 def test_a_database_outage_mid_checkout_leaks_no_admission(databases):
-    """Issue 19, item 1: 12 threads checking out through a semaphore of 4 while the database goes away
-    twice (the relay cut) and its backends are killed once; at rest every worker has its 4 permits,
-    nothing is in flight, and every admitted checkout is counted with its outcome."""
+    """Issue 19, item 1: 12 threads checking out through a semaphore of 4 (and 3 transferring) while the
+    database goes away twice (the relay cut) and its backends are killed once; at rest every worker has its
+    4 permits, nothing is in flight, and every admitted checkout is counted with its outcome."""
     url = databases.create()
     plug = Plug(("127.0.0.1", 5432))
     flags = (*FLEET, "--database-url", plug.url(url), "--checkout-guard", "semaphore", "--capacity", "4")
@@ -56,11 +56,13 @@ def test_a_database_outage_mid_checkout_leaks_no_admission(databases):
     try:
         with live_server(*flags, startup_timeout=60) as server:
             stop, statuses = threading.Event(), []
+            checkout, transfer = {"sku": "widget", "quantity": 1}, {"from": "acc-00", "to": "acc-01", "amount": 1}
             threads = [
-                threading.Thread(
-                    target=loop, args=(server.url, stop, statuses, "/checkout", {"sku": "widget", "quantity": 1})
-                )
+                threading.Thread(target=loop, args=(server.url, stop, statuses, "/checkout", checkout))
                 for _ in range(12)
+            ]
+            threads += [
+                threading.Thread(target=loop, args=(server.url, stop, [], "/transfers", transfer)) for _ in range(3)
             ]
             for thread in threads:
                 thread.start()
@@ -87,6 +89,7 @@ def test_a_database_outage_mid_checkout_leaks_no_admission(databases):
                 assert checkout["in_flight"] == 0 and checkout["waiting"] == 0, (pid, checkout)
                 finished = checkout["completed"] + checkout["out_of_stock"] + checkout["failed"]
                 assert checkout["admitted"] == finished, (pid, checkout)
+                assert stats["transfers"]["in_flight"] == 0, (pid, stats["transfers"])
             # and every worker admits again: checkouts one at a time, each on a new connection, all go through
             answered = set()
             for _ in range(40):

@@ -29,7 +29,6 @@ session ending, should the worker die).
 
 from __future__ import annotations
 
-import contextlib
 import random
 import threading
 import time
@@ -44,23 +43,13 @@ from ..lab.shop import Order, OutOfStock, PaymentGateway, Shop
 from ..settings import Config
 from . import sql
 from .counters import FLIGHT_KEY, QUEUE_KEY, Counters
-from .database import Database, lock_timeout_setting
+from .database import Database, lock_timeout_setting, release_all
 from .store import StockTable
 
 #: First keys of the checkout's advisory locks (see `locks.ADVISORY_KEYS`).
 CHECKOUT_KEY, SLOT_KEY = 2, 3
 #: How often a waiting checkout tries the advisory semaphore's slots again.
 SLOT_POLL_MS = 5
-
-
-def release_all(conn) -> None:
-    """Every advisory lock of the session given back; if even that fails, the connection is closed (the pool
-    then drops it), and the session's locks end with it. It never raises."""
-    try:
-        conn.execute(sql.UNLOCK_ALL)
-    except Exception:
-        with contextlib.suppress(Exception):
-            conn.close()
 
 
 class AdvisoryLockGuard(Guard):
@@ -148,8 +137,7 @@ class DatabaseAdmission(Admission):
     def _enter(self, waited_ms: float) -> None:
         with self.counters.db.connection() as conn:
             conn.execute(sql.HOLD_SHARED, (FLIGHT_KEY, 0))
-            in_flight = conn.execute(sql.HOLDERS, (FLIGHT_KEY, 0)).fetchone()[0]
-            conn.execute(sql.RAISE_PEAK, (in_flight, "checkout.in_flight"))
+            conn.execute(sql.HOLDERS_AND_PEAK, (FLIGHT_KEY, 0, "checkout.in_flight"))
         with self._lock:
             self._waits.add(waited_ms)
 
@@ -198,9 +186,7 @@ class DatabaseGateway(PaymentGateway):
     def _enter(self) -> int:
         with self.counters.db.connection() as conn:
             conn.execute(sql.HOLD_SHARED, (FLIGHT_KEY, 1))
-            inside = conn.execute(sql.HOLDERS, (FLIGHT_KEY, 1)).fetchone()[0]
-            conn.execute(sql.RAISE_PEAK, (inside, "checkout.gateway"))
-        return inside
+            return conn.execute(sql.HOLDERS_AND_PEAK, (FLIGHT_KEY, 1, "checkout.gateway")).fetchone()[0]
 
     def _leave(self) -> None:
         with self.counters.db.connection() as conn:

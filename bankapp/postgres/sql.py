@@ -341,13 +341,6 @@ ON CONFLICT (name) DO UPDATE SET n = bankapp_counters.n + EXCLUDED.n"""
 
 COUNTERS = "SELECT name, n FROM bankapp_counters"
 
-RAISE_GAUGE = """
-UPDATE bankapp_gauges SET now = now + 1, peak = greatest(peak, now + 1) WHERE name = %s AND now < %s
-RETURNING now"""
-"""One more (in flight, waiting, at the gateway), unless `limit` are already there: then no row."""
-
-LOWER_GAUGE = "UPDATE bankapp_gauges SET now = now - 1 WHERE name = %s RETURNING now"
-
 HOLD_SHARED = "SELECT pg_advisory_lock_shared(%s, %s)"
 """One more holder of a shared advisory lock: a checkout in flight, or one at the gateway.
 
@@ -368,6 +361,18 @@ WHERE locktype = 'advisory' AND granted AND classid = %s AND objid = %s AND objs
   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"""
 """How many sessions hold one advisory lock (shared) right now."""
 
+HOLDERS_AND_PEAK = """
+UPDATE bankapp_gauges SET peak = greatest(peak, held.n)
+FROM (
+    SELECT count(*) AS n FROM pg_locks
+    WHERE locktype = 'advisory' AND granted AND classid = %s AND objid = %s AND objsubid = 2
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+) AS held
+WHERE name = %s
+RETURNING held.n"""
+"""How many hold one advisory lock now (this session included, just after taking it), and the gauge's peak
+moved up to that, in one statement."""
+
 RAISE_PEAK = "UPDATE bankapp_gauges SET peak = greatest(peak, %s) WHERE name = %s"
 
 COUNT_OUTCOME = """
@@ -384,23 +389,23 @@ LIVE_GAUGES = """
 WITH held AS (
     SELECT CASE WHEN classid = %(flight)s AND objid = 0 THEN 'checkout.in_flight'
                 WHEN classid = %(flight)s AND objid = 1 THEN 'checkout.gateway'
+                WHEN classid = %(flight)s AND objid = 2 THEN 'transfers.in_flight'
                 ELSE 'checkout.waiting' END AS name, count(*) AS n
     FROM pg_locks
     WHERE locktype = 'advisory' AND granted AND classid IN (%(flight)s, %(queue)s) AND objsubid = 2
       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
     GROUP BY 1
 )
-SELECT g.name,
-       CASE WHEN g.name LIKE 'checkout.%%' THEN coalesce(held.n, 0) ELSE g.now END,
-       greatest(g.peak, coalesce(held.n, 0))
+SELECT g.name, coalesce(held.n, 0), greatest(g.peak, coalesce(held.n, 0))
 FROM bankapp_gauges g LEFT JOIN held USING (name)"""
-"""Each gauge (now, peak). The checkout's are counted from the advisory locks their sessions hold (see
-`HOLD_SHARED`), so what is in flight, waiting or at the gateway is what is true, whatever was lost."""
+"""Each gauge (now, peak), counted from the advisory locks their sessions hold (see `HOLD_SHARED`), so what
+is in flight, waiting or at the gateway is what is true, whatever was lost."""
 
 RESET_COUNTERS = "UPDATE bankapp_counters SET n = 0"
 
-RESET_GAUGES = "UPDATE bankapp_gauges SET peak = now"
-"""Peaks restart from what is true now; `now` itself is no total: checkouts under way still leave later."""
+RESET_GAUGES = "UPDATE bankapp_gauges SET peak = 0"
+"""Peaks restart; what is in flight now is counted from the locks held (`LIVE_GAUGES` reads each peak as at
+least that), and those under way still leave later."""
 
 COUNT_RESET = "UPDATE bankapp_resets SET resets = resets + 1, since = now()"
 """Resets are counted fleet-wide and never zeroed, so /metrics can tell a reset from a counter going down."""
