@@ -302,8 +302,9 @@ class DatabaseShop(Shop):
             "peak_in_flight": peak,
             "waiting": waiting,
             "peak_waiting": peak_waiting,
-            # counted with its outcome (see `sql.COUNT_OUTCOME`), so those still in flight are added here
-            "admitted": counters.get("checkout.admitted", 0) + in_flight,
+            # counted with its outcome (see `sql.COUNT_OUTCOME`): a checkout in flight is in `in_flight`, and
+            # joins `admitted` as it finishes, so the counter only ever grows and is exact at any moment
+            "admitted": counters.get("checkout.admitted", 0),
             "rejected": counters.get("checkout.rejected", 0),
             "rejections": {name[len(prefix) :]: n for name, n in counters.items() if name.startswith(prefix) and n},
             "wait_ms": self.admission.wait_summary(),
