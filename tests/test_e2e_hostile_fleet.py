@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 
+import psutil
 import pytest
 import requests
 
@@ -225,3 +226,43 @@ def test_row_lock_waiters_count_against_the_cap_and_the_operator_keeps_answering
         assert any(kind.endswith("server-busy") for _, kind in statuses), statuses
         balance = server.get("/accounts/acc-00").json()["balance"]
         assert balance == 100_000 + sum(1 for status, _ in statuses if status == 200)  # nothing acknowledged lost
+
+
+def test_workers_killed_mid_checkout_leave_no_checkout_in_flight(databases):
+    """Issue 19, item 1: `kill -9` of every worker while they hold fleet-wide permits (`advisory-semaphore`) and
+    checkouts in flight: their sessions end with them, and so do their places. The fleet's semaphore is whole again
+    and nothing stays in flight (a row counter raised by a dead worker stayed raised for good)."""
+    url = databases.create()
+    flags = (*FLEET, "--database-url", url, "--checkout-guard", "advisory-semaphore", "--capacity", "4")
+    flags += ("--admission-timeout-ms", "0", "--service-time-ms", "200")
+    with live_server(*flags, startup_timeout=60) as server:
+        stop, statuses = threading.Event(), []
+        threads = [
+            threading.Thread(
+                target=loop, args=(server.url, stop, statuses, "/checkout", {"sku": "widget", "quantity": 1})
+            )
+            for _ in range(8)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            until(lambda: server.get("/stats").json()["checkout"]["in_flight"] >= 2, 30, "no checkout in flight")
+            for worker in psutil.Process(server.process.pid).children():  # gunicorn starts new ones
+                worker.kill()
+                worker.wait(10)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(30)
+        assert 500 not in statuses
+
+        def at_rest() -> bool:
+            response = server.get("/stats")
+            if response.status_code != 200:
+                return False
+            checkout = response.json()["checkout"]
+            return checkout["in_flight"] == 0 and checkout["available_permits"] == 4
+
+        until(at_rest, 30, "the dead worker's checkouts stayed in flight")
+        checkout = server.get("/stats").json()["checkout"]
+        assert checkout["admitted"] == checkout["completed"] + checkout["out_of_stock"] + checkout["failed"]
