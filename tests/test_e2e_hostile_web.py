@@ -122,6 +122,9 @@ def test_serve_binds_an_ipv6_address_and_prints_its_url_bracketed(host):
         assert response.status_code == 200, response.text
         deposit = requests.post(f"http://[::1]:{port}/accounts/acc-00/deposit", json={"amount": 1}, timeout=10)
         assert deposit.status_code == 200 and deposit.json()["balance"] == 100_001
+        # bound beyond loopback, it says which host names it answers (item 11)
+        said = "".join(running.output)
+        assert ("needs --allowed-hosts NAME" in said) == (host == "::"), said
 
 
 @pytest.mark.parametrize("retry", ["7.0", "7e0", "7.00", "0.7e1"])
