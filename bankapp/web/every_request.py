@@ -4,7 +4,7 @@ Around every request: it gets a name (`X-Request-Id`, see `request_id`),
 handed to the domain for the writes it records; it is timed into the latency
 histogram (see `metrics`); and it says who served it (`X-Served-By`), which
 `/stats` lists and the lab counts (`lab.served()`). Before its view: the
-Host check and the cross-site check (see `hosts`), the admin check (see
+Host check and the cross-site check (see `admin_auth`), the admin check (see
 `admin_auth`) and the latency's labels.
 
 These were Flask hooks once (two `before_request`, two `after_request`).
@@ -16,7 +16,7 @@ part, so here they are:
 - `EveryRequest`, a WSGI middleware: reads the headers it needs straight
   from the environ and adds its own to the answer's header list. Every
   answer of the app passes here, an error's too; gunicorn's own refusals get
-  their `X-Request-Id` in `bankapp.worker`.
+  their `X-Request-Id` in `bankapp.server.worker`.
 - `before_view`, called from the app's `preprocess_request` (Flask's own
   hook point, before any `before_request` hook): what needs the routed
   request or the settings. The settings may be a database round trip that
@@ -33,9 +33,9 @@ import time
 
 from flask import Flask, Request
 
-from ..lab import Lab
+from ..lab import LabLike
 from ..lab.forensics import CALLER, Caller
-from . import admin_auth, hosts
+from . import admin_auth
 from .metrics import Metrics
 from .request_id import ENVIRON_KEY, HEADER, WELL_FORMED, new_request_id, operation
 
@@ -47,7 +47,7 @@ LATENCY_LABELS = "bankapp.latency_labels"
 class EveryRequest:
     """WSGI middleware around the app: names each request, times it, and says who served it."""
 
-    def __init__(self, wsgi_app, lab: Lab, metrics: Metrics):
+    def __init__(self, wsgi_app, lab: LabLike, metrics: Metrics):
         self.wsgi_app = wsgi_app
         self.lab = lab
         self.metrics = metrics
@@ -77,14 +77,14 @@ class EveryRequest:
         return response
 
 
-def before_view(request: Request, lab: Lab, metrics: Metrics) -> None:
+def before_view(request: Request, lab: LabLike, metrics: Metrics) -> None:
     """After routing, before the view: the latency's labels under the settings in force now, and the admin check."""
     config = lab.config()
     request.environ[LATENCY_LABELS] = metrics.labels(request, config)
-    hosts.check_host(request, config)
+    admin_auth.check_host(request, config)
     admin_auth.require_admin_token(request, config)
-    hosts.check_same_site(request, config)
+    admin_auth.check_same_site(request, config)
 
 
-def init_app(app: Flask, lab: Lab, metrics: Metrics) -> None:
+def init_app(app: Flask, lab: LabLike, metrics: Metrics) -> None:
     app.wsgi_app = EveryRequest(app.wsgi_app, lab, metrics)
