@@ -110,6 +110,7 @@ class DatabaseBank(Bank):
         the domain's own path; a database guard reads both rows its way (`row-lock` locks both, in id order)."""
         pair = pair_for(self.store.account_ids(), customer_id, account_id)
         return self._dispatch(
+            "customer withdrawal",
             account_id,
             lambda: Bank.customer_withdraw(self, customer_id, account_id, amount),
             lambda tool, conn, config: tool.customer_withdraw(conn, customer_id, pair, account_id, amount, config),

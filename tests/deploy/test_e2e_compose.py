@@ -181,11 +181,11 @@ def test_slow_clients_wait_at_the_proxy_and_never_reach_bankapp(lab):
             client = socket.create_connection(("127.0.0.1", port), timeout=5)
             if i % 2:
                 client.sendall(
-                    b"POST /accounts/acc-00/deposit HTTP/1.1\r\nHost: lab\r\nContent-Type: application/json\r\n"
+                    b"POST /accounts/acc-00/deposit HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                     b'Content-Length: 13\r\n\r\n{"amo'
                 )
             else:
-                client.sendall(b"GET /healthz HTTP/1.1\r\nHost: lab\r\nX-Slow: ")
+                client.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
             stalled.append(client)
         time.sleep(1)
         during = connections_to(lab.app_port)
