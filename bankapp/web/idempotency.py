@@ -365,8 +365,9 @@ def document(operation: dict) -> None:
             "name": HEADER,
             "in": "header",
             "required": False,
-            "description": "retries with the same key and request answer the first answer and apply nothing again",
-            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": r"\S"},
+            "description": "retries with the same key and request answer the first answer and apply nothing again; "
+            "one header, one key: a comma (two headers joined, or a list) is a 400",
+            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": r"^[^,]*[^\s,][^,]*$"},
         }
     )
     for status, response in operation.get("responses", {}).items():
