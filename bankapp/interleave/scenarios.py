@@ -124,12 +124,16 @@ def _skewed(answer) -> str:
     return f"balance {balance}, after a check that read the pair's sum as {combined}"
 
 
+def _customer_withdraw(account: str, amount: int, lab: Lab) -> tuple[int, int]:
+    return lab.bank.customer_withdraw(CUSTOMER, account, amount)
+
+
 def _customer_withdrawals(config: Config, n: int) -> list[Job]:
     amount = skew_amount(config)
     return [
         Job(
             f"{CUSTOMER} withdraws {amount} from {account} if {' + '.join(PAIR)} covers it",
-            lambda lab, account=account: lab.bank.customer_withdraw(CUSTOMER, account, amount),
+            functools.partial(_customer_withdraw, account, amount),
             _skewed,
         )
         for account in PAIR[:n]

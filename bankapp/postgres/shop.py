@@ -152,7 +152,7 @@ class DatabaseAdmission(Admission):
             if row is None:
                 return False
             self._place.value = row[0]
-            waiting = conn.execute(sql.ADVISORY_HELD, (QUEUE_KEY,)).fetchone()[0]
+            waiting = one(conn.execute(sql.ADVISORY_HELD, (QUEUE_KEY,)))[0]
             conn.execute(sql.RAISE_PEAK, (waiting, "checkout.waiting"))
         return True
 
@@ -165,8 +165,8 @@ class DatabaseAdmission(Admission):
     def _count_rejection(self, reason: str) -> tuple[int, int]:
         with self.counters.db.connection() as conn:
             conn.execute(sql.REJECT, (f"checkout.rejected.{reason}",))
-            in_flight = conn.execute(sql.HOLDERS, (FLIGHT_KEY, 0)).fetchone()[0]
-            waiting = conn.execute(sql.ADVISORY_HELD, (QUEUE_KEY,)).fetchone()[0]
+            in_flight = one(conn.execute(sql.HOLDERS, (FLIGHT_KEY, 0)))[0]
+            waiting = one(conn.execute(sql.ADVISORY_HELD, (QUEUE_KEY,)))[0]
         return in_flight, waiting
 
     def wait_summary(self) -> dict[str, Any]:
@@ -187,7 +187,7 @@ class DatabaseGateway(PaymentGateway):
     def _enter(self) -> int:
         with self.counters.db.connection() as conn:
             conn.execute(sql.HOLD_SHARED, (FLIGHT_KEY, 1))
-            return conn.execute(sql.HOLDERS_AND_PEAK, (FLIGHT_KEY, 1, "checkout.gateway")).fetchone()[0]
+            return one(conn.execute(sql.HOLDERS_AND_PEAK, (FLIGHT_KEY, 1, "checkout.gateway")))[0]
 
     def _leave(self) -> None:
         with self.counters.db.connection() as conn:
