@@ -37,6 +37,7 @@ from typing import Any
 
 from ..lab.lab import Lab
 from ..settings import Config
+from . import calls
 
 DEPOSIT_GUARDS = ("unsafe", "lock", "rlock", "semaphore")
 POLICIES = ("naive", "ordered", "release-first", "unsafe")
@@ -76,17 +77,9 @@ def _balance(value: int) -> str:
     return f"balance {value}"
 
 
-def _deposit(amount: int, lab: Lab) -> int:
-    return lab.bank.deposit("acc-00", amount)
-
-
-def _transfer(source: str, target: str, lab: Lab) -> dict[str, Any]:
-    return lab.transfers.transfer(source, target, TRANSFER_AMOUNT)
-
-
 def _deposits(config: Config, n: int) -> list[Job]:
     return [
-        Job(f"deposit {amount} into acc-00", functools.partial(_deposit, amount), _balance)
+        Job(f"deposit {amount} into acc-00", functools.partial(calls.deposit, "acc-00", amount), _balance)
         for amount in (10, 20, 30)[:n]
     ]
 
@@ -124,16 +117,12 @@ def _skewed(answer) -> str:
     return f"balance {balance}, after a check that read the pair's sum as {combined}"
 
 
-def _customer_withdraw(account: str, amount: int, lab: Lab) -> tuple[int, int]:
-    return lab.bank.customer_withdraw(CUSTOMER, account, amount)
-
-
 def _customer_withdrawals(config: Config, n: int) -> list[Job]:
     amount = skew_amount(config)
     return [
         Job(
             f"{CUSTOMER} withdraws {amount} from {account} if {' + '.join(PAIR)} covers it",
-            functools.partial(_customer_withdraw, account, amount),
+            functools.partial(calls.customer_withdraw, CUSTOMER, account, amount),
             _skewed,
         )
         for account in PAIR[:n]
@@ -156,7 +145,7 @@ def _ring(config: Config, n: int) -> list[Job]:
         jobs.append(
             Job(
                 f"transfer {TRANSFER_AMOUNT} from {source} to {target}",
-                functools.partial(_transfer, source, target),
+                functools.partial(calls.transfer, source, target, TRANSFER_AMOUNT),
                 _moved,
             )
         )
