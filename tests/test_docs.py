@@ -161,3 +161,16 @@ def test_the_layout_page_names_every_module_and_only_modules_that_exist():
             unnamed.append(module)
     assert not unnamed, f"modules docs/layout.md does not name: {unnamed}"
     assert len(modules) > 50
+
+
+def test_every_path_the_docs_name_exists():
+    """A file or folder of the repository quoted in `backticks` (`bankapp/lab/guards.py`,
+    `tests/test_locks.py::test_name`) is there: a move that leaves the docs behind fails here."""
+    quoted = re.compile(r"`((?:bankapp|loadtests|tests|benchmarks|examples|deploy|docs|\.ci)/[^`\s<*]*)`")
+    stale = [
+        f"{page.relative_to(ROOT)}: {path}"
+        for page in [README, *sorted(DOCS.rglob("*.md"))]
+        for path in quoted.findall(page.read_text())
+        if not (ROOT / path.split("::")[0]).exists()
+    ]
+    assert not stale, stale
