@@ -56,6 +56,7 @@ from ..settings import Config
 from . import sql
 from .database import Database
 from .locks import DatabaseDeadlock, record_deadlock
+from .store import add_to_balance, read_balance, write_balance
 
 #: Tries of a serializable deposit before it answers 503.
 SERIALIZABLE_ATTEMPTS = 20
@@ -179,14 +180,14 @@ class DatabaseGuard:
     def deposit(self, conn: Connection, account_id: str, amount: int, config: Config) -> int:
         balance = self.read(conn, account_id, config)
         race_window(config)
-        return sql.write_balance(conn, account_id, balance + amount, sql.Counts.deposit(amount))
+        return write_balance(conn, account_id, balance + amount, sql.Counts.deposit(amount))
 
     def withdraw(self, conn: Connection, account_id: str, amount: int, config: Config) -> int:
         balance = self.read(conn, account_id, config)
         if balance < amount:
             raise InsufficientFunds(account_id, balance, amount)
         race_window(config)
-        return sql.write_balance(conn, account_id, balance - amount, sql.Counts.withdrawal(amount))
+        return write_balance(conn, account_id, balance - amount, sql.Counts.withdrawal(amount))
 
     def batch(self, conn: Connection, account_id: str, amounts: list[int], config: Config) -> int:
         """Hold the account's guard, then deposit each amount by the single-deposit path, which takes it again."""
@@ -197,12 +198,25 @@ class DatabaseGuard:
 
 
 class RowLock(DatabaseGuard):
-    """`SELECT ... FOR UPDATE`: the row stays locked until the transaction commits."""
+    """`SELECT ... FOR UPDATE`: the row stays locked until the transaction commits.
+
+    The transaction's settings (its `lock_timeout`, its name) ride with its
+    first `FOR UPDATE`, set before the row is waited for: `BEGIN`, the
+    locking read, the write, `COMMIT`, and no round trip of their own."""
 
     name = "row-lock"
 
+    def __init__(self) -> None:
+        self._first = threading.local()  # the settings the transaction's first read sets
+
+    def run(self, bank: DatabaseBank, config: Config, work: Callable[[Connection], int]) -> int:
+        with bank.db.transaction(config, configure=False) as conn:
+            self._first.settings = bank.db.settings_params(conn, config)
+            return work(conn)
+
     def read(self, conn: Connection, account_id: str, config: Config) -> int:
-        return sql.read_balance(conn, account_id, lock="wait")
+        settings, self._first.settings = getattr(self._first, "settings", None), None
+        return read_balance(conn, account_id, lock="wait", settings=settings)
 
 
 class AdvisoryLock(DatabaseGuard):
@@ -212,7 +226,7 @@ class AdvisoryLock(DatabaseGuard):
 
     def read(self, conn: Connection, account_id: str, config: Config) -> int:
         conn.execute(sql.ADVISORY_XACT_LOCK, (ACCOUNT_KEY, config.account_ids.index(account_id)))
-        return sql.read_balance(conn, account_id)
+        return read_balance(conn, account_id)
 
 
 class AtomicUpdate(DatabaseGuard):
@@ -225,17 +239,17 @@ class AtomicUpdate(DatabaseGuard):
             return work(conn)
 
     def deposit(self, conn: Connection, account_id: str, amount: int, config: Config) -> int:
-        return sql.add_to_balance(conn, account_id, amount, sql.Counts.deposit(amount))
+        return add_to_balance(conn, account_id, amount, sql.Counts.deposit(amount))
 
     def withdraw(self, conn: Connection, account_id: str, amount: int, config: Config) -> int:
-        balance = sql.add_to_balance(conn, account_id, -amount, sql.Counts.withdrawal(amount), floor=0)
+        balance = add_to_balance(conn, account_id, -amount, sql.Counts.withdrawal(amount), floor=0)
         if balance is None:  # the guarded update changed nothing: the balance did not cover it
-            raise InsufficientFunds(account_id, sql.read_balance(conn, account_id), amount)
+            raise InsufficientFunds(account_id, read_balance(conn, account_id), amount)
         return balance
 
     def batch(self, conn: Connection, account_id: str, amounts: list[int], config: Config) -> int:
         with conn.transaction():  # all the amounts or none
-            balance = sql.read_balance(conn, account_id)
+            balance = read_balance(conn, account_id)
             for amount in amounts:
                 balance = self.deposit(conn, account_id, amount, config)
         return balance
@@ -248,7 +262,7 @@ class Serializable(DatabaseGuard):
     isolation = sql.SERIALIZABLE
 
     def read(self, conn: Connection, account_id: str, config: Config) -> int:
-        return sql.read_balance(conn, account_id)
+        return read_balance(conn, account_id)
 
     def run(self, bank: DatabaseBank, config: Config, work: Callable[[Connection], int]) -> int:
         for attempt in range(1, SERIALIZABLE_ATTEMPTS + 1):
