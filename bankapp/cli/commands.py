@@ -23,6 +23,7 @@ import requests
 
 from .. import boot
 from ..interleave import SCENARIOS, render
+from ..isolation import console as isolation
 from ..server import launcher
 from ..settings import ENV_PREFIX, Config, SettingsError
 from ..web import admin_auth
@@ -146,6 +147,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     interleave_parser.add_argument("--url", default="http://127.0.0.1:8000", help="the server [%(default)s]")
     interleave_parser.add_argument("--json", action="store_true", help="print the server's JSON answer instead")
+    isolation.add_parser(commands)
     return parser
 
 
@@ -194,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "interleave":
         return interleave(args)
+    if args.command == "isolation":
+        return isolation.command(args)
     if args.command in {"demo", "compare"}:
         return compare(args, demo=args.command == "demo")
     if args.command == "serve":

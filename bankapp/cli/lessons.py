@@ -10,7 +10,7 @@ back to its default, then the lesson's own settings over them, in one
 
 Settings fixed at start (`accounts`, `threads`, ...) cannot be patched; a
 server started with other values than the lesson assumes (the defaults, or
-for lessons 13 and 14 the PostgreSQL fleet, `Lesson.started`) is named in a
+for lessons 13 to 16 the PostgreSQL fleet, `Lesson.started`) is named in a
 note, since the guide's outputs assume them.
 """
 
@@ -36,7 +36,7 @@ class Lesson:
     started: dict[str, Any] = field(default_factory=dict)
 
 
-#: The server lessons 13 and 14 start: several processes sharing one PostgreSQL database.
+#: The server lessons 13 to 16 start: several processes sharing one PostgreSQL database.
 FLEET = {"store": "postgres", "workers": 4, "threads": 16}
 
 
@@ -70,6 +70,8 @@ LESSONS = {
     ),
     13: Lesson("Threads vs processes", started=FLEET),
     14: Lesson("Locks one level up", started=FLEET),
+    15: Lesson("Isolation levels: a lost update", started=FLEET),
+    16: Lesson("Isolation levels: write skew", started=FLEET),
 }
 
 

@@ -50,13 +50,14 @@ from contextlib import contextmanager
 from psycopg import Connection, errors
 
 from ..lab.bank import Bank, InsufficientFunds, race_window
+from ..lab.customers import covered, pair_for
 from ..lab.guards import Guard, GuardTimeout
 from ..lab.store import StoreUnavailable, UnknownAccount
 from ..settings import Config
 from . import sql
 from .database import Database
 from .locks import DatabaseDeadlock, record_deadlock
-from .store import add_to_balance, read_balance, write_balance
+from .store import add_to_balance, read_balance, withdraw_if_pair_covers, write_balance
 
 #: Tries of a serializable deposit before it answers 503.
 SERIALIZABLE_ATTEMPTS = 20
@@ -100,6 +101,16 @@ class DatabaseBank(Bank):
             account_id,
             lambda: Bank.withdraw(self, account_id, amount),
             lambda tool, conn, config: tool.withdraw(conn, account_id, amount, config),
+        )
+
+    def customer_withdraw(self, customer_id: str, account_id: str, amount: int) -> tuple[int, int]:
+        """The rule over two accounts (see `bankapp.lab.customers`) with the guard in force: a Python guard runs
+        the domain's own path; a database guard reads both rows its way (`row-lock` locks both, in id order)."""
+        pair = pair_for(self.store.account_ids(), customer_id, account_id)
+        return self._dispatch(
+            account_id,
+            lambda: Bank.customer_withdraw(self, customer_id, account_id, amount),
+            lambda tool, conn, config: tool.customer_withdraw(conn, customer_id, pair, account_id, amount, config),
         )
 
     def batch_deposit(self, account_id: str, amounts: list[int]) -> int:
@@ -189,6 +200,15 @@ class DatabaseGuard:
         race_window(config)
         return write_balance(conn, account_id, balance - amount, sql.Counts.withdrawal(amount))
 
+    def customer_withdraw(
+        self, conn: Connection, customer_id: str, pair: tuple[str, str], account_id: str, amount: int, config: Config
+    ) -> tuple[int, int]:
+        """Read both accounts this guard's way (in id order), check their sum, window, debit one."""
+        combined = covered(customer_id, account_id, {each: self.read(conn, each, config) for each in pair}, amount)
+        race_window(config)
+        balance = self.read(conn, account_id, config) - amount
+        return write_balance(conn, account_id, balance, sql.Counts.withdrawal(amount)), combined
+
     def batch(self, conn: Connection, account_id: str, amounts: list[int], config: Config) -> int:
         """Hold the account's guard, then deposit each amount by the single-deposit path, which takes it again."""
         balance = self.read(conn, account_id, config)
@@ -247,6 +267,17 @@ class AtomicUpdate(DatabaseGuard):
             raise InsufficientFunds(account_id, read_balance(conn, account_id), amount)
         return balance
 
+    def customer_withdraw(
+        self, conn: Connection, customer_id: str, pair: tuple[str, str], account_id: str, amount: int, config: Config
+    ) -> tuple[int, int]:
+        """One statement: debit if the pair's sum covers it. Atomic for one row, not for the rule over two."""
+        written = withdraw_if_pair_covers(conn, account_id, pair, amount, sql.Counts.withdrawal(amount))
+        if written is None:
+            balances = {each: read_balance(conn, each) for each in pair}
+            covered(customer_id, account_id, balances, amount)  # raises: the sum did not cover it
+            raise StoreUnavailable(f"customer {customer_id}: the guarded withdrawal changed nothing; retry it")
+        return written
+
     def batch(self, conn: Connection, account_id: str, amounts: list[int], config: Config) -> int:
         with conn.transaction():  # all the amounts or none
             balance = read_balance(conn, account_id)
@@ -265,19 +296,38 @@ class Serializable(DatabaseGuard):
         return read_balance(conn, account_id)
 
     def run(self, bank: DatabaseBank, config: Config, work: Callable[[Connection], int]) -> int:
+        """Try up to `SERIALIZABLE_ATTEMPTS` times; a refusal says it was PostgreSQL's and how often it retried.
+
+        Each failed attempt is counted (`serialization_retries` in `/stats`);
+        a deposit refused after all of them is counted too, with the retries
+        it spent (`serialization_failures`), and its 503 names the SQLSTATE
+        and PostgreSQL's own message of the last attempt: the deposit was not
+        lost to a bug, the database refused it that many times in a row.
+        """
+        last: errors.Error | None = None
         for attempt in range(1, SERIALIZABLE_ATTEMPTS + 1):
             try:
                 return super().run(bank, config, work)
-            except (errors.SerializationFailure, errors.DeadlockDetected):
+            except (errors.SerializationFailure, errors.DeadlockDetected) as error:
+                last = error
                 bank.stats.counters.add("deposits.serialization_retries")
-                time.sleep(random.uniform(0, min(50, 2**attempt)) / 1000)  # full jitter, as backoff does
+                if attempt < SERIALIZABLE_ATTEMPTS:
+                    time.sleep(random.uniform(0, min(50, 2**attempt)) / 1000)  # full jitter, as backoff does
         bank.stats.refused("serialization_failure")
+        retries = SERIALIZABLE_ATTEMPTS - 1
+        bank.stats.counters.add("deposits.serialization_refused_retries", retries)
+        said = (last.diag.message_primary if last else None) or "could not serialize access"
+        sqlstate = last.sqlstate if last else "40001"
         raise StoreUnavailable(
-            f"serializable: PostgreSQL aborted this deposit {SERIALIZABLE_ATTEMPTS} times (40001: could not "
-            "serialize access due to concurrent update); it was never applied, retry it",
+            f"serializable: a serialization failure, not a bug: PostgreSQL refused this deposit's transaction "
+            f"{SERIALIZABLE_ATTEMPTS} times in a row (the last: {sqlstate} {said}); it was retried {retries} times, "
+            "then given up, and never applied: retry it",
             slug="serialization-failure",
             title="Serialization failure",
             attempts=SERIALIZABLE_ATTEMPTS,
+            retries=retries,
+            sqlstate=sqlstate,
+            postgres_message=said,
         )
 
 

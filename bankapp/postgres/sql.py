@@ -220,6 +220,26 @@ It locks nothing by itself: it excludes only those who ask for the same
 key. The same session may take it again at once (it is re-entrant)."""
 
 
+WITHDRAW_IF_PAIR_COVERS = f"""
+WITH written AS (
+    UPDATE bankapp_accounts SET balance = balance - %(amount)s, version = version + 1, {_COUNTED}
+    WHERE id = %(id)s AND (SELECT sum(balance) FROM bankapp_accounts WHERE id = ANY(%(pair)s)) >= %(amount)s
+    RETURNING balance, version
+), logged AS (
+    {_LOGGED}
+    SELECT %(id)s, version, version - 1, -%(amount)s, balance, %(request_id)s, %(operation)s, %(thread)s, %(pid)s,
+           {_NOW}
+    FROM written
+)
+SELECT balance, (SELECT sum(balance) FROM bankapp_accounts WHERE id = ANY(%(pair)s)) FROM written"""
+"""A customer's withdrawal in one statement: debit one account if the pair's sum covers the amount.
+
+It allows write skew under read committed: the sum is read from the
+statement's snapshot and only the debited row is locked, so two of them on
+the customer's two accounts can both see the old sum and both pass. One
+statement is atomic for the row it writes, not for a rule over two rows."""
+
+
 # --- transactions ------------------------------------------------------------------
 
 SERIALIZABLE = "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"

@@ -140,6 +140,15 @@ def add_to_balance(
     return None if row is None else row[0]
 
 
+def withdraw_if_pair_covers(
+    conn: Connection, account_id: str, pair: tuple[str, str], amount: int, counts: sql.Counts
+) -> tuple[int, int] | None:
+    """(the new balance, the pair's sum the check read), or None when the sum did not cover it."""
+    params = {"id": account_id, "pair": list(pair), "amount": amount, **counts.params()}
+    row = conn.execute(sql.WITHDRAW_IF_PAIR_COVERS, {**params, **who()._asdict()}).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
 def count_only(conn: Connection, account_id: str, counts: sql.Counts) -> None:
     conn.execute(sql.COUNT_ONLY, {"id": account_id, **counts.params()})
 
@@ -266,5 +275,9 @@ class DatabaseLedger:
             "lock_timeouts": refused.get("lock_timeout", 0),
             "self_deadlocks": refused.get("self_deadlock", 0),
             "serialization_retries": counters.get("deposits.serialization_retries", 0),
+            "serialization_failures": {  # deposits refused after every retry, and the retries they spent
+                "refused": refused.get("serialization_failure", 0),
+                "retries": counters.get("deposits.serialization_refused_retries", 0),
+            },
             "per_account": per_account,
         }

@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from ..interleave import InvalidReplay, InvalidSchedule, ReplayBusy, ReplayError
 from ..lab.admission import AdmissionRejected, ResetBlocked, ResetInProgress, ServerBusy
 from ..lab.bank import InsufficientFunds
+from ..lab.customers import CombinedFundsShort, NotTheCustomersAccount, UnknownCustomer
 from ..lab.guards import GuardTimeout
 from ..lab.locks import DeadlockVictim
 from ..lab.shop import OutOfStock, UnknownSku
@@ -81,6 +82,30 @@ def _from_exception(error: Exception) -> Problem:
         return error
     if isinstance(error, UnknownAccount):
         return Problem(404, "unknown-account", "Unknown account", str(error), account=error.account_id)
+    if isinstance(error, UnknownCustomer):
+        return Problem(404, "unknown-customer", "Unknown customer", str(error), customer=error.customer_id)
+    if isinstance(error, NotTheCustomersAccount):
+        return Problem(
+            422,
+            "not-the-customers-account",
+            "Not the customer's account",
+            str(error),
+            customer=error.customer_id,
+            account=error.account_id,
+            accounts=list(error.accounts),
+        )
+    if isinstance(error, CombinedFundsShort):
+        return Problem(
+            409,
+            "insufficient-funds",
+            "Insufficient funds",
+            str(error),
+            customer=error.customer_id,
+            account=error.account_id,
+            balances=error.balances,
+            combined=error.balance,
+            amount=error.amount,
+        )
     if isinstance(error, InsufficientFunds):
         return Problem(
             409,

@@ -309,3 +309,31 @@ def test_screenshot_of_a_demo_run(server, browser):
         assert opened.blocked == [] and opened.errors == []
     finally:
         opened.close()
+
+
+def test_the_isolation_panel_names_the_store_it_needs(server, page):
+    opened = page.open(server.url)
+    opened.click("#isolation-run")
+    expect(opened.locator("#problem")).to_contain_text("store:", timeout=WAIT_MS)
+    expect(opened.locator("#isolation-caption")).to_have_text("not run")
+    assert opened.locator("#isolation-table").is_hidden()
+
+
+@pytest.mark.postgres
+def test_the_isolation_panel_draws_the_matrix_on_the_postgres_store(databases, browser):
+    url = databases.create()
+    with live_server("--store", "postgres", "--database-url", url) as running:
+        opened = Page(browser)
+        try:
+            page = opened.open(running.url)
+            page.click("#isolation-run")
+            expect(page.locator("#isolation-caption")).to_have_text("every cell agrees with Hermitage", timeout=WAIT_MS)
+            rows = page.locator("#isolation-table tbody tr")
+            expect(rows).to_have_count(10)
+            lost = rows.filter(has_text="P4").locator("td")
+            expect(lost.nth(0)).to_have_text("anomaly")
+            expect(lost.nth(1)).to_have_text("prevented (40001)")
+            assert "<waiting on T1>" in lost.nth(1).get_attribute("title")
+            assert opened.errors == [] and opened.blocked == []
+        finally:
+            opened.close()

@@ -32,7 +32,7 @@ STEP_TIMEOUT = 180
 SERVER_TIMEOUT = 30
 #: gunicorn's graceful timeout in `bankapp serve`, and a little more.
 STOP_TIMEOUT = 15
-#: The trainee's database of lessons 13 and 14 (`createdb -h 127.0.0.1 bankapp`), as the guide writes its URL.
+#: The trainee's database of lessons 13 to 16 (`createdb -h 127.0.0.1 bankapp`), as the guide writes its URL.
 GUIDE_DATABASE = re.compile(r"postgresql://(?:[^\s/@]*@)?127\.0\.0\.1:5432/bankapp\b")
 
 

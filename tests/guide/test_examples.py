@@ -15,6 +15,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 #: examples that drive a running bankapp over HTTP (covered by the e2e tests)
 NEEDS_SERVER = {"lost_update.py", "checkout_burst.py"}
+#: examples that step sessions on the bank's PostgreSQL tables (run by the lab guide's test, lessons 15 and 16)
+NEEDS_SERVER |= {"isolation_levels.py"}
 
 EXPECTED = {
     "thread_runs_once.py": [

@@ -50,7 +50,7 @@ shape, and pin with `fixed=` the numbers that are the lesson. An output
 that is random in shape (two background requests answering in either
 order) is a command to fix: `wait` between them, or sort.
 
-PostgreSQL (lessons 13 and 14): the guide's database is `bankapp` on
+PostgreSQL (lessons 13 to 16): the guide's database is `bankapp` on
 127.0.0.1:5432, created once in an `sh install` block (`createdb`). The
 test creates a database of its own instead (`tests/pg.py`, so
 `BANKAPP_TEST_DATABASE_URL` says where) and rewrites every
@@ -62,7 +62,7 @@ Lessons: each `## N. Title` section is lesson N, and its title is
 `bankapp.cli.lessons.LESSONS[N]`'s. A lesson that uses a server runs
 `.venv/bin/bankapp lesson N --url $U` before anything else that uses it
 (the first line of its commands that names `$U`), which sets exactly the
-settings it needs; lessons 13 and 14, which start a PostgreSQL fleet of
+settings it needs; lessons 13 to 16, which start a PostgreSQL fleet of
 their own, do the same with its URL, `$P`. A lesson may rely on nothing
 else an earlier lesson did, and a server it starts it also stops (Ctrl-C).
 `test_a_lesson_works_alone` runs a lesson right after "Before you start" on
@@ -89,11 +89,11 @@ from bankapp.cli.lessons import LESSONS
 from . import guide, guide_run
 from .guide import GuideError, Section, matches, parse
 
-#: The URL of the server a lesson works on: `U`, the one of "Before you start"; `P`, the PostgreSQL fleet of 13 and 14.
+#: The URL of the server a lesson works on: `U`, the one of "Before you start"; `P`, the PostgreSQL fleet of 13 to 16.
 SERVER_URL = re.compile(r"\$\{?(U|P)\b")
 #: Lessons run alone too, each on a fresh server: all but 3 and 12, whose Locust runs take 20 s and more
 #: (they start from `bankapp lesson N` like every other, which the test above checks; the whole guide runs them).
-ALONE = [1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14]
+ALONE = [1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16]
 
 
 def test_every_fenced_block_is_of_a_known_kind_and_every_output_has_its_command():

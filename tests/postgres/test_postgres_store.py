@@ -21,6 +21,7 @@ from bankapp.postgres import bank as database_bank
 from bankapp.settings import SettingsError
 
 from ..harness import run_together
+from ..pg import until
 
 pytestmark = pytest.mark.postgres
 
@@ -82,6 +83,60 @@ def test_serializable_retries_are_counted_and_bounded(make_pg_lab, monkeypatch):
     assert len(refused) == 1 and refused[0].slug == "serialization-failure", results
     assert first.bank.balance("acc-01") - 100_000 in (5, 7)  # the refused one changed nothing
     assert first.stats()["deposits"]["lost_updates"] == 0
+
+
+def test_a_refused_serializable_deposit_says_it_was_a_serialization_failure_and_how_often_it_retried(
+    make_pg_lab, database_url, monkeypatch
+):
+    """Another transaction updates the row under each attempt, so PostgreSQL refuses every one (40001)."""
+    monkeypatch.setattr(database_bank, "SERIALIZABLE_ATTEMPTS", 3)
+    lab = make_pg_lab(deposit_guard="serializable", race_window_ms=1000)
+    outcome = []
+    depositing = threading.Thread(target=lambda: outcome.append(capture(lambda: lab.bank.deposit("acc-02", 5))))
+    with psycopg.connect(database_url, autocommit=True) as other, psycopg.connect(database_url, autocommit=True) as eye:
+        depositing.start()
+        for attempt in range(1, 4):  # each attempt reads, waits its window, then its UPDATE meets our uncommitted one
+            other.execute("BEGIN")
+            other.execute("UPDATE bankapp_accounts SET balance = balance + 1, net = net + 1 WHERE id = 'acc-02'")
+            until_blocked(eye, other.info.backend_pid, depositing)
+            other.execute("COMMIT")  # the waiting deposit now fails: 40001, concurrent update
+            until(
+                lambda n=attempt: lab.stats()["deposits"]["serialization_retries"] == n,
+                what=f"attempt {attempt} failed",
+            )
+    depositing.join(30)
+    (refusal,) = outcome
+    assert isinstance(refusal, StoreUnavailable) and refusal.slug == "serialization-failure", refusal
+    assert refusal.fields["attempts"] == 3 and refusal.fields["retries"] == 2 and refusal.fields["sqlstate"] == "40001"
+    assert "serialization failure" in str(refusal) and "retried 2 times" in str(refusal)
+    assert "could not serialize access due to concurrent update" in str(refusal)
+    deposits = lab.stats()["deposits"]
+    assert deposits["serialization_failures"] == {"refused": 1, "retries": 2}
+    assert deposits["serialization_retries"] == 3 and deposits["rejected"]["serialization_failure"] == 1
+    assert lab.bank.balance("acc-02") == 100_003  # ours, not the refused deposit's
+
+
+def capture(job):
+    try:
+        return job()
+    except Exception as error:  # handed back: the test decides
+        return error
+
+
+def until_blocked(eye, holder: int, depositing: threading.Thread, timeout: float = 30) -> None:
+    """Until some backend waits for `holder` (pg_blocking_pids), as the isolation tester polls, or the deposit
+    has ended (its outcome tells why). `eye` is a connection of its own, in autocommit: within one transaction
+    pg_stat_activity is a snapshot taken at its first read."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and depositing.is_alive():
+        waiting = eye.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))", (holder,)
+        ).fetchone()[0]
+        if waiting:
+            return
+        time.sleep(0.01)
+    if depositing.is_alive():
+        pytest.fail(f"nobody waited for our row lock within {timeout} s")
 
 
 def test_a_patch_on_one_worker_is_in_force_on_the_other_at_its_next_request(make_pg_lab):

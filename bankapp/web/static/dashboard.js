@@ -448,6 +448,41 @@ $("race-window").addEventListener("submit", (event) => {
 
 $("reset").addEventListener("click", () => admin("POST", "/admin/reset"));
 
+// ---------- isolation levels (POST /admin/isolation) ----------
+
+/** One row per case, one cell per level: the result judged on the server's database, and how; a cell that differs
+ * from Hermitage's published result is outlined and says so in its title. */
+async function runIsolation() {
+  $("isolation-caption").textContent = "running…";
+  const matrix = await admin("POST", "/admin/isolation");
+  if (!matrix) {
+    $("isolation-caption").textContent = "not run";
+    return;
+  }
+  const rows = new Map();
+  for (const cell of matrix.cases) {
+    if (!rows.has(cell.case)) rows.set(cell.case, []);
+    rows.get(cell.case).push(cell);
+  }
+  const body = $("isolation-table").tBodies[0];
+  body.replaceChildren(...[...rows].map(([name, cells]) => {
+    const tr = document.createElement("tr");
+    tr.append(Object.assign(document.createElement("th"), { textContent: name }));
+    for (const cell of cells) {
+      const td = document.createElement("td");
+      td.textContent = cell.result + (cell.how ? ` (${cell.how})` : "");
+      td.className = cell.result + (cell.agrees ? "" : " differs");
+      td.title = `${cell.why}\nHermitage: ${cell.hermitage}${cell.hermitage_scripted ? " (scripted)" : ""}\n\n${cell.steps.join("\n")}`;
+      tr.append(td);
+    }
+    return tr;
+  }));
+  $("isolation-table").hidden = false;
+  $("isolation-caption").textContent = matrix.agrees ? "every cell agrees with Hermitage" : "some cells differ from Hermitage (outlined)";
+}
+
+$("isolation-run").addEventListener("click", runIsolation);
+
 $("token").addEventListener("submit", (event) => {
   event.preventDefault();
   sessionStorage.setItem(TOKEN_KEY, $("token-input").value);

@@ -15,11 +15,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from .pg import ADMIN_URL
+from ..pg import ADMIN_URL
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def benchmark_databases(databases) -> set[str]:
