@@ -39,10 +39,23 @@ ENV_PREFIX = "BANKAPP_"
 #: Settings that shape the process (gunicorn, the size of the bank); they are
 #: fixed at start and refused by PATCH.
 STARTUP_ONLY = frozenset(
-    {"accounts", "initial_balance", "threads", "workers", "host", "port", "store", "database_url", "log_level"}
+    {
+        "accounts",
+        "initial_balance",
+        "threads",
+        "workers",
+        "host",
+        "port",
+        "allowed_hosts",
+        "store",
+        "database_url",
+        "log_level",
+    }
 )
 #: Settings of one process, never shared through a database: how it runs and where it finds the rest.
-PROCESS_ONLY = frozenset({"threads", "workers", "host", "port", "store", "database_url", "admin_token", "log_level"})
+PROCESS_ONLY = frozenset(
+    {"threads", "workers", "host", "port", "allowed_hosts", "store", "database_url", "admin_token", "log_level"}
+)
 
 #: Threads kept free for `/healthz`, `/stats`, `/debug/locks` and the admin
 #: routes, whatever the requests that wait on locks take (see `lab.Gate`).
@@ -137,6 +150,11 @@ class Config(BaseModel):
     workers: WholeNumber = Field(1, ge=1, le=64, description="gunicorn worker processes (the memory store allows 1)")
     host: str = Field("127.0.0.1", min_length=1, description="address to bind")
     port: WholeNumber = Field(8000, ge=0, le=65535, description="port to bind (0 picks a free one)")
+    allowed_hosts: str = Field(
+        "",
+        description="host names the server also answers to, comma-separated (a room's own name, a proxy's "
+        "upstream name); loopback names, IP addresses and the bound host always; * answers any",
+    )
     store: StoreName = Field(
         "memory", description="where balances live: memory (one process) or postgres (every worker and machine)"
     )

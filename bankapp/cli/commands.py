@@ -217,6 +217,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"(shown once):\n    Authorization: Bearer {token}",
                 flush=True,
             )
+        if not admin_auth.is_loopback(config.host) and config.allowed_hosts.strip() != "*":
+            names = config.allowed_hosts.strip() or "none"
+            print(
+                f"bankapp: answers IP addresses, loopback names and these host names: {names}; a room that opens "
+                "it by another name needs --allowed-hosts NAME (or BANKAPP_ALLOWED_HOSTS)",
+                flush=True,
+            )
         launcher.serve(config)
     return 0
 

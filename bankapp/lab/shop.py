@@ -251,8 +251,9 @@ class Shop:
                 except BaseException:
                     self.ledger.failed_after_admission()
                     raise
-            latency_ms = (time.perf_counter() - arrived) * 1000
-            self.ledger.completed_order(latency_ms)
+                # counted before it leaves: a snapshot never sees it neither in flight nor done
+                latency_ms = (time.perf_counter() - arrived) * 1000
+                self.ledger.completed_order(latency_ms)
             order_id = self.ledger.next_order_id()
         return Order(
             order_id=order_id,

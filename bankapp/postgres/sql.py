@@ -213,6 +213,22 @@ RESET_ACCOUNTS = """
 UPDATE bankapp_accounts SET balance = opening, version = version + 1, deposits = 0, deposit_amount = 0,
     withdrawals = 0, withdrawal_amount = 0, net = 0"""
 
+RESET_LOCKS = (
+    "SELECT pg_advisory_xact_lock(6, 0)",
+    "SELECT id FROM bankapp_accounts ORDER BY id FOR UPDATE",
+    "SELECT sku FROM bankapp_stock ORDER BY sku FOR UPDATE",
+    "SELECT name FROM bankapp_counters ORDER BY name FOR UPDATE",
+    "SELECT name FROM bankapp_gauges ORDER BY name FOR UPDATE",
+    "SELECT host, pid FROM bankapp_workers ORDER BY host, pid FOR UPDATE",
+)
+"""A reset's locks, taken first and in one order: one reset at a time in the fleet (the advisory lock), then
+every row it will write, accounts first, each table in key order, as an `ordered` transfer takes its two
+accounts and as counters are counted (several in one statement in name order). A request that holds a row
+the reset needs finishes first; one that comes after waits for the reset. Locked in the order the UPDATEs
+happened to scan, a reset and a transfer each held a row the other wanted: `40P01`, a 500."""
+
+RESET_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', %s, true)"
+
 ADVISORY_XACT_LOCK = "SELECT pg_advisory_xact_lock(%s, %s)"
 """An advisory lock held until the transaction ends; waits at most `lock_timeout`.
 
@@ -320,40 +336,71 @@ ON CONFLICT (name) DO UPDATE SET n = bankapp_counters.n + EXCLUDED.n"""
 
 COUNTERS = "SELECT name, n FROM bankapp_counters"
 
-RAISE_GAUGE = """
-UPDATE bankapp_gauges SET now = now + 1, peak = greatest(peak, now + 1) WHERE name = %s AND now < %s
-RETURNING now"""
-"""One more (in flight, waiting, at the gateway), unless `limit` are already there: then no row."""
+HOLD_SHARED = "SELECT pg_advisory_lock_shared(%s, %s)"
+"""One more holder of a shared advisory lock: a checkout in flight, or one at the gateway.
 
-LOWER_GAUGE = "UPDATE bankapp_gauges SET now = now - 1 WHERE name = %s RETURNING now"
+The lock belongs to the session that takes it: however the checkout ends (its
+unlock, a connection lost mid-statement, the worker killed with `kill -9`),
+it is gone with the session, so a count of holders never stays up. A counter
+in a row (`now = now + 1` ... `now - 1`) stays up for good when the `- 1`
+cannot be written: the database went away between the two."""
 
-ADMIT = """
-WITH flight AS (
-    UPDATE bankapp_gauges SET now = now + 1, peak = greatest(peak, now + 1) WHERE name = 'checkout.in_flight'
-    RETURNING now
-), queue AS (
-    UPDATE bankapp_gauges SET now = now - %s WHERE name = 'checkout.waiting'
-), counted AS (
-    INSERT INTO bankapp_counters (name, n) VALUES ('checkout.admitted', 1)
-    ON CONFLICT (name) DO UPDATE SET n = bankapp_counters.n + 1
-)
-SELECT now FROM flight"""
-"""Admitted: into flight (and, after a wait, out of the queue) in one statement, so no snapshot counts a
-checkout twice or not at all."""
+UNHOLD_SHARED = "SELECT pg_advisory_unlock_shared(%s, %s)"
+
+UNLOCK_ALL = "SELECT pg_advisory_unlock_all()"
+"""Every session-level advisory lock this session holds, given back: the end of a checkout, whatever happened."""
+
+HOLDERS = """
+SELECT count(*) FROM pg_locks
+WHERE locktype = 'advisory' AND granted AND classid = %s AND objid = %s AND objsubid = 2
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"""
+"""How many sessions hold one advisory lock (shared) right now."""
+
+HOLDERS_AND_PEAK = """
+UPDATE bankapp_gauges SET peak = greatest(peak, held.n)
+FROM (
+    SELECT count(*) AS n FROM pg_locks
+    WHERE locktype = 'advisory' AND granted AND classid = %s AND objid = %s AND objsubid = 2
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+) AS held
+WHERE name = %s
+RETURNING held.n"""
+"""How many hold one advisory lock now (this session included, just after taking it), and the gauge's peak
+moved up to that, in one statement."""
+
+RAISE_PEAK = "UPDATE bankapp_gauges SET peak = greatest(peak, %s) WHERE name = %s"
+
+COUNT_OUTCOME = """
+INSERT INTO bankapp_counters (name, n) VALUES ('checkout.admitted', 1), (%s, 1)
+ON CONFLICT (name) DO UPDATE SET n = bankapp_counters.n + 1"""
+"""An admitted checkout is counted with its outcome, in one statement: `admitted` never exceeds
+`completed + out_of_stock + failed` (plus those in flight), even when the database goes away mid-checkout."""
 
 REJECT = """
-WITH counted AS (
-    INSERT INTO bankapp_counters (name, n) VALUES ('checkout.rejected', 1), (%s, 1)
-    ON CONFLICT (name) DO UPDATE SET n = bankapp_counters.n + 1
-)
-SELECT name, now FROM bankapp_gauges WHERE name IN ('checkout.in_flight', 'checkout.waiting')"""
+INSERT INTO bankapp_counters (name, n) VALUES ('checkout.rejected', 1), (%s, 1)
+ON CONFLICT (name) DO UPDATE SET n = bankapp_counters.n + 1"""
 
-GAUGES = "SELECT name, now, peak FROM bankapp_gauges"
+LIVE_GAUGES = """
+WITH held AS (
+    SELECT CASE WHEN classid = %(flight)s AND objid = 0 THEN 'checkout.in_flight'
+                WHEN classid = %(flight)s AND objid = 1 THEN 'checkout.gateway'
+                WHEN classid = %(flight)s AND objid = 2 THEN 'transfers.in_flight'
+                ELSE 'checkout.waiting' END AS name, count(*) AS n
+    FROM pg_locks
+    WHERE locktype = 'advisory' AND granted AND classid IN (%(flight)s, %(queue)s) AND objsubid = 2
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    GROUP BY 1
+)
+SELECT g.name, coalesce(held.n, 0), greatest(g.peak, coalesce(held.n, 0))
+FROM bankapp_gauges g LEFT JOIN held USING (name)"""
+"""Each gauge (now, peak), counted from the advisory locks their sessions hold (see `HOLD_SHARED`), so what
+is in flight, waiting or at the gateway is what is true, whatever was lost."""
 
 RESET_COUNTERS = "UPDATE bankapp_counters SET n = 0"
 
-RESET_GAUGES = "UPDATE bankapp_gauges SET peak = now"
-"""Peaks restart from what is true now; `now` itself is no total: checkouts under way still leave later."""
+RESET_GAUGES = "UPDATE bankapp_gauges SET peak = 0"
+"""Peaks restart; what is in flight now is counted from the locks held (`LIVE_GAUGES` reads each peak as at
+least that), and those under way still leave later."""
 
 COUNT_RESET = "UPDATE bankapp_resets SET resets = resets + 1, since = now()"
 """Resets are counted fleet-wide and never zeroed, so /metrics can tell a reset from a counter going down."""
