@@ -24,6 +24,7 @@ import requests
 from . import launcher, lessons, urls
 from .interleave import SCENARIOS, render
 from .settings import ENV_PREFIX, Config, SettingsError, expand_guard, from_environment, load
+from .sweep import command as sweep_command
 from .web import admin_auth
 
 
@@ -150,6 +151,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     interleave_parser.add_argument("--url", default="http://127.0.0.1:8000", help="the server [%(default)s]")
     interleave_parser.add_argument("--json", action="store_true", help="print the server's JSON answer instead")
+    sweep_command.add_parser(commands)
     return parser
 
 
@@ -198,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "interleave":
         return interleave(args)
+    if args.command == "sweep":
+        return sweep_command.run(args)
     if args.command in {"demo", "compare"}:
         return compare(args, demo=args.command == "demo")
     if args.command == "serve":
