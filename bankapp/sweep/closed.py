@@ -15,6 +15,7 @@ read with psutil over the same run.
 
 from __future__ import annotations
 
+import math
 import resource
 import time
 from collections import Counter
@@ -29,6 +30,10 @@ from .stats import littles_law
 #: Locust's user class per scenario, and the request names whose successes are completed operations.
 USER_CLASS = {"deposit": "DepositUser", "checkout": "CheckoutUser", "transfer": "TransferUser"}
 COMPLETED_NAME = {"deposit": "deposit", "checkout": "checkout", "transfer": "transfer"}
+class SweepError(Exception):
+    """A sweep that cannot go on; the message says why."""
+
+
 #: A generator busier than this share of one core is taken as the bottleneck.
 SATURATED_CPU = 0.9
 
@@ -102,7 +107,7 @@ def measure(
         [USER_CLASS[scenario]],
         url,
         users=users,
-        duration=warmup + duration,
+        duration=math.ceil(warmup + duration),  # Locust takes whole seconds; the measured time is read back
         prefix=prefix,
         verdict=False,
         extra=(
@@ -117,7 +122,7 @@ def measure(
     generator_cpu = (children_cpu_s() - cpu_before) / wall
     server_cpu = (server_cpu_s(server_pid) - server_before) / wall
     if not run.stats:
-        raise RuntimeError(f"Locust left no statistics for {prefix.name}; its log is {job.path('.log')}")
+        raise SweepError(f"Locust left no statistics for {prefix.name}; its log is {job.path('.log')}")
     point = summarize(run.stats, scenario)
     little = littles_law(users, point["requests_per_s"], point["mean_ms"] / 1000, think_s)
     return {

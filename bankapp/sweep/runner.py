@@ -22,6 +22,7 @@ import requests
 from ..compare.matrix import BASE_SETTINGS
 from ..compare.processes import ServerProcess, check_locust
 from . import closed, openloop, usl
+from .closed import SweepError
 from .levels import DEFAULT_USERS, Keys, parse_keys
 from .stats import interval
 
@@ -34,10 +35,6 @@ DEFAULT_GUARDS = {
     ("postgres", "checkout"): ["advisory-lock", "advisory-semaphore"],
     ("postgres", "transfer"): ["ordered", "backoff"],
 }
-
-
-class SweepError(Exception):
-    """A sweep that cannot go on; the message says why."""
 
 
 @dataclass
