@@ -20,7 +20,7 @@ def test_a_closed_loop_sweep_writes_every_repeat_of_every_level_and_a_fit(tmp_pa
         for point in level["repeats"]:
             assert point["completed"] > 0 and point["errors"] == 0
             assert point["little"]["users"] == level["level"]
-            assert 0 <= point["generator_cpu"]
+            assert point["generator_cpu"] > 0  # Locust did work, and it was counted
     assert set(series["fit"]) >= {"lambda", "sigma", "kappa", "n_star", "r2"}
     assert series["sentence"].startswith("lock:")
     assert (tmp_path / "sweep.png").stat().st_size > 0

@@ -30,6 +30,8 @@ from .stats import littles_law
 #: Locust's user class per scenario, and the request names whose successes are completed operations.
 USER_CLASS = {"deposit": "DepositUser", "checkout": "CheckoutUser", "transfer": "TransferUser"}
 COMPLETED_NAME = {"deposit": "deposit", "checkout": "checkout", "transfer": "transfer"}
+
+
 class SweepError(Exception):
     """A sweep that cannot go on; the message says why."""
 
