@@ -67,7 +67,11 @@ def compare(args: argparse.Namespace, demo: bool) -> int:
         out=args.out,
         scenarios=None if demo or not args.scenarios else set(args.scenarios.split(",")),
         guards=None if demo or not args.guards else set(args.guards.split(",")),
+        **({} if demo else {"store": args.store, "database_url": args.database_url, "workers": args.workers}),
     )
+    if run.store == "postgres" and not run.database_url:
+        print("bankapp compare: --database-url: the postgres store needs the database's URL", file=sys.stderr)
+        return 2
     return run_command(run, args.command)
 
 
@@ -103,6 +107,9 @@ def make_parser() -> argparse.ArgumentParser:
         "--guards",
         help="comma-separated guards or policies (unsafe,lock,semaphore(4),naive) or rows (deposit:unsafe) [all]",
     )
+    compare_parser.add_argument("--store", choices=["memory", "postgres"], default="memory", help="[memory]")
+    compare_parser.add_argument("--database-url", help="libpq URL of the database, with --store postgres")
+    compare_parser.add_argument("--workers", type=int, default=2, help="gunicorn workers with --store postgres [2]")
     urls_parser = commands.add_parser(
         "urls",
         help="print the URLs to open once the lab runs (docker compose up)",

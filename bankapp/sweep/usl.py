@@ -23,6 +23,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.optimize import curve_fit
 
+#: A kappa below this is 0: its N* would be beyond a million users (the optimizer stops short of the bound).
+KAPPA_ZERO = 1e-12
+
 
 def throughput(n, lam: float, sigma: float, kappa: float):
     """X(N), for a number or a numpy array of N."""
@@ -65,6 +68,8 @@ def fit(ns: list[float], xs: list[float]) -> Fit | None:
     total = float(np.sum((x - x.mean()) ** 2))
     r2 = 1 - residual / total if total > 0 else (1.0 if residual == 0 else 0.0)
     lam, sigma, kappa = float(lam), float(sigma), float(kappa)
+    if kappa < KAPPA_ZERO:  # the optimizer's rounding off the bound: no coherency cost worth a peak
+        kappa = 0.0
     if kappa > 0:
         n_star = math.sqrt(max(0.0, 1 - sigma) / kappa)
         peak_n, peak_x = n_star, float(throughput(max(n_star, 1.0), lam, sigma, kappa))
