@@ -120,6 +120,7 @@ def synthetic_results(loop="closed"):
                     "errors_per_s": interval([0, 0, 0]),
                     "little_relative": interval([0.03] * 3),
                     "generator_cpu": 0.5,
+                    "server_cpu": 1.2,
                     "generator_saturated": n == 8,
                     "retry_rate": interval([0, 0, 0]),
                     "repeats": repeats,
@@ -155,5 +156,5 @@ def test_the_report_has_every_point_a_fit_a_sentence_and_a_chart(tmp_path):
     assert lock["sentence"].startswith("lock: at most") and f"sigma {lock['fit']['sigma']:.3f}" in lock["sentence"]
     assert "saturated at 8" in lock["sentence"]
     markdown = paths["md"].read_text()
-    assert "t-interval is wide" in markdown and "| lock | 8 |" in markdown
+    assert "t-interval is wide" in markdown and "| lock | 8 |" in markdown and "(saturated) | 120% |" in markdown
     assert paths["chart"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

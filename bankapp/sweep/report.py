@@ -73,8 +73,9 @@ def sentence(series: dict, results: dict) -> str:
 def table_lines(results: dict) -> list[str]:
     level_name = "offered req/s" if results["loop"] == "open" else "users"
     lines = [
-        f"| guard | {level_name} | completed/s (95 % CI) | p50 ms | p99 ms | errors/s | N - X(R+Z) | Locust CPU |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| guard | {level_name} | completed/s (95 % CI) | p50 ms | p99 ms | errors/s | N - X(R+Z) | "
+        f"{'generator' if results['loop'] == 'open' else 'Locust'} CPU | server CPU |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for series in results["series"]:
         for level in series["levels"]:
@@ -85,7 +86,7 @@ def table_lines(results: dict) -> list[str]:
                 f"{plus_minus(level['p50_ms'])} | {plus_minus(level['p99_ms'])} | "
                 f"{plus_minus(level['errors_per_s'])} | "
                 f"{little_cell} | {level['generator_cpu']:.0%}"
-                f"{' (saturated)' if level['generator_saturated'] else ''} |"
+                f"{' (saturated)' if level['generator_saturated'] else ''} | {level.get('server_cpu', 0):.0%} |"
             )
     return lines
 

@@ -124,6 +124,7 @@ def server_view(scenario: str, stats: dict) -> dict:
 def measure_once(sweep: Sweep, url: str, pid: int, level: float, prefix: Path) -> dict:
     if sweep.open_loop:
         call(url, "POST", "/admin/reset")
+        server_before, began = closed.server_cpu_s(pid), time.monotonic()
         point = openloop.OpenLoop(
             url,
             sweep.scenario,
@@ -133,6 +134,7 @@ def measure_once(sweep: Sweep, url: str, pid: int, level: float, prefix: Path) -
             accounts=sweep.keys.accounts,
             weights=list(sweep.keys.weights),
         ).run()
+        point["server_cpu"] = (closed.server_cpu_s(pid) - server_before) / (time.monotonic() - began)
         point["little"] = None
     else:
         point = closed.measure(
@@ -160,6 +162,7 @@ def summarize_level(level: float, repeats: list[dict]) -> dict:
         "errors_per_s": interval([point["errors_per_s"] for point in repeats]),
         "little_relative": interval(littles) if littles else None,
         "generator_cpu": max(point["generator_cpu"] for point in repeats),
+        "server_cpu": max(point["server_cpu"] for point in repeats),
         "generator_saturated": any(point["generator_saturated"] for point in repeats),
         "retry_rate": interval([point["server"]["retry_rate"] for point in repeats]),
         "repeats": repeats,
