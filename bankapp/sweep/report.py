@@ -73,7 +73,7 @@ def sentence(series: dict, results: dict) -> str:
 def table_lines(results: dict) -> list[str]:
     level_name = "offered req/s" if results["loop"] == "open" else "users"
     lines = [
-        f"| guard | {level_name} | completed/s (95 % CI) | p50 ms | p99 ms | errors/s | N - X(R+Z) | "
+        f"| guard | {level_name} | completed/s (95 % CI) | p50 ms (completed) | p99 ms (completed) | errors/s | N - X(R+Z) | "
         f"{'generator' if results['loop'] == 'open' else 'Locust'} CPU | server CPU |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -81,12 +81,13 @@ def table_lines(results: dict) -> list[str]:
         for level in series["levels"]:
             little = level["little_relative"]
             little_cell = "-" if not little else f"{little['mean']:+.0%}"
+            server_cpu = "-" if level.get("server_cpu") is None else f"{level['server_cpu']:.0%}"
             lines.append(
                 f"| {series['name']} | {level['level']:g} | {plus_minus(level['completed_per_s'])} | "
                 f"{plus_minus(level['p50_ms'])} | {plus_minus(level['p99_ms'])} | "
                 f"{plus_minus(level['errors_per_s'])} | "
                 f"{little_cell} | {level['generator_cpu']:.0%}"
-                f"{' (saturated)' if level['generator_saturated'] else ''} | {level.get('server_cpu', 0):.0%} |"
+                f"{' (saturated)' if level['generator_saturated'] else ''} | {server_cpu} |"
             )
     return lines
 
