@@ -73,7 +73,8 @@ def sentence(series: dict, results: dict) -> str:
 def table_lines(results: dict) -> list[str]:
     level_name = "offered req/s" if results["loop"] == "open" else "users"
     lines = [
-        f"| guard | {level_name} | completed/s (95 % CI) | p50 ms (completed) | p99 ms (completed) | errors/s | N - X(R+Z) | "
+        f"| guard | {level_name} | completed/s (95 % CI) | p50 ms (completed) | p99 ms (completed) | errors/s | "
+        "N - X(R+Z) | "
         f"{'generator' if results['loop'] == 'open' else 'Locust'} CPU | server CPU |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
