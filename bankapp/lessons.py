@@ -70,6 +70,10 @@ LESSONS = {
     ),
     13: Lesson("Threads vs processes", started=FLEET),
     14: Lesson("Locks one level up", started=FLEET),
+    15: Lesson(
+        "The semaphore needs the right number; this one finds it",
+        {"checkout_guard": "adaptive", "capacity": 20, "service_time_ms": 50, "gateway_capacity": 8},
+    ),
 }
 
 

@@ -14,7 +14,7 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 #: examples that drive a running bankapp over HTTP (covered by the e2e tests)
-NEEDS_SERVER = {"lost_update.py", "checkout_burst.py"}
+NEEDS_SERVER = {"lost_update.py", "checkout_burst.py", "adaptive_limit.py"}
 
 EXPECTED = {
     "thread_runs_once.py": [
