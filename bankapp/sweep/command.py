@@ -38,7 +38,7 @@ def add_parser(commands) -> None:
     parser.add_argument("--think-ms", type=float, default=0, help="each user's think time Z in ms [0]")
     parser.add_argument("--store", choices=["memory", "postgres"], default="memory")
     parser.add_argument("--database-url", help="libpq URL of the database (the postgres store)")
-    parser.add_argument("--workers", type=int, default=1, help="gunicorn workers (the postgres store) [1]")
+    parser.add_argument("--workers", type=int, help="gunicorn workers: 1 in memory, [2] on the postgres store")
     parser.add_argument("--out", type=Path, help="report folder [reports/sweep-<time>]")
     parser.add_argument("--quick", action="store_true", help="users 1,4,16, 3 repeats of 1.5 s: within 90 s")
 
@@ -47,13 +47,16 @@ def build(args: argparse.Namespace):
     """The `Sweep` the flags ask for; raises `LevelError` naming a bad flag."""
     from .runner import Sweep
 
+    workers = 2 if args.workers is None and args.store == "postgres" else (1 if args.workers is None else args.workers)
+    if workers < 1:
+        raise LevelError(f"--workers: {workers} is not a positive number of workers")
     if args.repeat < 1:
         raise LevelError(f"--repeat: {args.repeat} is not a positive number of repeats")
     if args.duration <= 0 or args.warmup < 0 or args.think_ms < 0:
         raise LevelError("--duration must be above 0, --warmup and --think-ms at least 0")
     if args.store == "postgres" and not args.database_url:
         raise LevelError("--database-url: the postgres store needs the database's URL")
-    if args.store == "memory" and args.workers != 1:
+    if args.store == "memory" and workers != 1:
         raise LevelError("--workers: the memory store runs one worker; use --store postgres for a fleet")
     if args.rate and args.users:
         raise LevelError("--rate and --users: pick one, arrival rates (open loop) or users (closed loop)")
@@ -71,7 +74,7 @@ def build(args: argparse.Namespace):
         race_windows=parse_race_windows(args.race_window_ms) if args.race_window_ms else None,
         store=args.store,
         database_url=args.database_url,
-        workers=args.workers,
+        workers=workers,
         out=args.out,
     )
     if args.quick and not args.guards:
