@@ -49,14 +49,16 @@ def sentence(series: dict, results: dict) -> str:
     fit = series.get("fit")
     if fit:
         most = max(level["level"] for level in levels)
-        if fit["n_star"] is None:
+        if fit["n_star"] is not None and fit["n_star"] < 1.5:
+            shape = "throughput does not grow with users: one user alone gets about all there is"
+        elif fit["n_star"] is None:
             shape = "no retrograde region (kappa 0): it flattens rather than falls"
         elif fit["n_star"] <= most:
             shape = f"throughput peaks near N* = {fit['n_star']:.0f} and falls beyond it"
         else:
             shape = f"the fit puts its peak at N* = {fit['n_star']:.0f}, beyond the {most:g} users measured"
 
-        share = "serializes almost everything" if fit["sigma"] > 0.5 else f"serializes {fit['sigma']:.0%} of the work"
+        share = "serializes almost everything" if fit["sigma"] > 0.9 else f"serializes {fit['sigma']:.0%} of the work"
         text += f"; USL sigma {fit['sigma']:.3f}, kappa {fit['kappa']:.4f} (R² {fit['r2']:.2f}): it {share}, {shape}"
     retries = [level["retry_rate"]["mean"] for level in levels if level["retry_rate"]["mean"]]
     if retries:
