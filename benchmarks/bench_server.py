@@ -18,7 +18,7 @@ import sys
 import threading
 from pathlib import Path
 
-from bankapp.compare.processes import ServerProcess
+from bankapp.server.processes import ServerProcess
 
 
 def bench_server(threads: int = 32) -> ServerProcess:

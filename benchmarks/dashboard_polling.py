@@ -127,7 +127,7 @@ def main() -> int:
         print(f"[{step}/{steps}] deposits, {label} ...", file=sys.stderr, flush=True)
         send(url + "/admin/reset", "POST")
         cpu = cpu_seconds(server.pid)
-        rps = wrk(url, args.duration, args.connections, script.name)["rps"]
+        rps = wrk(url, args.duration, args.connections, server.pid, script.name)["rps"]
         return rps, (cpu_seconds(server.pid) - cpu) * 1e6 / (rps * args.duration)
 
     try:

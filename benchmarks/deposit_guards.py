@@ -43,7 +43,7 @@ from pathlib import Path
 from bench_server import bench_server, start_minimal_server
 from deposit_profile import export
 
-from bankapp.compare.processes import ServerProcess
+from bankapp.server.processes import ServerProcess
 
 DEPOSIT_LUA = """
 wrk.method = "POST"

@@ -37,7 +37,7 @@ from pathlib import Path
 from bench_server import bench_server
 from deposit_guards import DEPOSIT_LUA, send, wrk
 
-from bankapp.compare.processes import ServerProcess
+from bankapp.server.processes import ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 0.95

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from bench_server import bench_server
 
-from bankapp.compare.processes import LocustJob, run_locust
+from bankapp.compare.locust_runs import LocustJob, run_locust
 
 HERE = Path(__file__).resolve().parent
 TARGET = 0.8

@@ -1,14 +1,24 @@
-"""Deposits/s on the postgres store with 1, 2 and 4 workers, beside pgbench on the same server.
+"""Deposits/s on the postgres store against the memory store's, beside pgbench on the same server, in one run.
 
-    python benchmarks/postgres_deposits.py [--duration 5] [--connections 16] [--threads 8] [--rounds 2]
-        [--admin-url postgresql://root@127.0.0.1:5432/postgres]
+    python benchmarks/postgres_deposits.py [--duration 5] [--connections 16] [--threads 8] [--rounds 3]
+        [--workers 1 2] [--base COMMIT] [--admin-url postgresql://root@127.0.0.1:5432/postgres]
 
-Creates a database of its own (dropped at the end), and for each number of
-workers starts `bankapp serve --store postgres --race-window-ms 0 --workers
-W` and drives `POST /accounts/<random>/deposit` with wrk (Debian package
-`wrk`) under `atomic-update` and `row-lock`. Beside each, in the same run
-and on the same server, pgbench (it ships with the server: Debian package
-`postgresql-15`) runs the SQL each guard amounts to, with as many
+Creates a database of its own (dropped at the end, whatever happens) and
+starts, on free loopback ports, with race window 0:
+
+- `bankapp serve` on the memory store, `deposit_guard` `lock`, one worker:
+  the reference every postgres row is a ratio of;
+- `bankapp serve --store postgres --workers W` for each W of `--workers`,
+  driven under `atomic-update` and under `row-lock` (switched with PATCH,
+  which every worker of the fleet reads);
+- with `--base COMMIT`, the same servers on bankapp at COMMIT (exported with
+  `git archive`, served beside them on the same database): before and after.
+
+wrk (Debian package `wrk`) drives `POST /accounts/<random>/deposit` on each
+in turn, in interleaved rounds, so that a noisy neighbour on a shared
+machine hits every row alike; each ratio is of measurements taken in the
+same round. In every round pgbench (it ships with the server: Debian
+package `postgresql-15`) runs the SQL each guard amounts to, with as many
 connections: the database's own ceiling for that work.
 
 - `atomic-update` against `UPDATE ... SET balance = balance + 1 ...` (one
@@ -16,9 +26,9 @@ connections: the database's own ceiling for that work.
 - `row-lock` against `BEGIN; SELECT ... FOR UPDATE; UPDATE ...; COMMIT`.
 
 What the gap is: HTTP, gunicorn, Flask, JSON, the per-request settings
-read, and Python. The ratio 2 workers / 1 worker says how much a second
-process buys on a 2-core machine that also runs PostgreSQL and the load
-generators. Also printed: what the per-request settings read costs.
+read, the round trips, and Python. Goals (issue 21): `atomic-update` on one
+worker at least 0.8 of the memory `lock` deposit, `row-lock` at least 0.6,
+two workers at least 1.4 times one, in every round.
 """
 
 from __future__ import annotations
@@ -37,11 +47,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from deposit_guards import DEPOSIT_LUA, send, wrk
+from deposit_profile import export
 
-from bankapp.compare.processes import ServerProcess
+from bankapp.server.processes import ServerProcess
 
 GUARDS = ("atomic-update", "row-lock")
-WORKERS = (1, 2, 4)
+GOALS = {"atomic-update": 0.8, "row-lock": 0.6}
+SCALING_GOAL = 1.4
 ACCOUNT = "'acc-' || lpad(:n::text, 2, '0')"
 COUNTED = "version = version + 1, deposits = deposits + 1, deposit_amount = deposit_amount + 1, net = net + 1"
 PGBENCH = {
@@ -57,18 +69,25 @@ def database(admin_url: str, name: str) -> str:
     return urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
 
 
-def pgbench(url: str, script: Path, duration: int, connections: int) -> float:
-    """pgbench's transactions per second for `script`."""
+def pgbench(url: str, script: Path, duration: int, connections: int, attempts: int = 5) -> float:
+    """pgbench's transactions per second for `script`.
+
+    A server shared with other work may be at `max_connections` for a moment: then it waits and tries again."""
     command = ["pgbench", "-n", "-c", str(connections), "-j", "2", "-T", str(duration), "-f", str(script), url]
-    output = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
-    found = re.search(r"tps = ([\d.]+)", output.stdout)
-    if not found:
-        raise RuntimeError(f"pgbench said:\n{output.stdout}\n{output.stderr}")
-    return float(found.group(1))
+    for attempt in range(1, attempts + 1):
+        output = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60)
+        found = re.search(r"tps = ([\d.]+)", output.stdout)
+        if found:
+            return float(found.group(1))
+        if "too many clients" not in output.stderr or attempt == attempts:
+            raise RuntimeError(f"pgbench said:\n{output.stdout}\n{output.stderr}")
+        print(f"  the server has no connection free for pgbench; again in {attempt * 3} s", file=sys.stderr)
+        time.sleep(attempt * 3)
+    raise AssertionError("unreachable")
 
 
 def settings_read_cost(url: str, samples: int = 2000) -> float:
-    """Median microseconds of the per-request settings read (`DatabaseSettings.current`), in this process."""
+    """Median microseconds of a settings read (`DatabaseSettings.current`) outside a request, in this process."""
     from bankapp.postgres import PostgresLab, prepare
     from bankapp.settings import load
 
@@ -85,19 +104,52 @@ def settings_read_cost(url: str, samples: int = 2000) -> float:
         lab.close()
 
 
-def measure(url: str, args: argparse.Namespace, script_dir: Path, lua: str) -> dict:
-    """One round: per number of workers, pgbench and wrk for each guard, side by side."""
+class Fleet:
+    """The servers of one code (the working tree, or `--base`): memory, and postgres with each number of workers."""
+
+    def __init__(self, label: str, url: str, args: argparse.Namespace, env: dict | None):
+        self.label = label
+        self.servers: dict[str, ServerProcess] = {}
+        common = ("--race-window-ms", "0", "--threads", str(args.threads))
+        try:
+            self.servers["memory"] = ServerProcess(*common, env=env, startup_timeout=60)
+            for workers in args.workers:
+                flags = ("--store", "postgres", "--database-url", url, "--workers", str(workers))
+                self.servers[f"postgres {workers}"] = ServerProcess(*common, *flags, env=env, startup_timeout=60)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+
+
+def measure_round(fleets: list[Fleet], args: argparse.Namespace, script_dir: Path, step: list[int]) -> dict:
+    """One round: pgbench for each guard, then every fleet's rows, each measured once (the caller alternates
+    the fleets' order from round to round, so that neither code always goes first)."""
     found: dict = {}
-    for workers in WORKERS:
-        flags = ("--store", "postgres", "--database-url", url, "--race-window-ms", "0")
-        with ServerProcess(*flags, "--workers", str(workers), "--threads", str(args.threads), startup_timeout=60) as s:
-            for guard in GUARDS:
-                print(f"  {workers} worker(s), {guard}: pgbench, then wrk ...", file=sys.stderr, flush=True)
-                ceiling = pgbench(url, script_dir / f"{guard}.sql", args.duration, args.connections)
-                send(s.url + "/admin/config", "PATCH", {"deposit_guard": guard})
-                send(s.url + "/admin/reset", "POST")
-                result = wrk(s.url, args.duration, args.connections, lua)
-                found[(guard, workers)] = {**result, "pgbench_tps": ceiling}
+    lua = str(script_dir / "deposit.lua")
+
+    def run(key: tuple, server: ServerProcess) -> None:
+        step[0] += 1
+        print(f"[{step[0]}/{step[1]}] {' '.join(map(str, key))} ...", file=sys.stderr, flush=True)
+        send(server.url + "/admin/reset", "POST")
+        found[key] = wrk(server.url, args.duration, args.connections, server.pid, lua)
+
+    for guard in GUARDS:
+        step[0] += 1
+        print(f"[{step[0]}/{step[1]}] pgbench {guard} ...", file=sys.stderr, flush=True)
+        found[("pgbench", guard)] = pgbench(args.url, script_dir / f"{guard}.sql", args.duration, args.connections)
+    for fleet in fleets:
+        memory = fleet.servers["memory"]
+        send(memory.url + "/admin/config", "PATCH", {"deposit_guard": "lock"})
+        run((fleet.label, "memory", "lock", 1), memory)
+        for guard in GUARDS:
+            for workers in args.workers:
+                server = fleet.servers[f"postgres {workers}"]
+                send(server.url + "/admin/config", "PATCH", {"deposit_guard": guard})  # the fleet's, in the database
+                run((fleet.label, "postgres", guard, workers), server)
     return found
 
 
@@ -106,68 +158,126 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=5, help="seconds per measurement [%(default)s]")
     parser.add_argument("--connections", type=int, default=16, help="wrk and pgbench connections [%(default)s]")
     parser.add_argument("--threads", type=int, default=8, help="server threads per worker [%(default)s]")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds; medians reported [%(default)s]")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians reported [%(default)s]")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="postgres fleet sizes [1 2]")
+    parser.add_argument("--base", help="also serve bankapp at this commit and measure it in the same rounds")
     parser.add_argument("--admin-url", default="postgresql://root@127.0.0.1:5432/postgres")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    if 1 not in args.workers:
+        parser.error("--workers must include 1: every ratio is of one worker")
     for tool in ("wrk", "pgbench"):
         if not shutil.which(tool):
             print(f"{tool} is not installed (apt-get install -y wrk postgresql)", file=sys.stderr)
             return 2
+    began = time.monotonic()
     name = f"bankapp_bench_{int(time.time())}"
     with psycopg.connect(args.admin_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    url = database(args.admin_url, name)
-    rounds = []
+    args.url = database(args.admin_url, name)
+    rounds: list[dict] = []
+    fleets: list[Fleet] = []
     try:
         with tempfile.TemporaryDirectory() as folder:
             script_dir = Path(folder)
             for guard, script in PGBENCH.items():
                 (script_dir / f"{guard}.sql").write_text(script)
             (script_dir / "deposit.lua").write_text(DEPOSIT_LUA)
-            settings_us = None
+            fleets.append(Fleet("now", args.url, args, None))
+            if args.base:
+                export(args.base, str(script_dir))
+                fleets.append(Fleet(args.base, args.url, args, {"PYTHONPATH": folder, "PYTHONSAFEPATH": "1"}))
+            step = [0, args.rounds * (len(GUARDS) + len(fleets) * (1 + len(GUARDS) * len(args.workers)))]
             for number in range(args.rounds):
-                print(f"round {number + 1} of {args.rounds}", file=sys.stderr, flush=True)
-                rounds.append(measure(url, args, script_dir, str(script_dir / "deposit.lua")))
-                settings_us = settings_read_cost(url) if settings_us is None else settings_us
+                order = fleets if number % 2 == 0 else fleets[::-1]
+                rounds.append(measure_round(order, args, script_dir, step))
+            for fleet in fleets:
+                fleet.stop()
+            settings_us = settings_read_cost(args.url)
     finally:
+        for fleet in fleets:
+            fleet.stop()
         with psycopg.connect(args.admin_url, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
             admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    rows = report(rounds, args, settings_us)
+    rows = report(rounds, args, [fleet.label for fleet in fleets], settings_us, time.monotonic() - began)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0
 
 
-def report(rounds: list[dict], args: argparse.Namespace, settings_us: float) -> list[dict]:
+def report(rounds: list[dict], args: argparse.Namespace, labels: list[str], settings_us: float, took: float) -> list:
+    """Medians over the rounds of each row and of each ratio taken within a round; every round's ratio too."""
+    median = statistics.median
+
+    def rps(key: tuple) -> list[float]:
+        return [found[key]["rps"] if key[0] != "pgbench" else found[key] for found in rounds]
+
+    def ratios(key: tuple, of: tuple) -> list[float]:
+        return [a / b for a, b in zip(rps(key), rps(of), strict=True)]
+
+    def listed(values: list[float]) -> str:
+        return " ".join(f"{value:.2f}" for value in values)
+
+    print(
+        f"\n{args.rounds} interleaved rounds of {args.duration} s per row, {args.connections} connections, "
+        f"{args.threads} threads per worker, race window 0; the run took {took:.0f} s"
+    )
+    for guard in GUARDS:
+        print(f"pgbench, {guard}'s SQL: {median(rps(('pgbench', guard))):.0f} tps")
+    print(
+        f"\n{'code':<10} {'store':<9} {'guard':<14} {'workers':>7} {'deposits/s':>10} {'p99 ms':>7} {'non-2xx':>7} "
+        f"{'vs memory':>9} {'vs pgbench':>10}  per round, vs memory"
+    )
     rows = []
-    for guard in GUARDS:
-        for workers in WORKERS:
-            runs = [found[(guard, workers)] for found in rounds]
-            rows.append(
-                {
-                    "guard": guard,
-                    "workers": workers,
-                    "deposits_per_s": statistics.median(run["rps"] for run in runs),
-                    "pgbench_tps": statistics.median(run["pgbench_tps"] for run in runs),
-                    "ratio_to_pgbench": statistics.median(run["rps"] / run["pgbench_tps"] for run in runs),
-                    "p99_ms": statistics.median(run["p99_ms"] or 0 for run in runs),
-                    "non_2xx": sum(run["non_2xx"] for run in runs),
-                }
+    for label in labels:
+        memory = (label, "memory", "lock", 1)
+        keys = [memory] + [(label, "postgres", guard, workers) for guard in GUARDS for workers in args.workers]
+        for key in keys:
+            store, guard, workers = key[1:]
+            vs_memory = ratios(key, memory)
+            row = {
+                "code": label,
+                "store": store,
+                "guard": guard,
+                "workers": workers,
+                "deposits_per_s": median(rps(key)),
+                "p99_ms": median(found[key]["p99_ms"] or 0 for found in rounds),
+                "non_2xx": sum(found[key]["non_2xx"] for found in rounds),
+                "vs_memory": median(vs_memory),
+                "vs_memory_rounds": vs_memory,
+                "vs_pgbench": None if store == "memory" else median(ratios(key, ("pgbench", guard))),
+            }
+            rows.append(row)
+            vs_pgbench = "" if row["vs_pgbench"] is None else f"{row['vs_pgbench']:.2f}"
+            print(
+                f"{label:<10} {store:<9} {guard:<14} {workers:>7} {row['deposits_per_s']:>10.0f} "
+                f"{row['p99_ms']:>7.1f} {row['non_2xx']:>7} {row['vs_memory']:>9.2f} {vs_pgbench:>10}  "
+                f"{listed(vs_memory)}"
             )
-    print(f"\nmedians of {args.rounds} rounds of {args.duration} s, {args.connections} connections, race window 0")
-    print(f"{'guard':<14} {'workers':>7} {'deposits/s':>10} {'pgbench tps':>11} {'ratio':>6} {'p99 ms':>7}", end="")
-    print(f" {'non-2xx':>7}")
-    for row in rows:
-        print(
-            f"{row['guard']:<14} {row['workers']:>7} {row['deposits_per_s']:>10.0f} {row['pgbench_tps']:>11.0f} "
-            f"{row['ratio_to_pgbench']:>6.2f} {row['p99_ms']:>7.1f} {row['non_2xx']:>7}"
-        )
-    for guard in GUARDS:
-        by = {row["workers"]: row["deposits_per_s"] for row in rows if row["guard"] == guard}
-        print(f"{guard}: 2 workers / 1 worker = {by[2] / by[1]:.2f}, 4 workers / 1 worker = {by[4] / by[1]:.2f}")
-    print(f"the per-request settings read: {settings_us:.0f} us (median, in process)")
+    print()
+    for label in labels:
+        for guard in GUARDS:
+            one = (label, "postgres", guard, 1)
+            goal, vs_memory = GOALS[guard], median(ratios(one, (label, "memory", "lock", 1)))
+            print(f"{label}: {guard}, 1 worker: {vs_memory:.2f} of memory lock (goal {goal}: ", end="")
+            print("meets)" if vs_memory >= goal else "MISSES)")
+            for workers in (w for w in args.workers if w > 1):
+                scaling = ratios((label, "postgres", guard, workers), one)
+                verdict = "holds in every round" if min(scaling) >= SCALING_GOAL else "MISSED in a round"
+                print(
+                    f"{label}: {guard}, {workers} workers / 1 worker: {median(scaling):.2f} "
+                    f"(rounds {listed(scaling)}; goal {SCALING_GOAL}: {verdict})"
+                )
+    if len(labels) > 1:
+        for store, guard, workers in [("memory", "lock", 1)] + [
+            ("postgres", g, w) for g in GUARDS for w in args.workers
+        ]:
+            gain = ratios((labels[0], store, guard, workers), (labels[1], store, guard, workers))
+            print(
+                f"{store} {guard}, {workers} worker(s): now / {labels[1]} = {median(gain):.2f} (rounds {listed(gain)})"
+            )
+    print(f"a settings read outside a request: {settings_us:.0f} us (median, in process)")
     return rows
 
 

@@ -9,7 +9,7 @@ full speed. Every second the example reads `limit` from /stats; at the end
 it says where the limit settled against the gateway's `gateway_capacity` G:
 a limit driven by latency only sees a queue once there is one, so it
 settles a little above G, and within G - 1 .. 2G. Start the server with the
-guard first: `bankapp serve --checkout-guard adaptive` (or `bankapp lesson 15`).
+guard first: `bankapp serve --checkout-guard adaptive` (or `bankapp lesson 18`).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ target once in a new thread; `join()` waits for it to finish.
 The clients use nothing but the standard library, so this file also runs
 against a bankapp started anywhere (`--url`). `--serve` starts one on a free
 loopback port with `ServerProcess`, the helper bankapp's tests and tools use
-(`bankapp/compare/processes.py`), and stops it by PID at the end.
+(`bankapp/server/processes.py`), and stops it by PID at the end.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def main() -> int:
     args = parser.parse_args()
     server = None
     if args.serve:
-        from bankapp.compare.processes import ProcessError, ServerProcess
+        from bankapp.server.processes import ProcessError, ServerProcess
 
         try:
             server = ServerProcess()

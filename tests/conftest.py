@@ -1,3 +1,6 @@
+"""Fixtures every layer's tests share: no developer's BANKAPP_* variable, an app and its client and lab (the web and
+server tests), and PostgreSQL databases of the tests' own. Each folder's conftest.py adds its own."""
+
 import pytest
 
 from bankapp import create_app
@@ -54,30 +57,3 @@ def databases():
 def database_url(databases):
     """A new, empty database of this test's own."""
     return databases.create()
-
-
-@pytest.fixture
-def make_pg_lab(database_url):
-    """Build postgres labs on this test's database: `make_pg_lab(deposit_guard="row-lock")`.
-
-    Two labs in one process are two workers as far as the lesson goes: each
-    has its own Python guards and its own pool, and they share the database.
-    """
-    from bankapp.postgres import PostgresLab, prepare
-    from bankapp.settings import load
-
-    from .harness import FAST
-
-    labs = []
-
-    def build(join: bool = False, **settings):
-        """`join`: a worker joining a running fleet, which takes the settings already in the database."""
-        chosen = {**FAST, "threads": 8, **settings}
-        config = load({**chosen, "store": "postgres", "database_url": database_url}, environ={})
-        lab = PostgresLab(prepare(config, set() if join else set(chosen)))
-        labs.append(lab)
-        return lab
-
-    yield build
-    for lab in labs:
-        lab.close()

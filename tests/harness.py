@@ -34,31 +34,83 @@ def make_lab(store: Callable = MemoryStore, inventory: Callable = Inventory, **s
     return Lab(config, store=store(config.account_ids, config.initial_balance), inventory=inventory(CATALOGUE))
 
 
-def run_together(jobs: list[Callable], names: list[str] | None = None, timeout: float = 60) -> list:
-    """Run each job in a thread of its own, all released at once by one barrier.
+class Background:
+    """Jobs in threads of their own, each by name, started at the moments the test chooses.
 
-    Returns what each job returned, or the exception it raised, in order.
-    Threads are named `names[i]` (default `client-i`); a thread still
-    running after `timeout` seconds fails the test.
+    `join()` waits for them all (at most `timeout` seconds in all: a thread
+    still running then fails the test) and returns what each returned, by
+    name. A job that raised fails the test there, unless its exception is
+    one of `expect`: then it is handed back in its place, for the test to
+    look at. A failure inside a thread is never lost.
     """
-    start = threading.Barrier(len(jobs), timeout=10)
-    results: list = [None] * len(jobs)
 
-    def run(index: int, job: Callable) -> None:
-        start.wait()
-        try:
-            results[index] = job()
-        except Exception as error:  # handed back: the test decides what it expected
-            results[index] = error
+    def __init__(self) -> None:
+        self.threads: dict[str, threading.Thread] = {}
+        self.results: dict[str, object] = {}
 
-    names = names or [f"client-{i}" for i in range(len(jobs))]
-    threads = [threading.Thread(target=run, args=(i, job), name=names[i]) for i, job in enumerate(jobs)]
-    for thread in threads:
+    def start(self, name: str, job: Callable, before: Callable[[], object] | None = None) -> threading.Thread:
+        """Run `job` in a new thread named `name` (after `before`, say a barrier's `wait`)."""
+        assert name not in self.threads, f"two jobs named {name}"
+
+        def run() -> None:
+            try:
+                if before is not None:
+                    before()
+                self.results[name] = job()
+            except BaseException as error:  # kept, and raised in the test's thread by join() unless expected
+                self.results[name] = error
+
+        self.threads[name] = thread = threading.Thread(target=run, name=name)
         thread.start()
-    for thread in threads:
-        thread.join(timeout)
-    assert not any(thread.is_alive() for thread in threads), "a thread never finished"
-    return results
+        return thread
+
+    def join(self, timeout: float = 10, expect: tuple[type[BaseException], ...] = ()) -> dict[str, object]:
+        deadline = time.monotonic() + timeout
+        for thread in self.threads.values():
+            thread.join(max(0.0, deadline - time.monotonic()))
+        running = [name for name, thread in self.threads.items() if thread.is_alive()]
+        assert not running, f"still running after {timeout:g} s: {running}"
+        failed = {
+            name: result
+            for name, result in self.results.items()
+            if isinstance(result, BaseException) and not isinstance(result, expect)
+        }
+        if failed:
+            first = next(iter(failed.values()))
+            listed = "; ".join(f"{name}: {error!r}" for name, error in failed.items())
+            raise AssertionError(f"{len(failed)} of {len(self.threads)} jobs raised: {listed}") from first
+        return dict(self.results)
+
+
+def run_together(
+    jobs: list[Callable],
+    names: list[str] | None = None,
+    timeout: float = 60,
+    expect: tuple[type[BaseException], ...] = (),
+) -> list:
+    """Run each job in a thread of its own, all released at once by one barrier; what each returned, in order.
+
+    Threads are named `names[i]` (default `client-i`). A job that raises
+    fails the test, unless the exception is one of `expect` (a deadlock
+    victim, a refusal the test is about): then it stands in the job's
+    place in the list. A thread still running after `timeout` seconds
+    fails the test.
+    """
+    names = names or [f"client-{i}" for i in range(len(jobs))]
+    start = threading.Barrier(len(jobs), timeout=10)
+    background = Background()
+    for name, job in zip(names, jobs, strict=True):
+        background.start(name, job, before=start.wait)
+    results = background.join(timeout, expect)
+    return [results[name] for name in names]
+
+
+def in_another_thread(job: Callable, timeout: float = 5, expect: tuple[type[BaseException], ...] = ()) -> object:
+    """Run `job` in one other thread (named `other`) and wait for it: what it returned, or the expected exception
+    it raised. Another exception, or a thread still running after `timeout` seconds, fails the test."""
+    jobs = Background()
+    jobs.start("other", job)
+    return jobs.join(timeout, expect)["other"]
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 10, every: float = 0.005) -> None:

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import http.client
 import socket
-import threading
 import time
 from contextlib import contextmanager
+from functools import partial
 
 import requests
 
-from bankapp.compare.processes import ServerProcess
-from bankapp.compare.processes import stop_process as stop  # SIGTERM by PID, then SIGKILL
+from bankapp.server.processes import ServerProcess
+from bankapp.server.processes import stop_process as stop  # SIGTERM by PID, then SIGKILL
+
+from .harness import run_together
 
 __all__ = ["LiveServer", "burst", "live_server", "stop"]
 
@@ -77,8 +79,4 @@ def burst(url: str, seconds: float, jobs: list, most: int = 400) -> None:
                     break
                 session.post(url + path, json=body, timeout=10)
 
-    threads = [threading.Thread(target=run, args=job) for job in jobs]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(seconds + 60)
+    run_together([partial(run, *job) for job in jobs], timeout=seconds + 60)

@@ -1,7 +1,7 @@
 """The tools that measure the lab: the guard matrix run over real HTTP, and its report.
 
 - `matrix`: which scenario runs under which guard or policy
-- `processes`: `bankapp serve` and headless Locust as child processes (also used by the tests and benchmarks)
+- `locust_runs`: headless Locust as a child process (the server is `bankapp.server.processes.ServerProcess`)
 - `runner`: the matrix run against one server, row after row
 - `rows`: Locust's numbers and the server's counters merged into one row
 - `series`: a row over time: the server's counters read once a second while Locust runs

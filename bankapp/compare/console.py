@@ -18,8 +18,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from ..server.processes import ProcessError
 from .columns import COLUMNS, VERDICT
-from .processes import ProcessError
 from .report import write
 from .runner import CompareError, Run, execute
 

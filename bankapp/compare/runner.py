@@ -17,9 +17,10 @@ from typing import Protocol
 
 import requests
 
+from ..server.processes import ServerProcess, last_lines
 from .anomalies import group, row_examples
+from .locust_runs import LocustJob, check_locust, project_locustfile, run_locust
 from .matrix import BASE_SETTINGS, MatrixRow, select
-from .processes import LocustJob, ServerProcess, check_locust, last_lines, project_locustfile, run_locust
 from .rows import make_row, summarize
 from .series import Sampler, reading
 

@@ -13,10 +13,13 @@ same call a request makes:
   `naive` they deadlock and the detector names the cycle, under `ordered`
   they cannot;
 - `audit`: a transfer and an audit (`TransferDesk.audit`): `release-first`
-  lets the audit see money in flight.
+  lets the audit see money in flight;
+- `checkout`: 2 or 3 checkouts of one flash-sale unit (`Shop.checkout`)
+  against a capacity of one fewer: `semaphore` admits that many and makes
+  the last wait, `unsafe` lets them all in at once (over capacity).
 
-The first three run under a deposit guard, the last two under a transfer
-policy. `backoff` is left out: it retries after random waits, and no schedule can
+The first three run under a deposit guard, the next two under a transfer
+policy, the checkout under a checkout guard. `backoff` is left out: it retries after random waits, and no schedule can
 fix the order of a random number.
 """
 
@@ -56,6 +59,8 @@ class Scenario:
     jobs: Callable[[Config, int], list[Job]]  # what each of n threads does
     #: the schedule a replay runs when none is given, made from each thread's named steps (see `default_schedule`)
     default: str
+    #: settings the scenario sets itself, for n threads (None: the settings in force)
+    settings: Callable[[int], dict] | None = None
 
     def findings(self, final: dict, answers: list[dict]) -> list[str]:
         return FINDINGS[self.name](final, answers)
@@ -120,6 +125,26 @@ def _transfer_and_audit(config: Config, n: int) -> list[Job]:
             _moved,
         ),
         Job("audit every account", lambda lab: lab.transfers.audit(), _audited),
+    ]
+
+
+#: What each checkout buys.
+CHECKOUT_SKU = "flash-sale"
+
+
+def checkout_settings(n: int) -> dict:
+    """n checkouts against a capacity of n - 1: one of them must wait (under a semaphore) or it is over capacity."""
+    return {"capacity": max(1, n - 1), "max_waiting": n, "admission_timeout_ms": 1000}
+
+
+def _checkouts(config: Config, n: int) -> list[Job]:
+    return [
+        Job(
+            f"check out 1 {CHECKOUT_SKU}",
+            lambda lab: lab.shop.checkout(CHECKOUT_SKU, 1).as_dict(),
+            lambda order: f"order {order['order_id']}, {order['remaining']} left",
+        )
+        for _ in range(n)
     ]
 
 
@@ -188,7 +213,23 @@ def _audit_findings(final: dict, answers: list[dict]) -> list[str]:
     return found + _transfer_findings(final, answers)[-1:]
 
 
+def _checkout_findings(final: dict, answers: list[dict]) -> list[str]:
+    found = []
+    if final["peak_in_flight"] > final["capacity"]:
+        found.append(
+            f"{final['peak_in_flight']} checkouts were in flight at once, over the capacity of {final['capacity']}: "
+            "nothing limited how many got in"
+        )
+    else:
+        found.append(f"at most {final['peak_in_flight']} in flight at once, within the capacity of {final['capacity']}")
+    lost = final["initial_stock"] - final["sold"] - final["stock"]
+    if lost:
+        found.append(f"{final['sold']} sold but the stock went down by {final['initial_stock'] - final['stock']}")
+    return found
+
+
 FINDINGS = {
+    "checkout": _checkout_findings,
     "deposit": _deposit_findings,
     "withdraw": _withdraw_findings,
     "batch": _batch_findings,
@@ -252,6 +293,18 @@ SCENARIOS = {
             2,
             _transfer_and_audit,
             "debit-audit-credit",
+        ),
+        Scenario(
+            "checkout",
+            "checkouts of the flash sale against a capacity of one fewer than the threads: without a limit "
+            "(unsafe) more are in flight at once than the capacity",
+            "checkout_guard",
+            DEPOSIT_GUARDS,
+            2,
+            3,
+            _checkouts,
+            "round-robin",
+            checkout_settings,
         ),
     )
 }

@@ -244,6 +244,38 @@ class Bank:
             self.stats.withdrew(account_id, amount)
         return balance
 
+    def customer_withdraw(self, customer_id: str, account_id: str, amount: int) -> tuple[int, int]:
+        """Take `amount` from one of the customer's two accounts if their combined balance covers it.
+
+        Returns the account's new balance and the combined balance the check
+        read (the pair's sum before this debit, as this withdrawal saw it).
+        Check, then act, over two accounts: unguarded, two withdrawals from
+        the two accounts both pass the check and the sum goes below zero
+        (write skew, see `customers`). An excluding guard is taken on both
+        accounts, in id order, so the check and the debit see no other
+        customer withdrawal in between.
+        """
+        from .customers import covered, pair_for
+
+        config = self._config()
+        pair = pair_for(self.store.account_ids(), customer_id, account_id)
+        first, second = (self.guard_for(each, config) for each in pair)
+        timeout = config.lock_timeout()
+        with (
+            self.gate.enter("customer withdrawal"),
+            self._counting_refusals(),
+            hold(first, timeout),
+            hold(second, timeout),
+            self.exclusive(first, pair[0], config),
+            self.exclusive(second, pair[1], config),
+        ):
+            combined = covered(customer_id, account_id, {each: self.store.read(each) for each in pair}, amount)
+            race_window(config)
+            balance = self.store.read(account_id) - amount
+            self.store.write(account_id, balance)
+            self.stats.withdrew(account_id, amount)
+        return balance, combined
+
     def reset(self) -> None:
         self.store.reset()
         self.stats.reset()

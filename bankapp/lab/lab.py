@@ -1,9 +1,10 @@
 """The lab: one bank, one transfer desk and one shop per app, over one store.
 
-`create_app()` makes a new lab (`make_lab`), so every app, and so every
-test, starts from fresh balances, guards and counters; with `store`
-`postgres` the lab is `bankapp.postgres.PostgresLab`, whose parts keep
-their state in the database that every worker shares. The parts that hold state can be
+`create_app()` makes a new lab (`bankapp.boot.build_lab`), so every app,
+and so every test, starts from fresh balances, guards and counters; with
+`store` `postgres` the lab is `bankapp.postgres.PostgresLab`, whose parts
+keep their state in the database that every worker shares. Both meet
+`protocol.LabLike`, what the web service asks of a lab. The parts that hold state can be
 swapped: `store` (the balances) and `inventory` (the shop's stock) default
 to the in-memory ones, and a test, or another kind of store, hands in its
 own. Everything else is wired here, once: the bank, the transfer desk and
@@ -19,67 +20,15 @@ import threading
 import time
 
 from ..settings import RESERVED_THREADS, Config, ConfigHolder
-from .admission import Gate, Operation
+from .admission import Gate
 from .bank import Bank
-from .guards import DeadlockVictim, Guard, GuardSet, GuardWait
+from .guards import GuardSet
 from .ledger import LedgerStats
 from .locks import LockTable
+from .operator import OperatorActions
 from .shop import Inventory, Shop
 from .store import MemoryStore, Store
 from .transfers import TransferDesk
-
-
-class OperatorActions:
-    """What the operator can do to the in-process locks of any lab: break the deadlocks nobody gives up,
-    and name what a blocked reset waits for. Needs `self.locks` (a `LockTable`) and `self.guards`."""
-
-    locks: LockTable
-    guards: GuardSet
-
-    def break_deadlocks(self) -> list[dict]:
-        """The operator's way out of the deadlocks nobody gives up: their records, each with its victim.
-
-        A cycle of account locks loses its youngest wait
-        (`LockTable.break_deadlocks`); a guard all of whose holders wait for
-        it (a batch deposit under `lock`) loses one of them
-        (`Guard.break_self_deadlock`). Each victim raises `DeadlockVictim`,
-        rolls back, lets go, and answers 409 as a detected victim does.
-        """
-        broken = self.locks.break_deadlocks()
-        for guard in self.guards.all():
-            error = guard.break_self_deadlock(
-                lambda stuck, victim, guard=guard: self._self_deadlock(guard, stuck, victim)
-            )
-            if error is not None:
-                broken.append(error.deadlock)
-        return broken
-
-    def _self_deadlock(self, guard: Guard, stuck: list[GuardWait], victim: GuardWait) -> DeadlockVictim:
-        what = guard.describe()
-        steps = [{"thread": w.thread, "ident": w.ident, "holds": [what], "waits_for": what} for w in stuck]
-        return DeadlockVictim(self.locks.record_broken(steps, [guard.label], victim.since, victim.thread))
-
-    def whereabouts(self, operations: list[Operation]) -> list[dict]:
-        """Each operation in flight with what it holds and waits for: what a blocked reset names."""
-        graph = self.locks.snapshot()
-        now = time.monotonic()
-        described = []
-        for op in operations:
-            holds = [f"account lock of {lock['account']}" for lock in graph["locks"] if _is(lock["holder"], op)]
-            waits = [f"account lock of {edge['account']}" for edge in graph["wait_for"] if _is(edge["waiter"], op)]
-            for guard in self.guards.all():
-                holds += [guard.describe()] if op.ident in guard.holders() else []
-                waits += [guard.describe()] if op.ident in guard.waiting() else []
-            described.append(
-                {
-                    "operation": op.name,
-                    "thread": op.thread,
-                    "running_ms": round((now - op.since) * 1000, 1),
-                    "holds": holds,
-                    "waits_for": waits,
-                }
-            )
-        return described
 
 
 class Lab(OperatorActions):
@@ -161,19 +110,3 @@ class Lab(OperatorActions):
             "operations": self.gate.report(),
             "settings": self.config().public(),
         }
-
-
-def make_lab(config: Config) -> Lab:
-    """The lab `config.store` asks for: this one in memory, or the postgres one.
-
-    psycopg is imported only here, and only for the postgres store.
-    """
-    if config.store == "postgres":
-        from ..postgres import PostgresLab
-
-        return PostgresLab(config)
-    return Lab(config)
-
-
-def _is(thread: dict | None, operation: Operation) -> bool:
-    return thread is not None and thread["ident"] == operation.ident

@@ -8,9 +8,11 @@ protecting anything once there are two processes, and the database's row
 locks, advisory locks, atomic updates, serializable transactions and
 deadlock detector take over.
 
-Modules: `sql` (every statement, with the anomaly it allows or prevents),
-`schema` (tables, version, seed, the check at start), `database` (the
-pool and the connection a thread holds), `settings`, `store`, `counters`,
+Modules: `sql` (every statement, with the anomaly it allows or prevents,
+and nothing else), `schema` (tables, version, seed, the check at start),
+`database` (the pool and the connection a thread holds), `settings`,
+`store` (balances, stock, the ledger, and the write path: what each thread
+read, each write's log line, the erasures it names), `counters`,
 `bank` (the deposit guards), `transfers`, `locks` (`/debug/locks` from
 `pg_locks`), `shop` (fleet-wide admission) and `lab`, which wires them.
 psycopg is imported only when the postgres store is used.

@@ -50,12 +50,14 @@ from contextlib import contextmanager
 from psycopg import Connection, errors
 
 from ..lab.bank import Bank, InsufficientFunds, race_window
+from ..lab.customers import covered, pair_for
 from ..lab.guards import Guard, GuardTimeout
 from ..lab.store import StoreUnavailable, UnknownAccount
 from ..settings import Config
 from . import sql
 from .database import Database
 from .locks import DatabaseDeadlock, record_deadlock
+from .store import add_to_balance, read_balance, withdraw_if_pair_covers, write_balance
 
 #: Tries of a serializable deposit before it answers 503.
 SERIALIZABLE_ATTEMPTS = 20
@@ -99,6 +101,16 @@ class DatabaseBank(Bank):
             account_id,
             lambda: Bank.withdraw(self, account_id, amount),
             lambda tool, conn, config: tool.withdraw(conn, account_id, amount, config),
+        )
+
+    def customer_withdraw(self, customer_id: str, account_id: str, amount: int) -> tuple[int, int]:
+        """The rule over two accounts (see `bankapp.lab.customers`) with the guard in force: a Python guard runs
+        the domain's own path; a database guard reads both rows its way (`row-lock` locks both, in id order)."""
+        pair = pair_for(self.store.account_ids(), customer_id, account_id)
+        return self._dispatch(
+            account_id,
+            lambda: Bank.customer_withdraw(self, customer_id, account_id, amount),
+            lambda tool, conn, config: tool.customer_withdraw(conn, customer_id, pair, account_id, amount, config),
         )
 
     def batch_deposit(self, account_id: str, amounts: list[int]) -> int:
@@ -179,14 +191,23 @@ class DatabaseGuard:
     def deposit(self, conn: Connection, account_id: str, amount: int, config: Config) -> int:
         balance = self.read(conn, account_id, config)
         race_window(config)
-        return sql.write_balance(conn, account_id, balance + amount, sql.Counts.deposit(amount))
+        return write_balance(conn, account_id, balance + amount, sql.Counts.deposit(amount))
 
     def withdraw(self, conn: Connection, account_id: str, amount: int, config: Config) -> int:
         balance = self.read(conn, account_id, config)
         if balance < amount:
             raise InsufficientFunds(account_id, balance, amount)
         race_window(config)
-        return sql.write_balance(conn, account_id, balance - amount, sql.Counts.withdrawal(amount))
+        return write_balance(conn, account_id, balance - amount, sql.Counts.withdrawal(amount))
+
+    def customer_withdraw(
+        self, conn: Connection, customer_id: str, pair: tuple[str, str], account_id: str, amount: int, config: Config
+    ) -> tuple[int, int]:
+        """Read both accounts this guard's way (in id order), check their sum, window, debit one."""
+        combined = covered(customer_id, account_id, {each: self.read(conn, each, config) for each in pair}, amount)
+        race_window(config)
+        balance = self.read(conn, account_id, config) - amount
+        return write_balance(conn, account_id, balance, sql.Counts.withdrawal(amount)), combined
 
     def batch(self, conn: Connection, account_id: str, amounts: list[int], config: Config) -> int:
         """Hold the account's guard, then deposit each amount by the single-deposit path, which takes it again."""
@@ -197,12 +218,25 @@ class DatabaseGuard:
 
 
 class RowLock(DatabaseGuard):
-    """`SELECT ... FOR UPDATE`: the row stays locked until the transaction commits."""
+    """`SELECT ... FOR UPDATE`: the row stays locked until the transaction commits.
+
+    The transaction's settings (its `lock_timeout`, its name) ride with its
+    first `FOR UPDATE`, set before the row is waited for: `BEGIN`, the
+    locking read, the write, `COMMIT`, and no round trip of their own."""
 
     name = "row-lock"
 
+    def __init__(self) -> None:
+        self._first = threading.local()  # the settings the transaction's first read sets
+
+    def run(self, bank: DatabaseBank, config: Config, work: Callable[[Connection], int]) -> int:
+        with bank.db.transaction(config, configure=False) as conn:
+            self._first.settings = bank.db.settings_params(conn, config)
+            return work(conn)
+
     def read(self, conn: Connection, account_id: str, config: Config) -> int:
-        return sql.read_balance(conn, account_id, lock="wait")
+        settings, self._first.settings = getattr(self._first, "settings", None), None
+        return read_balance(conn, account_id, lock="wait", settings=settings)
 
 
 class AdvisoryLock(DatabaseGuard):
@@ -212,7 +246,7 @@ class AdvisoryLock(DatabaseGuard):
 
     def read(self, conn: Connection, account_id: str, config: Config) -> int:
         conn.execute(sql.ADVISORY_XACT_LOCK, (ACCOUNT_KEY, config.account_ids.index(account_id)))
-        return sql.read_balance(conn, account_id)
+        return read_balance(conn, account_id)
 
 
 class AtomicUpdate(DatabaseGuard):
@@ -225,17 +259,28 @@ class AtomicUpdate(DatabaseGuard):
             return work(conn)
 
     def deposit(self, conn: Connection, account_id: str, amount: int, config: Config) -> int:
-        return sql.add_to_balance(conn, account_id, amount, sql.Counts.deposit(amount))
+        return add_to_balance(conn, account_id, amount, sql.Counts.deposit(amount))
 
     def withdraw(self, conn: Connection, account_id: str, amount: int, config: Config) -> int:
-        balance = sql.add_to_balance(conn, account_id, -amount, sql.Counts.withdrawal(amount), floor=0)
+        balance = add_to_balance(conn, account_id, -amount, sql.Counts.withdrawal(amount), floor=0)
         if balance is None:  # the guarded update changed nothing: the balance did not cover it
-            raise InsufficientFunds(account_id, sql.read_balance(conn, account_id), amount)
+            raise InsufficientFunds(account_id, read_balance(conn, account_id), amount)
         return balance
+
+    def customer_withdraw(
+        self, conn: Connection, customer_id: str, pair: tuple[str, str], account_id: str, amount: int, config: Config
+    ) -> tuple[int, int]:
+        """One statement: debit if the pair's sum covers it. Atomic for one row, not for the rule over two."""
+        written = withdraw_if_pair_covers(conn, account_id, pair, amount, sql.Counts.withdrawal(amount))
+        if written is None:
+            balances = {each: read_balance(conn, each) for each in pair}
+            covered(customer_id, account_id, balances, amount)  # raises: the sum did not cover it
+            raise StoreUnavailable(f"customer {customer_id}: the guarded withdrawal changed nothing; retry it")
+        return written
 
     def batch(self, conn: Connection, account_id: str, amounts: list[int], config: Config) -> int:
         with conn.transaction():  # all the amounts or none
-            balance = sql.read_balance(conn, account_id)
+            balance = read_balance(conn, account_id)
             for amount in amounts:
                 balance = self.deposit(conn, account_id, amount, config)
         return balance
@@ -248,22 +293,41 @@ class Serializable(DatabaseGuard):
     isolation = sql.SERIALIZABLE
 
     def read(self, conn: Connection, account_id: str, config: Config) -> int:
-        return sql.read_balance(conn, account_id)
+        return read_balance(conn, account_id)
 
     def run(self, bank: DatabaseBank, config: Config, work: Callable[[Connection], int]) -> int:
+        """Try up to `SERIALIZABLE_ATTEMPTS` times; a refusal says it was PostgreSQL's and how often it retried.
+
+        Each failed attempt is counted (`serialization_retries` in `/stats`);
+        a deposit refused after all of them is counted too, with the retries
+        it spent (`serialization_failures`), and its 503 names the SQLSTATE
+        and PostgreSQL's own message of the last attempt: the deposit was not
+        lost to a bug, the database refused it that many times in a row.
+        """
+        last: errors.Error | None = None
         for attempt in range(1, SERIALIZABLE_ATTEMPTS + 1):
             try:
                 return super().run(bank, config, work)
-            except (errors.SerializationFailure, errors.DeadlockDetected):
+            except (errors.SerializationFailure, errors.DeadlockDetected) as error:
+                last = error
                 bank.stats.counters.add("deposits.serialization_retries")
-                time.sleep(random.uniform(0, min(50, 2**attempt)) / 1000)  # full jitter, as backoff does
+                if attempt < SERIALIZABLE_ATTEMPTS:
+                    time.sleep(random.uniform(0, min(50, 2**attempt)) / 1000)  # full jitter, as backoff does
         bank.stats.refused("serialization_failure")
+        retries = SERIALIZABLE_ATTEMPTS - 1
+        bank.stats.counters.add("deposits.serialization_refused_retries", retries)
+        said = (last.diag.message_primary if last else None) or "could not serialize access"
+        sqlstate = last.sqlstate if last else "40001"
         raise StoreUnavailable(
-            f"serializable: PostgreSQL aborted this deposit {SERIALIZABLE_ATTEMPTS} times (40001: could not "
-            "serialize access due to concurrent update); it was never applied, retry it",
+            f"serializable: a serialization failure, not a bug: PostgreSQL refused this deposit's transaction "
+            f"{SERIALIZABLE_ATTEMPTS} times in a row (the last: {sqlstate} {said}); it was retried {retries} times, "
+            "then given up, and never applied: retry it",
             slug="serialization-failure",
             title="Serialization failure",
             attempts=SERIALIZABLE_ATTEMPTS,
+            retries=retries,
+            sqlstate=sqlstate,
+            postgres_message=said,
         )
 
 

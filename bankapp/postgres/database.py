@@ -167,7 +167,9 @@ class Database:
         return conn is not None and conn.info.transaction_status != pq.TransactionStatus.IDLE
 
     @contextmanager
-    def transaction(self, config: Config | None = None, isolation: str | None = None) -> Iterator[psycopg.Connection]:
+    def transaction(
+        self, config: Config | None = None, isolation: str | None = None, configure: bool = True
+    ) -> Iterator[psycopg.Connection]:
         """`BEGIN ... COMMIT` on the thread's connection (inside another: a savepoint), rolled back on error.
 
         With `config`, the transaction waits for a lock at most
@@ -175,15 +177,27 @@ class Database:
         (where the role may set `deadlock_timeout`), and names its worker
         and thread in `pg_stat_activity`. `isolation` is a `SET TRANSACTION`
         statement (`sql.SERIALIZABLE`, `sql.SNAPSHOT`) for an outermost one.
+        With `configure=False` the caller's first statement sets those
+        settings itself (`settings_params`), saving their round trip.
         """
         with self.connection() as conn:
             outermost = conn.info.transaction_status == pq.TransactionStatus.IDLE
             with conn.transaction():
                 if isolation and outermost:
                     conn.execute(isolation)
-                if config is not None:
+                if config is not None and configure:
                     self._configure(conn, config)
                 yield conn
+
+    def settings_params(self, conn: psycopg.Connection, config: Config) -> dict[str, str]:
+        """What `_configure` sets, as parameters of a statement that sets them itself."""
+        params = {
+            "lock_timeout": lock_timeout_setting(config.lock_timeout_ms),
+            "application_name": f"bankapp {worker_name()}",
+        }
+        if self.deadlock_timeout_allowed(conn):
+            params["deadlock_timeout"] = f"{max(1, round(config.deadlock_check_ms))}ms"
+        return params
 
     def _configure(self, conn: psycopg.Connection, config: Config) -> None:
         timeout, name = lock_timeout_setting(config.lock_timeout_ms), f"bankapp {worker_name()}"

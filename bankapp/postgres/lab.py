@@ -1,8 +1,8 @@
 """The lab of one worker on the postgres store: the domain's parts, their state in the shared database.
 
-`PostgresLab` has the `Lab`'s interface (`settings`, `bank`, `transfers`,
-`shop`, `config()`, `reset()`, `stats()`, `health()`), so the web service
-does not know which store it runs on. Everything that must be the same on
+`PostgresLab` meets `bankapp.lab.LabLike`, as the memory `Lab` does
+(`settings`, `bank`, `transfers`, `shop`, `config()`, `reset()`, `stats()`,
+`health()`), so the web service does not know which store it runs on. Everything that must be the same on
 every worker lives in the database: settings, balances, stock, counters,
 gauges, the recent deadlocks. What stays in the process: the Python
 guards (that is the lesson), the pool, and the latency samples behind the
@@ -15,8 +15,8 @@ import os
 
 from ..lab.admission import Gate
 from ..lab.guards import GuardSet
-from ..lab.lab import OperatorActions
 from ..lab.locks import LockTable
+from ..lab.operator import OperatorActions
 from ..settings import RESERVED_THREADS, Config
 from . import sql
 from .answers import SharedAnswers

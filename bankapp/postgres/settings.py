@@ -14,6 +14,13 @@ also need a connection per worker set aside to listen, and a fallback when
 that connection drops. The per-request read is exact and simple, and it
 costs one round trip (measured in `benchmarks/postgres_deposits.py`).
 
+A request reads them once: the web layer asks at its start (for the
+latency's labels and the admin check) and the bank asks again as it
+dispatches the deposit; the second answer is the first, kept for the
+request (`CALLER`, a new object for each request, says which request a
+thread serves). One settings read per request, not two, and a request runs
+under one version of the settings from its start to its end.
+
 What is this process's own (its threads, workers, address, store, the
 database URL and admin token) is never written to the database: each
 process keeps its own, and the shared rest comes from the row.
@@ -21,11 +28,13 @@ process keeps its own, and the shared rest comes from the row.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
+from ..lab.forensics import CALLER, NOBODY
 from ..lab.store import StoreUnavailable
 from ..settings import Config, apply_patch, check_patch, describe
 from . import sql
@@ -39,10 +48,24 @@ class DatabaseSettings:
         self.db = db
         self._process = config.process()
         self._cached: tuple[int, Config] = (0, config)  # version 0 is never in the database
+        self._request = threading.local()  # (the request's Caller, the settings it read at its start)
 
     @property
     def current(self) -> Config:
-        """The settings a request starting now runs under (one round trip; a new `Config` only after a change)."""
+        """The settings a request starting now runs under (one round trip; a new `Config` only after a change).
+
+        Asked again by the same request, the settings it read first, without a round trip."""
+        caller = CALLER.get()
+        if caller is not NOBODY:
+            held = getattr(self._request, "held", None)
+            if held is not None and held[0] is caller:
+                return held[1]
+        config = self._read()
+        if caller is not NOBODY:
+            self._request.held = (caller, config)
+        return config
+
+    def _read(self) -> Config:
         version, config = self._cached
         with self.db.connection() as conn:
             row = conn.execute(sql.READ_SETTINGS, (version,)).fetchone()
@@ -88,5 +111,7 @@ class DatabaseSettings:
             config = apply_patch(self._build(body), changes)
             latest = conn.execute(sql.WRITE_SETTINGS, (Jsonb(config.shared()), worker_name())).fetchone()[0]
         self._cached = (latest, config)
+        if CALLER.get() is not NOBODY:
+            self._request.held = (CALLER.get(), config)  # the rest of this request runs under what it wrote
         config.apply_to_interpreter()
         return config

@@ -21,22 +21,16 @@ its record change in one statement, so no snapshot ever sees one without
 the other. Counters are relative (`n = n + 1`), so they are exact even
 where the balance write they ride with is a lost update.
 
-Balance writes all go through `write_balance` or `add_to_balance`, so
-whatever a write must carry (its counts, a version that every write
-advances, and its line in the writes log) is added in one place. A write
-knows the version it was computed from (`SEEN`, what this thread last read
-of the account); when the version it wrote over is newer, it has erased
-the writes in between, and `store.record_erasure` names them, fleet-wide.
+Every balance write carries its counts, a version that every write
+advances, and its line in the writes log, in the statement itself
+(`WRITE_BALANCE`, `ADD_TO_BALANCE`). This module holds statements only,
+and no state: which version a write was computed from, and what an erasure
+names, is the store's (`store.write_balance`, `store.record_erasure`).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-
-from psycopg import Connection
-
-from ..lab.forensics import ReadsSeen, Write, who
-from ..lab.store import UnknownAccount
 
 # --- settings ------------------------------------------------------------------
 
@@ -83,6 +77,16 @@ class Counts:
     def negated(self) -> Counts:
         return Counts(**{name: -value for name, value in asdict(self).items()})
 
+    def params(self) -> dict[str, int]:
+        """The statement's parameters (what `asdict` gives, without its deep copy: this runs on every write)."""
+        return {
+            "deposits": self.deposits,
+            "deposit_amount": self.deposit_amount,
+            "withdrawals": self.withdrawals,
+            "withdrawal_amount": self.withdrawal_amount,
+            "net": self.net,
+        }
+
 
 _COUNTED = """deposits = deposits + %(deposits)s, deposit_amount = deposit_amount + %(deposit_amount)s,
     withdrawals = withdrawals + %(withdrawals)s, withdrawal_amount = withdrawal_amount + %(withdrawal_amount)s,
@@ -101,6 +105,27 @@ LOCK_BALANCE = f"SELECT {_VERSIONED} FROM bankapp_accounts WHERE id = %s FOR UPD
 
 A second `FOR UPDATE` of the same row by the same transaction is granted at
 once: a row lock belongs to the transaction, not to a thread."""
+
+_SET_LOCK_TIMEOUT = "set_config('lock_timeout', %(lock_timeout)s, true)"
+_SET_NAME = "set_config('application_name', %(application_name)s, false)"
+_SET_DEADLOCK_TIMEOUT = "set_config('deadlock_timeout', %(deadlock_timeout)s, true)"
+_LOCK_CONFIGURED = """
+WITH settings AS MATERIALIZED (SELECT {settings})
+SELECT {versioned} FROM bankapp_accounts, settings WHERE id = %(id)s FOR UPDATE OF bankapp_accounts"""
+
+LOCK_BALANCE_CONFIGURED = _LOCK_CONFIGURED.format(settings=f"{_SET_LOCK_TIMEOUT}, {_SET_NAME}", versioned=_VERSIONED)
+"""`LOCK_BALANCE` as the first statement of a transaction, with the transaction's settings (`TRANSACTION_SETTINGS`)
+in the same round trip.
+
+The row is locked above the join (`FOR UPDATE OF`), after both sides gave
+their row: the settings are set before the lock is waited for, whatever
+order the planner scans them in, so the wait is bounded by this
+`lock_timeout`."""
+
+LOCK_BALANCE_CONFIGURED_AND_DEADLOCK_TIMEOUT = _LOCK_CONFIGURED.format(
+    settings=f"{_SET_LOCK_TIMEOUT}, {_SET_NAME}, {_SET_DEADLOCK_TIMEOUT}", versioned=_VERSIONED
+)
+"""The same, and `deadlock_timeout` (where the role may set it)."""
 
 LOCK_BALANCE_NOWAIT = f"SELECT {_VERSIONED} FROM bankapp_accounts WHERE id = %s FOR UPDATE NOWAIT"
 """Lock the row or fail at once with `55P03`: the try-lock of policy `backoff`."""
@@ -195,54 +220,24 @@ It locks nothing by itself: it excludes only those who ask for the same
 key. The same session may take it again at once (it is re-entrant)."""
 
 
-#: What each thread last read of each account: the version a write was computed from.
-SEEN = ReadsSeen()
-#: Writes the log keeps per account; every `PRUNE_EVERY`th version of an account prunes what is older.
-HISTORY, PRUNE_EVERY = 4096, 256
+WITHDRAW_IF_PAIR_COVERS = f"""
+WITH written AS (
+    UPDATE bankapp_accounts SET balance = balance - %(amount)s, version = version + 1, {_COUNTED}
+    WHERE id = %(id)s AND (SELECT sum(balance) FROM bankapp_accounts WHERE id = ANY(%(pair)s)) >= %(amount)s
+    RETURNING balance, version
+), logged AS (
+    {_LOGGED}
+    SELECT %(id)s, version, version - 1, -%(amount)s, balance, %(request_id)s, %(operation)s, %(thread)s, %(pid)s,
+           {_NOW}
+    FROM written
+)
+SELECT balance, (SELECT sum(balance) FROM bankapp_accounts WHERE id = ANY(%(pair)s)) FROM written"""
+"""A customer's withdrawal in one statement: debit one account if the pair's sum covers the amount.
 
-
-def read_balance(conn: Connection, account_id: str, lock: str = "") -> int:
-    """The balance (its version remembered for the write to come); `lock` is '', 'wait' (FOR UPDATE)
-    or 'nowait' (FOR UPDATE NOWAIT)."""
-    statement = {"": READ_BALANCE, "wait": LOCK_BALANCE, "nowait": LOCK_BALANCE_NOWAIT}[lock]
-    row = conn.execute(statement, (account_id,)).fetchone()
-    if row is None:
-        raise UnknownAccount(account_id)
-    SEEN.remember(account_id, *row)
-    return row[0]
-
-
-def write_balance(conn: Connection, account_id: str, balance: int, counts: Counts = Counts()) -> int:
-    """Write `balance`, computed from what this thread last read of the account; name what it erased, if anything."""
-    read = SEEN.take(account_id)
-    if read is None:  # a blind write: computed from nothing, it overwrites what is there now
-        read_balance(conn, account_id)
-        read = SEEN.take(account_id)
-    read_from, parent, read_at = read
-    caller = who()._asdict()
-    params = {"id": account_id, "balance": balance, "parent": parent, "delta": balance - read_from, "read_at": read_at}
-    written, version, at = conn.execute(WRITE_BALANCE, {**params, **caller, **asdict(counts)}).fetchone()
-    if version - 1 != parent:  # only a race pays for the walk
-        from .store import record_erasure  # the store reads the log this module writes
-
-        write = Write(account_id, version, parent, balance - read_from, balance, *caller.values(), read_at, at)
-        record_erasure(conn, write, version - 1)
-    if version % PRUNE_EVERY == 0:
-        conn.execute(PRUNE_WRITES, (account_id, version - HISTORY))
-    return written
-
-
-def add_to_balance(
-    conn: Connection, account_id: str, delta: int, counts: Counts, floor: int | None = None
-) -> int | None:
-    """The new balance, or None when it would have gone below `floor` (and nothing changed)."""
-    params = {"id": account_id, "delta": delta, "floor": -(2**62) if floor is None else floor, **asdict(counts)}
-    row = conn.execute(ADD_TO_BALANCE, {**params, **who()._asdict()}).fetchone()
-    return None if row is None else row[0]
-
-
-def count_only(conn: Connection, account_id: str, counts: Counts) -> None:
-    conn.execute(COUNT_ONLY, {"id": account_id, **asdict(counts)})
+It allows write skew under read committed: the sum is read from the
+statement's snapshot and only the debited row is locked, so two of them on
+the customer's two accounts can both see the old sum and both pass. One
+statement is atomic for the row it writes, not for a rule over two rows."""
 
 
 # --- transactions ------------------------------------------------------------------

@@ -12,7 +12,7 @@ is `LedgerStats` with its counts in the accounts' rows: relative updates
 however many workers count at once.
 
 Forensics, fleet-wide: every write logs itself in `bankapp_writes` (in its
-own statement, see `sql.write_balance`); a write over a newer version than
+own statement, see `write_balance`); a write over a newer version than
 it read walks that log (`record_erasure`) and records the erasure in
 `bankapp_races`, a table written only when a race happens, with its totals
 in the counters. Two workers that erase each other's deposits are named
@@ -26,8 +26,9 @@ from collections.abc import Callable
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from ..lab.forensics import RECENT, Write, described, erasure, totals_json
+from ..lab.forensics import RECENT, ReadsSeen, Write, described, erasure, totals_json, who
 from ..lab.shop import CATALOGUE
+from ..lab.store import UnknownAccount
 from ..settings import Config
 from . import sql
 from .counters import Counters
@@ -35,6 +36,12 @@ from .database import Database
 
 #: How many versions an erasure's walk fetches from the writes log at a time.
 WALK_FETCH = 64
+#: What each thread last read of each account: the version a write was computed from.
+SEEN = ReadsSeen()
+#: Writes the log keeps per account; every `PRUNE_EVERY`th version of an account prunes what is older.
+HISTORY, PRUNE_EVERY = 4096, 256
+#: A write that counts nothing (the store's own `write`).
+NOTHING_COUNTED = sql.Counts()
 
 
 class PostgresStore:
@@ -52,11 +59,11 @@ class PostgresStore:
 
     def read(self, account_id: str) -> int:
         with self.db.connection() as conn:
-            return sql.read_balance(conn, account_id)
+            return read_balance(conn, account_id)
 
     def write(self, account_id: str, balance: int) -> None:
         with self.db.connection() as conn:
-            sql.write_balance(conn, account_id, balance)
+            write_balance(conn, account_id, balance)
 
     def snapshot(self) -> dict[str, int]:
         with self.db.connection() as conn:
@@ -75,6 +82,75 @@ class PostgresStore:
         totals = totals_json(*(counters.get(f"races.{name}", 0) for name in names))
         races = [described({"id": number, **body}) for number, body in rows]
         return {"store": "postgres", **totals, "kept": RECENT, "races": races}
+
+
+# --- the write path: every balance read and write of the postgres store ---------------------------------------
+
+
+def read_balance(conn: Connection, account_id: str, lock: str = "", settings: dict | None = None) -> int:
+    """The balance (its version remembered for the write to come); `lock` is '', 'wait' (FOR UPDATE)
+    or 'nowait' (FOR UPDATE NOWAIT).
+
+    `settings` (`Database.settings_params`), with `lock="wait"`: the transaction's settings, set by the same
+    statement before it waits for the row (`sql.LOCK_BALANCE_CONFIGURED`): one round trip, not two."""
+    if settings is not None and lock == "wait":
+        configured = "deadlock_timeout" in settings
+        statement = sql.LOCK_BALANCE_CONFIGURED_AND_DEADLOCK_TIMEOUT if configured else sql.LOCK_BALANCE_CONFIGURED
+        row = conn.execute(statement, {"id": account_id, **settings}).fetchone()
+    else:
+        statement = {"": sql.READ_BALANCE, "wait": sql.LOCK_BALANCE, "nowait": sql.LOCK_BALANCE_NOWAIT}[lock]
+        row = conn.execute(statement, (account_id,)).fetchone()
+    if row is None:
+        raise UnknownAccount(account_id)
+    SEEN.remember(account_id, *row)
+    return row[0]
+
+
+def write_balance(conn: Connection, account_id: str, balance: int, counts: sql.Counts = NOTHING_COUNTED) -> int:
+    """Write `balance`, computed from what this thread last read of the account; name what it erased, if anything.
+
+    Every balance write goes through here or `add_to_balance`, so whatever a
+    write must carry (its counts, a version that every write advances, its
+    line in the writes log) is added in one place. When the version it wrote
+    over is newer than the one it read (`SEEN`), it has erased the writes in
+    between, and `record_erasure` names them, fleet-wide.
+    """
+    read = SEEN.take(account_id)
+    if read is None:  # a blind write: computed from nothing, it overwrites what is there now
+        read_balance(conn, account_id)
+        read = SEEN.take(account_id)
+    read_from, parent, read_at = read
+    caller = who()._asdict()
+    params = {"id": account_id, "balance": balance, "parent": parent, "delta": balance - read_from, "read_at": read_at}
+    written, version, at = conn.execute(sql.WRITE_BALANCE, {**params, **caller, **counts.params()}).fetchone()
+    if version - 1 != parent:  # only a race pays for the walk
+        write = Write(account_id, version, parent, balance - read_from, balance, *caller.values(), read_at, at)
+        record_erasure(conn, write, version - 1)
+    if version % PRUNE_EVERY == 0:
+        conn.execute(sql.PRUNE_WRITES, (account_id, version - HISTORY))
+    return written
+
+
+def add_to_balance(
+    conn: Connection, account_id: str, delta: int, counts: sql.Counts, floor: int | None = None
+) -> int | None:
+    """The new balance, or None when it would have gone below `floor` (and nothing changed)."""
+    params = {"id": account_id, "delta": delta, "floor": -(2**62) if floor is None else floor, **counts.params()}
+    row = conn.execute(sql.ADD_TO_BALANCE, {**params, **who()._asdict()}).fetchone()
+    return None if row is None else row[0]
+
+
+def withdraw_if_pair_covers(
+    conn: Connection, account_id: str, pair: tuple[str, str], amount: int, counts: sql.Counts
+) -> tuple[int, int] | None:
+    """(the new balance, the pair's sum the check read), or None when the sum did not cover it."""
+    params = {"id": account_id, "pair": list(pair), "amount": amount, **counts.params()}
+    row = conn.execute(sql.WITHDRAW_IF_PAIR_COVERS, {**params, **who()._asdict()}).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def count_only(conn: Connection, account_id: str, counts: sql.Counts) -> None:
+    conn.execute(sql.COUNT_ONLY, {"id": account_id, **counts.params()})
 
 
 def record_erasure(conn: Connection, write: Write, head: int) -> None:
@@ -150,7 +226,7 @@ class DatabaseLedger:
 
     def _count(self, account_id: str, counts: sql.Counts) -> None:
         with self.db.connection() as conn:
-            sql.count_only(conn, account_id, counts)
+            count_only(conn, account_id, counts)
 
     def deposited(self, account_id: str, amount: int) -> None:
         self._count(account_id, sql.Counts.deposit(amount))
@@ -199,5 +275,9 @@ class DatabaseLedger:
             "lock_timeouts": refused.get("lock_timeout", 0),
             "self_deadlocks": refused.get("self_deadlock", 0),
             "serialization_retries": counters.get("deposits.serialization_retries", 0),
+            "serialization_failures": {  # deposits refused after every retry, and the retries they spent
+                "refused": refused.get("serialization_failure", 0),
+                "retries": counters.get("deposits.serialization_refused_retries", 0),
+            },
             "per_account": per_account,
         }

@@ -44,6 +44,7 @@ from .bank import DatabaseLock
 from .counters import Counters
 from .database import Database
 from .locks import DatabaseDeadlock, debug_locks, record_deadlock
+from .store import read_balance, write_balance
 
 
 class Leg:
@@ -56,21 +57,21 @@ class Leg:
 
     def debit(self, conn: Connection, locked: bool = True) -> None:
         """Take the amount from `source`, whose row this transaction holds (or, unlocked, just read)."""
-        balance = sql.read_balance(conn, self.source, lock="wait" if locked else "")
+        balance = read_balance(conn, self.source, lock="wait" if locked else "")
         if balance < self.amount:
             raise InsufficientFunds(self.source, balance, self.amount)
         if not locked:
             race_window(self.config)
-        self.balances[self.source] = sql.write_balance(
+        self.balances[self.source] = write_balance(
             conn, self.source, balance - self.amount, sql.Counts.moved(-self.amount)
         )
 
     def credit(self, conn: Connection, account: str | None = None, locked: bool = True) -> None:
         account = account or self.target
-        balance = sql.read_balance(conn, account, lock="wait" if locked else "")
+        balance = read_balance(conn, account, lock="wait" if locked else "")
         if not locked:
             race_window(self.config)
-        self.balances[account] = sql.write_balance(conn, account, balance + self.amount, sql.Counts.moved(self.amount))
+        self.balances[account] = write_balance(conn, account, balance + self.amount, sql.Counts.moved(self.amount))
 
 
 def unsafe(desk: DatabaseTransferDesk, leg: Leg) -> None:
@@ -92,7 +93,7 @@ def ordered(desk: DatabaseTransferDesk, leg: Leg) -> None:
     """Lock both rows in account-id order, then move: no circular wait."""
     with desk.db.transaction(leg.config) as conn:
         for account in sorted((leg.source, leg.target)):
-            sql.read_balance(conn, account, lock="wait")
+            read_balance(conn, account, lock="wait")
         leg.debit(conn)
         race_window(leg.config)
         leg.credit(conn)
@@ -123,11 +124,11 @@ def backoff(desk: DatabaseTransferDesk, leg: Leg) -> None:
         config = leg.config.model_copy(update={"lock_timeout_ms": None if left is None else left * 1000})
         try:
             with desk.db.transaction(config) as conn:
-                sql.read_balance(conn, first, lock="wait")
+                read_balance(conn, first, lock="wait")
                 if first == leg.source:
                     leg.debit(conn)
                     race_window(leg.config)
-                sql.read_balance(conn, second, lock="nowait")
+                read_balance(conn, second, lock="nowait")
                 if second == leg.source:
                     leg.debit(conn)
                     race_window(leg.config)

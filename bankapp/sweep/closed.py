@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psutil
 
-from ..compare.processes import LocustJob, project_locustfile, run_locust
+from ..compare.locust_runs import LocustJob, project_locustfile, run_locust
 from ..lab.reservoir import percentile
 from .stats import littles_law
 

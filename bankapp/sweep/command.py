@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     except LevelError as error:
         print(f"bankapp sweep: {error}", file=sys.stderr)
         return 2
-    from ..compare.processes import ProcessError
+    from ..server.processes import ProcessError
     from .report import write
     from .runner import SweepError, execute
 

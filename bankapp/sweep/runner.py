@@ -19,8 +19,9 @@ from pathlib import Path
 
 import requests
 
+from ..compare.locust_runs import check_locust
 from ..compare.matrix import BASE_SETTINGS
-from ..compare.processes import ServerProcess, check_locust
+from ..server.processes import ServerProcess
 from . import closed, openloop, usl
 from .closed import SweepError
 from .levels import DEFAULT_USERS, Keys, parse_keys

@@ -7,11 +7,11 @@ from typing import Any
 from flask.globals import request_ctx
 from flask_openapi3 import Info
 
-from ..lab import make_lab
+from ..boot import build_lab
 from ..settings import Config, load
 from . import contract, dashboard, every_request, idempotency, metrics, problems
 from .body import MAX_BODY_BYTES, BodyRequest
-from .views import accounts, admin, checkout, introspection, transfers
+from .views import accounts, admin, checkout, customers, explore, introspection, isolation, transfers
 
 
 class BankApp(contract.BankAPI):
@@ -54,13 +54,23 @@ def create_app(config: Config | dict[str, Any] | None = None) -> BankApp:
     app.request_class = BodyRequest  # one body reader for every route (see `body`)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False
-    app.extensions["bankapp"] = lab = make_lab(config)
+    app.extensions["bankapp"] = lab = build_lab(config)
     problems.init_app(app)
     timing = metrics.init_app(app, lab, config.workers)
     # around it all: every answer, a refusal too, names its request, is timed and says who served it
     every_request.init_app(app, lab, timing)
     idempotency.init_app(app, shared=lab.answers)
-    for blueprint in (introspection.bp, accounts.bp, checkout.bp, transfers.bp, admin.bp, dashboard.bp):
+    blueprints = (
+        accounts.bp,
+        customers.bp,
+        checkout.bp,
+        transfers.bp,
+        admin.bp,
+        isolation.bp,
+        explore.bp,
+        dashboard.bp,
+    )
+    for blueprint in (introspection.bp, *blueprints):
         app.register_api(blueprint)
     app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)
     contract.init_docs(app)

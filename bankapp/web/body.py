@@ -11,7 +11,7 @@ everywhere, whatever the framing:
   the limit, which is proof enough;
 - a framing error found while reading (a chunk size that is not hex, a chunk
   without its CRLF) is a 400, and a body the client did not finish sending
-  within the server's read deadline is a 408 (see `bankapp.worker`). gunicorn
+  within the server's read deadline is a 408 (see `bankapp.server.worker`). gunicorn
   raises these as its `ParseException`s, which carry no status: `status` on
   the exception (our worker's `RequestTimeout`) says 408, the rest are 400,
   as is a body cut short by a client that went away;

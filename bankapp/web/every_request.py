@@ -15,7 +15,7 @@ part, so here they are:
 - `EveryRequest`, a WSGI middleware: reads the headers it needs straight
   from the environ and adds its own to the answer's header list. Every
   answer of the app passes here, an error's too; gunicorn's own refusals get
-  their `X-Request-Id` in `bankapp.worker`.
+  their `X-Request-Id` in `bankapp.server.worker`.
 - `before_view`, called from the app's `preprocess_request` (Flask's own
   hook point, before any `before_request` hook): what needs the routed
   request or the settings. The settings may be a database round trip that
@@ -32,7 +32,7 @@ import time
 
 from flask import Flask, Request
 
-from ..lab import Lab
+from ..lab import LabLike
 from ..lab.forensics import CALLER, Caller
 from . import admin_auth
 from .metrics import Metrics
@@ -46,7 +46,7 @@ LATENCY_LABELS = "bankapp.latency_labels"
 class EveryRequest:
     """WSGI middleware around the app: names each request, times it, and says who served it."""
 
-    def __init__(self, wsgi_app, lab: Lab, metrics: Metrics):
+    def __init__(self, wsgi_app, lab: LabLike, metrics: Metrics):
         self.wsgi_app = wsgi_app
         self.lab = lab
         self.metrics = metrics
@@ -76,12 +76,12 @@ class EveryRequest:
         return response
 
 
-def before_view(request: Request, lab: Lab, metrics: Metrics) -> None:
+def before_view(request: Request, lab: LabLike, metrics: Metrics) -> None:
     """After routing, before the view: the latency's labels under the settings in force now, and the admin check."""
     config = lab.config()
     request.environ[LATENCY_LABELS] = metrics.labels(request, config)
     admin_auth.require_admin_token(request, config)
 
 
-def init_app(app: Flask, lab: Lab, metrics: Metrics) -> None:
+def init_app(app: Flask, lab: LabLike, metrics: Metrics) -> None:
     app.wsgi_app = EveryRequest(app.wsgi_app, lab, metrics)

@@ -44,7 +44,7 @@ import time
 from flask import Flask, Request, Response, current_app, request
 from flask_openapi3 import APIBlueprint, Tag
 
-from ..lab import Lab
+from ..lab import LabLike
 from ..lab.admission import REASONS as CHECKOUT_REJECTIONS
 from ..settings import Config
 
@@ -113,7 +113,7 @@ class RecentServers:
 class Metrics:
     """One app's metrics: the latency histogram, recent servers, and the registry a scrape reads."""
 
-    def __init__(self, lab: Lab, multiprocess: bool):
+    def __init__(self, lab: LabLike, multiprocess: bool):
         from prometheus_client import Histogram, values
 
         if multiprocess and (not os.environ.get(MULTIPROC_ENV) or values.ValueClass is values.MutexValue):
@@ -163,7 +163,7 @@ class Metrics:
 class LabCollector:
     """Families made from one `lab.stats()` at scrape time (see the module docstring)."""
 
-    def __init__(self, lab: Lab):
+    def __init__(self, lab: LabLike):
         self.lab = lab
 
     def collect(self):
@@ -255,7 +255,7 @@ def lab_families(stats: dict, created: float, resets: int) -> list:
     return families
 
 
-def init_app(app: Flask, lab: Lab, workers: int) -> Metrics:
+def init_app(app: Flask, lab: LabLike, workers: int) -> Metrics:
     """Keep the latency histogram (`every_request` times each request into it) and serve `/metrics`.
 
     `workers` comes from the settings the process started with, never from

@@ -13,9 +13,11 @@ from flask import Flask, jsonify
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from ..explore import InvalidExplore
 from ..interleave import InvalidReplay, InvalidSchedule, ReplayBusy, ReplayError
 from ..lab.admission import AdmissionRejected, ResetBlocked, ResetInProgress, ServerBusy
 from ..lab.bank import InsufficientFunds
+from ..lab.customers import CombinedFundsShort, NotTheCustomersAccount, UnknownCustomer
 from ..lab.guards import GuardTimeout
 from ..lab.locks import DeadlockVictim
 from ..lab.shop import OutOfStock, UnknownSku
@@ -81,6 +83,30 @@ def _from_exception(error: Exception) -> Problem:
         return error
     if isinstance(error, UnknownAccount):
         return Problem(404, "unknown-account", "Unknown account", str(error), account=error.account_id)
+    if isinstance(error, UnknownCustomer):
+        return Problem(404, "unknown-customer", "Unknown customer", str(error), customer=error.customer_id)
+    if isinstance(error, NotTheCustomersAccount):
+        return Problem(
+            422,
+            "not-the-customers-account",
+            "Not the customer's account",
+            str(error),
+            customer=error.customer_id,
+            account=error.account_id,
+            accounts=list(error.accounts),
+        )
+    if isinstance(error, CombinedFundsShort):
+        return Problem(
+            409,
+            "insufficient-funds",
+            "Insufficient funds",
+            str(error),
+            customer=error.customer_id,
+            account=error.account_id,
+            balances=error.balances,
+            combined=error.balance,
+            amount=error.amount,
+        )
     if isinstance(error, InsufficientFunds):
         return Problem(
             409,
@@ -106,6 +132,9 @@ def _from_exception(error: Exception) -> Problem:
         return Problem(422, "same-account", "Same account", str(error), account=error.account_id)
     if isinstance(error, InvalidSchedule):
         return Problem(422, "invalid-schedule", "Invalid schedule", str(error), step=error.step)
+    if isinstance(error, InvalidExplore):
+        errors = [{"field": error.field, "message": str(error), "type": "value_error"}]
+        return Problem(422, "invalid-input", "Invalid input", str(error), errors=errors)
     if isinstance(error, InvalidReplay):
         errors = [{"field": error.field, "message": str(error), "type": "value_error"}]
         return Problem(422, "invalid-input", "Invalid input", str(error), errors=errors)

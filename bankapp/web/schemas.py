@@ -235,8 +235,8 @@ class InterleaveIn(Strict):
     guard: str | None = Field(
         None,
         max_length=64,
-        description="deposit, withdraw, batch: unsafe, lock, rlock, semaphore; transfer, audit: naive, ordered, "
-        "release-first, unsafe. Default: the one in force",
+        description="deposit, withdraw, batch, checkout: unsafe, lock, rlock, semaphore; transfer, audit: naive, "
+        "ordered, release-first, unsafe. Default: the one in force",
     )
     schedule: str | None = Field(
         None,
@@ -252,7 +252,9 @@ class InterleaveOut(BaseModel):
     model_config = ConfigDict(extra="allow")
     scenario: str
     shows: str
-    setting: Literal["deposit_guard", "transfer_policy"] = Field(description="the setting `guard` stood for")
+    setting: Literal["deposit_guard", "transfer_policy", "checkout_guard"] = Field(
+        description="the setting `guard` stood for"
+    )
     guard: str
     schedule: str
     scratch: bool = Field(description="always true: the replay ran in a bank of its own; the server's is untouched")
@@ -327,3 +329,48 @@ class DebugRacesOut(BaseModel):
     incomplete: int
     kept: int = Field(description="how many erasures are kept to list; the totals count them all")
     races: list[RaceOut]
+
+
+class IsolationCell(BaseModel):
+    """One case at one level: judged here, and Hermitage's published result beside it."""
+
+    case: str = Field(description="G0, G1a, G1b, G1c, OTV, PMP, P4, G-single, G2-item, G2")
+    level: Literal["read committed", "repeatable read", "serializable"]
+    result: Literal["anomaly", "prevented"]
+    how: Literal["blocked", "snapshot", "40001", "no conflict"] | None = Field(
+        description="what prevented it: a lock wait, a read of the old version, a serialization failure"
+    )
+    hermitage: Literal["anomaly", "prevented"]
+    hermitage_scripted: bool = Field(description="Hermitage's postgres.md scripts this case at this level")
+    agrees: bool
+    why: str = Field(description="what the sessions read, wrote or raised that decided the result")
+    steps: list[str] = Field(description="each step as it ran, the isolation tester's way")
+
+
+class IsolationOut(BaseModel):
+    """The matrix; `agrees` when every cell matches Hermitage."""
+
+    cases: list[IsolationCell]
+    agrees: bool
+
+
+class CustomerPath(BaseModel):
+    customer_id: str = Field(description="customer id, cust-00 .. cust-07 by default: cust-N owns acc-2N and acc-2N+1")
+
+
+class CustomerWithdrawIn(Strict):
+    account: str = Field(min_length=1, max_length=64, description="one of the customer's two accounts")
+    amount: AmountCents
+
+
+class CustomerWithdrawOut(BaseModel):
+    customer: str
+    account: str
+    balance: int = Field(description="the account's balance after the withdrawal (it may be below zero)")
+    checked_combined: int = Field(description="the two accounts' sum the rule's check read before the debit")
+
+
+class CustomerOut(BaseModel):
+    customer: str
+    accounts: list[BalanceOut]
+    combined: int = Field(description="the sum of the two balances: the rule keeps it at zero or above")

@@ -2,9 +2,9 @@
 
 from flask import current_app
 
-from ...lab import Lab
+from ...lab import LabLike
 
 
-def lab() -> Lab:
+def lab() -> LabLike:
     """The lab of the app serving this request."""
     return current_app.extensions["bankapp"]

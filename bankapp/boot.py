@@ -1,0 +1,54 @@
+"""The composition root: settings read, the store prepared and the lab chosen, here and nowhere else.
+
+Every way of starting bankapp passes through these two functions:
+
+- `settings(chosen)`: flags (`chosen`), then `BANKAPP_*` variables, then
+  defaults, validated; with the postgres store, the database is checked,
+  its tables made and the settings settled (`bankapp.postgres.prepare`)
+  before any worker starts. `bankapp serve` calls it in gunicorn's master,
+  a plain `gunicorn bankapp.wsgi:app` in each worker.
+- `build_lab(config)`: the lab `config.store` asks for, `Lab` in memory
+  or `PostgresLab`; `create_app` calls it, so every app starts fresh.
+
+The domain (`bankapp.lab`) never picks its own store, and psycopg is
+imported only here, and only for the postgres store.
+
+Example::
+
+    config = settings({"guard": "lock"})  # SettingsError names a bad value
+    lab = build_lab(config)
+    lab.bank.deposit("acc-00", 5)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .lab import Lab, LabLike
+from .settings import Config, expand_guard, from_environment, load
+
+
+def settings(chosen: Mapping[str, Any] | None = None) -> Config:
+    """The settings to start with, the store made ready for them; raises `SettingsError` naming what is wrong."""
+    config = load(dict(chosen or {}))
+    if config.store == "postgres":  # reachable, tables made, settings settled, before any worker starts
+        from .postgres import prepare  # psycopg only for the postgres store
+
+        config = prepare(config, explicit_settings(chosen))
+    return config
+
+
+def explicit_settings(chosen: Mapping[str, Any] | None = None) -> set[str]:
+    """The settings chosen at this start, by flag or `BANKAPP_*` variable: with the postgres store they are
+    written to the database; the rest are read from it."""
+    return set(expand_guard(from_environment())) | set(expand_guard(dict(chosen or {})))
+
+
+def build_lab(config: Config) -> LabLike:
+    """The lab `config.store` asks for: `Lab` in memory, or `PostgresLab` over the shared database."""
+    if config.store == "postgres":
+        from .postgres import PostgresLab  # psycopg only for the postgres store
+
+        return PostgresLab(config)
+    return Lab(config)
