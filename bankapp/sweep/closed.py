@@ -100,6 +100,12 @@ def summarize(entries: list[dict], scenario: str) -> dict:
     }
 
 
+def summarize_nothing(duration: float) -> dict:
+    zero = dict.fromkeys(("requests", "completed", "errors", "refused"), 0)
+    rates = dict.fromkeys(("requests_per_s", "completed_per_s", "errors_per_s", "mean_ms", "p50_ms", "p99_ms"), 0.0)
+    return {**zero, "measured_s": duration, **rates, "p99_all_ms": 0.0}
+
+
 def measure(
     url: str,
     server_pid: int,
@@ -132,9 +138,10 @@ def measure(
     wall = time.monotonic() - began
     generator_cpu = (children_cpu_s() - cpu_before) / wall
     server_cpu = (server_cpu_s(server_pid) - server_before) / wall
-    if not run.stats:
+    if not job.path(".stats.json").exists():
         raise SweepError(f"Locust left no statistics for {prefix.name}; its log is {job.path('.log')}")
-    point = summarize(run.stats, scenario)
+    # an empty list: no request finished in the measured window (every user stuck, say): a point of nothing done
+    point = summarize(run.stats, scenario) if run.stats else summarize_nothing(duration)
     little = littles_law(users, point["requests_per_s"], point["mean_ms"] / 1000, think_s)
     return {
         **point,

@@ -18,10 +18,11 @@ kappa kept in [0, 1] and lambda positive.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.optimize import curve_fit
+from scipy.optimize import OptimizeWarning, curve_fit
 
 #: A kappa below this is 0: its N* would be beyond a million users (the optimizer stops short of the bound).
 KAPPA_ZERO = 1e-12
@@ -59,9 +60,12 @@ def fit(ns: list[float], xs: list[float]) -> Fit | None:
     smallest = n.min()
     lam0 = float(np.mean(x[n == smallest]) / smallest) or 1.0
     try:
-        (lam, sigma, kappa), _ = curve_fit(
-            throughput, n, x, p0=(lam0, 0.1, 0.001), bounds=([1e-9, 0.0, 0.0], [np.inf, 1.0, 1.0]), maxfev=20_000
-        )
+        with warnings.catch_warnings():
+            # as many points as parameters leave no covariance to estimate; the fit stands, and it is unused
+            warnings.simplefilter("ignore", OptimizeWarning)
+            (lam, sigma, kappa), _ = curve_fit(
+                throughput, n, x, p0=(lam0, 0.1, 0.001), bounds=([1e-9, 0.0, 0.0], [np.inf, 1.0, 1.0]), maxfev=20_000
+            )
     except (RuntimeError, ValueError):
         return None
     residual = float(np.sum((x - throughput(n, lam, sigma, kappa)) ** 2))

@@ -158,3 +158,9 @@ def test_the_report_has_every_point_a_fit_a_sentence_and_a_chart(tmp_path):
     markdown = paths["md"].read_text()
     assert "t-interval is wide" in markdown and "| lock | 8 |" in markdown and "(saturated) | 120% |" in markdown
     assert paths["chart"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_three_levels_one_repeat_each_still_fit_without_a_warning():
+    """As many points as parameters: no covariance to estimate, which scipy warns of; the fit still stands."""
+    fit = usl.fit([1, 2, 4], list(usl.throughput([1, 2, 4], 100.0, 0.2, 0.01)))
+    assert fit is not None and fit.lam == pytest.approx(100, rel=0.05)
