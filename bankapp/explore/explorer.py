@@ -27,7 +27,13 @@ from .engine import Execution, Hang, Runner
 #: Outcomes by kind, worst first: a schedule is judged by the first that holds.
 OUTCOMES = ("self-deadlock", "deadlock", "over-capacity", "below-zero", "money-in-flight", "lost-update", "ok")
 #: The modules whose sleeps, clocks and random draws are the explorer's (see `clock`).
-TIMED_MODULES = ("bankapp.lab.bank", "bankapp.lab.policies", "bankapp.lab.shop", "bankapp.lab.admission")
+TIMED_MODULES = (
+    "bankapp.lab.bank",
+    "bankapp.lab.transfers.policies",
+    "bankapp.lab.shop",
+    "bankapp.lab.admission.checkouts",
+    "bankapp.lab.admission.gate",
+)
 #: How many threads a scenario may run under the explorer at most.
 MOST_THREADS = 3
 #: One exploration at a time in a process: the virtual clocks are per thread, the patching is not undone.

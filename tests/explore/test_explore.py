@@ -168,3 +168,18 @@ def test_a_database_guard_is_refused_by_name_on_the_memory_store(client):
     assert "row-lock is a database guard of the postgres store" in refused.json["detail"]
     with pytest.raises(InvalidExplore, match="advisory-lock is a database guard"):
         explore(CONFIG.model_copy(update={"deposit_guard": "advisory-lock"}), "deposit")
+
+
+def test_every_timed_module_is_one_that_reads_the_clock_or_draws_at_random():
+    """The explorer's time is virtual only in the modules it patches: a module moved or split (as `admission`
+    became a package) must be named where its code now lives, or its waits would run on the machine's clock."""
+    import importlib
+
+    from bankapp.explore.explorer import TIMED_MODULES
+
+    for name in TIMED_MODULES:
+        module = importlib.import_module(name)
+        uses = {getattr(module, "time", None), getattr(module, "random", None)} - {None}
+        assert uses, f"{name} imports neither time nor random: the explorer patches nothing there"
+    for name in ("bankapp.lab.admission.checkouts", "bankapp.lab.admission.gate", "bankapp.lab.transfers.policies"):
+        assert name in TIMED_MODULES, f"{name} waits or draws: its time must be the explorer's"
