@@ -36,6 +36,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from ..interleave.scenarios import CUSTOMER, PAIR, skew_amount
 from ..interleave.schedule import THREAD_NAMES
 from ..settings import DATABASE_GUARDS, Config
 from . import clock
@@ -47,7 +48,10 @@ from .explorer import OUTCOMES, InvalidExplore
 OPERATIONS = {
     "deposit": lambda bank, i, config: bank.deposit("acc-00", (10, 20, 30)[i]),
     "withdraw": lambda bank, i, config: bank.withdraw("acc-00", max(1, config.initial_balance * 3 // 5)),
+    "write-skew": lambda bank, i, config: bank.customer_withdraw(CUSTOMER, PAIR[i], skew_amount(config)),
 }
+#: How many threads each runs at most (write skew: one withdrawal per account of the pair).
+MOST = {"deposit": 3, "withdraw": 3, "write-skew": 2}
 #: How often the explorer looks whether a running session waits for a lock, and how long it waits in all.
 POLL_S = 0.002
 REST_LIMIT_S = 10.0
@@ -243,14 +247,15 @@ def explore_database(
     database; the same answer as `explore` (no schedule is skipped: `equivalent` is 0)."""
     if scenario not in OPERATIONS:
         raise InvalidExplore(
-            f"scenario: the database guards are explored for {' and '.join(OPERATIONS)} only, not {scenario}",
+            f"scenario: the database guards are explored for {', '.join(OPERATIONS)} only, not {scenario}",
             "scenario",
         )
-    if guard not in DATABASE_GUARDS - {"advisory-semaphore"}:
+    if guard not in DATABASE_GUARDS - {"advisory-semaphore"} and (guard, scenario) != ("unsafe", "write-skew"):
         raise InvalidExplore(f"guard: {guard} is no database guard of deposits", "guard")
     n = 2 if threads is None else threads
-    if not 2 <= n <= 3:
-        raise InvalidExplore(f"threads: {scenario} runs 2 to 3 threads, not {n}", "threads")
+    if not 2 <= n <= MOST[scenario]:
+        span = "2" if MOST[scenario] == 2 else f"2 to {MOST[scenario]}"
+        raise InvalidExplore(f"threads: {scenario} runs {span} threads, not {n}", "threads")
     from ..lab import bank as lab_bank
     from ..postgres import PostgresLab
     from ..postgres import bank as database_bank
@@ -307,7 +312,9 @@ def _search(lab, scenario: str, guard: str, n: int, max_schedules: int | None, m
         kind = execution.end if execution.end in ("deadlock", "self-deadlock") else None
         if kind is None:
             deposits = lab.stats()["deposits"]
-            balance = lab.store.snapshot()["acc-00"]
+            balances = lab.store.snapshot()
+            # write skew's rule is over the pair's sum: one account of the two may go below zero
+            balance = sum(balances[each] for each in PAIR) if scenario == "write-skew" else balances["acc-00"]
             kind = "below-zero" if balance < 0 else "lost-update" if deposits["lost_updates"] else "ok"
         outcomes[kind] += 1
         if kind != "ok" and (not found or len(execution.moves) < len(found[0]["moves"])):

@@ -17,7 +17,7 @@ import threading
 from collections import Counter
 
 from ..interleave.replay import _answer, _final, rehearse, replay_config, scratch_lab
-from ..interleave.scenarios import SCENARIOS, Scenario
+from ..interleave.scenarios import SCENARIOS, Scenario, pair_sum
 from ..interleave.schedule import THREAD_NAMES, Step
 from ..settings import DATABASE_GUARDS, Config
 from . import clock
@@ -26,6 +26,9 @@ from .engine import Execution, Hang, Runner
 
 #: Outcomes by kind, worst first: a schedule is judged by the first that holds.
 OUTCOMES = ("self-deadlock", "deadlock", "over-capacity", "below-zero", "money-in-flight", "lost-update", "ok")
+#: On the postgres store, write skew under `unsafe` is explored on the database too: its lesson there is what
+#: read committed lets two transactions do (in memory it is the same code on a dict, and the same outcome).
+DATABASE_UNSAFE = ("write-skew", "unsafe")
 #: The modules whose sleeps, clocks and random draws are the explorer's (see `clock`).
 TIMED_MODULES = (
     "bankapp.lab.bank",
@@ -104,7 +107,7 @@ def explore(
     """
     scenario = check(scenario_name, guard, threads, max_schedules)
     chosen = getattr(config, scenario.setting) if guard is None else guard
-    if chosen in DATABASE_GUARDS:
+    if chosen in DATABASE_GUARDS or (config.store == "postgres" and (scenario.name, chosen) == DATABASE_UNSAFE):
         if config.store != "postgres":
             raise InvalidExplore(
                 f"guard: {chosen} is a database guard of the postgres store: explore it on a server that runs that "
@@ -220,7 +223,10 @@ def classify(scenario: str, final: dict, answers: list[dict], end: str | None = 
         return "deadlock"
     if scenario == "checkout" and final["peak_in_flight"] > final["capacity"]:
         return "over-capacity"
-    if final["negative_accounts"]:
+    if scenario == "write-skew":  # one account may go below zero; the rule is over the pair's sum
+        if pair_sum(final) < 0:
+            return "below-zero"
+    elif final["negative_accounts"]:
         return "below-zero"
     audits = [a["result"] for a in answers if a["ok"] and isinstance(a["result"], dict) and "difference" in a["result"]]
     if any(audit["difference"] for audit in audits):

@@ -14,11 +14,16 @@ same call a request makes:
   they cannot;
 - `audit`: a transfer and an audit (`TransferDesk.audit`): `release-first`
   lets the audit see money in flight;
+- `write-skew`: 2 withdrawals by customer `cust-00`, one from each of its
+  accounts `acc-00` and `acc-01` (`Bank.customer_withdraw`), each checking
+  the pair's sum before it debits its own account: both checks pass and
+  the sum goes below zero, though neither wrote what the other read
+  (write skew);
 - `checkout`: 2 or 3 checkouts of one flash-sale unit (`Shop.checkout`)
   against a capacity of one fewer: `semaphore` admits that many and makes
   the last wait, `unsafe` lets them all in at once (over capacity).
 
-The first three run under a deposit guard, the next two under a transfer
+The first three and `write-skew` run under a deposit guard, the next two under a transfer
 policy, the checkout under a checkout guard. `backoff` is left out: it retries after random waits, and no schedule can
 fix the order of a random number.
 """
@@ -87,6 +92,38 @@ def _withdrawals(config: Config, n: int) -> list[Job]:
     return [
         Job(f"withdraw {amount} from acc-00", lambda lab: lab.bank.withdraw("acc-00", amount), _balance)
         for _ in range(n)
+    ]
+
+
+#: The customer of `write-skew`, and its two accounts (see `lab.customers`).
+CUSTOMER = "cust-00"
+PAIR = ("acc-00", "acc-01")
+
+
+def skew_amount(config: Config) -> int:
+    """More than half the pair's opening sum: the sum covers one withdrawal, never both."""
+    return max(1, 2 * config.initial_balance * 3 // 5)
+
+
+def pair_sum(final: dict) -> int:
+    """The pair's combined balance at the end of a replay (both accounts are written, so `final` has both)."""
+    return sum(final["balances"][account] for account in PAIR)
+
+
+def _skewed(answer) -> str:
+    balance, combined = answer
+    return f"balance {balance}, after a check that read the pair's sum as {combined}"
+
+
+def _customer_withdrawals(config: Config, n: int) -> list[Job]:
+    amount = skew_amount(config)
+    return [
+        Job(
+            f"{CUSTOMER} withdraws {amount} from {account} if {' + '.join(PAIR)} covers it",
+            lambda lab, account=account: lab.bank.customer_withdraw(CUSTOMER, account, amount),
+            _skewed,
+        )
+        for account in PAIR[:n]
     ]
 
 
@@ -180,6 +217,22 @@ def _withdraw_findings(final: dict, answers: list[dict]) -> list[str]:
     return found
 
 
+def _write_skew_findings(final: dict, answers: list[dict]) -> list[str]:
+    total, pair = pair_sum(final), " + ".join(PAIR)
+    if total < 0:
+        found = [
+            f"{pair} is {total} cents, below zero: each withdrawal checked the pair's sum, each saw it cover its "
+            "amount, and each debited its own account. Neither wrote what the other read, so nothing was "
+            "overwritten (no lost update); the rule over both broke all the same (write skew)"
+        ]
+    else:
+        found = [f"{pair} is {total} cents: no withdrawal acted on a check the other made untrue"]
+    refused = _refused(answers)
+    if refused:
+        found.append(f"refused: {', '.join(refused)} (its check saw the pair's sum after the other's withdrawal)")
+    return found
+
+
 def _batch_findings(final: dict, answers: list[dict]) -> list[str]:
     if answers[0]["ok"]:
         return [f"the batch went through: the balance grew {final['balance_change']} cents"]
@@ -232,6 +285,7 @@ FINDINGS = {
     "checkout": _checkout_findings,
     "deposit": _deposit_findings,
     "withdraw": _withdraw_findings,
+    "write-skew": _write_skew_findings,
     "batch": _batch_findings,
     "transfer": _transfer_findings,
     "audit": _audit_findings,
@@ -260,6 +314,17 @@ SCENARIOS = {
             2,
             3,
             _withdrawals,
+            "a.read b.read a.read a.write b.read b.write",
+        ),
+        Scenario(
+            "write-skew",
+            "two withdrawals from the two accounts of one customer, each checks the pair's sum, then debits its own "
+            "account: without a guard on both, both checks pass and the sum goes below zero (write skew)",
+            "deposit_guard",
+            DEPOSIT_GUARDS,
+            2,
+            2,
+            _customer_withdrawals,
             "a.read b.read a.read a.write b.read b.write",
         ),
         Scenario(

@@ -17,6 +17,7 @@ FAILING = [
     ("deposit", "unsafe", 2, "lost-update"),
     ("deposit", "unsafe", 3, "lost-update"),
     ("withdraw", "unsafe", 2, "below-zero"),
+    ("write-skew", "unsafe", 2, "below-zero"),
     ("batch", "lock", 1, "self-deadlock"),
     ("batch", "semaphore", 1, "self-deadlock"),
     ("transfer", "naive", 2, "deadlock"),
@@ -45,6 +46,8 @@ def test_the_shortest_failing_schedule_replays_with_interleave_to_the_same_outco
         ("deposit", "lock", 2),
         ("deposit", "semaphore", 3),
         ("withdraw", "unsafe", 2),
+        ("write-skew", "unsafe", 2),
+        ("write-skew", "lock", 2),
         ("batch", "rlock", 1),
         ("transfer", "naive", 2),
         ("transfer", "ordered", 2),
@@ -76,6 +79,9 @@ def test_two_unguarded_deposits_have_six_schedules_four_classes_and_lose_an_upda
         ("deposit", "lock", 3),
         ("deposit", "rlock", 3),
         ("withdraw", "lock", 2),
+        ("write-skew", "lock", 2),
+        ("write-skew", "rlock", 2),
+        ("write-skew", "semaphore", 2),
         ("batch", "rlock", 1),
         ("transfer", "ordered", 3),
         ("transfer", "release-first", 2),
@@ -87,6 +93,29 @@ def test_a_right_guard_fails_in_no_schedule(scenario, guard, threads):
     result = explore(CONFIG, scenario, guard, threads)
     assert result["complete"] and result["counterexample"] is None
     assert result["outcomes"]["ok"] == result["schedules"] + result["equivalent"] >= threads
+
+
+def test_write_skew_is_judged_by_the_pairs_sum_not_by_one_account_below_zero():
+    """One withdrawal alone takes acc-00 below zero, which the customer's rule allows; the other is refused."""
+    one_after_the_other = replay(CONFIG, "write-skew", "unsafe", "a.read a.read a.write b.read b.read b.write")
+    final = one_after_the_other["final"]
+    assert final["balances"]["acc-00"] < 0 and final["balances"]["acc-00"] + final["balances"]["acc-01"] >= 0
+    assert [a["ok"] for a in one_after_the_other["answers"]] == [True, False]
+    assert replayed_outcome(one_after_the_other) == "ok"
+    skewed = replay(CONFIG, "write-skew", "unsafe")  # the scenario's own: both check before either debits
+    assert skewed["schedule"] == "a.read b.read a.read a.write b.read b.write"
+    assert sum(skewed["final"]["balances"].values()) < 0 and all(a["ok"] for a in skewed["answers"])
+    assert skewed["final"]["lost_updates"] == 0  # nothing overwritten: write skew, not a lost update
+    assert replayed_outcome(skewed) == "below-zero"
+
+
+def test_a_guard_that_excludes_on_neither_account_lets_write_skew_through():
+    """customer_withdraw takes the guard of both accounts; a semaphore of 2 permits each excludes nobody."""
+    config = CONFIG.model_copy(update={"deposit_permits": 2})
+    result = explore(config, "write-skew", "semaphore", 2)
+    example = result["counterexample"]
+    assert result["complete"] and example["outcome"] == "below-zero"
+    assert replayed_outcome(replay(config, "write-skew", "semaphore", example["schedule"])) == "below-zero"
 
 
 @pytest.mark.parametrize(("scenario", "threads"), [("transfer", 2), ("transfer", 3), ("audit", 2)])
@@ -168,6 +197,14 @@ def test_a_database_guard_is_refused_by_name_on_the_memory_store(client):
     assert "row-lock is a database guard of the postgres store" in refused.json["detail"]
     with pytest.raises(InvalidExplore, match="advisory-lock is a database guard"):
         explore(CONFIG.model_copy(update={"deposit_guard": "advisory-lock"}), "deposit")
+
+
+def test_admin_explore_runs_write_skew_and_refuses_a_third_thread(client, lab):
+    response = client.post("/admin/explore", json={"scenario": "write-skew", "guard": "unsafe"})
+    assert response.status_code == 200 and response.json["counterexample"]["outcome"] == "below-zero"
+    assert response.json == explore(lab.config(), "write-skew", "unsafe")
+    refused = client.post("/admin/explore", json={"scenario": "write-skew", "guard": "unsafe", "threads": 3})
+    assert refused.status_code == 422 and "threads: write-skew runs 2 threads, not 3" in refused.json["detail"]
 
 
 def test_every_timed_module_is_one_that_reads_the_clock_or_draws_at_random():

@@ -48,3 +48,27 @@ def test_the_scratch_schema_is_dropped_and_the_banks_rows_are_untouched(pg_confi
     with psycopg.connect(database_url) as conn:
         schemas = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bankapp_explore_%'").fetchall()
     assert schemas == []
+
+
+@pytest.mark.parametrize(
+    ("guard", "skews"),
+    [
+        # plain reads in read committed: each reads the other's old balance (252 schedules of real SQL: slow)
+        pytest.param("unsafe", True, marks=pytest.mark.slow),
+        ("row-lock", False),  # FOR UPDATE of both rows, in id order: the second waits for the first's commit
+        ("advisory-lock", False),  # an advisory lock per account, both taken
+        ("serializable", False),  # PostgreSQL aborts one (40001), its retry reads the new sum and is refused
+        ("atomic-update", False),  # one statement: a step of its own, so no schedule runs inside it (see docs)
+    ],
+)
+def test_write_skew_on_the_database_fails_only_where_the_check_guards_neither_row(pg_config, guard, skews):
+    result = explore(pg_config, "write-skew", guard)
+    assert result["complete"], result["stopped"]  # a hang or a nondeterministic run says which step
+    assert result["store"] == "postgres" and result["threads"] == 2
+    if skews:
+        example = result["counterexample"]
+        assert example["outcome"] == "below-zero" and 0 < result["outcomes"]["ok"] < result["schedules"]
+        assert example["schedule"].startswith("a.read a.read")  # a reads the pair's balances before any write
+    else:
+        assert result["counterexample"] is None
+        assert result["outcomes"]["ok"] == result["schedules"] >= 2
