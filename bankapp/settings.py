@@ -25,16 +25,18 @@ GuardName = Literal["unsafe", "lock", "rlock", "semaphore", "advisory-lock"]
 DepositGuardName = Literal[
     "unsafe", "lock", "rlock", "semaphore", "row-lock", "advisory-lock", "atomic-update", "serializable"
 ]
-CheckoutGuardName = Literal["unsafe", "lock", "rlock", "semaphore", "advisory-lock", "advisory-semaphore"]
+CheckoutGuardName = Literal["unsafe", "lock", "rlock", "semaphore", "adaptive", "advisory-lock", "advisory-semaphore"]
 TransferPolicyName = Literal["unsafe", "naive", "ordered", "release-first", "backoff"]
 StoreName = Literal["memory", "postgres"]
 
 #: Guards that are the database's own tools: only the postgres store has them.
 DATABASE_GUARDS = frozenset({"row-lock", "advisory-lock", "atomic-update", "serializable", "advisory-semaphore"})
-#: Checkout guards that admit `capacity` at once (the rest admit one, or all).
-SEMAPHORE_GUARDS = frozenset({"semaphore", "advisory-semaphore"})
+#: Checkout guards that admit `capacity` at once (`adaptive`: to start with; the rest admit one, or all).
+SEMAPHORE_GUARDS = frozenset({"semaphore", "advisory-semaphore", "adaptive"})
 
 ENV_PREFIX = "BANKAPP_"
+#: The checkout guard whose limit is found at run time (`bankapp.lab.adaptive`); no deposit guard.
+ADAPTIVE = "adaptive"
 
 #: Settings that shape the process (gunicorn, the size of the bank); they are
 #: fixed at start and refused by PATCH.
@@ -165,6 +167,17 @@ class Config(BaseModel):
         "info", description="gunicorn's log level; debug adds the worker's full counters when it stops"
     )
     admin_token: str | None = Field(None, description="bearer token required by /admin/* (see Security)")
+
+    @field_validator("deposit_guard", mode="before")
+    @classmethod
+    def _adaptive_admits_checkouts_only(cls, value: Any) -> Any:
+        if value == ADAPTIVE:
+            raise ValueError(
+                "adaptive is a checkout guard only: it limits how many checkouts run at once, from their latency, "
+                "and excludes nothing, so it cannot keep a deposit's read-modify-write whole; pick unsafe, lock, "
+                "rlock or semaphore for deposits"
+            )
+        return value
 
     @field_validator("lock_timeout_ms", mode="before")
     @classmethod
@@ -312,11 +325,14 @@ def describe(error: ValidationError) -> SettingsError:
 
 
 def expand_guard(values: dict[str, Any]) -> dict[str, Any]:
-    """`guard` is shorthand for both `deposit_guard` and `checkout_guard`."""
+    """`guard` is shorthand for both `deposit_guard` and `checkout_guard` (`adaptive`: the checkout's alone)."""
     values = dict(values)
     if "guard" not in values:
         return values
     guard = values.pop("guard")
+    if guard == ADAPTIVE:  # a checkout guard only: it sets the checkout's guard alone
+        values.setdefault("checkout_guard", guard)
+        return values
     if guard not in get_args(GuardName):  # null too: the document allows guard names only
         known = ", ".join(repr(name) for name in get_args(GuardName))
         message = f"Input should be {known} (a guard both deposits and checkouts have)"
