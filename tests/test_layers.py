@@ -112,7 +112,8 @@ LAYERS = {
     "web": {"settings", "lab", "interleave", "isolation", "explore", "boot"},
     "server": {"settings", "lab", "boot", "web"},
     "compare": {"settings", "lab", "server"},
-    "cli": {"settings", "interleave", "isolation", "explore", "boot", "web", "server", "compare"},
+    "sweep": {"settings", "lab", "server", "compare"},
+    "cli": {"settings", "interleave", "isolation", "explore", "boot", "web", "server", "compare", "sweep"},
     "worker": {"server"},
     "wsgi": {"server"},
     "__main__": {"cli"},
@@ -120,10 +121,7 @@ LAYERS = {
 #: The longest a module may grow, and the most modules a folder may hold, before it is split.
 MAX_LINES, MAX_MODULES = 400, 12
 #: Known to break the size rules, each with the work that ends it; the list only ever shrinks.
-OVERSIZE = {
-    "bankapp/postgres/sql.py": "TEMPORARY during the merges: split by domain once hostile lands",
-    "bankapp/postgres": "13 modules; the split of sql.py moves its statements into a package of their own",
-}
+OVERSIZE = {}
 
 
 def part(path: Path) -> str:

@@ -28,8 +28,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from ..settings import Config
+from ..settings import RESERVED_THREADS, Config
 from .admission import Admission, Gate, ServerBusy
+from .admission.adaptive import AdaptiveGuard
 from .bank import race_window
 from .guards import Guard, GuardSet, SemaphoreGuard, hold
 from .reservoir import Reservoir
@@ -245,7 +246,15 @@ class Checkouts(Generic[StockT, SalesT]):
     def admission_guard(self, config: Config) -> Guard:
         """The one guard every checkout passes under the settings of this request."""
         kind = config.checkout_guard
-        return self.guards.get(kind, "checkout", config.capacity if kind == "semaphore" else 1)
+        guard = self.guards.get(kind, "checkout", config.capacity if kind in ("semaphore", "adaptive") else 1)
+        if isinstance(guard, AdaptiveGuard):
+            guard.limiter.bound(config.threads - RESERVED_THREADS - config.max_waiting)
+        return guard
+
+    def current_limit(self, config: Config) -> int | None:
+        """Checkouts admitted at once now: the adaptive guard's limit, or the fixed one (None: no limit)."""
+        guard = self.admission_guard(config)
+        return guard.limit if isinstance(guard, AdaptiveGuard) else config.admission_limit()
 
     def stock_guard(self, sku: str, config: Config) -> Guard:
         """What guards one SKU's read-modify-write.
@@ -254,7 +263,8 @@ class Checkouts(Generic[StockT, SalesT]):
         its own lock, held only while reserving (not while paying). Under
         `lock` the global lock already lets one in. Under `unsafe`, nothing.
         """
-        return self.guards.get("lock" if config.checkout_guard == "semaphore" else "unsafe", f"stock:{sku}")
+        several = config.checkout_guard in ("semaphore", "adaptive")
+        return self.guards.get("lock" if several else "unsafe", f"stock:{sku}")
 
     def catalog(self) -> list[dict[str, Any]]:
         stock = self.inventory.snapshot()
@@ -270,7 +280,7 @@ class Checkouts(Generic[StockT, SalesT]):
         if not self.inventory.exists(sku):
             raise UnknownSku(sku)
         guard = self.admission_guard(config)
-        capacity = config.admission_limit()
+        capacity = self.current_limit(config)
         try:
             entered = self.gate.enter("checkout")  # the door: see `admission`
         except ServerBusy:
@@ -331,6 +341,10 @@ class Checkouts(Generic[StockT, SalesT]):
         self.admission.reset()
         self.gateway.reset()
         self.ledger.reset()
+        config = self._config()
+        guard = self.admission_guard(config)
+        if isinstance(guard, AdaptiveGuard):
+            guard.limiter.restart(config.capacity)  # a new start: from capacity, no baseline
 
 
 class Shop(Checkouts[Inventory, SalesLedger]):
@@ -345,6 +359,7 @@ class Shop(Checkouts[Inventory, SalesLedger]):
         return {
             "guard": config.checkout_guard,
             "capacity": config.admission_limit(),
+            "limit": self.current_limit(config),
             "available_permits": self.available_permits(config),
             "max_waiting": config.max_waiting,
             "gateway_capacity": config.gateway_capacity,

@@ -37,7 +37,8 @@ from psycopg.rows import Row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from ..lab.store import StoreUnavailable
-from ..settings import Config, hide_password
+from ..settings import Config
+from ..settings.values import hide_password
 from . import sql
 
 log = logging.getLogger(__name__)

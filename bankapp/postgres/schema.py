@@ -27,7 +27,8 @@ from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from ..lab.shop import CATALOGUE
-from ..settings import Config, SettingsError, describe, hide_password
+from ..settings import Config, SettingsError, describe
+from ..settings.values import hide_password
 from .database import database_url
 
 SCHEMA_VERSION = 3  # 2: the writes log and the races (forensics); 3: Idempotency-Key answers

@@ -298,6 +298,7 @@ class DatabaseShop(Checkouts[StockTable, DatabaseSales]):
         return {
             "guard": config.checkout_guard,
             "capacity": config.admission_limit(),
+            "limit": self.current_limit(config),
             "available_permits": self.available_permits(config),
             "admits": "fleet" if config.checkout_guard.startswith("advisory") else "per worker",
             "max_waiting": config.max_waiting,

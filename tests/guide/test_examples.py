@@ -17,6 +17,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NEEDS_SERVER = {"lost_update.py", "checkout_burst.py"}
 #: examples that step sessions on the bank's PostgreSQL tables (run by the lab guide's test, lessons 15 and 16)
 NEEDS_SERVER |= {"isolation_levels.py"}
+NEEDS_SERVER |= {"adaptive_limit.py"}  # lesson 18
 
 EXPECTED = {
     "thread_runs_once.py": [
@@ -77,7 +78,7 @@ def test_example_says_how_to_run_it(name):
 
 @pytest.mark.e2e
 def test_the_lost_update_example_starts_its_own_server_and_shows_the_race_and_the_fix():
-    """The README's race by hand, as a user runs it: a round long enough to outlast
+    """docs/races.md's race by hand, as a user runs it: a round long enough to outlast
     gunicorn's 2 s keep-alive on an idle connection (which once broke it)."""
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / "lost_update.py"), "--serve", "--threads", "16", "--deposits", "150"],

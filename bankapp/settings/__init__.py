@@ -10,32 +10,34 @@ consistent view even if a PATCH lands while it runs.
 from __future__ import annotations
 
 import os
-import re
 import sys
 import threading
 from collections.abc import Mapping
-from decimal import Decimal
-from typing import Annotated, Any, Literal, get_args
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .values import LARGEST_WHOLE_NUMBER as LARGEST_WHOLE_NUMBER
+from .values import WholeNumber, hide_password
+from .values import whole_number as whole_number
 
 #: Guards both deposits and checkouts know: what `guard` may set.
 GuardName = Literal["unsafe", "lock", "rlock", "semaphore", "advisory-lock"]
 DepositGuardName = Literal[
     "unsafe", "lock", "rlock", "semaphore", "row-lock", "advisory-lock", "atomic-update", "serializable"
 ]
-CheckoutGuardName = Literal["unsafe", "lock", "rlock", "semaphore", "advisory-lock", "advisory-semaphore"]
+CheckoutGuardName = Literal["unsafe", "lock", "rlock", "semaphore", "adaptive", "advisory-lock", "advisory-semaphore"]
 TransferPolicyName = Literal["unsafe", "naive", "ordered", "release-first", "backoff"]
 StoreName = Literal["memory", "postgres"]
 
 #: Guards that are the database's own tools: only the postgres store has them.
 DATABASE_GUARDS = frozenset({"row-lock", "advisory-lock", "atomic-update", "serializable", "advisory-semaphore"})
-#: Checkout guards that admit `capacity` at once (the rest admit one, or all).
-SEMAPHORE_GUARDS = frozenset({"semaphore", "advisory-semaphore"})
+#: Checkout guards that admit `capacity` at once (`adaptive`: to start with; the rest admit one, or all).
+SEMAPHORE_GUARDS = frozenset({"semaphore", "advisory-semaphore", "adaptive"})
 
 ENV_PREFIX = "BANKAPP_"
+#: The checkout guard whose limit is found at run time (`bankapp.lab.admission.adaptive`); no deposit guard.
+ADAPTIVE = "adaptive"
 
 #: Settings that shape the process (gunicorn, the size of the bank); they are
 #: fixed at start and refused by PATCH.
@@ -61,36 +63,6 @@ PROCESS_ONLY = frozenset(
 #: Threads kept free for `/healthz`, `/stats`, `/debug/locks` and the admin
 #: routes, whatever the requests that wait on locks take (see `lab.Gate`).
 RESERVED_THREADS = 2
-
-#: Numbers from this on are refused, not converted: `int()` of
-#: `1e999999999` would spend seconds building a billion digits.
-LARGEST_WHOLE_NUMBER = Decimal(10**18)
-
-
-def whole_number(value: Any) -> Any:
-    """The one rule for integers in JSON, for every amount, quantity and setting.
-
-    JSON has one number type, and JSON Schema's `integer` (so the OpenAPI
-    document) is any number without a fractional part: `100`, `100.0` and
-    `1e2` are the integer 100. Any other number is refused, however close:
-    `0.99999999999999999999` is not 1. The body parser keeps such a literal
-    as a `Decimal` (see `bankapp.web.body`); as a float it would already be
-    1.0. Booleans and strings pass through, for the strict models to refuse.
-    """
-    if not isinstance(value, float | Decimal):
-        return value
-    if (value.copy_abs() if isinstance(value, Decimal) else abs(value)) >= LARGEST_WHOLE_NUMBER:
-        raise PydanticCustomError("int_too_large", "Input should be a valid integer of at most 18 digits")
-    if value != int(value):
-        raise PydanticCustomError(
-            "int_from_fraction",
-            "Input should be a valid integer: {number} is not a whole number",
-            {"number": f"{value}"},
-        )
-    return int(value)
-
-
-WholeNumber = Annotated[int, BeforeValidator(whole_number)]
 
 
 class Config(BaseModel):
@@ -166,6 +138,17 @@ class Config(BaseModel):
         "info", description="gunicorn's log level; debug adds the worker's full counters when it stops"
     )
     admin_token: str | None = Field(None, description="bearer token required by /admin/* (see Security)")
+
+    @field_validator("deposit_guard", mode="before")
+    @classmethod
+    def _adaptive_admits_checkouts_only(cls, value: Any) -> Any:
+        if value == ADAPTIVE:
+            raise ValueError(
+                "adaptive is a checkout guard only: it limits how many checkouts run at once, from their latency, "
+                "and excludes nothing, so it cannot keep a deposit's read-modify-write whole; pick unsafe, lock, "
+                "rlock or semaphore for deposits"
+            )
+        return value
 
     @field_validator("lock_timeout_ms", mode="before")
     @classmethod
@@ -272,25 +255,6 @@ class Config(BaseModel):
         return self.model_dump(include=set(PROCESS_ONLY))
 
 
-def hide_password(url: str | None) -> str | None:
-    """A libpq URL or key=value string with its password replaced by `***`.
-
-    `postgresql://bank:secret@db/bankapp` -> `postgresql://bank:***@db/bankapp`;
-    `host=db password=secret` -> `host=db password=***`; a `password=`
-    query parameter is hidden too.
-    """
-    if not url:
-        return url
-    url = re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", r"\1***", url, flags=re.IGNORECASE)
-    if "://" not in url:
-        return url
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user, _, host = parts.netloc.rpartition("@")
-    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
-
-
 class SettingsError(ValueError):
     """A refused setting; `str()` names the setting and the rule."""
 
@@ -313,11 +277,14 @@ def describe(error: ValidationError) -> SettingsError:
 
 
 def expand_guard(values: dict[str, Any]) -> dict[str, Any]:
-    """`guard` is shorthand for both `deposit_guard` and `checkout_guard`."""
+    """`guard` is shorthand for both `deposit_guard` and `checkout_guard` (`adaptive`: the checkout's alone)."""
     values = dict(values)
     if "guard" not in values:
         return values
     guard = values.pop("guard")
+    if guard == ADAPTIVE:  # a checkout guard only: it sets the checkout's guard alone
+        values.setdefault("checkout_guard", guard)
+        return values
     if guard not in get_args(GuardName):  # null too: the document allows guard names only
         known = ", ".join(repr(name) for name in get_args(GuardName))
         message = f"Input should be {known} (a guard both deposits and checkouts have)"
