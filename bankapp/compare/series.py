@@ -58,7 +58,7 @@ QUANTITIES = {
 def reading(scenario: str, stats: dict, races: dict | None = None, audit: dict | None = None) -> dict:
     """One second's figures, cumulative, from `/stats` (and `/debug/races`, `/audit`); no rates yet."""
     completed, rejected = outcomes(scenario, stats)
-    figures = {"completed": completed, "rejected": rejected}
+    figures: dict[str, int | None] = {"completed": completed, "rejected": rejected}
     if scenario == "deposit":
         figures["lost_cents"] = (races or {}).get("lost_updates", 0)
     elif scenario == "checkout":
