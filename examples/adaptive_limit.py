@@ -23,7 +23,6 @@ import time
 from collections import Counter
 from urllib.parse import urlsplit
 
-
 #: How long a client turned away waits before it tries again: clients that retry a 503 at once would spend
 #: the cores on refusals, and on a 2-core machine starve the very checkouts whose latency the guard reads.
 RETRY_PAUSE_S = 0.05
