@@ -25,7 +25,7 @@ from ..live import live_server
 from ..pg import Plug, until
 from .test_e2e_locust import run_locust
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.xdist_group("postgres-fleet")]  # one fleet at a time
 
 # 18 threads: the kernel may hand all 16 clients to one worker, and each worker lets at most
 # threads - 2 requests wait on locks (the rest answer 503 server-busy); pools open connections on demand.
@@ -79,9 +79,13 @@ def test_several_workers_serve_and_stats_names_them(fleet):
     assert len(pids(responses)) >= 2, Counter(r.headers["X-Served-By"] for r in responses)
     for response in responses:
         assert int(response.headers["X-Served-By"].split("/")[0]) == response.json()["pid"] != fleet.pid
-    time.sleep(2 * FLUSH_EVERY)  # each worker adds its count to the database about once a second
-    served = {str(pid) for pid in fleet.get("/stats").json()["workers"]["pids"]}
-    assert pids(responses) <= served and len(served) >= 2
+
+    def served() -> set[str]:
+        return {str(pid) for pid in fleet.get("/stats").json()["workers"]["pids"]}
+
+    # each worker adds its count to the database about once a second (FLUSH_EVERY): wait for it, not a fixed time
+    until(lambda: pids(responses) <= served(), timeout=10 + 2 * FLUSH_EVERY, what="the workers in /stats")
+    assert len(served()) >= 2
 
 
 def deposits(fleet, guard, account="acc-00"):
