@@ -52,12 +52,12 @@ def together(server, method, path, body=None, clients=CLIENTS, rounds=ROUNDS, fr
     responses, tally = [], threading.Lock()
 
     def client():
-        session = requests.Session()
-        for _ in range(rounds):
-            caller = requests if fresh else session
-            response = caller.request(method, server.url + path, json=body, timeout=60)
-            with tally:
-                responses.append(response)
+        with requests.Session() as session:
+            for _ in range(rounds):
+                caller = requests if fresh else session
+                response = caller.request(method, server.url + path, json=body, timeout=60)
+                with tally:
+                    responses.append(response)
 
     run_together([client] * clients, timeout=180)
     return responses
@@ -168,14 +168,16 @@ def test_a_deposit_queued_behind_deadlocked_transfers_may_be_the_victim_and_says
     answers: list = []
 
     def transfers(a, b):
-        session = requests.Session()
-        for _ in range(25):
-            answers.append(("transfer", session.post(f"{fleet.url}/transfers", json={"from": a, "to": b, "amount": 1})))
+        with requests.Session() as session:
+            for _ in range(25):
+                answers.append(
+                    ("transfer", session.post(f"{fleet.url}/transfers", json={"from": a, "to": b, "amount": 1}))
+                )
 
     def deposits(account):
-        session = requests.Session()
-        for _ in range(40):
-            answers.append(("deposit", session.post(f"{fleet.url}/accounts/{account}/deposit", json={"amount": 1})))
+        with requests.Session() as session:
+            for _ in range(40):
+                answers.append(("deposit", session.post(f"{fleet.url}/accounts/{account}/deposit", json={"amount": 1})))
 
     jobs = [partial(transfers, *pair) for pair in [("acc-00", "acc-01"), ("acc-01", "acc-00")] * 3]
     jobs += [partial(deposits, account) for account in ("acc-00", "acc-01") * 2]
