@@ -2,8 +2,8 @@
 
 Each test runs a script as a user would (`python benchmarks/x.py` with its
 smallest durations and rounds) and checks that it finished and printed its
-table. The two that measure nothing but CPU in one process or sleep-bound
-checkouts run in the default suite; those that drive a server flat out with
+table. Those that measure CPU in one process (or sleep-bound
+checkouts) run in the default suite; those that drive a server flat out with
 wrk or Locust, or export and serve an older commit, are `slow` (.ci/run's
 second step). The postgres benchmarks have theirs in test_benchmark_postgres.py.
 `bench_server.py`, `minimal_deposit.py` and `locust_overhead_users.py` are
@@ -83,3 +83,14 @@ def test_forensics_cost_measures_with_and_without_forensics():
 def test_locust_overhead_runs_both_users_side_by_side():
     out = run("locust_overhead.py", "--duration", "2", "--rounds", "1", "--users-each", "2")
     assert "round 1: same run  minimal" in out and "target 0.8:" in out, out
+
+
+def test_explore_speed_prints_a_row_for_every_case():
+    out = run("explore_speed.py", "--brute-limit", "50")  # the brute-force side only where the search is tiny
+    assert out.startswith("scenario  guard")
+    rows = [line.split() for line in out.splitlines()[1:] if line.strip()]
+    assert {(row[0], row[1]) for row in rows} >= {
+        ("deposit", "unsafe"),
+        ("transfer", "naive"),
+        ("checkout", "semaphore"),
+    }
