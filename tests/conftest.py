@@ -57,3 +57,13 @@ def databases():
 def database_url(databases):
     """A new, empty database of this test's own."""
     return databases.create()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under xdist (pyproject's `-n ... --dist loadgroup`) a test file's tests stay together on one worker, so the
+    servers its module-scoped fixtures start are started once; a test that must not run beside others of its kind
+    (a PostgreSQL fleet: several pools) names a shared `xdist_group` itself, and one that may run anywhere names its
+    own. xdist reads the groups after this hook (its own is `trylast`)."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))

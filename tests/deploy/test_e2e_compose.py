@@ -260,8 +260,14 @@ def test_a_locust_master_and_two_workers_deliver_the_verdict(lab, tmp_path):
 
     deposits = verdict["deposits"]
     assert deposits["acknowledged"] > 0 and deposits["lost_updates"] == 0
-    time.sleep(2 * FLUSH_EVERY)  # each gunicorn worker adds its counts to the database about once a second
-    stats = requests.get(lab.proxy + "/stats", timeout=10).json()
+    # each gunicorn worker adds its counts to the database about once a second (FLUSH_EVERY): wait for them
+    deadline = time.monotonic() + 10 + 2 * FLUSH_EVERY
+    while True:
+        stats = requests.get(lab.proxy + "/stats", timeout=10).json()
+        flushed = stats["deposits"]["acknowledged_amount"] >= deposits["acknowledged_amount"]
+        if (flushed and len(stats["workers"]["pids"]) >= 2) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     unanswered = deposits["attempted_amount"] - deposits["acknowledged_amount"]
     assert 0 <= stats["deposits"]["acknowledged_amount"] - deposits["acknowledged_amount"] <= unanswered
     assert len(stats["workers"]["pids"]) >= 2, "several gunicorn workers served the load"

@@ -113,19 +113,19 @@ def test_sigterm_during_a_burst_loses_no_acknowledged_deposit_and_breaks_no_requ
         start = threading.Barrier(clients + 1, timeout=10)
 
         def client(mine: list[Attempt]):
-            session = requests.Session()
-            start.wait()
-            while True:
-                attempt = Attempt(sent=time.monotonic())
-                mine.append(attempt)
-                try:
-                    response = session.post(
-                        f"{server.url}/accounts/acc-00/deposit", json={"amount": amount}, timeout=15
-                    )
-                except requests.RequestException as error:
-                    attempt.error = type(error).__name__
-                    return  # the server is gone
-                attempt.answered, attempt.status = time.monotonic(), response.status_code
+            with requests.Session() as session:
+                start.wait()
+                while True:
+                    attempt = Attempt(sent=time.monotonic())
+                    mine.append(attempt)
+                    try:
+                        response = session.post(
+                            f"{server.url}/accounts/acc-00/deposit", json={"amount": amount}, timeout=15
+                        )
+                    except requests.RequestException as error:
+                        attempt.error = type(error).__name__
+                        return  # the server is gone
+                    attempt.answered, attempt.status = time.monotonic(), response.status_code
 
         threads = [threading.Thread(target=client, args=(mine,)) for mine in attempts]
         for thread in threads:

@@ -21,15 +21,15 @@ def fire_deposits(server, account="acc-00"):
     tally = threading.Lock()
 
     def client():
-        session = requests.Session()
-        for _ in range(DEPOSITS_PER_THREAD):
-            response = session.post(f"{server.url}/accounts/{account}/deposit", json={"amount": AMOUNT}, timeout=10)
-            with tally:
-                if response.status_code == 200:
-                    seen["ok"] += 1
-                    seen["amount"] += AMOUNT
-                else:
-                    seen["other"].append(response.status_code)
+        with requests.Session() as session:
+            for _ in range(DEPOSITS_PER_THREAD):
+                response = session.post(f"{server.url}/accounts/{account}/deposit", json={"amount": AMOUNT}, timeout=10)
+                with tally:
+                    if response.status_code == 200:
+                        seen["ok"] += 1
+                        seen["amount"] += AMOUNT
+                    else:
+                        seen["other"].append(response.status_code)
 
     run_together([client] * THREADS, timeout=120)
     return seen

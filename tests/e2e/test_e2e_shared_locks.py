@@ -37,29 +37,29 @@ def deposits_and_transfers(server):
     statuses, audits, tally, done = [], [], threading.Lock(), threading.Event()
 
     def depositor(index):
-        session = requests.Session()
-        start.wait()
-        for round_ in range(ROUNDS):
-            account = ACCOUNTS[(index + round_) % 2]
-            response = session.post(f"{server.url}/accounts/{account}/deposit", json={"amount": 3}, timeout=30)
-            with tally:
-                statuses.append(("deposit", response.status_code))
+        with requests.Session() as session:
+            start.wait()
+            for round_ in range(ROUNDS):
+                account = ACCOUNTS[(index + round_) % 2]
+                response = session.post(f"{server.url}/accounts/{account}/deposit", json={"amount": 3}, timeout=30)
+                with tally:
+                    statuses.append(("deposit", response.status_code))
 
     def transferrer(index):
-        session = requests.Session()
-        start.wait()
-        for round_ in range(ROUNDS):
-            source, target = ACCOUNTS if (index + round_) % 2 else ACCOUNTS[::-1]
-            body = {"from": source, "to": target, "amount": 7}
-            response = session.post(f"{server.url}/transfers", json=body, timeout=30)
-            with tally:
-                statuses.append(("transfer", response.status_code))
+        with requests.Session() as session:
+            start.wait()
+            for round_ in range(ROUNDS):
+                source, target = ACCOUNTS if (index + round_) % 2 else ACCOUNTS[::-1]
+                body = {"from": source, "to": target, "amount": 7}
+                response = session.post(f"{server.url}/transfers", json=body, timeout=30)
+                with tally:
+                    statuses.append(("transfer", response.status_code))
 
     def auditor():
-        session = requests.Session()
-        start.wait()
-        while not done.wait(0.01):
-            audits.append(session.get(f"{server.url}/audit", timeout=30).json())
+        with requests.Session() as session:
+            start.wait()
+            while not done.wait(0.01):
+                audits.append(session.get(f"{server.url}/audit", timeout=30).json())
 
     clients, watcher = Background(), Background()
     for i in range(CLIENTS):

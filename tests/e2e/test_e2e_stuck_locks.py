@@ -26,16 +26,16 @@ def healthy(server):
     failures, answers, done = [], [], threading.Event()
 
     def watch():
-        session = requests.Session()
-        while not done.is_set():
-            try:
-                status = session.get(server.url + "/healthz", timeout=1).status_code
-                answers.append(status)
-                if status != 200:
-                    failures.append(status)
-            except requests.RequestException as error:
-                failures.append(type(error).__name__)
-            done.wait(0.1)
+        with requests.Session() as session:
+            while not done.is_set():
+                try:
+                    status = session.get(server.url + "/healthz", timeout=1).status_code
+                    answers.append(status)
+                    if status != 200:
+                        failures.append(status)
+                except requests.RequestException as error:
+                    failures.append(type(error).__name__)
+                done.wait(0.1)
 
     watcher = threading.Thread(target=watch, name="healthz-watcher")
     watcher.start()

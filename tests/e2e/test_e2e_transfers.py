@@ -30,12 +30,12 @@ def opposing_transfers(server, pairs=PAIRS, rounds=ROUNDS, amount=7, back=None):
     responses, tally = [], threading.Lock()
 
     def client(source, target):
-        session = requests.Session()
-        for _ in range(rounds):
-            body = {"from": source, "to": target, "amount": amount if source == "acc-00" else (back or amount)}
-            response = session.post(f"{server.url}/transfers", json=body, timeout=30)
-            with tally:
-                responses.append(response)
+        with requests.Session() as session:
+            for _ in range(rounds):
+                body = {"from": source, "to": target, "amount": amount if source == "acc-00" else (back or amount)}
+                response = session.post(f"{server.url}/transfers", json=body, timeout=30)
+                with tally:
+                    responses.append(response)
 
     directions = [("acc-00", "acc-01")] * pairs + [("acc-01", "acc-00")] * pairs
     run_together([partial(client, *direction) for direction in directions], timeout=120)
@@ -47,9 +47,9 @@ def while_running(server, work, path, every=0.005):
     answers, done = [], threading.Event()
 
     def poll():
-        session = requests.Session()
-        while not done.wait(every):
-            answers.append(session.get(server.url + path, timeout=30))
+        with requests.Session() as session:
+            while not done.wait(every):
+                answers.append(session.get(server.url + path, timeout=30))
 
     poller = threading.Thread(target=poll)
     poller.start()

@@ -100,6 +100,9 @@ def _send(sock, data: bytes) -> None:
         sock.sendall(data)
 
 
+# a failing example holds bodies of up to 1 MB: hypothesis warns that printing it is expensive, and under
+# filterwarnings=error that warning would hide the failure it is printing
+@pytest.mark.filterwarnings("ignore:Generating overly large repr")
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     case=cases(),

@@ -91,9 +91,16 @@ from .guide import GuideError, Section, matches, parse
 
 #: The URL of the server a lesson works on: `U`, the one of "Before you start"; `P`, the PostgreSQL fleet of 13 to 16.
 SERVER_URL = re.compile(r"\$\{?(U|P)\b")
-#: Lessons run alone too, each on a fresh server: all but 3 and 12, whose Locust runs take 20 s and more
-#: (they start from `bankapp lesson N` like every other, which the test above checks; the whole guide runs them).
-ALONE = [1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18]
+#: Every lesson runs alone, each on a fresh server, in the default suite; the whole guide in order is `slow`.
+#: Under xdist each is a group of its own, so they spread over the workers, but lessons 13 to 16 start a
+#: PostgreSQL fleet of 4 workers x 16 threads (a pool each) and share one group: one fleet at a time.
+FLEET_LESSONS = range(13, 17)
+ALONE = [
+    pytest.param(
+        number, marks=pytest.mark.xdist_group("postgres-fleet" if number in FLEET_LESSONS else f"lesson-{number}")
+    )
+    for number in sorted(LESSONS)
+]
 
 
 def test_every_fenced_block_is_of_a_known_kind_and_every_output_has_its_command():
@@ -165,6 +172,7 @@ def check(outcomes) -> None:
 
 
 @pytest.mark.e2e
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_the_whole_guide_runs_in_order_and_prints_what_it_quotes(tmp_path):
     check(guide_run.run_sections(guide.guide_sections(), tmp_path))
