@@ -18,7 +18,7 @@ import requests
 from ..live import live_server
 from ..pg import Plug, until
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.xdist_group("postgres-fleet")]  # one fleet at a time
 
 FLEET = ("--store", "postgres", "--workers", "4", "--threads", "16")
 
