@@ -44,7 +44,7 @@ from ..settings import DATABASE_GUARDS, Config
 from . import clock
 from .dpor import Nondeterministic, Search
 from .engine import Aborted, Hang, Move
-from .explorer import OUTCOMES, InvalidExplore
+from .outcomes import OUTCOMES, InvalidExplore
 
 #: Scenarios explored on the database, and how each thread's operation is called on the bank.
 OPERATIONS = {

@@ -25,9 +25,8 @@ from ..settings import DATABASE_GUARDS, Config
 from . import clock
 from .dpor import Nondeterministic, Search, class_size
 from .engine import Execution, Hang, Runner
+from .outcomes import OUTCOMES, InvalidExplore
 
-#: Outcomes by kind, worst first: a schedule is judged by the first that holds.
-OUTCOMES = ("self-deadlock", "deadlock", "over-capacity", "below-zero", "money-in-flight", "lost-update", "ok")
 #: On the postgres store, write skew under `unsafe` is explored on the database too: its lesson there is what
 #: read committed lets two transactions do (in memory it is the same code on a dict, and the same outcome).
 DATABASE_UNSAFE = ("write-skew", "unsafe")
@@ -43,14 +42,6 @@ TIMED_MODULES = (
 MOST_THREADS = 3
 #: One exploration at a time in a process: the virtual clocks are per thread, the patching is not undone.
 _one_at_a_time = threading.Lock()
-
-
-class InvalidExplore(ValueError):
-    """A scenario, guard or bound that does not exist; `field` names which."""
-
-    def __init__(self, message: str, field: str):
-        super().__init__(message)
-        self.field = field
 
 
 #: Lock timeout (virtual ms) under `backoff`: its retries end there, so its search ends (the retry bound).

@@ -32,18 +32,12 @@ from types import TracebackType
 
 from ..settings import Config
 from .admission import Gate
+from .customers import covered, pair_for
 from .guards import Guard, GuardSet, GuardTimeout, hold
 from .ledger import Tally
 from .locks import DeadlockVictim, LockTable
+from .store import InsufficientFunds as InsufficientFunds  # raised here, and imported from here by callers
 from .store import Store, UnknownAccount
-
-
-class InsufficientFunds(Exception):
-    def __init__(self, account_id: str, balance: int, amount: int):
-        super().__init__(f"account {account_id} holds {balance} cents, fewer than the {amount} asked for")
-        self.account_id = account_id
-        self.balance = balance
-        self.amount = amount
 
 
 def race_window(config: Config) -> None:
@@ -256,7 +250,6 @@ class Bank:
         accounts, in id order, so the check and the debit see no other
         customer withdrawal in between.
         """
-        from .customers import covered, pair_for
 
         config = self._config()
         pair = pair_for(self.store.account_ids(), customer_id, account_id)

@@ -22,7 +22,7 @@ two of them read what the other writes.
 
 from __future__ import annotations
 
-from .bank import InsufficientFunds
+from .store import InsufficientFunds
 
 
 class UnknownCustomer(KeyError):

@@ -30,6 +30,16 @@ class UnknownAccount(KeyError):
         return f"no account {self.account_id!r}"
 
 
+class InsufficientFunds(Exception):
+    """A withdrawal or transfer that asked for more than the account holds (`bank.InsufficientFunds` too)."""
+
+    def __init__(self, account_id: str, balance: int, amount: int):
+        super().__init__(f"account {account_id} holds {balance} cents, fewer than the {amount} asked for")
+        self.account_id = account_id
+        self.balance = balance
+        self.amount = amount
+
+
 class StoreUnavailable(Exception):
     """The store cannot answer now: its database is down, unreachable, out of connections, or keeps
     refusing a transaction. A 503 that changes nothing; `fields` join the problem body."""
