@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from flask import Flask, Response, current_app, request
 
 from ..lab.store import StoreUnavailable
+from .dispatch import current_request
 from .problems import Problem
 
 HEADER = "Idempotency-Key"
@@ -254,7 +255,7 @@ def idempotent(view: Callable) -> Callable:
 
     @functools.wraps(view)
     def wrapper(*args, **kwargs):
-        key = request.environ.get(ENVIRON_KEY)
+        key = current_request().environ.get(ENVIRON_KEY)  # Flask's `request` without its proxy: every request asks
         if key is None:
             return view(*args, **kwargs)
         check_key(key)

@@ -1,7 +1,8 @@
 """Accounts: balances, deposit, withdraw, batch deposit."""
 
-from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3 import Tag
 
+from ..dispatch import Blueprint as APIBlueprint
 from ..idempotency import idempotent
 from ..schemas import AccountPath, AccountsOut, AmountIn, BalanceOut, BatchIn, Problem
 from . import lab

@@ -1,9 +1,10 @@
 """Settings at runtime, reset, the operator's way out of a deadlock, and replays of an interleaving."""
 
 from flask import request
-from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3 import Tag
 
 from ...interleave import replay
+from ..dispatch import Blueprint as APIBlueprint
 from ..schemas import BreakOut, ConfigOut, ConfigPatch, InterleaveIn, InterleaveOut, Problem, ResetOut
 from . import lab
 

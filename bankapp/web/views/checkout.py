@@ -1,7 +1,8 @@
 """The shop: the catalogue and checkout, admitted under `checkout_guard`."""
 
-from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3 import Tag
 
+from ..dispatch import Blueprint as APIBlueprint
 from ..idempotency import idempotent
 from ..schemas import CatalogOut, CheckoutIn, OrderOut, Problem
 from . import lab

@@ -1,8 +1,9 @@
 """Customers: two accounts each, and a withdrawal checked against their sum (the write-skew lesson)."""
 
-from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3 import Tag
 
 from ...lab.customers import accounts_of
+from ..dispatch import Blueprint as APIBlueprint
 from ..schemas import CustomerOut, CustomerPath, CustomerWithdrawIn, CustomerWithdrawOut, Problem
 from . import lab
 

@@ -4,8 +4,9 @@ import os
 import threading
 
 from flask import current_app
-from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3 import Tag
 
+from ..dispatch import Blueprint as APIBlueprint
 from ..schemas import DebugRacesOut, HealthOut, Problem, RacesQuery, StatsOut, ThreadsOut
 from . import lab
 

@@ -2,9 +2,10 @@
 
 import threading
 
-from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3 import Tag
 
 from ... import isolation
+from ..dispatch import Blueprint as APIBlueprint
 from ..problems import Problem
 from ..schemas import IsolationOut
 from ..schemas import Problem as ProblemOut

@@ -1,7 +1,8 @@
 """Transfers, the bank audit, and the live wait-for graph."""
 
-from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3 import Tag
 
+from ..dispatch import Blueprint as APIBlueprint
 from ..idempotency import idempotent
 from ..schemas import AuditOut, DebugLocksOut, Problem, TransferIn, TransferOut
 from . import lab
