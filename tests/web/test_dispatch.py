@@ -1,0 +1,105 @@
+"""A body validated once from its bytes (`bankapp.web.dispatch.validated_body`) is what the general way makes of it.
+
+The general way parses with `bankapp.web.body` (its rules: `Decimal` for a
+fraction, no `NaN`, a depth bound, the encodings JSON allows) and then
+validates the dict. The quick way hands plain bytes to pydantic's parser.
+For every body here, through real requests on the deposit, both must give
+the same model, or the same refusal: the quick way's answer is compared with
+a second app's, whose views always take the general way.
+"""
+
+import pytest
+
+from bankapp.web import dispatch
+
+JSON = "application/json"
+
+BODIES = [
+    b'{"amount": 7}',
+    b' {\n "amount" : 7 } ',
+    b'{"amount": 7, "amount": 9}',  # the last wins, in both parsers
+    b'{"amount": 0}',
+    b'{"amount": -3}',
+    b'{"amount": 100000001}',
+    b'{"amount": "7"}',
+    b'{"amount": true}',
+    b'{"amount": null}',
+    b'{"amount": 7.0}',
+    b'{"amount": 1e2}',
+    b'{"amount": 0.99999999999999999999}',
+    b'{"amount": NaN}',
+    b'{"amount": Infinity}',
+    b'{"amount": 7, "note": "x"}',
+    b'{"amount": 7, "note": "\\ud800"}',
+    b'{"amount": [7]}',
+    b'{"amount": {"cents": 7}}',
+    b"[7]",
+    b"7",
+    b'"{\\"amount\\": 7}"',
+    b'{"amount": 7',
+    b'{"amount": 07}',
+    b'{"amount": 7,}',
+    b'{"amount": 7} 8',
+    b'{"amount": 7, "note": "a\tb"}',
+    b"\xef\xbb\xbf" + b'{"amount": 7}',
+    '{"amount": 7}'.encode("utf-16"),
+    b'{"amount": 7, "note": "\xff"}',
+    b"[" * 40 + b"]" * 40,
+    b'{"amount": ' + b"9" * 5000 + b"}",
+    b"",
+]
+
+
+def answer(client, body: bytes, content_type: str = JSON) -> tuple:
+    response = client.post("/accounts/acc-01/deposit", data=body, content_type=content_type)
+    payload = response.json if response.is_json else response.get_data(as_text=True)
+    if isinstance(payload, dict):
+        payload.pop("instance", None)  # names the request, which differs
+        payload.pop("request_id", None)
+    return response.status_code, response.mimetype, payload
+
+
+@pytest.fixture
+def general_client(make_app, monkeypatch):
+    """An app whose views never validate from bytes: every body is parsed by `body` first."""
+    monkeypatch.setattr(dispatch, "NOT_PLAIN", _Everything())
+    return make_app().test_client()
+
+
+class _Everything:
+    def search(self, data):
+        return True
+
+
+@pytest.mark.parametrize("body", BODIES, ids=range(len(BODIES)))
+def test_a_body_validated_from_its_bytes_answers_as_the_general_way(make_app, general_client, body):
+    quick = make_app().test_client()
+    assert answer(quick, body) == answer(general_client, body)
+
+
+def test_the_quick_way_is_taken_for_a_plain_body_and_not_for_a_fraction(make_app, monkeypatch):
+    """So the comparison above compares two ways, not one way twice."""
+    client = make_app().test_client()
+    seen = []
+    real = dispatch.NOT_PLAIN
+
+    class Watching:
+        def search(self, data):
+            found = real.search(data)
+            seen.append((data, found is None))
+            return found
+
+    monkeypatch.setattr(dispatch, "NOT_PLAIN", Watching())
+    assert client.post("/accounts/acc-01/deposit", data=b'{"amount": 7}', content_type=JSON).status_code == 200
+    assert client.post("/accounts/acc-01/deposit", data=b'{"amount": 7.0}', content_type=JSON).status_code == 200
+    assert seen == [(b'{"amount": 7}', True), (b'{"amount": 7.0}', False)]
+    assert (
+        client.get("/accounts/acc-01").json["balance"]
+        == make_app().test_client().get("/accounts/acc-01").json["balance"] + 14
+    )
+
+
+def test_another_content_type_is_refused_as_before(make_app, general_client):
+    quick = make_app().test_client()
+    for content_type in ("text/plain", "application/json; charset=utf-8"):
+        assert answer(quick, b'{"amount": 7}', content_type) == answer(general_client, b'{"amount": 7}', content_type)
