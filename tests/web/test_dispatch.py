@@ -59,11 +59,11 @@ def answer(client, body: bytes, content_type: str = JSON) -> tuple:
     return response.status_code, response.mimetype, payload
 
 
-@pytest.fixture
-def general_client(make_app, monkeypatch):
-    """An app whose views never validate from bytes: every body is parsed by `body` first."""
-    monkeypatch.setattr(dispatch, "NOT_PLAIN", _Everything())
-    return make_app().test_client()
+def general_answer(make_app, body: bytes, content_type: str = JSON) -> tuple:
+    """What an app whose views never validate from bytes (every body parsed by `body` first) answers."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dispatch, "NOT_PLAIN", _Everything())
+        return answer(make_app().test_client(), body, content_type)
 
 
 class _Everything:
@@ -72,9 +72,9 @@ class _Everything:
 
 
 @pytest.mark.parametrize("body", BODIES, ids=range(len(BODIES)))
-def test_a_body_validated_from_its_bytes_answers_as_the_general_way(make_app, general_client, body):
-    quick = make_app().test_client()
-    assert answer(quick, body) == answer(general_client, body)
+def test_a_body_validated_from_its_bytes_answers_as_the_general_way(make_app, body):
+    quick = answer(make_app().test_client(), body)
+    assert quick == general_answer(make_app, body)
 
 
 def test_the_quick_way_is_taken_for_a_plain_body_and_not_for_a_fraction(make_app, monkeypatch):
@@ -99,7 +99,7 @@ def test_the_quick_way_is_taken_for_a_plain_body_and_not_for_a_fraction(make_app
     )
 
 
-def test_another_content_type_is_refused_as_before(make_app, general_client):
-    quick = make_app().test_client()
+def test_another_content_type_is_refused_as_before(make_app):
     for content_type in ("text/plain", "application/json; charset=utf-8"):
-        assert answer(quick, b'{"amount": 7}', content_type) == answer(general_client, b'{"amount": 7}', content_type)
+        quick = answer(make_app().test_client(), b'{"amount": 7}', content_type)
+        assert quick == general_answer(make_app, b'{"amount": 7}', content_type)
