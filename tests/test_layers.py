@@ -108,10 +108,11 @@ LAYERS = {
     "postgres": {"settings", "lab"},
     "isolation": {"settings"},
     "boot": {"settings", "lab", "postgres"},
-    "web": {"settings", "lab", "interleave", "isolation", "boot"},
+    "explore": {"settings", "lab", "interleave", "postgres"},
+    "web": {"settings", "lab", "interleave", "isolation", "explore", "boot"},
     "server": {"settings", "lab", "boot", "web"},
     "compare": {"settings", "lab", "server"},
-    "cli": {"settings", "interleave", "isolation", "boot", "web", "server", "compare"},
+    "cli": {"settings", "interleave", "isolation", "explore", "boot", "web", "server", "compare"},
     "worker": {"server"},
     "wsgi": {"server"},
     "__main__": {"cli"},
@@ -121,7 +122,6 @@ MAX_LINES, MAX_MODULES = 400, 12
 #: Known to break the size rules, each with the work that ends it; the list only ever shrinks.
 OVERSIZE = {
     "bankapp/postgres/sql.py": "TEMPORARY during the merges: split by domain once hostile lands",
-    "bankapp/lab": "TEMPORARY during the merges: transfers and policies become a package once explore lands",
     "bankapp/postgres": "13 modules; the split of sql.py moves its statements into a package of their own",
 }
 

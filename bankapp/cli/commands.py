@@ -22,6 +22,7 @@ from typing import Any
 import requests
 
 from .. import boot
+from ..explore import command as explore_command
 from ..interleave import SCENARIOS, render
 from ..isolation import console as isolation
 from ..server import launcher
@@ -138,7 +139,7 @@ def make_parser() -> argparse.ArgumentParser:
     interleave_parser.add_argument("scenario", choices=list(SCENARIOS), metavar="SCENARIO", help=", ".join(SCENARIOS))
     interleave_parser.add_argument(
         "--guard",
-        help="deposit, withdraw, batch: unsafe, lock, rlock, semaphore; transfer, audit: naive, ordered, "
+        help="deposit, withdraw, batch, checkout: unsafe, lock, rlock, semaphore; transfer, audit: naive, ordered, "
         "release-first, unsafe [the one in force]",
     )
     interleave_parser.add_argument(
@@ -148,6 +149,7 @@ def make_parser() -> argparse.ArgumentParser:
     interleave_parser.add_argument("--url", default="http://127.0.0.1:8000", help="the server [%(default)s]")
     interleave_parser.add_argument("--json", action="store_true", help="print the server's JSON answer instead")
     isolation.add_parser(commands)
+    explore_command.add_parser(commands)
     return parser
 
 
@@ -198,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         return interleave(args)
     if args.command == "isolation":
         return isolation.command(args)
+    if args.command == "explore":
+        return explore_command.run(args)
     if args.command in {"demo", "compare"}:
         return compare(args, demo=args.command == "demo")
     if args.command == "serve":

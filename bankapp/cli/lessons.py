@@ -72,6 +72,7 @@ LESSONS = {
     14: Lesson("Locks one level up", started=FLEET),
     15: Lesson("Isolation levels: a lost update", started=FLEET),
     16: Lesson("Isolation levels: write skew", started=FLEET),
+    17: Lesson("Every interleaving: proof instead of luck", {"race_window_ms": 1}),
 }
 
 

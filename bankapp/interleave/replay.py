@@ -21,13 +21,14 @@ import contextlib
 import threading
 
 from ..lab.lab import Lab
+from ..lab.shop import CATALOGUE, Inventory
 from ..lab.store import MemoryStore
 from ..settings import Config
 from .actors import Actor, error_record
 from .scenarios import SCENARIOS, Job, Scenario, default_schedule
 from .schedule import LOCK_KINDS, THREAD_NAMES, InvalidSchedule, Step, group, parse, thread_count, tokens
 from .stepper import RUN_LIMIT_S, Stepper
-from .stepping import Conductor, Rehearsal, SteppingGuardSet, SteppingLockTable, SteppingStore
+from .stepping import Conductor, Rehearsal, SteppingGuardSet, SteppingInventory, SteppingLockTable, SteppingStore
 
 #: How long a replay watches threads that nothing can free (`lock_timeout_ms` none), before it breaks
 #: their deadlock as the operator does; and the most it waits for any lock timeout.
@@ -55,6 +56,7 @@ def scratch_lab(config: Config, conductor: Conductor) -> Lab:
     return Lab(
         config,
         store=store,
+        inventory=SteppingInventory(Inventory(CATALOGUE), conductor),  # type: ignore[arg-type]
         guards=SteppingGuardSet(conductor),
         locks=SteppingLockTable(config.account_ids, conductor),
     )
@@ -69,14 +71,18 @@ def rehearse(config: Config, job: Job) -> list[Step]:
     return group(conductor.calls)
 
 
-def replay_config(config: Config, scenario: Scenario, guard: str | None) -> Config:
-    """The settings in force with the guard (or policy) of the replay, on the memory store."""
+def replay_config(config: Config, scenario: Scenario, guard: str | None, threads: int | None = None) -> Config:
+    """The settings in force with the guard (or policy) of the replay, on the memory store, and those the
+    scenario sets for `threads` threads (a checkout's capacity)."""
     chosen = guard if guard is not None else getattr(config, scenario.setting)
     if chosen not in scenario.guards:
         what = "deposit guards" if scenario.setting == "deposit_guard" else "transfer policies"
         known = ", ".join(scenario.guards[:-1]) + " or " + scenario.guards[-1]
         raise InvalidReplay(f"guard: {scenario.name} runs under the {what} {known}, not {chosen!r}", "guard")
-    return config.model_copy(update={scenario.setting: chosen, "store": "memory", "database_url": None, "workers": 1})
+    own = scenario.settings(threads or scenario.least) if scenario.settings else {}
+    return config.model_copy(
+        update={scenario.setting: chosen, "store": "memory", "database_url": None, "workers": 1, **own}
+    )
 
 
 def replay(config: Config, scenario_name: str, guard: str | None = None, schedule: str | None = None) -> dict:
@@ -88,8 +94,8 @@ def replay(config: Config, scenario_name: str, guard: str | None = None, schedul
     scenario = SCENARIOS.get(scenario_name)
     if scenario is None:
         raise InvalidReplay(f"scenario: no scenario {scenario_name!r}; known: {', '.join(SCENARIOS)}", "scenario")
-    config = replay_config(config, scenario, guard)
     n = scenario.least if schedule is None else thread_count(schedule, scenario.least, scenario.most)
+    config = replay_config(config, scenario, guard, n)
     jobs = dict(zip(THREAD_NAMES, scenario.jobs(config, n), strict=False))
     steps = {name: rehearse(config, job) for name, job in jobs.items()}
     if schedule is None:
@@ -172,7 +178,7 @@ def _final(lab: Lab, steps: dict[str, list[Step]]) -> dict:
     deposits = lab.ledger.report(balances)
     transfers = lab.transfers.stats()
     return {
-        "balances": {account: balances[account] for account in written},
+        "balances": {account: balances[account] for account in written if account in balances},
         "acknowledged_amount": deposits["acknowledged_amount"],
         "withdrawn_amount": deposits["withdrawn_amount"],
         "balance_change": deposits["balance_change"],
@@ -181,6 +187,19 @@ def _final(lab: Lab, steps: dict[str, list[Step]]) -> dict:
         "expected_total": transfers["expected_total"],
         "negative_accounts": sorted(account for account, balance in balances.items() if balance < 0),
         "deadlocks": transfers["deadlocks"],
+        **_checkout(lab),
+    }
+
+
+def _checkout(lab: Lab) -> dict:
+    """The flash sale's books: how many checkouts were in flight at once against the capacity, and its stock."""
+    sku = "flash-sale"
+    return {
+        "capacity": lab.config().capacity,
+        "peak_in_flight": lab.shop.admission.report()["peak_in_flight"],
+        "stock": lab.shop.inventory.snapshot()[sku],
+        "sold": lab.shop.ledger.sold[sku],
+        "initial_stock": CATALOGUE[sku],
     }
 
 
@@ -192,6 +211,8 @@ def _settings(config: Config, scenario: Scenario) -> dict:
         names.insert(2, "deadlock_check_ms")
     if config.deposit_guard == "semaphore" and scenario.setting == "deposit_guard":
         names.insert(0, "deposit_permits")
+    if scenario.setting == "checkout_guard":
+        names = ["capacity", "max_waiting", "admission_timeout_ms", "race_window_ms", "lock_timeout_ms"]
     return {name: public[name] for name in names}
 
 

@@ -13,10 +13,18 @@ same call a request makes:
   `naive` they deadlock and the detector names the cycle, under `ordered`
   they cannot;
 - `audit`: a transfer and an audit (`TransferDesk.audit`): `release-first`
-  lets the audit see money in flight.
+  lets the audit see money in flight;
+- `write-skew`: 2 withdrawals by customer `cust-00`, one from each of its
+  accounts `acc-00` and `acc-01` (`Bank.customer_withdraw`), each checking
+  the pair's sum before it debits its own account: both checks pass and
+  the sum goes below zero, though neither wrote what the other read
+  (write skew);
+- `checkout`: 2 or 3 checkouts of one flash-sale unit (`Shop.checkout`)
+  against a capacity of one fewer: `semaphore` admits that many and makes
+  the last wait, `unsafe` lets them all in at once (over capacity).
 
-The first three run under a deposit guard, the last two under a transfer
-policy. `backoff` is left out: it retries after random waits, and no schedule can
+The first three and `write-skew` run under a deposit guard, the next two under a transfer
+policy, the checkout under a checkout guard. `backoff` is left out: it retries after random waits, and no schedule can
 fix the order of a random number.
 """
 
@@ -56,6 +64,8 @@ class Scenario:
     jobs: Callable[[Config, int], list[Job]]  # what each of n threads does
     #: the schedule a replay runs when none is given, made from each thread's named steps (see `default_schedule`)
     default: str
+    #: settings the scenario sets itself, for n threads (None: the settings in force)
+    settings: Callable[[int], dict] | None = None
 
     def findings(self, final: dict, answers: list[dict]) -> list[str]:
         return FINDINGS[self.name](final, answers)
@@ -82,6 +92,38 @@ def _withdrawals(config: Config, n: int) -> list[Job]:
     return [
         Job(f"withdraw {amount} from acc-00", lambda lab: lab.bank.withdraw("acc-00", amount), _balance)
         for _ in range(n)
+    ]
+
+
+#: The customer of `write-skew`, and its two accounts (see `lab.customers`).
+CUSTOMER = "cust-00"
+PAIR = ("acc-00", "acc-01")
+
+
+def skew_amount(config: Config) -> int:
+    """More than half the pair's opening sum: the sum covers one withdrawal, never both."""
+    return max(1, 2 * config.initial_balance * 3 // 5)
+
+
+def pair_sum(final: dict) -> int:
+    """The pair's combined balance at the end of a replay (both accounts are written, so `final` has both)."""
+    return sum(final["balances"][account] for account in PAIR)
+
+
+def _skewed(answer) -> str:
+    balance, combined = answer
+    return f"balance {balance}, after a check that read the pair's sum as {combined}"
+
+
+def _customer_withdrawals(config: Config, n: int) -> list[Job]:
+    amount = skew_amount(config)
+    return [
+        Job(
+            f"{CUSTOMER} withdraws {amount} from {account} if {' + '.join(PAIR)} covers it",
+            lambda lab, account=account: lab.bank.customer_withdraw(CUSTOMER, account, amount),
+            _skewed,
+        )
+        for account in PAIR[:n]
     ]
 
 
@@ -123,6 +165,26 @@ def _transfer_and_audit(config: Config, n: int) -> list[Job]:
     ]
 
 
+#: What each checkout buys.
+CHECKOUT_SKU = "flash-sale"
+
+
+def checkout_settings(n: int) -> dict:
+    """n checkouts against a capacity of n - 1: one of them must wait (under a semaphore) or it is over capacity."""
+    return {"capacity": max(1, n - 1), "max_waiting": n, "admission_timeout_ms": 1000}
+
+
+def _checkouts(config: Config, n: int) -> list[Job]:
+    return [
+        Job(
+            f"check out 1 {CHECKOUT_SKU}",
+            lambda lab: lab.shop.checkout(CHECKOUT_SKU, 1).as_dict(),
+            lambda order: f"order {order['order_id']}, {order['remaining']} left",
+        )
+        for _ in range(n)
+    ]
+
+
 def _refused(answers: list[dict]) -> list[str]:
     return [a["thread"] for a in answers if not a["ok"]]
 
@@ -152,6 +214,22 @@ def _withdraw_findings(final: dict, answers: list[dict]) -> list[str]:
     refused = _refused(answers)
     if refused:
         found.append(f"refused: {', '.join(refused)} (its check saw the balance after the others' withdrawals)")
+    return found
+
+
+def _write_skew_findings(final: dict, answers: list[dict]) -> list[str]:
+    total, pair = pair_sum(final), " + ".join(PAIR)
+    if total < 0:
+        found = [
+            f"{pair} is {total} cents, below zero: each withdrawal checked the pair's sum, each saw it cover its "
+            "amount, and each debited its own account. Neither wrote what the other read, so nothing was "
+            "overwritten (no lost update); the rule over both broke all the same (write skew)"
+        ]
+    else:
+        found = [f"{pair} is {total} cents: no withdrawal acted on a check the other made untrue"]
+    refused = _refused(answers)
+    if refused:
+        found.append(f"refused: {', '.join(refused)} (its check saw the pair's sum after the other's withdrawal)")
     return found
 
 
@@ -188,9 +266,26 @@ def _audit_findings(final: dict, answers: list[dict]) -> list[str]:
     return found + _transfer_findings(final, answers)[-1:]
 
 
+def _checkout_findings(final: dict, answers: list[dict]) -> list[str]:
+    found = []
+    if final["peak_in_flight"] > final["capacity"]:
+        found.append(
+            f"{final['peak_in_flight']} checkouts were in flight at once, over the capacity of {final['capacity']}: "
+            "nothing limited how many got in"
+        )
+    else:
+        found.append(f"at most {final['peak_in_flight']} in flight at once, within the capacity of {final['capacity']}")
+    lost = final["initial_stock"] - final["sold"] - final["stock"]
+    if lost:
+        found.append(f"{final['sold']} sold but the stock went down by {final['initial_stock'] - final['stock']}")
+    return found
+
+
 FINDINGS = {
+    "checkout": _checkout_findings,
     "deposit": _deposit_findings,
     "withdraw": _withdraw_findings,
+    "write-skew": _write_skew_findings,
     "batch": _batch_findings,
     "transfer": _transfer_findings,
     "audit": _audit_findings,
@@ -219,6 +314,17 @@ SCENARIOS = {
             2,
             3,
             _withdrawals,
+            "a.read b.read a.read a.write b.read b.write",
+        ),
+        Scenario(
+            "write-skew",
+            "two withdrawals from the two accounts of one customer, each checks the pair's sum, then debits its own "
+            "account: without a guard on both, both checks pass and the sum goes below zero (write skew)",
+            "deposit_guard",
+            DEPOSIT_GUARDS,
+            2,
+            2,
+            _customer_withdrawals,
             "a.read b.read a.read a.write b.read b.write",
         ),
         Scenario(
@@ -252,6 +358,18 @@ SCENARIOS = {
             2,
             _transfer_and_audit,
             "debit-audit-credit",
+        ),
+        Scenario(
+            "checkout",
+            "checkouts of the flash sale against a capacity of one fewer than the threads: without a limit "
+            "(unsafe) more are in flight at once than the capacity",
+            "checkout_guard",
+            DEPOSIT_GUARDS,
+            2,
+            3,
+            _checkouts,
+            "round-robin",
+            checkout_settings,
         ),
     )
 }

@@ -7,6 +7,7 @@ they hand each one to a conductor, which may pause the thread before it
 (`stepper.Stepper`) or only write it down (`Rehearsal`):
 
 - `SteppingStore`: every `read` and `write` of a balance;
+- `SteppingInventory`: every `read` and `write` of a SKU's stock (the checkout);
 - `SteppingGuardSet` hands out `SteppingGuard`s: every acquire and release
   of a deposit guard (the `unsafe` guard takes nothing, so it is not a step);
 - `SteppingLockTable`: every acquire and release of an account lock, by
@@ -22,6 +23,7 @@ from typing import Any, Protocol
 
 from ..lab.guards import Guard, GuardSet, UnsafeGuard
 from ..lab.locks import AccountLock, LockTable
+from ..lab.shop import Inventory
 from ..lab.store import Store
 from .actors import Primitive
 
@@ -49,6 +51,23 @@ class SteppingStore:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
+
+
+class SteppingInventory:
+    """The shop's stock, whose reads and writes are steps, as the store's are."""
+
+    def __init__(self, inventory: Inventory, conductor: Conductor):
+        self._inventory = inventory
+        self._conductor = conductor
+
+    def read(self, sku: str) -> int:
+        return self._conductor.access("read", sku, lambda: self._inventory.read(sku))
+
+    def write(self, sku: str, units: int) -> None:
+        self._conductor.access("write", sku, lambda: self._inventory.write(sku, units), value=units)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inventory, name)
 
 
 class GuardPrimitive(Primitive):

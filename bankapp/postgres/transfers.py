@@ -35,9 +35,8 @@ from psycopg import Connection, errors
 from ..lab.admission import Gate
 from ..lab.bank import InsufficientFunds, race_window
 from ..lab.guards import GuardTimeout
-from ..lab.policies import BACKOFF_MAX_MS, BACKOFF_TRY_MS
 from ..lab.store import UnknownAccount
-from ..lab.transfers import SameAccount, audit_answer
+from ..lab.transfers import BACKOFF_MAX_MS, BACKOFF_TRY_MS, SameAccount, audit_answer
 from ..settings import Config
 from . import sql
 from .bank import DatabaseLock

@@ -11,7 +11,7 @@ from ..boot import build_lab
 from ..settings import Config, load
 from . import contract, dashboard, every_request, idempotency, metrics, problems
 from .body import MAX_BODY_BYTES, BodyRequest
-from .views import accounts, admin, checkout, customers, introspection, isolation, transfers
+from .views import accounts, admin, checkout, customers, explore, introspection, isolation, transfers
 
 
 class BankApp(contract.BankAPI):
@@ -60,7 +60,16 @@ def create_app(config: Config | dict[str, Any] | None = None) -> BankApp:
     # around it all: every answer, a refusal too, names its request, is timed and says who served it
     every_request.init_app(app, lab, timing)
     idempotency.init_app(app, shared=lab.answers)
-    blueprints = (accounts.bp, customers.bp, checkout.bp, transfers.bp, admin.bp, isolation.bp, dashboard.bp)
+    blueprints = (
+        accounts.bp,
+        customers.bp,
+        checkout.bp,
+        transfers.bp,
+        admin.bp,
+        isolation.bp,
+        explore.bp,
+        dashboard.bp,
+    )
     for blueprint in (introspection.bp, *blueprints):
         app.register_api(blueprint)
     app.add_url_rule("/openapi.json", "openapi_json", lambda: app.api_doc)

@@ -13,6 +13,7 @@ from flask import Flask, jsonify
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from ..explore import InvalidExplore
 from ..interleave import InvalidReplay, InvalidSchedule, ReplayBusy, ReplayError
 from ..lab.admission import AdmissionRejected, ResetBlocked, ResetInProgress, ServerBusy
 from ..lab.bank import InsufficientFunds
@@ -131,6 +132,9 @@ def _from_exception(error: Exception) -> Problem:
         return Problem(422, "same-account", "Same account", str(error), account=error.account_id)
     if isinstance(error, InvalidSchedule):
         return Problem(422, "invalid-schedule", "Invalid schedule", str(error), step=error.step)
+    if isinstance(error, InvalidExplore):
+        errors = [{"field": error.field, "message": str(error), "type": "value_error"}]
+        return Problem(422, "invalid-input", "Invalid input", str(error), errors=errors)
     if isinstance(error, InvalidReplay):
         errors = [{"field": error.field, "message": str(error), "type": "value_error"}]
         return Problem(422, "invalid-input", "Invalid input", str(error), errors=errors)

@@ -235,8 +235,8 @@ class InterleaveIn(Strict):
     guard: str | None = Field(
         None,
         max_length=64,
-        description="deposit, withdraw, batch: unsafe, lock, rlock, semaphore; transfer, audit: naive, ordered, "
-        "release-first, unsafe. Default: the one in force",
+        description="deposit, withdraw, batch, checkout: unsafe, lock, rlock, semaphore; transfer, audit: naive, "
+        "ordered, release-first, unsafe. Default: the one in force",
     )
     schedule: str | None = Field(
         None,
@@ -252,7 +252,9 @@ class InterleaveOut(BaseModel):
     model_config = ConfigDict(extra="allow")
     scenario: str
     shows: str
-    setting: Literal["deposit_guard", "transfer_policy"] = Field(description="the setting `guard` stood for")
+    setting: Literal["deposit_guard", "transfer_policy", "checkout_guard"] = Field(
+        description="the setting `guard` stood for"
+    )
     guard: str
     schedule: str
     scratch: bool = Field(description="always true: the replay ran in a bank of its own; the server's is untouched")

@@ -280,6 +280,20 @@ def test_a_naive_deadlock_draws_its_cycle(server, page):
     assert page.blocked == [] and page.errors == []
 
 
+def test_the_last_exploration_is_drawn_as_a_lane_per_thread(server, page):
+    p = page.open(server.url)
+    explored = requests.post(server.url + "/admin/explore", json={"scenario": "transfer", "guard": "naive"}, timeout=60)
+    example = explored.json()["counterexample"]
+    expect(p.locator("#explored-caption")).to_contain_text(f"the shortest: {example['schedule']}", timeout=WAIT_MS)
+    assert p.locator("#explored g.step").count() == len(example["steps"])
+    kinds = p.locator("#explored g.step text").all_text_contents()
+    assert kinds == [step["step"].split(".")[1] for step in example["steps"]]
+    lanes = {text for text in p.locator("#explored > text").all_text_contents()}
+    assert {"a", "b"} <= lanes
+    assert any(text.startswith("waits for the account lock of") for text in lanes)
+    assert page.blocked == [] and page.errors == []
+
+
 @pytest.mark.skipif(not SCREENSHOT, reason="set BANKAPP_SCREENSHOT=docs/dashboard.png")
 def test_screenshot_of_a_demo_run(server, browser):
     """The README's picture: unsafe deposits, then the flip to lock; a semaphore at capacity; naive transfers."""

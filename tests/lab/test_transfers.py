@@ -8,9 +8,8 @@ import pytest
 from bankapp.lab.bank import InsufficientFunds
 from bankapp.lab.guards import GuardTimeout
 from bankapp.lab.locks import DeadlockVictim
-from bankapp.lab.policies import POLICIES
 from bankapp.lab.store import MemoryStore, UnknownAccount
-from bankapp.lab.transfers import SameAccount
+from bankapp.lab.transfers import POLICIES, SameAccount
 
 from ..harness import Meeting, MeetingStore, held_by_another_thread, make_lab, run_together
 

@@ -13,6 +13,7 @@ ADMIN_CALLS = [
     ("patch", "/admin/config", {"race_window_ms": 3}),
     ("post", "/admin/reset", None),
     ("post", "/admin/break-deadlocks", None),
+    ("post", "/admin/explore", {"scenario": "deposit", "guard": "lock"}),
     ("get", "/admin/no-such-route", None),
 ]
 

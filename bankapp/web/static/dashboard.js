@@ -148,11 +148,12 @@ async function poll() {
   const started = performance.now();
   try {
     const servedBy = new Set();
-    const paths = ["/stats", "/debug/locks", "/debug/races?limit=1"];
-    const [stats, locks, races] = await Promise.all(paths.map((path) => getJSON(path, servedBy)));
+    const paths = ["/stats", "/debug/locks", "/debug/races?limit=1", "/debug/explore"];
+    const [stats, locks, races, explored] = await Promise.all(paths.map((path) => getJSON(path, servedBy)));
     state.pageServers = servedBy;
     render(stats, locks);
     drawRace(races);
+    drawExploration(explored.exploration);
     $("status").textContent = `updated ${new Date().toLocaleTimeString()}`;
     $("status").classList.remove("stale");
   } catch (error) {
@@ -402,6 +403,54 @@ function drawRace(races) {
     svg("line", { x1: mark, y1: 60, x2: mark, y2: 118, stroke: C.ink, "stroke-dasharray": "4 4" }),
     svg("text", { x: W, y: 14, fill: C.grey, "text-anchor": "end" }, `latest erasure: ${((eraser.wrote_at - t0) * 1000).toFixed(1)} ms from first read to last write`),
   );
+}
+
+// ---------- the last exploration ----------
+
+/** The last exploration's shortest failing schedule as lanes, one per thread, its steps in the order run. */
+function drawExploration(result) {
+  const box = $("explored");
+  const example = result && result.counterexample;
+  const key = result ? JSON.stringify([result.scenario, result.guard, result.threads, example && example.schedule]) : "";
+  if (box.dataset.key === key) return;
+  box.dataset.key = key;
+  box.replaceChildren();
+  window.dashboard.exploration = result || null;
+  if (!result) return;
+  const total = result.schedules + result.equivalent;
+  const failing = Object.entries(result.outcomes).reduce((n, [kind, count]) => n + (kind === "ok" ? 0 : count), 0);
+  const head = `explored ${result.scenario} under ${result.guard}, ${result.threads} threads: `;
+  $("explored-caption").textContent = example
+    ? `${head}${example.outcome} in ${at(failing)} of ${at(total)} schedules; the shortest: ${example.schedule}`
+    : `${head}no schedule fails, 0 of ${at(total)}`;
+  if (!example) return;
+  const threads = [...new Set(example.steps.map((step) => step.step.split(".")[0]))].sort();
+  const W = 900, left = 60, right = 20, laneGap = 45, H = 30 + laneGap * threads.length;
+  const x = (i) => left + ((i + 0.5) / example.steps.length) * (W - left - right);
+  const y = (thread) => 30 + laneGap * threads.indexOf(thread);
+  const colours = [C.blue, C.vermillion, C.orange];
+  box.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  threads.forEach((thread, i) => {
+    box.append(
+      svg("text", { x: 0, y: y(thread) + 5, fill: colours[i % 3], "font-weight": 700 }, thread),
+      svg("line", { x1: left, y1: y(thread), x2: W - right, y2: y(thread), stroke: C.grey, "stroke-dasharray": "2 6" }),
+    );
+  });
+  example.steps.forEach((step, i) => {
+    const [thread, kind] = step.step.split(".");
+    const colour = colours[threads.indexOf(thread) % 3];
+    const mark = svg("g", { class: `step ${kind}` });
+    const title = svg("title", {}, `${step.step}: ${step.does}`);
+    mark.append(
+      title,
+      svg("circle", { cx: x(i), cy: y(thread), r: 8, fill: kind === "write" || kind === "acquire" ? colour : "#fff", stroke: colour, "stroke-width": 3 }),
+      svg("text", { x: x(i), y: y(thread) - 13, "text-anchor": "middle", fill: C.ink, "font-size": 12 }, kind),
+    );
+    box.append(mark);
+  });
+  for (const stuck of example.stuck || []) {
+    box.append(svg("text", { x: W - right, y: y(stuck.thread) + 22, "text-anchor": "end", fill: C.vermillion, "font-size": 12 }, `waits for the ${stuck.waits_for}`));
+  }
 }
 
 // ---------- controls ----------

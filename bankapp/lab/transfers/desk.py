@@ -15,14 +15,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from ..settings import Config
-from .admission import Gate
-from .bank import InsufficientFunds
-from .guards import GuardTimeout
-from .ledger import LedgerStats
-from .locks import AccountLock, DeadlockVictim, LockTable
+from ...settings import Config
+from ..admission import Gate
+from ..bank import InsufficientFunds
+from ..guards import GuardTimeout
+from ..ledger import LedgerStats
+from ..locks import AccountLock, DeadlockVictim, LockTable
+from ..store import Store, UnknownAccount
 from .policies import POLICIES, Move
-from .store import Store, UnknownAccount
 
 
 class SameAccount(ValueError):

@@ -21,15 +21,28 @@ from __future__ import annotations
 
 import random
 import time
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, Protocol
 
-from ..settings import Config
-from .bank import InsufficientFunds, race_window
-from .guards import GuardTimeout
-from .locks import AccountLock
+from ...settings import Config
+from ..bank import InsufficientFunds, race_window
+from ..guards import GuardTimeout
+from ..ledger import LedgerStats
+from ..locks import AccountLock, LockTable
+from ..store import Store
 
-if TYPE_CHECKING:
-    from .transfers import TransferDesk
+
+class Counting(Protocol):
+    def add(self, name: str, n: int = 1) -> None: ...
+
+
+class Desk(Protocol):
+    """What a move needs of the desk it runs on (`desk.TransferDesk`): its locks, store, ledger and counters."""
+
+    locks: LockTable
+    store: Store
+    ledger: LedgerStats
+    counters: Counting
+
 
 #: How long `backoff` tries for the second lock before it gives everything up.
 BACKOFF_TRY_MS = 2
@@ -40,7 +53,7 @@ BACKOFF_MAX_MS = 50
 class Move:
     """One transfer in progress: the locks it holds and the changes it made."""
 
-    def __init__(self, desk: TransferDesk, config: Config, source: str, target: str, amount: int):
+    def __init__(self, desk: Desk, config: Config, source: str, target: str, amount: int):
         self.desk = desk
         self.config = config
         self.source = source
