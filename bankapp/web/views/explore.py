@@ -3,11 +3,12 @@
 from typing import Any, Literal
 
 from flask import current_app
-from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3 import Tag
 from pydantic import BaseModel, Field
 
 from ...explore import explore as explore_schedules
 from ...interleave import SCENARIOS
+from ..dispatch import Blueprint as APIBlueprint
 from ..schemas import Problem, Strict
 from . import lab
 
