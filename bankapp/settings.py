@@ -25,24 +25,39 @@ GuardName = Literal["unsafe", "lock", "rlock", "semaphore", "advisory-lock"]
 DepositGuardName = Literal[
     "unsafe", "lock", "rlock", "semaphore", "row-lock", "advisory-lock", "atomic-update", "serializable"
 ]
-CheckoutGuardName = Literal["unsafe", "lock", "rlock", "semaphore", "advisory-lock", "advisory-semaphore"]
+CheckoutGuardName = Literal["unsafe", "lock", "rlock", "semaphore", "adaptive", "advisory-lock", "advisory-semaphore"]
 TransferPolicyName = Literal["unsafe", "naive", "ordered", "release-first", "backoff"]
 StoreName = Literal["memory", "postgres"]
 
 #: Guards that are the database's own tools: only the postgres store has them.
 DATABASE_GUARDS = frozenset({"row-lock", "advisory-lock", "atomic-update", "serializable", "advisory-semaphore"})
-#: Checkout guards that admit `capacity` at once (the rest admit one, or all).
-SEMAPHORE_GUARDS = frozenset({"semaphore", "advisory-semaphore"})
+#: Checkout guards that admit `capacity` at once (`adaptive`: to start with; the rest admit one, or all).
+SEMAPHORE_GUARDS = frozenset({"semaphore", "advisory-semaphore", "adaptive"})
 
 ENV_PREFIX = "BANKAPP_"
+#: The checkout guard whose limit is found at run time (`bankapp.lab.adaptive`); no deposit guard.
+ADAPTIVE = "adaptive"
 
 #: Settings that shape the process (gunicorn, the size of the bank); they are
 #: fixed at start and refused by PATCH.
 STARTUP_ONLY = frozenset(
-    {"accounts", "initial_balance", "threads", "workers", "host", "port", "store", "database_url", "log_level"}
+    {
+        "accounts",
+        "initial_balance",
+        "threads",
+        "workers",
+        "host",
+        "port",
+        "allowed_hosts",
+        "store",
+        "database_url",
+        "log_level",
+    }
 )
 #: Settings of one process, never shared through a database: how it runs and where it finds the rest.
-PROCESS_ONLY = frozenset({"threads", "workers", "host", "port", "store", "database_url", "admin_token", "log_level"})
+PROCESS_ONLY = frozenset(
+    {"threads", "workers", "host", "port", "allowed_hosts", "store", "database_url", "admin_token", "log_level"}
+)
 
 #: Threads kept free for `/healthz`, `/stats`, `/debug/locks` and the admin
 #: routes, whatever the requests that wait on locks take (see `lab.Gate`).
@@ -137,6 +152,11 @@ class Config(BaseModel):
     workers: WholeNumber = Field(1, ge=1, le=64, description="gunicorn worker processes (the memory store allows 1)")
     host: str = Field("127.0.0.1", min_length=1, description="address to bind")
     port: WholeNumber = Field(8000, ge=0, le=65535, description="port to bind (0 picks a free one)")
+    allowed_hosts: str = Field(
+        "",
+        description="host names the server also answers to, comma-separated (a room's own name, a proxy's "
+        "upstream name); loopback names, IP addresses and the bound host always; * answers any",
+    )
     store: StoreName = Field(
         "memory", description="where balances live: memory (one process) or postgres (every worker and machine)"
     )
@@ -147,6 +167,17 @@ class Config(BaseModel):
         "info", description="gunicorn's log level; debug adds the worker's full counters when it stops"
     )
     admin_token: str | None = Field(None, description="bearer token required by /admin/* (see Security)")
+
+    @field_validator("deposit_guard", mode="before")
+    @classmethod
+    def _adaptive_admits_checkouts_only(cls, value: Any) -> Any:
+        if value == ADAPTIVE:
+            raise ValueError(
+                "adaptive is a checkout guard only: it limits how many checkouts run at once, from their latency, "
+                "and excludes nothing, so it cannot keep a deposit's read-modify-write whole; pick unsafe, lock, "
+                "rlock or semaphore for deposits"
+            )
+        return value
 
     @field_validator("lock_timeout_ms", mode="before")
     @classmethod
@@ -294,11 +325,14 @@ def describe(error: ValidationError) -> SettingsError:
 
 
 def expand_guard(values: dict[str, Any]) -> dict[str, Any]:
-    """`guard` is shorthand for both `deposit_guard` and `checkout_guard`."""
+    """`guard` is shorthand for both `deposit_guard` and `checkout_guard` (`adaptive`: the checkout's alone)."""
     values = dict(values)
     if "guard" not in values:
         return values
     guard = values.pop("guard")
+    if guard == ADAPTIVE:  # a checkout guard only: it sets the checkout's guard alone
+        values.setdefault("checkout_guard", guard)
+        return values
     if guard not in get_args(GuardName):  # null too: the document allows guard names only
         known = ", ".join(repr(name) for name in get_args(GuardName))
         message = f"Input should be {known} (a guard both deposits and checkouts have)"

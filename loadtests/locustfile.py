@@ -16,6 +16,7 @@ server only through HTTP.
 
 from locust import events
 
+from loadtests import pacing
 from loadtests.options import add_options
 from loadtests.referee import Referee
 from loadtests.users import (
@@ -38,6 +39,7 @@ __all__ = [
 ]
 
 events.init_command_line_parser.add_listener(add_options)
+pacing.attach(events)
 referee = Referee()
 referee.attach(events)
 VerdictTab(referee).attach(events)

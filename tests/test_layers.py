@@ -112,7 +112,8 @@ LAYERS = {
     "web": {"settings", "lab", "interleave", "isolation", "explore", "boot"},
     "server": {"settings", "lab", "boot", "web"},
     "compare": {"settings", "lab", "server"},
-    "cli": {"settings", "interleave", "isolation", "explore", "boot", "web", "server", "compare"},
+    "sweep": {"settings", "lab", "server", "compare"},
+    "cli": {"settings", "interleave", "isolation", "explore", "boot", "web", "server", "compare", "sweep"},
     "worker": {"server"},
     "wsgi": {"server"},
     "__main__": {"cli"},
@@ -121,8 +122,6 @@ LAYERS = {
 MAX_LINES, MAX_MODULES = 400, 12
 #: Known to break the size rules, each with the work that ends it; the list only ever shrinks.
 OVERSIZE = {
-    "bankapp/postgres/sql.py": "TEMPORARY during the merges: split by domain once hostile lands",
-    "bankapp/postgres": "13 modules; the split of sql.py moves its statements into a package of their own",
 }
 
 

@@ -27,6 +27,7 @@ from ..interleave import SCENARIOS, render
 from ..isolation import console as isolation
 from ..server import launcher
 from ..settings import ENV_PREFIX, Config, SettingsError
+from ..sweep import command as sweep_command
 from ..web import admin_auth
 from . import lessons, urls
 
@@ -64,7 +65,11 @@ def compare(args: argparse.Namespace, demo: bool) -> int:
         out=args.out,
         scenarios=None if demo or not args.scenarios else set(args.scenarios.split(",")),
         guards=None if demo or not args.guards else set(args.guards.split(",")),
+        **({} if demo else {"store": args.store, "database_url": args.database_url, "workers": args.workers}),
     )
+    if run.store == "postgres" and not run.database_url:
+        print("bankapp compare: --database-url: the postgres store needs the database's URL", file=sys.stderr)
+        return 2
     return run_command(run, args.command)
 
 
@@ -100,6 +105,9 @@ def make_parser() -> argparse.ArgumentParser:
         "--guards",
         help="comma-separated guards or policies (unsafe,lock,semaphore(4),naive) or rows (deposit:unsafe) [all]",
     )
+    compare_parser.add_argument("--store", choices=["memory", "postgres"], default="memory", help="[memory]")
+    compare_parser.add_argument("--database-url", help="libpq URL of the database, with --store postgres")
+    compare_parser.add_argument("--workers", type=int, default=2, help="gunicorn workers with --store postgres [2]")
     urls_parser = commands.add_parser(
         "urls",
         help="print the URLs to open once the lab runs (docker compose up)",
@@ -150,6 +158,7 @@ def make_parser() -> argparse.ArgumentParser:
     interleave_parser.add_argument("--json", action="store_true", help="print the server's JSON answer instead")
     isolation.add_parser(commands)
     explore_command.add_parser(commands)
+    sweep_command.add_parser(commands)
     return parser
 
 
@@ -202,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         return isolation.command(args)
     if args.command == "explore":
         return explore_command.run(args)
+    if args.command == "sweep":
+        return sweep_command.run(args)
     if args.command in {"demo", "compare"}:
         return compare(args, demo=args.command == "demo")
     if args.command == "serve":
@@ -215,6 +226,13 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"bankapp: bound to {config.host} with no admin_token; admin routes need this token "
                 f"(shown once):\n    Authorization: Bearer {token}",
+                flush=True,
+            )
+        if not admin_auth.is_loopback(config.host) and config.allowed_hosts.strip() != "*":
+            names = config.allowed_hosts.strip() or "none"
+            print(
+                f"bankapp: answers IP addresses, loopback names and these host names: {names}; a room that opens "
+                "it by another name needs --allowed-hosts NAME (or BANKAPP_ALLOWED_HOSTS)",
                 flush=True,
             )
         launcher.serve(config)

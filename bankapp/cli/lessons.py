@@ -73,6 +73,10 @@ LESSONS = {
     15: Lesson("Isolation levels: a lost update", started=FLEET),
     16: Lesson("Isolation levels: write skew", started=FLEET),
     17: Lesson("Every interleaving: proof instead of luck", {"race_window_ms": 1}),
+    18: Lesson(
+        "The semaphore needs the right number; this one finds it",
+        {"checkout_guard": "adaptive", "capacity": 20, "service_time_ms": 50, "gateway_capacity": 8},
+    ),
 }
 
 

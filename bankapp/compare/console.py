@@ -71,6 +71,9 @@ def run_command(run: Run, command: str) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupted)
+    # Ctrl-C too, explicitly: a parent that ignored SIGINT (a shell without job control runs a background
+    # command so) passes the ignore on through exec, and Python then leaves it ignored: Ctrl-C did nothing
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     began = time.monotonic()
     try:
         with ProgressBar(Console(stderr=True)) as progress:

@@ -61,6 +61,16 @@ MATRIX = [
     *(transfer(policy) for policy in ("unsafe", "naive", "ordered", "release-first", "backoff")),
 ]
 
+#: With `--store postgres`: the database's own guards, which hold across a fleet of workers (an in-process
+#: lock guards one worker only), beside `unsafe` for the lost updates they prevent; transfers as in memory.
+POSTGRES_MATRIX = [
+    *(deposit(guard) for guard in ("unsafe", "row-lock", "advisory-lock", "atomic-update", "serializable")),
+    checkout("unsafe"),
+    checkout("advisory-lock"),
+    checkout("advisory-semaphore"),
+    *(transfer(policy) for policy in ("unsafe", "naive", "ordered", "release-first", "backoff")),
+]
+
 #: Settings the whole run shares; each row changes only its own.
 BASE_SETTINGS = {
     "deposit_guard": "unsafe",
@@ -70,11 +80,14 @@ BASE_SETTINGS = {
 }
 
 
-def select(scenarios: Iterable[str] | None = None, guards: Iterable[str] | None = None) -> list[MatrixRow]:
+def select(
+    scenarios: Iterable[str] | None = None, guards: Iterable[str] | None = None, store: str = "memory"
+) -> list[MatrixRow]:
     """The rows chosen: `guards` items are a guard or policy (`lock`,
     `semaphore`, `semaphore(4)`) or one row (`deposit:unsafe`); none means all."""
     scenarios, guards = set(scenarios or ()), set(guards or ())
-    rows = [row for row in MATRIX if not scenarios or row.scenario in scenarios]
+    matrix = POSTGRES_MATRIX if store == "postgres" else MATRIX
+    rows = [row for row in matrix if not scenarios or row.scenario in scenarios]
     if guards:
         rows = [row for row in rows if {row.guard, row.guard.split("(")[0], f"{row.scenario}:{row.guard}"} & guards]
     return rows

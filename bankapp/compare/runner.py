@@ -38,9 +38,17 @@ class Run:
     out: Path | None = None
     scenarios: set[str] | None = None
     guards: set[str] | None = None
+    store: str = "memory"  # postgres: a fleet of `workers` on the database at `database_url`
+    database_url: str | None = None
+    workers: int = 1
 
     def matrix(self) -> list[MatrixRow]:
-        return select(self.scenarios, self.guards)
+        return select(self.scenarios, self.guards, self.store)
+
+    def server_flags(self) -> list[str]:
+        if self.store != "postgres":
+            return []
+        return ["--store", "postgres", "--database-url", self.database_url or "", "--workers", str(self.workers)]
 
 
 class Progress(Protocol):
@@ -107,7 +115,7 @@ def execute(run: Run, progress: Progress) -> tuple[list[dict], Path]:
     raw.mkdir(parents=True, exist_ok=True)
     progress.begin(len(chosen))
     rows: list[dict] = []
-    with ServerProcess(log=raw / "server.log") as server:
+    with ServerProcess(*run.server_flags(), log=raw / "server.log") as server:
         for index, matrix_row in enumerate(chosen):
             rows.append(measure(server, matrix_row, run, raw, progress, index))
             progress.update(index + 1, matrix_row.label)

@@ -27,7 +27,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from ..settings import Config
+from ..settings import RESERVED_THREADS, Config
+from .adaptive import AdaptiveGuard
 from .admission import Admission, Gate, ServerBusy
 from .bank import race_window
 from .guards import Guard, GuardSet, SemaphoreGuard, hold
@@ -208,7 +209,15 @@ class Shop:
     def admission_guard(self, config: Config) -> Guard:
         """The one guard every checkout passes under the settings of this request."""
         kind = config.checkout_guard
-        return self.guards.get(kind, "checkout", config.capacity if kind == "semaphore" else 1)
+        guard = self.guards.get(kind, "checkout", config.capacity if kind in ("semaphore", "adaptive") else 1)
+        if isinstance(guard, AdaptiveGuard):
+            guard.limiter.bound(config.threads - RESERVED_THREADS - config.max_waiting)
+        return guard
+
+    def current_limit(self, config: Config) -> int | None:
+        """Checkouts admitted at once now: the adaptive guard's limit, or the fixed one (None: no limit)."""
+        guard = self.admission_guard(config)
+        return guard.limit if isinstance(guard, AdaptiveGuard) else config.admission_limit()
 
     def stock_guard(self, sku: str, config: Config) -> Guard:
         """What guards one SKU's read-modify-write.
@@ -217,7 +226,8 @@ class Shop:
         its own lock, held only while reserving (not while paying). Under
         `lock` the global lock already lets one in. Under `unsafe`, nothing.
         """
-        return self.guards.get("lock" if config.checkout_guard == "semaphore" else "unsafe", f"stock:{sku}")
+        several = config.checkout_guard in ("semaphore", "adaptive")
+        return self.guards.get("lock" if several else "unsafe", f"stock:{sku}")
 
     def catalog(self) -> list[dict]:
         stock = self.inventory.snapshot()
@@ -233,7 +243,7 @@ class Shop:
         if not self.inventory.exists(sku):
             raise UnknownSku(sku)
         guard = self.admission_guard(config)
-        capacity = config.admission_limit()
+        capacity = self.current_limit(config)
         try:
             entered = self.gate.enter("checkout")  # the door: see `admission`
         except ServerBusy:
@@ -251,8 +261,9 @@ class Shop:
                 except BaseException:
                     self.ledger.failed_after_admission()
                     raise
-            latency_ms = (time.perf_counter() - arrived) * 1000
-            self.ledger.completed_order(latency_ms)
+                # counted before it leaves: a snapshot never sees it neither in flight nor done
+                latency_ms = (time.perf_counter() - arrived) * 1000
+                self.ledger.completed_order(latency_ms)
             order_id = self.ledger.next_order_id()
         return Order(
             order_id=order_id,
@@ -293,12 +304,17 @@ class Shop:
         self.admission.reset()
         self.gateway.reset()
         self.ledger.reset()
+        config = self._config()
+        guard = self.admission_guard(config)
+        if isinstance(guard, AdaptiveGuard):
+            guard.limiter.restart(config.capacity)  # a new start: from capacity, no baseline
 
     def report(self) -> dict:
         config = self._config()
         return {
             "guard": config.checkout_guard,
             "capacity": config.admission_limit(),
+            "limit": self.current_limit(config),
             "available_permits": self.available_permits(config),
             "max_waiting": config.max_waiting,
             "gateway_capacity": config.gateway_capacity,

@@ -91,6 +91,7 @@ class DatabaseBank(Bank):
 
     def deposit(self, account_id: str, amount: int) -> int:
         return self._dispatch(
+            "deposit",
             account_id,
             lambda: Bank.deposit(self, account_id, amount),
             lambda tool, conn, config: tool.deposit(conn, account_id, amount, config),
@@ -98,6 +99,7 @@ class DatabaseBank(Bank):
 
     def withdraw(self, account_id: str, amount: int) -> int:
         return self._dispatch(
+            "withdrawal",
             account_id,
             lambda: Bank.withdraw(self, account_id, amount),
             lambda tool, conn, config: tool.withdraw(conn, account_id, amount, config),
@@ -108,6 +110,7 @@ class DatabaseBank(Bank):
         the domain's own path; a database guard reads both rows its way (`row-lock` locks both, in id order)."""
         pair = pair_for(self.store.account_ids(), customer_id, account_id)
         return self._dispatch(
+            "customer withdrawal",
             account_id,
             lambda: Bank.customer_withdraw(self, customer_id, account_id, amount),
             lambda tool, conn, config: tool.customer_withdraw(conn, customer_id, pair, account_id, amount, config),
@@ -115,13 +118,23 @@ class DatabaseBank(Bank):
 
     def batch_deposit(self, account_id: str, amounts: list[int]) -> int:
         return self._dispatch(
+            "batch deposit",
             account_id,
             lambda: Bank.batch_deposit(self, account_id, amounts),
             lambda tool, conn, config: tool.batch(conn, account_id, amounts, config),
         )
 
-    def _dispatch(self, account_id: str, in_process: Callable[[], int], database: Callable[..., int]) -> int:
-        """Read the settings once; run the domain's own path under a Python guard, or the database guard's."""
+    def _dispatch(
+        self, operation: str, account_id: str, in_process: Callable[[], int], database: Callable[..., int]
+    ) -> int:
+        """Read the settings once; run the domain's own path under a Python guard, or the database guard's.
+
+        A database guard's wait for a row or an advisory lock holds a server
+        thread as a Python guard's does, so it passes the same door (the
+        lab's `Gate`): at most `threads - RESERVED_THREADS` requests of this
+        worker wait on locks of either kind, and the operator's routes keep
+        their threads (and their connections: the pool has one per thread).
+        """
         config = self._request.config = self._read_config()
         try:
             tool = TOOLS.get(config.deposit_guard)
@@ -129,7 +142,7 @@ class DatabaseBank(Bank):
                 if tool is None:
                     return in_process()  # counts its own refusals
                 self._known(account_id)
-                with self._counting_refusals():
+                with self.gate.enter(operation), self._counting_refusals():
                     return tool.run(self, config, lambda conn: database(tool, conn, config))
         finally:
             self._request.config = None

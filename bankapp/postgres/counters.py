@@ -4,8 +4,9 @@ In one process, counters live under a small `threading.Lock`. Across
 processes that lock protects nothing, so each counter is a row, changed
 by one relative statement (`n = n + 1`) under the row lock PostgreSQL
 takes for the UPDATE: exact however many workers count at once. A gauge
-(in flight, waiting) has its value and its peak in one row, raised and
-its peak moved in the same statement.
+(in flight, waiting, at the gateway) is no row counter: it counts the
+sessions holding an advisory lock (see `sql.HOLD_SHARED`), so it falls back
+by itself when a holder's connection or worker dies; only its peak is a row.
 
 Which workers served: each worker counts its requests in memory and adds
 them to its row about once a second (`Workers`), and at once before it
@@ -27,6 +28,9 @@ from .database import Database
 
 log = logging.getLogger(__name__)
 
+#: First keys of the checkout's shared advisory locks: (FLIGHT_KEY, 0) in flight, (FLIGHT_KEY, 1) at the gateway;
+#: (QUEUE_KEY, n) the waiting room's places (see `bankapp.postgres.shop`).
+FLIGHT_KEY, QUEUE_KEY = 4, 5
 #: Seconds between two flushes of a worker's served count.
 FLUSH_EVERY = 1.0
 
@@ -41,25 +45,16 @@ class Counters:
         with self.db.connection() as conn:
             conn.execute(sql.ADD_COUNTER, (name, n))
 
-    def raise_gauge(self, name: str, limit: int | None = None) -> int | None:
-        """One more on the gauge; its new value, or None (nothing changed) if `limit` were already there."""
-        with self.db.connection() as conn:
-            row = conn.execute(sql.RAISE_GAUGE, (name, 2**62 if limit is None else limit)).fetchone()
-        return None if row is None else row[0]
-
-    def lower_gauge(self, name: str) -> int:
-        with self.db.connection() as conn:
-            return conn.execute(sql.LOWER_GAUGE, (name,)).fetchone()[0]
-
     def read(self) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
         """(counters, gauges as (now, peak)), on the thread's connection (call it inside a snapshot)."""
         with self.db.connection() as conn:
             counters = dict(conn.execute(sql.COUNTERS).fetchall())
-            gauges = {name: (now, peak) for name, now, peak in conn.execute(sql.GAUGES).fetchall()}
+            rows = conn.execute(sql.LIVE_GAUGES, {"flight": FLIGHT_KEY, "queue": QUEUE_KEY}).fetchall()
+            gauges = {name: (now, peak) for name, now, peak in rows}
         return counters, gauges
 
     def reset(self) -> None:
-        """Zero the counters; gauges keep their value (checkouts under way still leave) and restart their peaks."""
+        """Zero the counters and the gauges' peaks (what is in flight is counted from locks, and leaves later)."""
         with self.db.connection() as conn:
             conn.execute(sql.RESET_COUNTERS)
             conn.execute(sql.RESET_GAUGES)

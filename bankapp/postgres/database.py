@@ -23,6 +23,7 @@ in the background and reconnects when the database is back.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -57,6 +58,16 @@ ANSWERED_BY_CALLERS = frozenset({"40001", "40P01", "55P03"})
 def lock_timeout_setting(milliseconds: float | None) -> str:
     """`lock_timeout_ms` as PostgreSQL's `lock_timeout`: 'none' is 0 there (wait forever); 0 here is 1 ms."""
     return "0" if milliseconds is None else f"{max(1, round(milliseconds))}ms"
+
+
+def release_all(conn: psycopg.Connection) -> None:
+    """Every session-level advisory lock of the connection given back; if even that fails, the connection is
+    closed (the pool then drops it), and the session's locks end with it. It never raises."""
+    try:
+        conn.execute(sql.UNLOCK_ALL)
+    except Exception:
+        with contextlib.suppress(Exception):
+            conn.close()
 
 
 def worker_name() -> str:

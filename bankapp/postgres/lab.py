@@ -12,8 +12,12 @@ percentiles.
 from __future__ import annotations
 
 import os
+import random
+import time
 
-from ..lab.admission import Gate
+from psycopg import errors
+
+from ..lab.admission import RESET_WAIT_S, Gate, ResetBlocked
 from ..lab.guards import GuardSet
 from ..lab.locks import LockTable
 from ..lab.operator import OperatorActions
@@ -27,6 +31,9 @@ from .settings import DatabaseSettings
 from .shop import DatabaseShop
 from .store import DatabaseLedger, PostgresStore
 from .transfers import DatabaseTransferDesk
+
+#: Seconds one attempt of a reset waits for a row lock before it lets go of all and tries again.
+RESET_LOCK_WAIT_S = 2.0
 
 
 class PostgresLab(OperatorActions):
@@ -83,19 +90,42 @@ class PostgresLab(OperatorActions):
         """
         broken: list[dict] = []
         with self.gate.closed(unblock=lambda: broken.extend(self.break_deadlocks()), describe=self.whereabouts):
-            with self.db.transaction() as conn:
-                conn.execute(sql.RESET_ACCOUNTS)
-                conn.execute(sql.RESET_STOCK)
-                self.counters.reset()
-                self.workers.reset()
-                conn.execute(sql.RESET_DEADLOCKS)
-                for statement in sql.RESET_RACES:
-                    conn.execute(statement)
-                conn.execute(sql.COUNT_RESET)
+            self._reset_database()
             self.shop.admission.reset()
             self.shop.ledger.reset()
             self.gate.reset()
         return {"deadlocks_broken": broken}
+
+    def _reset_database(self) -> None:
+        """The reset's transaction: its locks first, in one order (`sql.RESET_LOCKS`), then the writes.
+
+        A deadlock with it (a `naive` transfer holds one account and wants
+        the other) or a lock it could not get within `RESET_LOCK_WAIT_S` is
+        retried until `RESET_WAIT_S`; only then does it answer 503
+        (`reset-blocked`, with `Retry-After`), having changed nothing.
+        """
+        deadline = time.monotonic() + RESET_WAIT_S
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                with self.db.transaction() as conn:
+                    conn.execute(sql.RESET_LOCK_TIMEOUT, (f"{round(RESET_LOCK_WAIT_S * 1000)}ms",))
+                    for statement in sql.RESET_LOCKS:
+                        conn.execute(statement)
+                    conn.execute(sql.RESET_ACCOUNTS)
+                    conn.execute(sql.RESET_STOCK)
+                    self.counters.reset()
+                    self.workers.reset()
+                    conn.execute(sql.RESET_DEADLOCKS)
+                    for statement in sql.RESET_RACES:
+                        conn.execute(statement)
+                    conn.execute(sql.COUNT_RESET)
+                return
+            except (errors.DeadlockDetected, errors.LockNotAvailable) as error:
+                if time.monotonic() >= deadline:
+                    raise ResetBlocked(RESET_WAIT_S, [], f"{attempts} attempts: {error.sqlstate} {error}") from None
+                time.sleep(random.uniform(0.01, 0.05))
 
     @property
     def resets(self) -> int:
@@ -121,8 +151,8 @@ class PostgresLab(OperatorActions):
         config = self.config()
         self.workers.flush()
         with self.db.transaction(isolation=sql.SNAPSHOT):
+            counters, gauges = self.counters.read()  # first: the live gauges as close to the snapshot as can be
             rows = self.ledger.rows()
-            counters, gauges = self.counters.read()
             stock = self.shop.inventory.rows()
             workers = self.workers.rows()
         deposits = self.ledger.report(rows, counters)

@@ -31,7 +31,7 @@ from . import sql
 from .database import Database, worker_name
 
 #: First key of the advisory locks, and what each names.
-ADVISORY_KEYS = {1: "account", 2: "checkout", 3: "checkout slot"}
+ADVISORY_KEYS = {1: "account", 2: "checkout", 3: "checkout slot", 4: "checkout in flight", 5: "checkout queue place"}
 
 STEP = re.compile(r"Process (\d+) waits for (.+?); blocked by process (\d+)\.")
 

@@ -42,8 +42,8 @@ from ..lab.reservoir import Reservoir
 from ..lab.shop import Order, OutOfStock, PaymentGateway, Shop
 from ..settings import Config
 from . import sql
-from .counters import Counters
-from .database import Database, lock_timeout_setting
+from .counters import FLIGHT_KEY, QUEUE_KEY, Counters
+from .database import Database, lock_timeout_setting, release_all
 from .store import StockTable
 
 #: First keys of the checkout's advisory locks (see `locks.ADVISORY_KEYS`).
@@ -115,10 +115,19 @@ class AdvisorySemaphoreGuard(Guard):
 
 
 class DatabaseAdmission(Admission):
-    """The domain's admission protocol, its counters in the database (fleet-wide); wait times per worker."""
+    """The domain's admission protocol, counted fleet-wide from locks that die with their session.
+
+    In flight is a shared advisory lock each admitted checkout holds on its
+    own connection (`sql.HOLD_SHARED`); waiting is one of `max_waiting`
+    advisory places (`sql.TRY_ADVISORY_SLOT`), which also makes the queue's
+    bound exact across the fleet. Counted so, nothing stays taken when the
+    database goes away mid-checkout or a worker is killed: the session ends
+    and its locks with it. Only the peaks and the totals are rows.
+    """
 
     def __init__(self, counters: Counters):
         self.counters = counters
+        self._place = threading.local()
         super().__init__()
 
     def reset(self) -> None:
@@ -126,30 +135,38 @@ class DatabaseAdmission(Admission):
             self._waits.clear()
 
     def _enter(self, waited_ms: float) -> None:
-        self._admit(waited_ms, dequeued=0)
-
-    def _admit(self, waited_ms: float, dequeued: int) -> None:
         with self.counters.db.connection() as conn:
-            conn.execute(sql.ADMIT, (dequeued,))
+            conn.execute(sql.HOLD_SHARED, (FLIGHT_KEY, 0))
+            conn.execute(sql.HOLDERS_AND_PEAK, (FLIGHT_KEY, 0, "checkout.in_flight"))
         with self._lock:
             self._waits.add(waited_ms)
 
     def _leave(self) -> None:
-        self.counters.lower_gauge("checkout.in_flight")
+        with self.counters.db.connection() as conn:
+            conn.execute(sql.UNHOLD_SHARED, (FLIGHT_KEY, 0))
 
     def _join_queue(self, max_waiting: int) -> bool:
-        return self.counters.raise_gauge("checkout.waiting", limit=max_waiting) is not None
+        with self.counters.db.connection() as conn:
+            row = conn.execute(sql.TRY_ADVISORY_SLOT, (max_waiting, QUEUE_KEY)).fetchone()
+            if row is None:
+                return False
+            self._place.value = row[0]
+            waiting = conn.execute(sql.ADVISORY_HELD, (QUEUE_KEY,)).fetchone()[0]
+            conn.execute(sql.RAISE_PEAK, (waiting, "checkout.waiting"))
+        return True
 
     def _leave_queue(self, admitted_after_ms: float | None) -> None:
-        if admitted_after_ms is None:
-            self.counters.lower_gauge("checkout.waiting")
-        else:
-            self._admit(admitted_after_ms, dequeued=1)
+        with self.counters.db.connection() as conn:
+            conn.execute(sql.ADVISORY_UNLOCK, (QUEUE_KEY, self._place.value))
+        if admitted_after_ms is not None:
+            self._enter(admitted_after_ms)
 
     def _count_rejection(self, reason: str) -> tuple[int, int]:
         with self.counters.db.connection() as conn:
-            gauges = dict(conn.execute(sql.REJECT, (f"checkout.rejected.{reason}",)).fetchall())
-        return gauges.get("checkout.in_flight", 0), gauges.get("checkout.waiting", 0)
+            conn.execute(sql.REJECT, (f"checkout.rejected.{reason}",))
+            in_flight = conn.execute(sql.HOLDERS, (FLIGHT_KEY, 0)).fetchone()[0]
+            waiting = conn.execute(sql.ADVISORY_HELD, (QUEUE_KEY,)).fetchone()[0]
+        return in_flight, waiting
 
     def wait_summary(self) -> dict:
         with self._lock:
@@ -157,7 +174,7 @@ class DatabaseAdmission(Admission):
 
 
 class DatabaseGateway(PaymentGateway):
-    """The payment gateway, loaded by the whole fleet: how many are inside is a gauge in the database."""
+    """The payment gateway, loaded by the whole fleet: who is inside holds a shared advisory lock."""
 
     def __init__(self, counters: Counters):
         super().__init__()
@@ -167,10 +184,13 @@ class DatabaseGateway(PaymentGateway):
         pass  # the gauges' reset restarts the peak
 
     def _enter(self) -> int:
-        return self.counters.raise_gauge("checkout.gateway")
+        with self.counters.db.connection() as conn:
+            conn.execute(sql.HOLD_SHARED, (FLIGHT_KEY, 1))
+            return conn.execute(sql.HOLDERS_AND_PEAK, (FLIGHT_KEY, 1, "checkout.gateway")).fetchone()[0]
 
     def _leave(self) -> None:
-        self.counters.lower_gauge("checkout.gateway")
+        with self.counters.db.connection() as conn:
+            conn.execute(sql.UNHOLD_SHARED, (FLIGHT_KEY, 1))
 
 
 class DatabaseSales:
@@ -190,15 +210,20 @@ class DatabaseSales:
         self.stock.count_sold(sku, quantity)
 
     def completed_order(self, latency_ms: float) -> None:
-        self.counters.add("checkout.completed")
+        self._outcome("checkout.completed")
         with self._lock:
             self._latency.add(latency_ms)
 
     def refused_out_of_stock(self) -> None:
-        self.counters.add("checkout.out_of_stock")
+        self._outcome("checkout.out_of_stock")
 
     def failed_after_admission(self) -> None:
-        self.counters.add("checkout.failed")
+        self._outcome("checkout.failed")
+
+    def _outcome(self, name: str) -> None:
+        """`admitted` and the outcome, counted together (see `sql.COUNT_OUTCOME`)."""
+        with self.counters.db.connection() as conn:
+            conn.execute(sql.COUNT_OUTCOME, (name,))
 
     def reset(self) -> None:
         with self._lock:
@@ -230,9 +255,17 @@ class DatabaseShop(Shop):
         return super().admission_guard(config)
 
     def checkout(self, sku: str, quantity: int) -> Order:
-        """The domain's checkout, on one connection from start to end (see the module docstring)."""
-        with self.db.connection():
-            return super().checkout(sku, quantity)
+        """The domain's checkout, on one connection from start to end (see the module docstring).
+
+        Its advisory locks are given back at the end whatever happened: a
+        connection returned to the pool with one still held would keep a
+        permit (or a place in flight) taken for as long as it lives.
+        """
+        with self.db.connection() as conn:
+            try:
+                return super().checkout(sku, quantity)
+            finally:
+                release_all(conn)
 
     def _reserve(self, sku: str, quantity: int, config: Config) -> int:
         """`unsafe` checks, waits and writes (the domain's way, oversells); every other guard reserves in one
@@ -259,6 +292,7 @@ class DatabaseShop(Shop):
         return {
             "guard": config.checkout_guard,
             "capacity": config.admission_limit(),
+            "limit": self.current_limit(config),
             "available_permits": self.available_permits(config),
             "admits": "fleet" if config.checkout_guard.startswith("advisory") else "per worker",
             "max_waiting": config.max_waiting,
@@ -269,6 +303,8 @@ class DatabaseShop(Shop):
             "peak_in_flight": peak,
             "waiting": waiting,
             "peak_waiting": peak_waiting,
+            # counted with its outcome (see `sql.COUNT_OUTCOME`): a checkout in flight is in `in_flight`, and
+            # joins `admitted` as it finishes, so the counter only ever grows and is exact at any moment
             "admitted": counters.get("checkout.admitted", 0),
             "rejected": counters.get("checkout.rejected", 0),
             "rejections": {name[len(prefix) :]: n for name, n in counters.items() if name.startswith(prefix) and n},

@@ -40,8 +40,8 @@ from ..lab.transfers import BACKOFF_MAX_MS, BACKOFF_TRY_MS, SameAccount, audit_a
 from ..settings import Config
 from . import sql
 from .bank import DatabaseLock
-from .counters import Counters
-from .database import Database
+from .counters import FLIGHT_KEY, Counters
+from .database import Database, release_all
 from .locks import DatabaseDeadlock, debug_locks, record_deadlock
 from .store import read_balance, write_balance
 
@@ -173,8 +173,19 @@ class DatabaseTransferDesk:
             return self._transfer(config, leg)
 
     def _transfer(self, config: Config, leg: Leg) -> dict:
+        """On one connection, holding a shared advisory lock while in flight: `in_flight` is counted from the
+        locks held, so a transfer cut by the database going away never leaves it raised (see `sql.HOLD_SHARED`).
+        """
+        with self.db.connection() as conn:
+            try:
+                conn.execute(sql.HOLD_SHARED, (FLIGHT_KEY, 2))
+                conn.execute(sql.HOLDERS_AND_PEAK, (FLIGHT_KEY, 2, "transfers.in_flight"))
+                return self._run(config, leg)
+            finally:
+                release_all(conn)
+
+    def _run(self, config: Config, leg: Leg) -> dict:
         source, target, amount = leg.source, leg.target, leg.amount
-        self.counters.raise_gauge("transfers.in_flight")
         try:
             POLICIES[config.transfer_policy](self, leg)
         except errors.DeadlockDetected as error:
@@ -187,8 +198,6 @@ class DatabaseTransferDesk:
         except InsufficientFunds:
             self.counters.add("transfers.insufficient_funds")
             raise
-        finally:
-            self.counters.lower_gauge("transfers.in_flight")
         self.counters.add("transfers.committed")
         return {
             "from": {"id": source, "balance": leg.balances[source]},

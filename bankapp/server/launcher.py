@@ -26,7 +26,7 @@ def serve(config: Config) -> None:
     class Server(BaseApplication):
         def load_config(self):
             options = {
-                "bind": f"{config.host}:{config.port}",
+                "bind": format_address((config.host, config.port)),  # an IPv6 address bracketed, as gunicorn needs
                 "workers": config.workers,
                 "threads": config.threads,
                 "worker_class": "bankapp.server.worker.HardenedWorker",  # gthread, hardened (see `worker`)
@@ -57,10 +57,11 @@ def serve(config: Config) -> None:
         f"transfer_policy={config.transfer_policy} race_window_ms={config.race_window_ms:g} "
         f"store={config.store} workers={config.workers}"
     )
-    print(f"bankapp: starting on {config.host}:{config.port} ({guard_line})", flush=True)
+    print(f"bankapp: starting on {format_address((config.host, config.port))} ({guard_line})", flush=True)
     Server().run()
 
 
 def format_address(address: tuple) -> str:
-    host, port = address[0], address[1]
+    """`host:port`, an IPv6 address in brackets (`[::1]:8000`), as a URL and gunicorn's `bind` want it."""
+    host, port = address[0].strip("[]"), address[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

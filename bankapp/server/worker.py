@@ -52,6 +52,7 @@ from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers.gthread import _DEFER, TConn, ThreadWorker
 
 from ..settings import RESERVED_THREADS
+from .chunks import BoundedRequest
 
 #: Seconds a request may take to arrive, from its first byte to its last.
 REQUEST_READ_TIMEOUT = 5.0
@@ -197,6 +198,7 @@ class HardenedWorker(ThreadWorker):
         conn.init()
         if conn.is_http2:
             return super().handle(conn)
+        conn.parser.mesg_class = BoundedRequest  # chunk framing refused at its first bad edge (see `chunks`)
         unreader = conn.parser.unreader
         if not isinstance(unreader, DeadlineUnreader):
             unreader = conn.parser.unreader = DeadlineUnreader(conn.sock, self.client_slots, unreader.buf)

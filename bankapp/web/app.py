@@ -51,6 +51,10 @@ def create_app(config: Config | dict[str, Any] | None = None) -> BankApp:
         doc_prefix="/docs",
         doc_url="/openapi.json",
     )
+    # Werkzeug answers a path with `//` (as `acc-00%2f/deposit` decodes to) with a 308 to the path merged:
+    # a client that follows it re-POSTs to another account. A path no route matches as sent is a 404 problem.
+    # (`strict_slashes` stays: it redirects only to add a slash a rule ends with, and no API rule does.)
+    app.url_map.merge_slashes = False
     app.request_class = BodyRequest  # one body reader for every route (see `body`)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False

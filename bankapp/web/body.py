@@ -9,6 +9,8 @@ everywhere, whatever the framing:
   chunked body, and refused with 413 above `MAX_BODY_BYTES` either way. A
   chunked body has no length to check up front: reading stops one byte past
   the limit, which is proof enough;
+- a body shorter than its `Content-Length` (the client half-closed before
+  sending the rest) is a 400, and nothing of it is applied;
 - a framing error found while reading (a chunk size that is not hex, a chunk
   without its CRLF) is a 400, and a body the client did not finish sending
   within the server's read deadline is a 408 (see `bankapp.server.worker`). gunicorn
@@ -16,7 +18,8 @@ everywhere, whatever the framing:
   the exception (our worker's `RequestTimeout`) says 408, the rest are 400,
   as is a body cut short by a client that went away;
 - a body that is not `application/json` is a 415; bytes that are not JSON a
-  400; a top-level value that is not an object (`"{\\"amount\\": 7}"` is a
+  400, and so is an object with a key twice (`{"amount":-5,"amount":1}`);
+  a top-level value that is not an object (`"{\\"amount\\": 7}"` is a
   string, not an object) a 422, as an object with a wrong field is;
 - nesting deeper than `MAX_DEPTH` is a 400. Python's parser recurses once per
   level, so 100,000 `[` would otherwise end in a `RecursionError` (a 500);
@@ -65,6 +68,8 @@ def read_body(environ: dict, limit: int = MAX_BODY_BYTES) -> bytes:
         data = stream.read(wanted) if wanted else b""
     except ParseException as error:
         status = getattr(error, "status", 400)
+        if status == 413:  # a chunk announced bigger than any body (`bankapp.chunks`)
+            raise Problem(413, "content-too-large", "Content too large", str(error)) from None
         slug = "request-timeout" if status == 408 else "malformed-body"
         title = "Request timeout" if status == 408 else "Malformed body"
         raise Problem(status, slug, title, f"the request body could not be read: {error}") from None
@@ -72,6 +77,14 @@ def read_body(environ: dict, limit: int = MAX_BODY_BYTES) -> bytes:
         raise Problem(400, "incomplete-body", "Incomplete body", f"the request body ended early: {error}") from None
     if len(data) > limit:
         raise too_large(limit)
+    if length is not None and len(data) < length:
+        # the client stopped (a half-close) before the body it announced was whole: nothing of it is applied
+        raise Problem(
+            400,
+            "incomplete-body",
+            "Incomplete body",
+            f"the request body ended after {len(data)} of the {length} bytes its Content-Length announced",
+        )
     return data
 
 
@@ -86,6 +99,8 @@ def parse_json(data: bytes) -> dict[str, Any]:
         value = DECODER.decode(data.decode(json.detect_encoding(data), "surrogatepass"))
     except RecursionError:
         raise too_deep() from None
+    except DuplicateKey as error:
+        raise Problem(400, "duplicate-json-key", "Duplicate JSON key", f"the request body {error}") from None
     except ValueError as error:  # JSONDecodeError, a bad encoding, an integer of 4,300+ digits
         raise Problem(400, "malformed-json", "Malformed JSON", f"the request body is not valid JSON: {error}") from None
     if not isinstance(value, dict):
@@ -112,7 +127,22 @@ def _not_json(constant: str):
     raise ValueError(f"{constant} is not a JSON number")
 
 
-DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_not_json)
+class DuplicateKey(ValueError):
+    pass
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused if a name repeats: `{"amount": -5, "amount": 1}` is ambiguous (RFC 8259 says
+    names SHOULD be unique; parsers differ on which wins), and a validator upstream may have seen the other."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        repeated = next(name for name, _ in pairs if name in seen or seen.add(name))
+        raise DuplicateKey(f"has the key {repeated!r} more than once in one object")
+    return value
+
+
+DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_not_json, object_pairs_hook=_object)
 
 
 def _kind(value: Any) -> str:

@@ -4,7 +4,8 @@ Around every request: it gets a name (`X-Request-Id`, see `request_id`),
 handed to the domain for the writes it records; it is timed into the latency
 histogram (see `metrics`); and it says who served it (`X-Served-By`), which
 `/stats` lists and the lab counts (`lab.served()`). Before its view: the
-admin check (see `admin_auth`) and the latency's labels.
+Host check and the cross-site check (see `admin_auth`), the admin check (see
+`admin_auth`) and the latency's labels.
 
 These were Flask hooks once (two `before_request`, two `after_request`).
 Flask calls each hook through its machinery: it asks whether the hook is a
@@ -80,7 +81,9 @@ def before_view(request: Request, lab: LabLike, metrics: Metrics) -> None:
     """After routing, before the view: the latency's labels under the settings in force now, and the admin check."""
     config = lab.config()
     request.environ[LATENCY_LABELS] = metrics.labels(request, config)
+    admin_auth.check_host(request, config)
     admin_auth.require_admin_token(request, config)
+    admin_auth.check_same_site(request, config)
 
 
 def init_app(app: Flask, lab: LabLike, metrics: Metrics) -> None:

@@ -5,8 +5,9 @@ connection) cannot know whether it was applied. Retrying blindly may apply it
 twice; not retrying may lose it. With a key, it retries safely:
 
 - the first request with a key runs and its answer is remembered;
-- a retry with the same key and the same request (method, path, query, JSON
-  body, however it was framed) gets that answer again, with
+- a retry with the same key and the same request (method, path, query, and
+  the body as validated, however it was framed or its numbers spelt) gets
+  that answer again, with
   `Idempotent-Replayed: true`, and applies nothing;
 - the same key with another request is a client bug: 422;
 - retries that arrive while the first is still running wait for its answer
@@ -64,7 +65,7 @@ EXTENSION = "bankapp.idempotency"
 
 #: Problems this adds to an idempotent operation, for the OpenAPI document.
 PROBLEMS = {
-    "400": "the Idempotency-Key header is empty or longer than 255 characters",
+    "400": "the Idempotency-Key header is empty, longer than 255 characters, or sent twice",
     "409": "a request with this Idempotency-Key is still running; retry later",
     "422": "this Idempotency-Key was used for another request",
 }
@@ -259,13 +260,21 @@ def idempotent(view: Callable) -> Callable:
         if key is None:
             return view(*args, **kwargs)
         check_key(key)
-        return run_once(current_app.extensions[EXTENSION], key, fingerprint(), lambda: view(*args, **kwargs))
+        return run_once(current_app.extensions[EXTENSION], key, fingerprint(kwargs), lambda: view(*args, **kwargs))
 
     wrapper.__idempotent__ = True
     return wrapper
 
 
 def check_key(key: str) -> None:
+    if "," in key:
+        # WSGI servers join repeated headers with a comma: two keys for one request, which one holds?
+        raise Problem(
+            400,
+            "bad-idempotency-key",
+            "Bad Idempotency-Key",
+            f"{HEADER}: one header with one key, without a comma (two {HEADER} headers were sent, or a list)",
+        )
     if not key.strip() or len(key) > MAX_KEY_LENGTH:
         raise Problem(
             400,
@@ -275,19 +284,30 @@ def check_key(key: str) -> None:
         )
 
 
-def fingerprint() -> str:
-    """What makes two requests the same: method, path, query and the JSON body
-    the body reader parsed, whatever its framing (`Content-Length` or chunked),
-    canonical so that spacing and key order do not count. A number with a
-    fraction or an exponent is kept as written (`Decimal`), tagged so that it
-    never equals a string."""
+def fingerprint(validated: dict | None = None) -> str:
+    """What makes two requests the same: method, path, query and the request as validated.
+
+    `validated` are the view's arguments, the models flask-openapi3 built
+    from the body, path and query: `{"amount": 7}`, `{"amount": 7.0}` and
+    `{"amount": 7e0}` are one deposit of 7 (the integer rule,
+    `bankapp.settings.whole_number`), so a retry that spells its amount
+    another way replays rather than being refused as another request.
+    Without models, the JSON body the body reader parsed, whatever its
+    framing, canonical so that spacing and key order do not count (a
+    number with a fraction or an exponent kept as written, tagged so that
+    it never equals a string)."""
+    models = {name: value.model_dump(mode="json") for name, value in (validated or {}).items() if _is_model(value)}
     canonical = json.dumps(
-        [request.method, request.path, request.query_string.decode("latin-1"), request.get_json()],
+        [request.method, request.path, request.query_string.decode("latin-1"), models or request.get_json()],
         sort_keys=True,
         separators=(",", ":"),
         default=lambda number: {"decimal": str(number)},
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _is_model(value) -> bool:
+    return callable(getattr(value, "model_dump", None))
 
 
 def run_once(store: IdempotencyStore, key: str, signature: str, call: Callable) -> Response:
@@ -346,8 +366,9 @@ def document(operation: dict) -> None:
             "name": HEADER,
             "in": "header",
             "required": False,
-            "description": "retries with the same key and request answer the first answer and apply nothing again",
-            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": r"\S"},
+            "description": "retries with the same key and request answer the first answer and apply nothing again; "
+            "one header, one key: a comma (two headers joined, or a list) is a 400",
+            "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH, "pattern": r"^[^,]*[^\s,][^,]*$"},
         }
     )
     for status, response in operation.get("responses", {}).items():

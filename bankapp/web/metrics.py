@@ -221,6 +221,7 @@ def lab_families(stats: dict, created: float, resets: int) -> list:
     counter("checkouts_out_of_stock", "Checkouts refused for want of stock (409)", checkout["out_of_stock"])
     counter("checkout_oversold_units", "Units sold beyond the stock there was", checkout["oversold"])
     gauge("checkout_capacity", "Checkouts admitted at once (absent: no limit)", checkout["capacity"])
+    gauge("checkout_limit", "Checkouts admitted at once now (adaptive: its limit; absent: none)", checkout["limit"])
     gauge("checkout_available_permits", "The admission semaphore's value", checkout["available_permits"])
     gauge("checkout_in_flight", "Checkouts admitted and not yet finished", checkout["in_flight"])
     gauge("checkout_peak_in_flight", "Most checkouts in flight at once since the reset", checkout["peak_in_flight"])

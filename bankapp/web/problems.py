@@ -28,6 +28,8 @@ from ..settings import SettingsError
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+#: PostgreSQL's refusals on purpose (SQLSTATE), answered 503 with Retry-After where no domain code answers them.
+DATABASE_CONFLICTS = {"40P01": "deadlock detected", "40001": "serialization failure", "55P03": "lock not available"}
 
 
 class Problem(Exception):
@@ -225,6 +227,18 @@ def _from_exception(error: Exception) -> Problem:
         # keep what the exception says besides its body, such as a 405's `Allow`
         headers = {key: value for key, value in error.get_headers() if key.lower() != "content-type"}
         return Problem(error.code or 500, slug, error.name, error.description or error.name, headers=headers)
+    if getattr(error, "sqlstate", None) in DATABASE_CONFLICTS:
+        # a refusal the database makes on purpose that no domain code answered: the request changed
+        # nothing (its transaction was rolled back), and trying again is the answer
+        return Problem(
+            503,
+            "database-conflict",
+            "Database conflict",
+            f"the database refused this request to keep another one safe ({DATABASE_CONFLICTS[error.sqlstate]}); "
+            "its transaction was rolled back and nothing changed: try again",
+            headers={"Retry-After": "1"},
+            sqlstate=error.sqlstate,
+        )
     log.exception("unhandled error")
     return Problem(500, "internal-error", "Internal server error", f"{type(error).__name__}: the server failed")
 

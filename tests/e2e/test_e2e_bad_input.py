@@ -31,7 +31,7 @@ def balance(server, account: str) -> int:
 
 def request(path: str, body: bytes, *, chunks: list[bytes] | None = None, headers: str = "") -> bytes:
     """A POST of `body` framed by Content-Length, or chunked into `chunks` (raw chunk lines allowed)."""
-    head = f"POST {path} HTTP/1.1\r\nHost: bankapp\r\nContent-Type: application/json\r\n{headers}"
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{headers}"
     if chunks is None:
         return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
     return f"{head}Transfer-Encoding: chunked\r\n\r\n".encode() + b"".join(chunks)
@@ -152,14 +152,14 @@ def test_settings_follow_the_document_and_the_integral_number_rule(server):
     ("raw", "status"),
     [
         pytest.param(b"GARBAGE\r\n\r\n", 400, id="bad-request-line"),
-        pytest.param(b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n", 400, id="bad-version"),
+        pytest.param(b"GET /healthz HTTP/9.9\r\nHost: 127.0.0.1\r\n\r\n", 400, id="bad-version"),
         pytest.param(
-            b"POST /accounts/acc-06/deposit HTTP/1.1\r\nHost: x\r\nContent-Length: 13\r\n"
+            b"POST /accounts/acc-06/deposit HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 13\r\n"
             b'Transfer-Encoding: chunked\r\n\r\nd\r\n{"amount": 9}\r\n0\r\n\r\n',
             400,
             id="content-length-and-chunked",
         ),
-        pytest.param(b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, id="request-line-too-long"),
+        pytest.param(b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", 414, id="request-line-too-long"),
         pytest.param(
             b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % i for i in range(200)) + b"\r\n",
             431,

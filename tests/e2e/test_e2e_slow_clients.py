@@ -26,7 +26,7 @@ pytestmark = pytest.mark.e2e
 THREADS = 8
 SLOW = 2 * THREADS
 IDLE = 2 * THREADS
-DEPOSIT = b"POST /accounts/acc-01/deposit HTTP/1.1\r\nHost: bankapp\r\n"
+DEPOSIT = b"POST /accounts/acc-01/deposit HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 BODY = b'{"amount": 5}'
 
 

@@ -67,7 +67,10 @@ def parses(data: bytes) -> bool:
 
 
 def frame(body: bytes, chunk_sizes: list[int] | None, bad_size: bytes | None = None, key: str = "") -> bytes:
-    head = b"POST /accounts/%s/deposit HTTP/1.1\r\nHost: fuzz\r\nContent-Type: application/json\r\n" % ACCOUNT.encode()
+    head = (
+        b"POST /accounts/%s/deposit HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        % ACCOUNT.encode()
+    )
     head += f"Idempotency-Key: {key}\r\n".encode() if key else b""
     if chunk_sizes is None:
         return head + b"Content-Length: %d\r\n\r\n" % len(body) + body

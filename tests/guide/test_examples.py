@@ -17,6 +17,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 NEEDS_SERVER = {"lost_update.py", "checkout_burst.py"}
 #: examples that step sessions on the bank's PostgreSQL tables (run by the lab guide's test, lessons 15 and 16)
 NEEDS_SERVER |= {"isolation_levels.py"}
+NEEDS_SERVER |= {"adaptive_limit.py"}  # lesson 18
 
 EXPECTED = {
     "thread_runs_once.py": [

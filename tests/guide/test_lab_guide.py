@@ -93,7 +93,7 @@ from .guide import GuideError, Section, matches, parse
 SERVER_URL = re.compile(r"\$\{?(U|P)\b")
 #: Lessons run alone too, each on a fresh server: all but 3 and 12, whose Locust runs take 20 s and more
 #: (they start from `bankapp lesson N` like every other, which the test above checks; the whole guide runs them).
-ALONE = [1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17]
+ALONE = [1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18]
 
 
 def test_every_fenced_block_is_of_a_known_kind_and_every_output_has_its_command():

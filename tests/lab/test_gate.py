@@ -159,10 +159,21 @@ def test_a_reset_that_cannot_drain_gives_up_names_what_blocks_it_and_changes_not
     assert isinstance(jobs.join()["slow-checkout"].order_id, str)
 
 
-def test_a_second_reset_while_one_runs_is_refused_at_once():
+def test_a_second_reset_while_one_runs_waits_its_turn_then_resets():
     jobs = Background()
     lab = reset_waiting_for_a_transfer(jobs)
-    with pytest.raises(ResetInProgress, match="another reset is running"):
+    jobs.start("second", lab.reset)
+    results = jobs.join()
+    assert results["reset"] == {"deadlocks_broken": []} and results["second"] == {"deadlocks_broken": []}
+    assert lab.bank.balances()["acc-00"] == INITIAL
+    assert_books_whole(lab)
+
+
+def test_a_second_reset_that_cannot_start_in_time_changes_nothing():
+    jobs = Background()
+    lab = reset_waiting_for_a_transfer(jobs)
+    lab.gate.reset_wait = 0.05  # the first waits for a 400 ms transfer: the second cannot start in time
+    with pytest.raises(ResetInProgress, match="another reset was still running"):
         lab.reset()
     assert jobs.join()["reset"] == {"deadlocks_broken": []}
 

@@ -127,33 +127,47 @@ class Admission:
             waited = (time.perf_counter() - arrived) * 1000
             return AdmissionRejected(reason, guard.name, capacity, in_flight, waiting, max_waiting, waited)
 
-        if guard.acquire(0):
-            self._enter(0.0)
-            waited_ms = 0.0
-        else:
-            waited_ms = self._wait(guard, arrived, timeout, max_waiting, reject)
+        # Whatever fails between the acquire and the release (a counter the store cannot write, a
+        # connection lost mid-statement), the permit goes back: a leaked permit turns checkouts away forever.
+        acquired = entered = False
         try:
+            if guard.acquire(0):
+                acquired = True
+                waited_ms = 0.0
+                self._enter(waited_ms)
+            else:
+                waited_ms = self._wait(guard, arrived, timeout, max_waiting, reject)
+                acquired = True
+            entered = True
             yield waited_ms
         finally:
-            self._leave()
-            guard.release()
+            try:
+                if entered:
+                    self._leave()
+            finally:
+                if acquired:
+                    guard.release()
 
     def _wait(self, guard: Guard, arrived: float, timeout: float | None, max_waiting: int, reject) -> float:
-        """Wait for the guard in a queue of at most `max_waiting`; admitted or raise."""
+        """Wait for the guard in a queue of at most `max_waiting`; admitted or raise (the guard given back)."""
         if timeout == 0:
             raise reject("full")
         if not self._join_queue(max_waiting):
             raise reject("queue-full")
+        acquired = False
         try:
             acquired = guard.acquire(timeout)
-        except BaseException:
-            self._leave_queue(None)
-            raise
+        finally:
+            if not acquired:
+                self._leave_queue(None)
         if not acquired:
-            self._leave_queue(None)
             raise reject("timeout")
         waited_ms = (time.perf_counter() - arrived) * 1000
-        self._leave_queue(waited_ms)  # from waiting to in flight in one step
+        try:
+            self._leave_queue(waited_ms)  # from waiting to in flight in one step
+        except BaseException:
+            guard.release()
+            raise
         return waited_ms
 
     # The counting, in one place: a store that keeps these counters elsewhere

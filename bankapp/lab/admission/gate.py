@@ -52,7 +52,7 @@ class ResetInProgress(Exception):
         self.operation = operation
         self.waited_s = round(waited_s, 3)
         if operation == "reset":
-            message = "another reset is running; this one changed nothing"
+            message = f"another reset was still running after {self.waited_s:g} s; this one changed nothing"
         else:
             message = f"{operation} refused: a reset of the lab ran and had not finished after {self.waited_s:g} s"
         super().__init__(message)
@@ -61,9 +61,14 @@ class ResetInProgress(Exception):
 class ResetBlocked(Exception):
     """A reset that gave up after `waited_s`: `blocking` are the operations still in flight. Nothing was reset."""
 
-    def __init__(self, waited_s: float, blocking: list[dict]):
+    def __init__(self, waited_s: float, blocking: list[dict], database: str | None = None):
         self.waited_s = waited_s
         self.blocking = blocking
+        if database is not None:  # the store's own exclusion (the postgres store's row locks) held it off
+            super().__init__(
+                f"reset gave up after {waited_s:g} s and changed nothing: the database's locks: {database}"
+            )
+            return
         named = "; ".join(
             f"{op['operation']} on thread {op['thread']} for {op['running_ms']:g} ms"
             f" holding {', '.join(op['holds']) or 'nothing'}"
@@ -173,13 +178,16 @@ class Gate:
     ) -> Iterator[None]:
         """Run the body with nobody inside and the door shut; `unblock()` is called while waiting.
 
-        Raises `ResetInProgress` if another reset holds the door, and
+        Raises `ResetInProgress` if another reset holds the door for longer than `reset_wait`, and
         `ResetBlocked` (what `describe` says of those still inside) when
         they have not all left within `reset_wait`.
         """
+        arrived = time.monotonic()
         with self._lock:
-            if self._resetting:
-                raise ResetInProgress("reset", 0.0)
+            # a second reset waits its turn (a storm of resets is one after another, each whole), at most
+            # `reset_wait`: a reset that cannot start by then changes nothing and says so
+            if not self._changed.wait_for(lambda: not self._resetting, self.reset_wait):
+                raise ResetInProgress("reset", time.monotonic() - arrived)
             self._resetting = True
         try:
             deadline = time.monotonic() + self.reset_wait

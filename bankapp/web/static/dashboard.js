@@ -108,7 +108,7 @@ const charts = {
   flight: makeChart($("flight-chart"), "checkout", [
     { label: "in flight", stroke: C.blue, width: 3, paths: stepped },
     { label: "waiting", stroke: C.orange, width: 2, paths: stepped },
-    { label: "capacity", stroke: C.ink, width: 2, dash: [8, 5] },
+    { label: "limit", stroke: C.ink, width: 2, dash: [8, 5] },
     { label: "gateway capacity", stroke: C.grey, width: 2, dash: [2, 4] },
   ]),
   admission: makeChart($("admission-chart"), "checkout", [
@@ -187,7 +187,9 @@ function render(stats, locks) {
   // checkout
   const admittedRate = rate(c.admitted, prev?.admitted, dt);
   const rejectedRate = rate(c.rejected, prev?.rejected, dt);
-  $("in-flight").textContent = `${fmt(c.in_flight)} / ${c.capacity == null ? "no limit" : fmt(c.capacity)}`;
+  // `limit` is capacity under a semaphore, and moves under the adaptive guard
+  const limit = c.limit === undefined ? c.capacity : c.limit;
+  $("in-flight").textContent = `${fmt(c.in_flight)} / ${limit == null ? "no limit" : fmt(limit)}`;
   $("peak-in-flight").textContent = fmt(c.peak_in_flight);
   $("admitted-rate").textContent = fmt(admittedRate);
   $("rejected-rate").textContent = fmt(rejectedRate);
@@ -211,7 +213,7 @@ function render(stats, locks) {
   series.change.push(d.balance_change);
   series.inFlight.push(c.in_flight);
   series.waiting.push(c.waiting);
-  series.capacity.push(c.capacity);
+  series.capacity.push(c.limit === undefined ? c.capacity : c.limit);
   series.gateway.push(c.gateway_capacity);
   series.admitted.push(admittedRate);
   series.rejected.push(rejectedRate);

@@ -1,53 +1,10 @@
-"""Every statement the postgres store runs, each with the anomaly it allows or prevents.
-
-SQL is part of the lesson, so it is all here, in the open: no ORM, every
-parameter bound (`%s`), every transaction spelled out by the caller with
-`with conn.transaction():`. Read it next to Hermitage's table of anomalies:
-
-- a read in one statement and a write computed from it in another is a
-  read-modify-write across two statements: between them another
-  transaction can commit, and the write erases it (P4, the lost update),
-  even inside a READ COMMITTED transaction;
-- `SELECT ... FOR UPDATE` locks the row until the transaction ends: a
-  second reader waits, and reads the committed result;
-- `UPDATE ... SET balance = balance + %s` reads and writes in one
-  statement, under the row lock the UPDATE takes anyway: nothing can get in
-  between, and the application holds no lock at all;
-- under SERIALIZABLE, PostgreSQL aborts one of two transactions whose
-  reads and writes could not have happened one after the other (`40001`).
-
-Counts ride along with the write they count (`Counts`): the balance and
-its record change in one statement, so no snapshot ever sees one without
-the other. Counters are relative (`n = n + 1`), so they are exact even
-where the balance write they ride with is a lost update.
-
-Every balance write carries its counts, a version that every write
-advances, and its line in the writes log, in the statement itself
-(`WRITE_BALANCE`, `ADD_TO_BALANCE`). This module holds statements only,
-and no state: which version a write was computed from, and what an erasure
-names, is the store's (`store.write_balance`, `store.record_erasure`).
+"""The bank's statements: balances with their counts, versions and writes log, erasures, the audit, a
+customer's pair, and the transaction settings a guard runs under (see the package's docstring).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-
-# --- settings ------------------------------------------------------------------
-
-READ_SETTINGS = "SELECT version, CASE WHEN version = %s THEN NULL ELSE body END FROM bankapp_settings"
-"""The settings' version, and their body only when it is not the version this worker already has.
-
-Read at the start of every request: a PATCH committed before the request
-started is in force, on every worker, with no push and no delay. One
-round trip; the body (and its validation) only after a change."""
-
-LOCK_SETTINGS = "SELECT version, body FROM bankapp_settings FOR UPDATE"
-"""Two PATCHes at once merge one after the other, neither erasing the other (no lost update of settings)."""
-
-WRITE_SETTINGS = """
-UPDATE bankapp_settings SET version = version + 1, body = %s, changed_at = now(), changed_by = %s
-RETURNING version"""
-"""A new version: every worker sees it at its next request."""
 
 # --- balances --------------------------------------------------------------------
 
@@ -213,6 +170,22 @@ RESET_ACCOUNTS = """
 UPDATE bankapp_accounts SET balance = opening, version = version + 1, deposits = 0, deposit_amount = 0,
     withdrawals = 0, withdrawal_amount = 0, net = 0"""
 
+RESET_LOCKS = (
+    "SELECT pg_advisory_xact_lock(6, 0)",
+    "SELECT id FROM bankapp_accounts ORDER BY id FOR UPDATE",
+    "SELECT sku FROM bankapp_stock ORDER BY sku FOR UPDATE",
+    "SELECT name FROM bankapp_counters ORDER BY name FOR UPDATE",
+    "SELECT name FROM bankapp_gauges ORDER BY name FOR UPDATE",
+    "SELECT host, pid FROM bankapp_workers ORDER BY host, pid FOR UPDATE",
+)
+"""A reset's locks, taken first and in one order: one reset at a time in the fleet (the advisory lock), then
+every row it will write, accounts first, each table in key order, as an `ordered` transfer takes its two
+accounts and as counters are counted (several in one statement in name order). A request that holds a row
+the reset needs finishes first; one that comes after waits for the reset. Locked in the order the UPDATEs
+happened to scan, a reset and a transfer each held a row the other wanted: `40P01`, a 500."""
+
+RESET_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', %s, true)"
+
 ADVISORY_XACT_LOCK = "SELECT pg_advisory_xact_lock(%s, %s)"
 """An advisory lock held until the transaction ends; waits at most `lock_timeout`.
 
@@ -263,149 +236,3 @@ TRANSACTION_SETTINGS_AND_DEADLOCK_TIMEOUT = (
 DEADLOCK_TIMEOUT_ALLOWED = "SELECT set_config('deadlock_timeout', current_setting('deadlock_timeout'), true)"
 
 SERVER_DEADLOCK_TIMEOUT = "SELECT current_setting('deadlock_timeout')"
-
-# --- advisory locks (checkout) ---------------------------------------------------------
-
-TRY_ADVISORY_LOCK = "SELECT pg_try_advisory_lock(%s, %s)"
-"""A session-level advisory lock if it is free, else false at once: held until unlocked or the session ends."""
-
-WAIT_ADVISORY_LOCK = "SELECT set_config('lock_timeout', %s, true), pg_advisory_lock(%s, %s)"
-"""Queue for a session-level advisory lock, at most `lock_timeout` (one statement: the setting lasts as long).
-
-PostgreSQL's lock queue is fair: waiters are served in the order they came."""
-
-ADVISORY_UNLOCK = "SELECT pg_advisory_unlock(%s, %s)"
-
-TRY_ADVISORY_SLOT = "SELECT slot FROM generate_series(0, %s - 1) AS slot WHERE pg_try_advisory_lock(%s, slot) LIMIT 1"
-"""A semaphore of N made of N advisory locks: take the first free slot, or none (no row).
-
-Each slot is an exclusive lock, so at most N sessions hold one, whichever
-process or machine they run on. LIMIT 1 stops the scan at the first slot
-taken, so one session never holds two."""
-
-ADVISORY_HELD = """
-SELECT count(*) FROM pg_locks
-WHERE locktype = 'advisory' AND granted AND classid = %s AND objsubid = 2
-  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"""
-"""How many sessions hold a key's locks right now: the fleet-wide semaphore's value is N minus this."""
-
-# --- stock --------------------------------------------------------------------------
-
-READ_STOCK = "SELECT units FROM bankapp_stock WHERE sku = %s"
-"""A plain read of the stock: checked here, written later, it lets two checkouts sell the same units."""
-
-WRITE_STOCK = "UPDATE bankapp_stock SET units = %s WHERE sku = %s"
-"""An absolute write of the stock computed from an earlier read: oversells under concurrency."""
-
-COUNT_SOLD = "UPDATE bankapp_stock SET sold = sold + %s WHERE sku = %s"
-
-RESERVE_STOCK = """
-UPDATE bankapp_stock SET units = units - %(quantity)s, sold = sold + %(quantity)s
-WHERE sku = %(sku)s AND units >= %(quantity)s RETURNING units"""
-"""Check and take in one guarded statement, under the row lock: never oversells."""
-
-STOCK = "SELECT sku, units, initial, sold FROM bankapp_stock ORDER BY sku"
-
-RESET_STOCK = "UPDATE bankapp_stock SET units = initial, sold = 0"
-
-NEXT_ORDER_ID = "SELECT nextval('bankapp_order_ids')"
-"""Order ids from one sequence: unique across the fleet, never handed out twice."""
-
-# --- counters and gauges -------------------------------------------------------------------
-
-ADD_COUNTER = """
-INSERT INTO bankapp_counters (name, n) VALUES (%s, %s)
-ON CONFLICT (name) DO UPDATE SET n = bankapp_counters.n + EXCLUDED.n"""
-"""n = n + 1 under the row lock of the counter: exact however many workers count at once."""
-
-COUNTERS = "SELECT name, n FROM bankapp_counters"
-
-RAISE_GAUGE = """
-UPDATE bankapp_gauges SET now = now + 1, peak = greatest(peak, now + 1) WHERE name = %s AND now < %s
-RETURNING now"""
-"""One more (in flight, waiting, at the gateway), unless `limit` are already there: then no row."""
-
-LOWER_GAUGE = "UPDATE bankapp_gauges SET now = now - 1 WHERE name = %s RETURNING now"
-
-ADMIT = """
-WITH flight AS (
-    UPDATE bankapp_gauges SET now = now + 1, peak = greatest(peak, now + 1) WHERE name = 'checkout.in_flight'
-    RETURNING now
-), queue AS (
-    UPDATE bankapp_gauges SET now = now - %s WHERE name = 'checkout.waiting'
-), counted AS (
-    INSERT INTO bankapp_counters (name, n) VALUES ('checkout.admitted', 1)
-    ON CONFLICT (name) DO UPDATE SET n = bankapp_counters.n + 1
-)
-SELECT now FROM flight"""
-"""Admitted: into flight (and, after a wait, out of the queue) in one statement, so no snapshot counts a
-checkout twice or not at all."""
-
-REJECT = """
-WITH counted AS (
-    INSERT INTO bankapp_counters (name, n) VALUES ('checkout.rejected', 1), (%s, 1)
-    ON CONFLICT (name) DO UPDATE SET n = bankapp_counters.n + 1
-)
-SELECT name, now FROM bankapp_gauges WHERE name IN ('checkout.in_flight', 'checkout.waiting')"""
-
-GAUGES = "SELECT name, now, peak FROM bankapp_gauges"
-
-RESET_COUNTERS = "UPDATE bankapp_counters SET n = 0"
-
-RESET_GAUGES = "UPDATE bankapp_gauges SET peak = now"
-"""Peaks restart from what is true now; `now` itself is no total: checkouts under way still leave later."""
-
-COUNT_RESET = "UPDATE bankapp_resets SET resets = resets + 1, since = now()"
-"""Resets are counted fleet-wide and never zeroed, so /metrics can tell a reset from a counter going down."""
-
-RESETS = "SELECT resets, extract(epoch FROM since)::float8 FROM bankapp_resets"
-
-# --- workers ----------------------------------------------------------------------------
-
-REGISTER_WORKER = """
-INSERT INTO bankapp_workers (host, pid, started_at, last_seen, served) VALUES (%s, %s, now(), now(), 0)
-ON CONFLICT (host, pid) DO UPDATE SET started_at = now(), last_seen = now(), served = 0"""
-
-WORKER_SERVED = """
-INSERT INTO bankapp_workers (host, pid, started_at, last_seen, served) VALUES (%s, %s, now(), now(), %s)
-ON CONFLICT (host, pid) DO UPDATE SET served = bankapp_workers.served + EXCLUDED.served, last_seen = now()"""
-
-WORKERS = """
-SELECT host, pid, served, started_at, last_seen FROM bankapp_workers WHERE served > 0 ORDER BY host, pid"""
-
-RESET_WORKERS = "UPDATE bankapp_workers SET served = 0"
-
-# --- deadlocks -------------------------------------------------------------------------------
-
-RECORD_DEADLOCK = """
-INSERT INTO bankapp_deadlocks (detected_by, accounts, detail, cycle, context) VALUES (%s, %s, %s, %s, %s)
-RETURNING id, detected_at"""
-
-PRUNE_DEADLOCKS = "DELETE FROM bankapp_deadlocks WHERE id <= %s - %s"
-
-RECENT_DEADLOCKS = """
-SELECT id, detected_at, detected_by, accounts, detail, cycle, context
-FROM bankapp_deadlocks ORDER BY id DESC LIMIT %s"""
-
-RESET_DEADLOCKS = "DELETE FROM bankapp_deadlocks"
-
-BACKENDS = """
-SELECT pid, application_name FROM pg_stat_activity WHERE pid = ANY(%s)"""
-"""Who the backends of a deadlock serve: each transaction names its worker and thread."""
-
-BLOCKING = """
-SELECT a.pid, a.application_name, a.state, a.wait_event_type, a.wait_event,
-       round(extract(epoch FROM now() - a.state_change) * 1000)::bigint, left(a.query, 160), pg_blocking_pids(a.pid)
-FROM pg_stat_activity a
-WHERE a.datname = current_database() AND a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()
-  AND (a.state <> 'idle' OR a.wait_event_type = 'Lock')"""
-"""Every busy backend of this database, with the pids that block it (`pg_blocking_pids`): the wait-for graph."""
-
-LOCKS = """
-SELECT l.pid, l.locktype, l.mode, l.granted, l.relation::regclass::text, l.page, l.tuple,
-       l.transactionid::text, l.classid, l.objid, l.objsubid
-FROM pg_locks l
-WHERE l.pid = ANY(%s) AND l.locktype IN ('tuple', 'transactionid', 'advisory')
-ORDER BY l.pid, l.granted DESC"""
-"""The locks that matter for who waits for whom: row locks show as a tuple lock and a wait for the holder's
-transaction id; advisory locks by their two keys."""
