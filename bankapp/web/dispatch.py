@@ -54,20 +54,26 @@ def validated_body(request, model, validate):
 
     A body of `application/json` (as sent) whose bytes are plain (see
     `NOT_PLAIN`) parses to the same values with pydantic's JSON parser as with
-    `body.parse_json` (duplicate keys: the last wins in both; a body that is
-    not UTF-8, not an object, or nested, fails the model), so it is
-    validated straight from its bytes, without building the dict first. Any
-    other body, and any body the model refuses, takes the general way: parsed
-    by `body`, then validated, so every refusal is the problem it always was.
+    `body.parse_json` (a body that is not UTF-8, not JSON or not an object
+    fails the model), so it is validated straight from its bytes, without
+    building the dict first. pydantic's parser lets the last of a repeated
+    key win where `body` refuses the body (400): so the quick way's model
+    counts only if the body has one `:` per field it set, which no repeated
+    key, nested object or `:` inside a string passes. Any other body, and
+    any body the model refuses, takes the general way: parsed by `body`,
+    then validated, so every refusal is the problem it always was.
     """
     environ = request.environ
     if environ.get("CONTENT_TYPE") == "application/json":
         data = request.get_data()
         if data and NOT_PLAIN.search(data) is None:
             try:
-                return model.__pydantic_validator__.validate_json(data)
+                validated = model.__pydantic_validator__.validate_json(data)
             except ValidationError:
-                pass  # said again below, with the problem the general way gives (a 400 if it is not JSON at all)
+                validated = None  # said again below, with the problem the general way gives (a 400 if not JSON)
+            # one `:` per field set: each key once (`body` refuses a repeated key), no nested object, no `:` in a string
+            if validated is not None and data.count(b":") == len(validated.model_fields_set):
+                return validated
     data = request.get_json(silent=True)  # a dict or None: see `body`
     return model.model_validate_json(data) if isinstance(data, str) else validate(data)
 
