@@ -19,7 +19,7 @@ from flask import render_template
 from flask_openapi3 import Tag
 
 from ..settings import Config
-from .dispatch import Blueprint as APIBlueprint
+from .views.dispatch import Blueprint as APIBlueprint
 
 bp = APIBlueprint("dashboard", __name__, abp_tags=[Tag(name="dashboard", description="the live dashboard")])
 

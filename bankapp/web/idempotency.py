@@ -50,8 +50,8 @@ from dataclasses import dataclass, field
 from flask import Flask, Response, current_app, request
 
 from ..lab.store import StoreUnavailable
-from .dispatch import current_request
 from .problems import Problem
+from .views.dispatch import current_request
 
 HEADER = "Idempotency-Key"
 ENVIRON_KEY = "HTTP_IDEMPOTENCY_KEY"  # the header as WSGI names it: one dict lookup on the hot path

@@ -1,4 +1,4 @@
-"""A body validated once from its bytes (`bankapp.web.dispatch.validated_body`) is what the general way makes of it.
+"""A body validated once from its bytes (`views.dispatch.validated_body`) is what the general way makes of it.
 
 The general way parses with `bankapp.web.body` (its rules: `Decimal` for a
 fraction, no `NaN`, a depth bound, the encodings JSON allows) and then
@@ -10,7 +10,7 @@ a second app's, whose views always take the general way.
 
 import pytest
 
-from bankapp.web import dispatch
+from bankapp.web.views import dispatch
 
 JSON = "application/json"
 

@@ -1,7 +1,7 @@
 """One blueprint per concern; views parse, call the domain, shape the answer."""
 
 from ...lab import LabLike
-from ..dispatch import current_app_object
+from .dispatch import current_app_object
 
 
 def lab() -> LabLike:

@@ -2,10 +2,10 @@
 
 from flask_openapi3 import Tag
 
-from ..dispatch import Blueprint as APIBlueprint
 from ..idempotency import idempotent
 from ..schemas import AccountPath, AccountsOut, AmountIn, BalanceOut, BatchIn, Problem
 from . import lab
+from .dispatch import Blueprint as APIBlueprint
 
 bp = APIBlueprint("accounts", __name__, abp_tags=[Tag(name="accounts", description="balances and deposits")])
 

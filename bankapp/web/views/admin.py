@@ -4,9 +4,9 @@ from flask import request
 from flask_openapi3 import Tag
 
 from ...interleave import replay
-from ..dispatch import Blueprint as APIBlueprint
 from ..schemas import BreakOut, ConfigOut, ConfigPatch, InterleaveIn, InterleaveOut, Problem, ResetOut
 from . import lab
+from .dispatch import Blueprint as APIBlueprint
 
 bp = APIBlueprint(
     "admin", __name__, abp_tags=[Tag(name="admin", description="settings, reset, breaking deadlocks, replays")]

@@ -2,10 +2,10 @@
 
 from flask_openapi3 import Tag
 
-from ..dispatch import Blueprint as APIBlueprint
 from ..idempotency import idempotent
 from ..schemas import CatalogOut, CheckoutIn, OrderOut, Problem
 from . import lab
+from .dispatch import Blueprint as APIBlueprint
 
 bp = APIBlueprint("checkout", __name__, abp_tags=[Tag(name="checkout", description="catalogue and admission")])
 

@@ -3,9 +3,9 @@
 from flask_openapi3 import Tag
 
 from ...lab.customers import accounts_of
-from ..dispatch import Blueprint as APIBlueprint
 from ..schemas import CustomerOut, CustomerPath, CustomerWithdrawIn, CustomerWithdrawOut, Problem
 from . import lab
+from .dispatch import Blueprint as APIBlueprint
 
 bp = APIBlueprint(
     "customers", __name__, abp_tags=[Tag(name="customers", description="two accounts each, one rule over both")]

@@ -8,9 +8,9 @@ from pydantic import BaseModel, Field
 
 from ...explore import explore as explore_schedules
 from ...interleave import SCENARIOS
-from ..dispatch import Blueprint as APIBlueprint
 from ..schemas import Problem, Strict
 from . import lab
+from .dispatch import Blueprint as APIBlueprint
 
 bp = APIBlueprint("explore", __name__, abp_tags=[Tag(name="explore", description="every interleaving, judged")])
 

@@ -5,11 +5,11 @@ import threading
 from flask_openapi3 import Tag
 
 from ... import isolation
-from ..dispatch import Blueprint as APIBlueprint
 from ..problems import Problem
 from ..schemas import IsolationOut
 from ..schemas import Problem as ProblemOut
 from . import lab
+from .dispatch import Blueprint as APIBlueprint
 
 bp = APIBlueprint("isolation", __name__, abp_tags=[Tag(name="admin", description="the isolation lab")])
 

@@ -2,10 +2,10 @@
 
 from flask_openapi3 import Tag
 
-from ..dispatch import Blueprint as APIBlueprint
 from ..idempotency import idempotent
 from ..schemas import AuditOut, DebugLocksOut, Problem, TransferIn, TransferOut
 from . import lab
+from .dispatch import Blueprint as APIBlueprint
 
 bp = APIBlueprint("transfers", __name__, abp_tags=[Tag(name="transfers", description="transfers and deadlocks")])
 

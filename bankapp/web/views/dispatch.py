@@ -74,7 +74,7 @@ def validated_body(request, model, validate):
             # one `:` per field set: each key once (`body` refuses a repeated key), no nested object, no `:` in a string
             if validated is not None and data.count(b":") == len(validated.model_fields_set):
                 return validated
-    data = request.get_json(silent=True)  # a dict or None: see `body`
+    data = request.get_json(silent=True)  # a dict or None: see `bankapp.web.body`
     return model.model_validate_json(data) if isinstance(data, str) else validate(data)
 
 
