@@ -19,7 +19,7 @@ asserted (a benchmark, not a test):
    and a p99 at most 1.5 x the semaphore's. Both guards get the same queue
    (`max_waiting` = clients - G, `admission_timeout_ms` 1000).
 
-The algorithm and its parameters are `bankapp.lab.adaptive` (Vegas, after
+The algorithm and its parameters are `bankapp.lab.admission.adaptive` (Vegas, after
 Netflix's concurrency-limits): alpha = max(1, 0.1 x limit), beta = max(2,
 0.3 x limit), windows of at least 10 checkouts and 0.1 s. Progress goes to
 stderr, the figures to stdout.
@@ -38,7 +38,7 @@ from pathlib import Path
 from bench_server import bench_server
 from checkout_admission import Client, closed_loop, fmt, measure, progress
 
-from bankapp.lab.adaptive import VegasParameters
+from bankapp.lab.admission.adaptive import VegasParameters
 
 WATCH_S = 10.0
 EVERY_S = 0.5

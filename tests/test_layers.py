@@ -121,8 +121,7 @@ LAYERS = {
 #: The longest a module may grow, and the most modules a folder may hold, before it is split.
 MAX_LINES, MAX_MODULES = 400, 12
 #: Known to break the size rules, each with the work that ends it; the list only ever shrinks.
-OVERSIZE = {
-}
+OVERSIZE = {}
 
 
 def part(path: Path) -> str:

@@ -28,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from ..settings import RESERVED_THREADS, Config
-from .adaptive import AdaptiveGuard
 from .admission import Admission, Gate, ServerBusy
+from .admission.adaptive import AdaptiveGuard
 from .bank import race_window
 from .guards import Guard, GuardSet, SemaphoreGuard, hold
 from .reservoir import Reservoir

@@ -6,7 +6,7 @@ import threading
 import pytest
 import requests
 
-from bankapp.lab.adaptive import AdaptiveGuard, VegasLimit
+from bankapp.lab.admission.adaptive import AdaptiveGuard, VegasLimit
 from bankapp.settings import SettingsError, load
 
 from ..harness import make_lab, wait_until

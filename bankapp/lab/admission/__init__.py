@@ -4,6 +4,8 @@
   (a semaphore's places), with exact counters and the reasons for refusal
 - `gate`: `Gate`, the lab's door for every operation that can wait on a
   lock (the reserve of server threads, and a reset's barrier)
+- `adaptive`: `AdaptiveGuard`, an admission limit found at run time from
+  latency (Vegas, after Netflix's concurrency-limits)
 """
 
 from .checkouts import REASONS, Admission, AdmissionRejected

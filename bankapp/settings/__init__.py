@@ -10,15 +10,15 @@ consistent view even if a PATCH lands while it runs.
 from __future__ import annotations
 
 import os
-import re
 import sys
 import threading
-from decimal import Decimal
-from typing import Annotated, Any, Literal, get_args
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .values import LARGEST_WHOLE_NUMBER as LARGEST_WHOLE_NUMBER
+from .values import WholeNumber, hide_password
+from .values import whole_number as whole_number
 
 #: Guards both deposits and checkouts know: what `guard` may set.
 GuardName = Literal["unsafe", "lock", "rlock", "semaphore", "advisory-lock"]
@@ -35,7 +35,7 @@ DATABASE_GUARDS = frozenset({"row-lock", "advisory-lock", "atomic-update", "seri
 SEMAPHORE_GUARDS = frozenset({"semaphore", "advisory-semaphore", "adaptive"})
 
 ENV_PREFIX = "BANKAPP_"
-#: The checkout guard whose limit is found at run time (`bankapp.lab.adaptive`); no deposit guard.
+#: The checkout guard whose limit is found at run time (`bankapp.lab.admission.adaptive`); no deposit guard.
 ADAPTIVE = "adaptive"
 
 #: Settings that shape the process (gunicorn, the size of the bank); they are
@@ -62,36 +62,6 @@ PROCESS_ONLY = frozenset(
 #: Threads kept free for `/healthz`, `/stats`, `/debug/locks` and the admin
 #: routes, whatever the requests that wait on locks take (see `lab.Gate`).
 RESERVED_THREADS = 2
-
-#: Numbers from this on are refused, not converted: `int()` of
-#: `1e999999999` would spend seconds building a billion digits.
-LARGEST_WHOLE_NUMBER = Decimal(10**18)
-
-
-def whole_number(value: Any) -> Any:
-    """The one rule for integers in JSON, for every amount, quantity and setting.
-
-    JSON has one number type, and JSON Schema's `integer` (so the OpenAPI
-    document) is any number without a fractional part: `100`, `100.0` and
-    `1e2` are the integer 100. Any other number is refused, however close:
-    `0.99999999999999999999` is not 1. The body parser keeps such a literal
-    as a `Decimal` (see `bankapp.web.body`); as a float it would already be
-    1.0. Booleans and strings pass through, for the strict models to refuse.
-    """
-    if not isinstance(value, float | Decimal):
-        return value
-    if (value.copy_abs() if isinstance(value, Decimal) else abs(value)) >= LARGEST_WHOLE_NUMBER:
-        raise PydanticCustomError("int_too_large", "Input should be a valid integer of at most 18 digits")
-    if value != int(value):
-        raise PydanticCustomError(
-            "int_from_fraction",
-            "Input should be a valid integer: {number} is not a whole number",
-            {"number": f"{value}"},
-        )
-    return int(value)
-
-
-WholeNumber = Annotated[int, BeforeValidator(whole_number)]
 
 
 class Config(BaseModel):
@@ -282,25 +252,6 @@ class Config(BaseModel):
     def process(self) -> dict[str, Any]:
         """What is this process's own: how it runs, and where it finds the shared rest."""
         return self.model_dump(include=PROCESS_ONLY)
-
-
-def hide_password(url: str | None) -> str | None:
-    """A libpq URL or key=value string with its password replaced by `***`.
-
-    `postgresql://bank:secret@db/bankapp` -> `postgresql://bank:***@db/bankapp`;
-    `host=db password=secret` -> `host=db password=***`; a `password=`
-    query parameter is hidden too.
-    """
-    if not url:
-        return url
-    url = re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&]+)", r"\1***", url, flags=re.IGNORECASE)
-    if "://" not in url:
-        return url
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user, _, host = parts.netloc.rpartition("@")
-    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
 
 
 class SettingsError(ValueError):

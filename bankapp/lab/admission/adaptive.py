@@ -50,7 +50,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from threading import get_ident
 
-from .guards import GUARDS, Guard
+from ..guards import GUARDS, Guard
 
 
 @dataclass(frozen=True)
