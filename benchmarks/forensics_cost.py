@@ -61,7 +61,7 @@ def export(commit: str, folder: Path) -> None:
 
 
 def lost_update_round():
-    """`run_round` of examples/lost_update.py: the same 16 x 50 run the README quotes."""
+    """`run_round` of examples/lost_update.py: the same 16 x 50 run docs/races.md quotes."""
     spec = importlib.util.spec_from_file_location("lost_update", ROOT / "examples" / "lost_update.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -63,13 +63,19 @@ class BankUser(FastHttpUser):
     abstract = True
     wait_time = constant(0)  # closed loop: a race needs company, so no pause between requests
     tally = Tally()
-    plan: Plan | None = None
+    plan: Plan | None = None  # set at test start (`referee`), before any user runs
+
+    @property
+    def planned(self) -> Plan:
+        if self.plan is None:
+            raise RuntimeError("no plan: users run only after the test has started")
+        return self.plan
 
     def pick_account(self) -> str:
-        return random.choice(self.plan.accounts)
+        return random.choice(self.planned.accounts)
 
     def pick_amount(self) -> int:
-        return random.choice(self.plan.amounts)
+        return random.choice(self.planned.amounts)
 
 
 class DepositUser(BankUser):
@@ -123,18 +129,18 @@ class RetryingDepositUser(BankUser):
     @task
     def deposit(self) -> None:
         account, amount = self.pick_account(), self.pick_amount()
-        key = str(uuid.uuid4()) if self.plan.idempotency_keys else None
+        key = str(uuid.uuid4()) if self.planned.idempotency_keys else None
         self.tally.add(k.DEPOSIT, account, k.SENT)
         self.tally.add(k.DEPOSIT, account, k.SENT_AMOUNT, amount)
         tries: list[str] = []
-        for attempt in range(self.plan.retries + 1):
+        for attempt in range(self.planned.retries + 1):
             if attempt:
-                gevent.sleep(self.plan.retry_backoff * 2 ** (attempt - 1))
+                gevent.sleep(self.planned.retry_backoff * 2 ** (attempt - 1))
                 self.tally.add(k.DEPOSIT, account, k.RETRIES)
                 if key is None:
                     self.tally.add(k.DEPOSIT, account, k.KEYLESS_RETRIES)
                     self.tally.add(k.DEPOSIT, account, k.KEYLESS_RETRY_AMOUNT, amount)
-            tries.append(self.try_deposit(account, amount, key, attempt, last=attempt == self.plan.retries))
+            tries.append(self.try_deposit(account, amount, key, attempt, last=attempt == self.planned.retries))
             if tries[-1] != UNANSWERED:
                 break
         outcome = settle(tries, keyed=key is not None)
@@ -179,7 +185,7 @@ class BatchDepositUser(BankUser):
     @task
     def batch_deposit(self) -> None:
         account = self.pick_account()
-        amounts = [self.pick_amount() for _ in range(self.plan.batch_size)]
+        amounts = [self.pick_amount() for _ in range(self.planned.batch_size)]
         self.tally.add(k.BATCH, account, k.SENT)
         self.tally.add(k.DEPOSIT, account, k.SENT, len(amounts))
         self.tally.add(k.DEPOSIT, account, k.SENT_AMOUNT, sum(amounts))
@@ -207,7 +213,7 @@ class CheckoutUser(BankUser):
 
     @task
     def checkout(self) -> None:
-        sku, quantity = random.choice(self.plan.skus), 1
+        sku, quantity = random.choice(self.planned.skus), 1
         self.tally.add(k.CHECKOUT, sku, k.SENT)
         with self.client.post(
             "/checkout", json={"sku": sku, "quantity": quantity}, name="checkout", catch_response=True
@@ -240,7 +246,7 @@ class TransferUser(BankUser):
 
     @task
     def transfer(self) -> None:
-        source, target = random.sample(self.plan.accounts, 2)
+        source, target = random.sample(self.planned.accounts, 2)
         amount = self.pick_amount()
         self.tally.add(k.TRANSFER, k.ALL, k.SENT)
         self.tally.add(k.LEG, source, k.OUT_SENT, amount)

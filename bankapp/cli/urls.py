@@ -17,6 +17,7 @@ Example::
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 #: The ports docker-compose.yml publishes.
@@ -46,7 +47,7 @@ def links(host: str, port: int, locust_port: int, prometheus_port: int) -> list[
     ]
 
 
-def token_line(environ: dict[str, str]) -> str:
+def token_line(environ: Mapping[str, str]) -> str:
     # never printed: this is the command an instructor runs with the projector on
     if environ.get("BANKAPP_ADMIN_TOKEN", "").strip():
         where = "the value of BANKAPP_ADMIN_TOKEN in this environment (not shown here)"

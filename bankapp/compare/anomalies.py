@@ -134,8 +134,8 @@ def group(examples: Iterable[dict]) -> dict[str, dict]:
     figures where figures add up (else None).
     """
     by_kind: dict[str, list[dict]] = {}
-    for found in sorted(examples, key=when):
-        by_kind.setdefault(found["kind"], []).append(found)
+    for example in sorted(examples, key=when):
+        by_kind.setdefault(example["kind"], []).append(example)
     groups = {}
     for kind, spec in KINDS.items():
         found = by_kind.get(kind)

@@ -14,7 +14,7 @@ import sys
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -30,7 +30,7 @@ class ProgressBar:
     def __init__(self, console: Console):
         self.console = console
         self.bar: Progress | None = None
-        self.task = None
+        self.task: TaskID | None = None
 
     def begin(self, rows: int) -> None:
         self.console.print(f"starting bankapp serve on a free loopback port ({rows} configurations)")
@@ -40,6 +40,7 @@ class ProgressBar:
         self.task = self.bar.add_task("matrix", total=rows)
 
     def update(self, done: float, label: str) -> None:
+        assert self.bar is not None and self.task is not None, "begin() first"
         self.bar.update(self.task, completed=done, description=label)
 
     def __enter__(self) -> ProgressBar:

@@ -25,7 +25,7 @@ Why these sources:
   every moment: each erasure is counted when its write lands. `/stats`
   computes `lost_updates` from a balance snapshot taken outside the ledger's
   lock, exact at rest but a few cents off while deposits are mid-write.
-  At rest the two agree (see Forensics in the README).
+  At rest the two agree (see docs/forensics.md).
 - The audited total is what `/audit` read, under every account lock: a
   consistent read. It is one more audit among the AuditUsers' dozens per
   second; one that is refused (a deadlock victim under `naive`, or turned
@@ -58,7 +58,7 @@ QUANTITIES = {
 def reading(scenario: str, stats: dict, races: dict | None = None, audit: dict | None = None) -> dict:
     """One second's figures, cumulative, from `/stats` (and `/debug/races`, `/audit`); no rates yet."""
     completed, rejected = outcomes(scenario, stats)
-    figures = {"completed": completed, "rejected": rejected}
+    figures: dict[str, int | None] = {"completed": completed, "rejected": rejected}
     if scenario == "deposit":
         figures["lost_cents"] = (races or {}).get("lost_updates", 0)
     elif scenario == "checkout":

@@ -24,6 +24,7 @@ every schedule is run and none is skipped.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import threading
@@ -38,6 +39,7 @@ from psycopg.conninfo import make_conninfo
 
 from ..interleave.scenarios import CUSTOMER, PAIR, skew_amount
 from ..interleave.schedule import THREAD_NAMES
+from ..postgres.database import database_url, one
 from ..settings import DATABASE_GUARDS, Config
 from . import clock
 from .dpor import Nondeterministic, Search
@@ -221,7 +223,7 @@ class DatabaseExecution:
         blocked = [s for s in self.sessions.values() if s.state == RUNNING]
         by_pid = {s.pid: s.name for s in self.sessions.values()}
         for session in blocked:
-            (blockers,) = self.monitor.execute("SELECT pg_blocking_pids(%s)", (session.pid,)).fetchone()
+            (blockers,) = one(self.monitor.execute("SELECT pg_blocking_pids(%s)", (session.pid,)))
             held_by = sorted(by_pid.get(pid, f"session {pid}") for pid in blockers)
             self.stuck.append({"thread": session.name, "step": session.label, "held_by": held_by})
         own = any(entry["thread"] in entry["held_by"] for entry in self.stuck)
@@ -264,9 +266,10 @@ def explore_database(
     for module in (lab_bank, database_bank):
         clock.patch(module)
     schema = f"bankapp_explore_{os.getpid()}_{next(_ids)}"
-    with psycopg.connect(config.database_url, autocommit=True) as admin:
+    admin_url = database_url(config)
+    with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(f'CREATE SCHEMA "{schema}"')
-    url = make_conninfo(config.database_url, options=f"-c search_path={schema}")
+    url = make_conninfo(admin_url, options=f"-c search_path={schema}")
     scratch = config.model_copy(
         update={
             "database_url": url,
@@ -284,7 +287,7 @@ def explore_database(
         finally:
             lab.close()
     finally:
-        with psycopg.connect(config.database_url, autocommit=True) as admin:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
@@ -297,7 +300,7 @@ def _search(lab, scenario: str, guard: str, n: int, max_schedules: int | None, m
         lab.reset()
         config = lab.config()
         sessions = [
-            Session(name, lambda i=i: OPERATIONS[scenario](lab.bank, i, config))
+            Session(name, functools.partial(OPERATIONS[scenario], lab.bank, i, config))
             for i, name in enumerate(THREAD_NAMES[:n])
         ]
         execution = DatabaseExecution(sessions, choose, monitor)

@@ -37,8 +37,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Generic, Protocol, TypeVar
 
-from .engine import Execution
 from .moves import Move, dependent
 
 
@@ -58,16 +58,26 @@ class Node:
     touched: dict[str, set] = field(default_factory=dict)
 
 
+class Run(Protocol):
+    """What the search reads of one execution: threads' (`engine.Execution`) or sessions' (`database`)."""
+
+    moves: list[Move]
+    end: str | None  # None: all done; "deadlock", "self-deadlock", "redundant", "bound"
+
+
+R = TypeVar("R", bound=Run)
+
+
 @dataclass
-class Search:
+class Search(Generic[R]):
     """Runs `execute(choose)` again and again until every class is covered, or `max_schedules` ran.
 
     `execute` builds a fresh execution with `choose` as its chooser, runs
     it and returns it; `judge(execution)` is called on each complete run.
     """
 
-    execute: Callable[[Callable[[list[str], list[Move]], str | None]], Execution]
-    judge: Callable[[Execution], None]
+    execute: Callable[[Callable[[list[str], list[Move]], str | None]], R]
+    judge: Callable[[R], None]
     reduce: bool = True
     max_schedules: int | None = None
     schedules: int = 0  # runs to the end (or to a deadlock)
@@ -94,7 +104,7 @@ class Search:
             if self.max_schedules is not None and self.schedules >= self.max_schedules:
                 return
 
-    def _one(self, stack: list[Node]) -> Execution:
+    def _one(self, stack: list[Node]) -> R:
         depth = 0
 
         def choose(enabled: list[str], moves: list[Move]) -> str | None:

@@ -178,8 +178,10 @@ class Execution:
         if not tries:
             return False
         first = min(tries, key=lambda r: (r.deadline, r.name))
-        self.clock.advance_to(first.deadline)
-        self._queues[first.blocked_on.key].remove(first)
+        deadline, blocked_on = first.deadline, first.blocked_on
+        assert deadline is not None and blocked_on is not None, "a blocked try has a deadline and a primitive"
+        self.clock.advance_to(deadline)
+        self._queues[blocked_on.key].remove(first)
         first.timed_out = True
         first.state = WOKEN
         if self._move is not None:
@@ -192,13 +194,15 @@ class Execution:
         for runner in self.runners.values():
             if runner.state != BLOCKED:
                 continue
-            holders = runner.blocked_on.holders()
-            own = own or holders.get(runner.ident, 0) > 0
+            blocked_on = runner.blocked_on
+            assert blocked_on is not None, "a blocked runner waits for a primitive"
+            holders = blocked_on.holders()
+            own = own or (runner.ident is not None and holders.get(runner.ident, 0) > 0)
             self.stuck.append(
                 {
                     "thread": runner.name,
                     "step": runner.label,
-                    "waits_for": runner.blocked_on.label,
+                    "waits_for": blocked_on.label,
                     "held_by": sorted(self._name(ident) for ident in holders),
                 }
             )

@@ -12,10 +12,12 @@ there to the same outcome.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import threading
 from collections import Counter
 
+from ..interleave.actors import not_started
 from ..interleave.replay import _answer, _final, rehearse, replay_config, scratch_lab
 from ..interleave.scenarios import SCENARIOS, Scenario, pair_sum
 from ..interleave.schedule import THREAD_NAMES, Step
@@ -143,19 +145,19 @@ def _explore(config: Config, scenario: Scenario, n: int, max_schedules: int | No
     def execute(choose) -> Execution:
         runners = []
         for name, job in jobs.items():
-            runner = Runner(name, job.does, operation=None, steps=steps[name])
+            runner = Runner(name, job.does, operation=not_started, steps=steps[name])
             runner.plan(True)
             runners.append(runner)
         execution = Execution(runners, choose)
         lab = scratch_lab(config, execution)
         for runner in runners:
-            runner.operation = lambda job=jobs[runner.name]: job.run(lab)
-        execution.lab = lab  # type: ignore[attr-defined]
+            runner.operation = functools.partial(jobs[runner.name].run, lab)
+        execution.lab = lab
         execution.run()
         return execution
 
     def judge(execution: Execution) -> None:
-        final = _final(execution.lab, steps)  # type: ignore[attr-defined]
+        final = _final(execution.lab, steps)
         stuck = {"ok": False, "error": "stuck"}  # unwound at the deadlock: it never answered
         answers = [
             {"thread": runner.name, **stuck} if runner.aborted else _answer(runner, jobs[runner.name])

@@ -162,7 +162,7 @@ class _Controlled:
 
 class Lock(_Controlled):
     def __init__(self) -> None:
-        self._core = _LockCore()
+        self._core: _LockCore | _RLockCore = _LockCore()  # an `RLock`'s is an `_RLockCore`
         self._real = real_threading.Lock()
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
@@ -180,7 +180,7 @@ class Lock(_Controlled):
             explorer.release(self._core)
 
     def locked(self) -> bool:
-        return self._core.locked if current() else self._real.locked()
+        return self._core.locked if current() and isinstance(self._core, _LockCore) else self._real.locked()
 
     __enter__ = acquire
 
@@ -199,7 +199,7 @@ class RLock(Lock):
 
 class Semaphore(_Controlled):
     def __init__(self, value: int = 1):
-        self._core = _SemaphoreCore(value, None)
+        self._core: _SemaphoreCore = _SemaphoreCore(value, None)
         self._real = real_threading.Semaphore(value)
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
@@ -244,7 +244,7 @@ class _Released(Primitive):
 
 class Event(_Controlled):
     def __init__(self) -> None:
-        self._core = _Tokens("Event")
+        self._core: _Tokens = _Tokens("Event")
         self._real = real_threading.Event()
 
     def is_set(self) -> bool:
@@ -276,9 +276,9 @@ class Condition(_Controlled):
 
     def __init__(self, lock: Any = None):
         self._lock = RLock() if lock is None else lock
-        self._core = _Tokens("Condition")
+        self._core: _Tokens = _Tokens("Condition")
         self._waiting = 0
-        self._real = real_threading.Condition(getattr(self._lock, "_real", self._lock))
+        self._real = real_threading.Condition(self._lock._real if isinstance(self._lock, _Controlled) else self._lock)
 
     def acquire(self, *args: Any) -> bool:
         return self._lock.acquire(*args)
@@ -300,7 +300,9 @@ class Condition(_Controlled):
             raise RuntimeError("cannot wait on un-acquired lock")
         times = lock.owners[get_ident()] if isinstance(lock, _RLockCore) else 1
         self._waiting += 1
-        explorer._enter(explorer._runner(), "wait", self._core.label)
+        runner = explorer._runner()
+        assert runner is not None, "an explored thread is a runner"
+        explorer._enter(runner, "wait", self._core.label)
         for _ in range(times):  # gives the lock up wholly, as an RLock's _release_save does
             explorer.release(lock, kind="")
         try:
@@ -379,7 +381,7 @@ def patched(*modules: ModuleType) -> Iterator[None]:
     saved: list[tuple[ModuleType, str, Any]] = []
     for module in modules:
         for name, value in list(vars(module).items()):
-            replacement = None
+            replacement: object = None
             if value is real_threading:
                 replacement = THREADING
             elif value is real_time:

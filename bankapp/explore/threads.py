@@ -12,6 +12,7 @@ worker raised), `deadlock`, `self-deadlock`. This is what the exercises
 
 from __future__ import annotations
 
+import functools
 import string
 from collections import Counter
 from collections.abc import Callable
@@ -117,7 +118,7 @@ def _run(setup: Callable[[], Any], workers: list[Callable[[Any], Any]], choose) 
     restart_numbering()
     state = setup()
     runners = [
-        Runner(name, f"worker {name}", operation=lambda w=worker: w(state), steps=[], planned=False)
+        Runner(name, f"worker {name}", operation=functools.partial(worker, state), steps=[], planned=False)
         for name, worker in zip(string.ascii_lowercase, workers, strict=False)
     ]
     execution = Execution(runners, choose)

@@ -47,6 +47,11 @@ class Primitive:
         raise NotImplementedError
 
 
+def not_started() -> Any:
+    """An actor's operation until its lab is built (`replay` sets the real one before any thread starts)."""
+    raise RuntimeError("this actor's operation is set once its lab is built")
+
+
 @dataclass(eq=False)
 class Actor:
     """One replay thread: its steps, which of them the schedule names, and where it is."""

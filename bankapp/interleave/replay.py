@@ -18,13 +18,14 @@ anything runs. Then the threads run together in one more lab, step by step
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 
 from ..lab.lab import Lab
 from ..lab.shop import CATALOGUE, Inventory
 from ..lab.store import MemoryStore
 from ..settings import Config
-from .actors import Actor, error_record
+from .actors import Actor, error_record, not_started
 from .scenarios import SCENARIOS, Job, Scenario, default_schedule
 from .schedule import LOCK_KINDS, THREAD_NAMES, InvalidSchedule, Step, group, parse, thread_count, tokens
 from .stepper import RUN_LIMIT_S, Stepper
@@ -113,7 +114,7 @@ def replay(config: Config, scenario_name: str, guard: str | None = None, schedul
 def _run(config, scenario, jobs, steps, entries, locks_named, schedule) -> dict:
     actors = []
     for name in locks_named:
-        actor = Actor(name, jobs[name].does, operation=None, steps=steps[name])
+        actor = Actor(name, jobs[name].does, operation=not_started, steps=steps[name])
         actor.plan(locks_named[name])
         actors.append(actor)
     timeout = config.lock_timeout()
@@ -128,7 +129,7 @@ def _run(config, scenario, jobs, steps, entries, locks_named, schedule) -> dict:
     )
     lab = scratch_lab(config, stepper)
     for actor in actors:
-        actor.operation = lambda job=jobs[actor.name]: job.run(lab)
+        actor.operation = functools.partial(jobs[actor.name].run, lab)
     try:
         stepper.run(entries)
     finally:

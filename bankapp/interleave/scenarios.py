@@ -30,12 +30,14 @@ fix the order of a random number.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..lab.lab import Lab
 from ..settings import Config
+from . import calls
 
 DEPOSIT_GUARDS = ("unsafe", "lock", "rlock", "semaphore")
 POLICIES = ("naive", "ordered", "release-first", "unsafe")
@@ -77,7 +79,7 @@ def _balance(value: int) -> str:
 
 def _deposits(config: Config, n: int) -> list[Job]:
     return [
-        Job(f"deposit {amount} into acc-00", lambda lab, amount=amount: lab.bank.deposit("acc-00", amount), _balance)
+        Job(f"deposit {amount} into acc-00", functools.partial(calls.deposit, "acc-00", amount), _balance)
         for amount in (10, 20, 30)[:n]
     ]
 
@@ -120,7 +122,7 @@ def _customer_withdrawals(config: Config, n: int) -> list[Job]:
     return [
         Job(
             f"{CUSTOMER} withdraws {amount} from {account} if {' + '.join(PAIR)} covers it",
-            lambda lab, account=account: lab.bank.customer_withdraw(CUSTOMER, account, amount),
+            functools.partial(calls.customer_withdraw, CUSTOMER, account, amount),
             _skewed,
         )
         for account in PAIR[:n]
@@ -143,7 +145,7 @@ def _ring(config: Config, n: int) -> list[Job]:
         jobs.append(
             Job(
                 f"transfer {TRANSFER_AMOUNT} from {source} to {target}",
-                lambda lab, s=source, t=target: lab.transfers.transfer(s, t, TRANSFER_AMOUNT),
+                functools.partial(calls.transfer, source, target, TRANSFER_AMOUNT),
                 _moved,
             )
         )

@@ -272,7 +272,7 @@ class Stepper:
         if actor.state != BLOCKED or primitive is None:
             return False
         holders = primitive.holders()
-        granted = holders.get(actor.ident, 0) > actor.held[primitive.key]
+        granted = actor.ident is not None and holders.get(actor.ident, 0) > actor.held[primitive.key]
         return not granted and sum(holders.values()) >= primitive.permits
 
     def _resting(self) -> bool:
@@ -354,7 +354,7 @@ class Stepper:
 
     def _note(self, actor: Actor, event: str, **details: Any) -> None:
         with self._changed:
-            record = {"thread": actor.name, "step": actor.label, "event": event}
+            record: dict[str, Any] = {"thread": actor.name, "step": actor.label, "event": event}
             if actor.diverged and event in ("read", "write", "released", "took"):
                 record["after_plan"] = True
             self.events.append({**record, **details})

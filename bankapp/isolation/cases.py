@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import judge
-from .steps import Step, abort, commit, read, write
+from .steps import Step, Where, abort, commit, read, write
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Case:
         return tuple(sorted({step.session for step in self.steps}))
 
 
-def by_id(key: int):
+def by_id(key: int) -> Where:
     return lambda k, v: k == key
 
 

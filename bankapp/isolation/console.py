@@ -11,11 +11,15 @@ import argparse
 import json
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from ..settings import ENV_PREFIX
 
+if TYPE_CHECKING:
+    from .matrix import Matrix
 
-def add_parser(commands) -> None:
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "isolation",
         help="run Hermitage's anomaly cases on PostgreSQL at each isolation level",
@@ -50,7 +54,7 @@ def command(args: argparse.Namespace) -> int:
     return 0 if matrix.agrees else 1
 
 
-def print_matrix(matrix) -> None:
+def print_matrix(matrix: Matrix) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text

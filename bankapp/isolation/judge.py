@@ -21,7 +21,7 @@ read that returned an older version than the newest one (`snapshot`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import permutations
 
@@ -53,7 +53,7 @@ def sessions(trace: Trace) -> list[str]:
     return sorted({done.step.session for done in trace.done})
 
 
-def rows_text(rows) -> str:
+def rows_text(rows: Iterable[tuple[int, int]]) -> str:
     return ", ".join(f"{k} => {v}" for k, v in sorted(rows)) or "no rows"
 
 
@@ -78,6 +78,7 @@ def replays(trace: Trace, session: str, state: dict[int, int]) -> bool:
     for op in ops(trace, session):
         if op.kind == "read":
             where = op.done.step.where
+            assert where is not None, "every read step has its predicate"
             if tuple(sorted((k, v) for k, v in state.items() if where(k, v))) != op.done.rows:
                 return False
         elif op.kind == "write":
@@ -95,11 +96,11 @@ def writers(trace: Trace) -> dict[tuple[int, int], list[tuple[str, Done]]]:
         for op in ops(trace, name):
             if op.kind == "write":
                 for row in op.done.rows:
-                    found.setdefault(tuple(row), []).append((name, op.done))
+                    found.setdefault((row[0], row[1]), []).append((name, op.done))
     return found
 
 
-def foreign_reads(trace: Trace):
+def foreign_reads(trace: Trace) -> Iterator[tuple[str, tuple[int, int], str, Done]]:
     """(reader, row, writer, the writer's step) for every row read that another session wrote."""
     written = writers(trace)
     for name in sessions(trace):
@@ -107,7 +108,7 @@ def foreign_reads(trace: Trace):
             if op.kind != "read":
                 continue
             for row in op.done.rows:
-                for writer, step in written.get(tuple(row), []):
+                for writer, step in written.get((row[0], row[1]), []):
                     if writer != name:
                         yield name, row, writer, step
 

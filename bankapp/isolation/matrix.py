@@ -11,6 +11,7 @@ matches Hermitage.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from .cases import CASES, Case
 from .hermitage import HERMITAGE, LEVELS
@@ -45,7 +46,7 @@ class Matrix:
     def cell(self, case: str, level: str) -> Cell:
         return next(c for c in self.cells if c.case == case and c.level == level)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"cases": [{**asdict(cell), "agrees": cell.agrees} for cell in self.cells], "agrees": self.agrees}
 
 

@@ -96,12 +96,12 @@ class Trace:
 class Session:
     """One connection and the one thread that runs its statements."""
 
-    def __init__(self, name: str, url: str, schema: str):
+    def __init__(self, name: str, url: str, schema: str | None):
         self.name = name
         self.conn = connect(url, f"bankapp isolation {name}", schema)
         self.pid = self.conn.info.backend_pid
         self.thread = ThreadPoolExecutor(1, thread_name_prefix=f"isolation-{name}")
-        self.running: tuple[Done, Future] | None = None
+        self.running: tuple[Done, Future[tuple[Rows, str]]] | None = None
         self.failed = False  # its transaction raised: the rest of it is skipped until commit or abort
 
     def execute(self, text: str) -> tuple[Rows, str]:
@@ -153,7 +153,7 @@ class Stepper:
     def __enter__(self) -> Stepper:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -232,7 +232,8 @@ class Stepper:
             try:
                 outcome = future.exception(timeout=POLL_S)
             except FutureTimeout:
-                blockers = self.observer.execute("select pg_blocking_pids(%s)", (session.pid,)).fetchone()[0]
+                row = self.observer.execute("select pg_blocking_pids(%s)", (session.pid,)).fetchone()
+                blockers = row[0] if row else []  # an array, never no row
                 if blockers:
                     by_pid = {s.pid: s.name for s in self.sessions.values()}
                     done.waited_for = tuple(sorted({by_pid.get(pid, f"pid {pid}") for pid in blockers}))

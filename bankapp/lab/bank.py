@@ -28,11 +28,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from types import TracebackType
 
 from ..settings import Config
 from .admission import Gate
 from .guards import Guard, GuardSet, GuardTimeout, hold
-from .ledger import LedgerStats
+from .ledger import Tally
 from .locks import DeadlockVictim, LockTable
 from .store import Store, UnknownAccount
 
@@ -64,20 +65,20 @@ class CountingRefusals:
 
     __slots__ = ("stats",)
 
-    def __init__(self, stats: LedgerStats):
+    def __init__(self, stats: Tally):
         self.stats = stats
 
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind, error, traceback) -> None:
-        if kind is None:
-            return
-        if issubclass(kind, GuardTimeout):
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        if isinstance(error, GuardTimeout):
             self.stats.refused("self_deadlock" if error.self_deadlock else "lock_timeout")
-        elif issubclass(kind, InsufficientFunds):
+        elif isinstance(error, InsufficientFunds):
             self.stats.refused("insufficient_funds")
-        elif issubclass(kind, DeadlockVictim):  # a self-deadlock the operator broke
+        elif isinstance(error, DeadlockVictim):  # a self-deadlock the operator broke
             self.stats.refused("deadlock_victim")
 
 
@@ -98,7 +99,7 @@ class AccountHold:
     def __enter__(self) -> None:
         self.lock = self.locks.acquire(self.account_id, self.timeout, check_after=None)
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.lock.release()
 
 
@@ -109,7 +110,7 @@ class Bank:
         self,
         store: Store,
         config: Callable[[], Config],
-        stats: LedgerStats,
+        stats: Tally,
         guards: GuardSet,
         locks: LockTable,
         gate: Gate,
@@ -144,7 +145,7 @@ class Bank:
         """Count why a request was refused: `/stats` shows lock timeouts too."""
         return self._refusals
 
-    def exclusive(self, guard: Guard, account_id: str, config: Config) -> AbstractContextManager:
+    def exclusive(self, guard: Guard, account_id: str, config: Config) -> AbstractContextManager[None]:
         """Inside a held `guard`: also keep transfers and audits off the account, if the guard excludes.
 
         An excluding guard (`lock`, `rlock`, a semaphore of 1) keeps other
@@ -163,7 +164,7 @@ class Bank:
             return NOTHING
         return AccountHold(self.locks, account_id, config.lock_timeout())
 
-    def _deposit(self, guard: Guard, account_id: str, amount: int, config: Config, account_locked=False) -> int:
+    def _deposit(self, guard: Guard, account_id: str, amount: int, config: Config, account_locked: bool = False) -> int:
         """One read-window-write under `guard`; `account_locked` when a batch already holds the account lock."""
         with (
             hold(guard, config.lock_timeout()),

@@ -34,8 +34,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from threading import get_ident
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar
 
+Cancel = TypeVar("Cancel", bound=BaseException)  # what `Guard.break_self_deadlock` cancels a wait with
 #: How often a thread waiting for a guard wakes to see whether its wait was cancelled.
 CANCEL_CHECK_S = 0.05
 
@@ -57,7 +58,7 @@ class GuardWait:
 class Guard:
     """Base class: holder bookkeeping around a primitive's acquire/release."""
 
-    name: ClassVar[str]
+    name: str  # each class names its kind; a database lock (`DatabaseLock`) names itself per instance
     reentrant: ClassVar[bool] = False
 
     def __init__(self, label: str = "", permits: int = 1):
@@ -97,7 +98,7 @@ class Guard:
         either cancelled or granted, never both.
         """
         me = threading.current_thread()
-        wait = GuardWait(me.ident, me.name, time.monotonic())
+        wait = GuardWait(get_ident(), me.name, time.monotonic())
         deadline = None if timeout is None else wait.since + timeout
         with self._bookkeeping:
             self._waiting[wait.ident] = wait
@@ -123,9 +124,7 @@ class Guard:
             self._release()
         raise wait.error
 
-    def break_self_deadlock(
-        self, reason: Callable[[list[GuardWait], GuardWait], BaseException]
-    ) -> BaseException | None:
+    def break_self_deadlock(self, reason: Callable[[list[GuardWait], GuardWait], Cancel]) -> Cancel | None:
         """Cancel one wait that nobody else can end: every holder of this guard is waiting for it.
 
         A thread that holds a `Lock` and asks for it again waits for itself;
@@ -146,8 +145,8 @@ class Guard:
             if any(wait.error is not None for wait in stuck):
                 return None  # already being broken
             victim = max(stuck, key=lambda wait: wait.since)  # the youngest: the least work lost
-            victim.error = reason(stuck, victim)
-            return victim.error
+            error = victim.error = reason(stuck, victim)
+            return error
 
     def waiting(self) -> list[int]:
         """Idents of the threads waiting for this guard now."""
@@ -216,6 +215,7 @@ class LockGuard(Guard):
     """
 
     name = "lock"
+    _primitive: threading.Lock | threading.RLock  # an `RLockGuard`'s is an RLock
 
     def __init__(self, label: str = "", permits: int = 1):
         super().__init__(label, permits)
@@ -314,7 +314,7 @@ class DeadlockVictim(Exception):
     raise it, and so does a guard whose self-deadlock the operator broke.
     """
 
-    def __init__(self, deadlock: dict):
+    def __init__(self, deadlock: dict[str, Any]):
         self.deadlock = deadlock
         steps = "; ".join(
             f"thread {step['thread']} holds {', '.join(step['holds']) or 'nothing'} and waits for {step['waits_for']}"
@@ -330,13 +330,13 @@ class DeadlockVictim(Exception):
 
 def deadlock_record(
     deadlock_id: int,
-    steps: list[dict],
+    steps: list[dict[str, Any]],
     accounts: list[str],
     since: float,
     by: str,
     victim: str | None,
     broken_by: str | None,
-) -> dict:
+) -> dict[str, Any]:
     """The record of one deadlock, as `/debug/locks` and the 409 show it; `since` is when the wait began."""
     return {
         "id": deadlock_id,
@@ -369,7 +369,7 @@ class hold:
             raise GuardTimeout(guard, self.timeout, not guard.reentrant and guard.held_by_current_thread())
         return guard
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.guard.release()
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 from ..settings import RESERVED_THREADS, Config, ConfigHolder
 from .admission import Gate
@@ -64,7 +65,7 @@ class Lab(OperatorActions):
         """The settings in force now; read once at the start of a request."""
         return self.settings.current
 
-    def reset(self) -> dict:
+    def reset(self) -> dict[str, Any]:
         """Restore balances and stock and zero every counter, atomically with respect to requests; settings stay.
 
         The gate shuts out new operations and the reset waits for those in
@@ -74,7 +75,7 @@ class Lab(OperatorActions):
         after `RESET_WAIT_S`, it gives up, changes nothing and raises
         `ResetBlocked` naming it. Returns the deadlocks it broke.
         """
-        broken: list[dict] = []
+        broken: list[dict[str, Any]] = []
         with self.gate.closed(unblock=lambda: broken.extend(self.break_deadlocks()), describe=self.whereabouts):
             self.bank.reset()
             self.transfers.reset()
@@ -85,7 +86,7 @@ class Lab(OperatorActions):
                 self.resets += 1
         return {"deadlocks_broken": broken}
 
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
         """What `/healthz` says: the memory store is up as long as the process is."""
         return {"status": "ok", "store": "memory"}
 
@@ -98,11 +99,11 @@ class Lab(OperatorActions):
     def served(self) -> None:
         """Called once per answered request; the memory store has one worker, which served them all."""
 
-    def races(self, limit: int) -> dict:
+    def races(self, limit: int) -> dict[str, Any]:
         """What `/debug/races` shows: the newest `limit` erasures, and totals of them all (see `forensics`)."""
         return self.store.races(limit)
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         return {
             "deposits": self.ledger.report(self.store.snapshot()),
             "transfers": self.transfers.stats(),

@@ -16,6 +16,21 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from typing import Any, Protocol
+
+
+class Tally(Protocol):
+    """What the bank counts: `LedgerStats` here, `DatabaseLedger` in the accounts' rows in PostgreSQL."""
+
+    def deposited(self, account_id: str, amount: int) -> None: ...
+
+    def undeposited(self, account_id: str, amount: int) -> None: ...
+
+    def withdrew(self, account_id: str, amount: int) -> None: ...
+
+    def refused(self, reason: str) -> None: ...
+
+    def reset(self) -> None: ...
 
 
 class LedgerStats:
@@ -29,13 +44,13 @@ class LedgerStats:
 
     def reset(self) -> None:
         with self._lock:
-            self.deposits = Counter()  # account -> acknowledged deposits
-            self.deposit_amount = Counter()  # account -> acknowledged cents
-            self.withdrawals = Counter()
-            self.withdrawal_amount = Counter()
-            self.rejected = Counter()  # reason -> count
-            self.net = Counter()  # account -> every acknowledged change
-            self.pending = Counter()  # account -> changes of transfers that have not answered yet
+            self.deposits: Counter[str] = Counter()  # account -> acknowledged deposits
+            self.deposit_amount: Counter[str] = Counter()  # account -> acknowledged cents
+            self.withdrawals: Counter[str] = Counter()
+            self.withdrawal_amount: Counter[str] = Counter()
+            self.rejected: Counter[str] = Counter()  # reason -> count
+            self.net: Counter[str] = Counter()  # account -> every acknowledged change
+            self.pending: Counter[str] = Counter()  # account -> changes of transfers that have not answered yet
 
     def deposited(self, account_id: str, amount: int) -> None:
         with self._lock:
@@ -73,7 +88,7 @@ class LedgerStats:
         with self._lock:
             self.rejected[reason] += 1
 
-    def report(self, balances: dict[str, int]) -> dict:
+    def report(self, balances: dict[str, int]) -> dict[str, Any]:
         """Deposit counters and lost updates, per account and in all.
 
         `lost_updates` is in cents: what acknowledged changes, and the

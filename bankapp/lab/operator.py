@@ -7,7 +7,9 @@ inherit it; it needs only their `locks` (a `LockTable`) and `guards`.
 
 from __future__ import annotations
 
+import functools
 import time
+from typing import Any
 
 from .admission import Operation
 from .guards import DeadlockVictim, Guard, GuardSet, GuardWait
@@ -21,7 +23,7 @@ class OperatorActions:
     locks: LockTable
     guards: GuardSet
 
-    def break_deadlocks(self) -> list[dict]:
+    def break_deadlocks(self) -> list[dict[str, Any]]:
         """The operator's way out of the deadlocks nobody gives up: their records, each with its victim.
 
         A cycle of account locks loses its youngest wait
@@ -32,9 +34,7 @@ class OperatorActions:
         """
         broken = self.locks.break_deadlocks()
         for guard in self.guards.all():
-            error = guard.break_self_deadlock(
-                lambda stuck, victim, guard=guard: self._self_deadlock(guard, stuck, victim)
-            )
+            error = guard.break_self_deadlock(functools.partial(self._self_deadlock, guard))
             if error is not None:
                 broken.append(error.deadlock)
         return broken
@@ -44,7 +44,7 @@ class OperatorActions:
         steps = [{"thread": w.thread, "ident": w.ident, "holds": [what], "waits_for": what} for w in stuck]
         return DeadlockVictim(self.locks.record_broken(steps, [guard.label], victim.since, victim.thread))
 
-    def whereabouts(self, operations: list[Operation]) -> list[dict]:
+    def whereabouts(self, operations: list[Operation]) -> list[dict[str, Any]]:
         """Each operation in flight with what it holds and waits for: what a blocked reset names."""
         graph = self.locks.snapshot()
         now = time.monotonic()
@@ -67,5 +67,5 @@ class OperatorActions:
         return described
 
 
-def _is(thread: dict | None, operation: Operation) -> bool:
+def _is(thread: dict[str, Any] | None, operation: Operation) -> bool:
     return thread is not None and thread["ident"] == operation.ident

@@ -29,10 +29,12 @@ from collections.abc import Mapping
 def percentile(counts: Mapping[float, int], percent: float) -> float | None:
     """Nearest rank over a histogram {value: how many}: the smallest value with at
     least `percent` % of the samples at or below it; None when there are none."""
-    total = sum(counts.values())
-    if not total:
-        return None
-    wanted, seen = percent / 100 * total, 0
+    return nearest_rank(counts, percent) if sum(counts.values()) else None
+
+
+def nearest_rank(counts: Mapping[float, int], percent: float) -> float:
+    """`percentile` of a histogram that holds at least one sample."""
+    wanted, seen = percent / 100 * sum(counts.values()), 0
     for value in sorted(counts):
         seen += counts[value]
         if seen >= wanted:
@@ -58,5 +60,5 @@ class Reservoir:
         if not self._samples:
             return {"p50": None, "p95": None, "p99": None, "max": None}
         counts = Counter(self._samples)
-        ranks = {f"p{percent}": round(percentile(counts, percent), 3) for percent in (50, 95, 99)}
+        ranks = {f"p{percent}": round(nearest_rank(counts, percent), 3) for percent in (50, 95, 99)}
         return {**ranks, "max": round(max(counts), 3)}

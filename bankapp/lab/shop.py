@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 from ..settings import RESERVED_THREADS, Config
 from .admission import Admission, Gate, ServerBusy
@@ -66,7 +67,7 @@ class Order:
     gateway_ms: float
     latency_ms: float
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -181,7 +182,7 @@ class SalesLedger:
         with self._lock:
             self.failed += 1
 
-    def report(self) -> dict:
+    def report(self) -> dict[str, Any]:
         """`oversold` is in units: sold beyond what there was, summed over SKUs."""
         with self._lock:
             return {
@@ -194,17 +195,53 @@ class SalesLedger:
             }
 
 
-class Shop:
-    """Checkouts under the guard `checkout_guard` names."""
+class Stock(Protocol):
+    """What a checkout asks of the stock: `Inventory` here, `StockTable` in PostgreSQL."""
 
-    def __init__(self, config: Callable[[], Config], guards: GuardSet, gate: Gate, inventory: Inventory | None = None):
+    initial: dict[str, int]
+
+    def exists(self, sku: str) -> bool: ...
+
+    def read(self, sku: str) -> int: ...
+
+    def write(self, sku: str, units: int) -> None: ...
+
+    def snapshot(self) -> dict[str, int]: ...
+
+    def reset(self) -> None: ...
+
+
+class Sales(Protocol):
+    """What a checkout tells the sales ledger: `SalesLedger` here, `DatabaseSales` in PostgreSQL."""
+
+    def next_order_id(self) -> str: ...
+
+    def reserved(self, sku: str, quantity: int) -> None: ...
+
+    def completed_order(self, latency_ms: float) -> None: ...
+
+    def refused_out_of_stock(self) -> None: ...
+
+    def failed_after_admission(self) -> None: ...
+
+    def reset(self) -> None: ...
+
+
+StockT = TypeVar("StockT", bound=Stock)
+SalesT = TypeVar("SalesT", bound=Sales)
+
+
+class Checkouts(Generic[StockT, SalesT]):
+    """Checkouts under the guard `checkout_guard` names, over any stock and sales ledger (`Shop` is the memory one)."""
+
+    def __init__(self, config: Callable[[], Config], guards: GuardSet, gate: Gate, inventory: StockT, ledger: SalesT):
         self._config = config
         self.guards = guards
         self.gate = gate
-        self.inventory = Inventory(CATALOGUE) if inventory is None else inventory
+        self.inventory = inventory
         self.admission = Admission()
         self.gateway = PaymentGateway()
-        self.ledger = SalesLedger(self.inventory.initial)
+        self.ledger = ledger
 
     def admission_guard(self, config: Config) -> Guard:
         """The one guard every checkout passes under the settings of this request."""
@@ -229,7 +266,7 @@ class Shop:
         several = config.checkout_guard in ("semaphore", "adaptive")
         return self.guards.get("lock" if several else "unsafe", f"stock:{sku}")
 
-    def catalog(self) -> list[dict]:
+    def catalog(self) -> list[dict[str, Any]]:
         stock = self.inventory.snapshot()
         return [
             {"sku": sku, "stock": stock[sku], "initial_stock": units} for sku, units in self.inventory.initial.items()
@@ -309,7 +346,15 @@ class Shop:
         if isinstance(guard, AdaptiveGuard):
             guard.limiter.restart(config.capacity)  # a new start: from capacity, no baseline
 
-    def report(self) -> dict:
+
+class Shop(Checkouts[Inventory, SalesLedger]):
+    """The checkouts of the memory lab: stock and sales in this process."""
+
+    def __init__(self, config: Callable[[], Config], guards: GuardSet, gate: Gate, inventory: Inventory | None = None):
+        inventory = Inventory(CATALOGUE) if inventory is None else inventory
+        super().__init__(config, guards, gate, inventory, SalesLedger(inventory.initial))
+
+    def report(self) -> dict[str, Any]:
         config = self._config()
         return {
             "guard": config.checkout_guard,

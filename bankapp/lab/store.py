@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 from .forensics import CALLER, HISTORY, HISTORY_EACH, RECENT, History, Races, ReadsSeen, Write, erasure
 
@@ -34,7 +34,7 @@ class StoreUnavailable(Exception):
     """The store cannot answer now: its database is down, unreachable, out of connections, or keeps
     refusing a transaction. A 503 that changes nothing; `fields` join the problem body."""
 
-    def __init__(self, detail: str, slug: str = "store-unavailable", title: str = "Store unavailable", **fields):
+    def __init__(self, detail: str, slug: str = "store-unavailable", title: str = "Store unavailable", **fields: Any):
         super().__init__(detail)
         self.slug = slug
         self.title = title
@@ -54,7 +54,7 @@ class Store(Protocol):
 
     def reset(self) -> None: ...
 
-    def races(self, limit: int) -> dict: ...
+    def races(self, limit: int) -> dict[str, Any]: ...
 
 
 class MemoryStore:
@@ -119,5 +119,5 @@ class MemoryStore:
             self._history.clear()
             self.recorder.reset()
 
-    def races(self, limit: int = RECENT) -> dict:
+    def races(self, limit: int = RECENT) -> dict[str, Any]:
         return {"store": "memory", **self.recorder.report(limit)}

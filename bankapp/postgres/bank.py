@@ -46,18 +46,24 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from psycopg import Connection, errors
 
+from ..lab.admission import Gate
 from ..lab.bank import Bank, InsufficientFunds, race_window
 from ..lab.customers import covered, pair_for
-from ..lab.guards import Guard, GuardTimeout
+from ..lab.guards import Guard, GuardSet, GuardTimeout
+from ..lab.locks import LockTable
 from ..lab.store import StoreUnavailable, UnknownAccount
 from ..settings import Config
 from . import sql
 from .database import Database
 from .locks import DatabaseDeadlock, record_deadlock
-from .store import add_to_balance, read_balance, withdraw_if_pair_covers, write_balance
+from .store import DatabaseLedger, PostgresStore, add_to_balance, read_balance, withdraw_if_pair_covers, write_balance
+
+#: What an operation answers: a balance, or a balance and the pair's sum the check read.
+Answer = TypeVar("Answer")
 
 #: Tries of a serializable deposit before it answers 503.
 SERIALIZABLE_ATTEMPTS = 20
@@ -79,8 +85,19 @@ class DatabaseLock(Guard):
 class DatabaseBank(Bank):
     """The domain's `Bank`, whose balances live in PostgreSQL, with the database guards beside the Python ones."""
 
-    def __init__(self, db: Database, store, config: Callable[[], Config], *args):
-        super().__init__(store, self._request_config, *args)
+    stats: DatabaseLedger
+
+    def __init__(
+        self,
+        db: Database,
+        store: PostgresStore,
+        config: Callable[[], Config],
+        stats: DatabaseLedger,
+        guards: GuardSet,
+        locks: LockTable,
+        gate: Gate,
+    ):
+        super().__init__(store, self._request_config, stats, guards, locks, gate)
         self.db = db
         self._read_config = config
         self._request = threading.local()
@@ -125,8 +142,8 @@ class DatabaseBank(Bank):
         )
 
     def _dispatch(
-        self, operation: str, account_id: str, in_process: Callable[[], int], database: Callable[..., int]
-    ) -> int:
+        self, operation: str, account_id: str, in_process: Callable[[], Answer], database: Callable[..., Answer]
+    ) -> Answer:
         """Read the settings once; run the domain's own path under a Python guard, or the database guard's.
 
         A database guard's wait for a row or an advisory lock holds a server
@@ -197,7 +214,7 @@ class DatabaseGuard:
     def read(self, conn: Connection, account_id: str, config: Config) -> int:
         raise NotImplementedError
 
-    def run(self, bank: DatabaseBank, config: Config, work: Callable[[Connection], int]) -> int:
+    def run(self, bank: DatabaseBank, config: Config, work: Callable[[Connection], Answer]) -> Answer:
         with bank.db.transaction(config, isolation=self.isolation) as conn:
             return work(conn)
 
@@ -242,7 +259,7 @@ class RowLock(DatabaseGuard):
     def __init__(self) -> None:
         self._first = threading.local()  # the settings the transaction's first read sets
 
-    def run(self, bank: DatabaseBank, config: Config, work: Callable[[Connection], int]) -> int:
+    def run(self, bank: DatabaseBank, config: Config, work: Callable[[Connection], Answer]) -> Answer:
         with bank.db.transaction(config, configure=False) as conn:
             self._first.settings = bank.db.settings_params(conn, config)
             return work(conn)
@@ -267,7 +284,7 @@ class AtomicUpdate(DatabaseGuard):
 
     name = "atomic-update"
 
-    def run(self, bank: DatabaseBank, config: Config, work: Callable[[Connection], int]) -> int:
+    def run(self, bank: DatabaseBank, config: Config, work: Callable[[Connection], Answer]) -> Answer:
         with bank.db.connection() as conn:  # one statement is its own transaction: no BEGIN, no COMMIT to send
             return work(conn)
 
@@ -308,7 +325,7 @@ class Serializable(DatabaseGuard):
     def read(self, conn: Connection, account_id: str, config: Config) -> int:
         return read_balance(conn, account_id)
 
-    def run(self, bank: DatabaseBank, config: Config, work: Callable[[Connection], int]) -> int:
+    def run(self, bank: DatabaseBank, config: Config, work: Callable[[Connection], Answer]) -> Answer:
         """Try up to `SERIALIZABLE_ATTEMPTS` times; a refusal says it was PostgreSQL's and how often it retried.
 
         Each failed attempt is counted (`serialization_retries` in `/stats`);

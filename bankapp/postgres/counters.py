@@ -21,6 +21,7 @@ import logging
 import os
 import socket
 import threading
+from typing import Any
 
 from ..lab.store import StoreUnavailable
 from . import sql
@@ -119,7 +120,7 @@ class Workers:
         with contextlib.suppress(StoreUnavailable):  # stopping while the database is away: those counts are lost
             self.flush()
 
-    def rows(self) -> list[dict]:
+    def rows(self) -> list[dict[str, Any]]:
         """The workers that served since the last reset (call it inside a snapshot)."""
         with self.db.connection() as conn:
             return [

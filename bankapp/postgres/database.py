@@ -29,13 +29,16 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from psycopg import errors, pq
+from psycopg.rows import Row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
 from ..lab.store import StoreUnavailable
-from ..settings import Config, hide_password
+from ..settings import Config
+from ..settings.values import hide_password
 from . import sql
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,21 @@ def release_all(conn: psycopg.Connection) -> None:
 def worker_name() -> str:
     """What `X-Served-By` says: this process and thread."""
     return f"{os.getpid()}/{threading.current_thread().name}"
+
+
+def database_url(config: Config) -> str:
+    """The database of the postgres store (`Config` refuses `store=postgres` without one)."""
+    if config.database_url is None:
+        raise ValueError("the postgres store needs database_url")
+    return config.database_url
+
+
+def one(cursor: psycopg.Cursor[Row]) -> Row:
+    """The row of a statement that always answers one (an aggregate, an upsert's `RETURNING`, a `SHOW`)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise LookupError("a statement that always answers one row answered none")
+    return row
 
 
 class Database:
@@ -126,7 +144,7 @@ class Database:
                 self._pool.close(timeout=2)
             self._pool = None
 
-    def pool_stats(self) -> dict:
+    def pool_stats(self) -> dict[str, Any]:
         if self._pool is None or self._pool_pid != os.getpid():
             return {"open": False}
         stats = self._pool.get_stats()
@@ -229,12 +247,12 @@ class Database:
                 self._deadlock_timeout_allowed = False
         return self._deadlock_timeout_allowed
 
-    def deadlock_timeout(self, config: Config) -> dict:
+    def deadlock_timeout(self, config: Config) -> dict[str, Any]:
         """The deadlock check in force: ours (`deadlock_check_ms`) where the role may set it, else the server's."""
         with self.connection() as conn:
             if self.deadlock_timeout_allowed(conn):
                 return {"deadlock_timeout": f"{max(1, round(config.deadlock_check_ms))}ms", "set_by": "bankapp"}
-            server = conn.execute(sql.SERVER_DEADLOCK_TIMEOUT).fetchone()[0]
+            server = one(conn.execute(sql.SERVER_DEADLOCK_TIMEOUT))[0]
         return {"deadlock_timeout": server, "set_by": "server (this role may not set it; deadlock_check_ms unused)"}
 
     def ping(self) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import random
 import time
+from typing import Any
 
 from psycopg import errors
 
@@ -26,7 +27,7 @@ from . import sql
 from .answers import SharedAnswers
 from .bank import DatabaseBank
 from .counters import Counters, Workers
-from .database import Database
+from .database import Database, database_url, one
 from .settings import DatabaseSettings
 from .shop import DatabaseShop
 from .store import DatabaseLedger, PostgresStore
@@ -40,7 +41,7 @@ class PostgresLab(OperatorActions):
     """One bank, transfer desk and shop per worker, over one database shared by the fleet."""
 
     def __init__(self, config: Config):
-        self.db = Database(config.database_url, config.threads)
+        self.db = Database(database_url(config), config.threads)
         self.settings = DatabaseSettings(self.db, config)
         self.store = PostgresStore(self.db, lambda: self.settings.cached)
         self.guards = GuardSet()
@@ -72,12 +73,12 @@ class PostgresLab(OperatorActions):
     def served(self) -> None:
         self.workers.served()
 
-    def health(self) -> dict:
+    def health(self) -> dict[str, Any]:
         """200 when the database answers a round trip, else `StoreUnavailable` (503)."""
         self.db.ping()
         return {"status": "ok", "store": "postgres"}
 
-    def reset(self) -> dict:
+    def reset(self) -> dict[str, Any]:
         """Balances, stock, counters and peaks back to the start, in one transaction; settings stay.
 
         In this worker the reset is atomic with respect to requests, as in
@@ -88,7 +89,7 @@ class PostgresLab(OperatorActions):
         worker finishes before the reset, and one that comes after sees the
         reset balances.
         """
-        broken: list[dict] = []
+        broken: list[dict[str, Any]] = []
         with self.gate.closed(unblock=lambda: broken.extend(self.break_deadlocks()), describe=self.whereabouts):
             self._reset_database()
             self.shop.admission.reset()
@@ -139,14 +140,14 @@ class PostgresLab(OperatorActions):
 
     def _resets(self) -> tuple[int, float]:
         with self.db.connection() as conn:
-            resets, since = conn.execute(sql.RESETS).fetchone()
+            resets, since = one(conn.execute(sql.RESETS))
         return resets, since
 
-    def races(self, limit: int) -> dict:
+    def races(self, limit: int) -> dict[str, Any]:
         """What `/debug/races` shows, for the whole fleet (see `store.record_erasure`)."""
         return self.store.races(limit)
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         """Every counter of the fleet from one snapshot (a REPEATABLE READ transaction), and who served."""
         config = self.config()
         self.workers.flush()

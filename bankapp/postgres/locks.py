@@ -21,6 +21,8 @@ victim's 409 carries, and what `/debug/locks` keeps.
 from __future__ import annotations
 
 import re
+from datetime import datetime
+from typing import Any
 
 from psycopg import errors
 from psycopg.types.json import Jsonb
@@ -28,7 +30,7 @@ from psycopg.types.json import Jsonb
 from ..lab.locks import RECENT_DEADLOCKS, DeadlockVictim
 from ..settings import Config
 from . import sql
-from .database import Database, worker_name
+from .database import Database, one, worker_name
 
 #: First key of the advisory locks, and what each names.
 ADVISORY_KEYS = {1: "account", 2: "checkout", 3: "checkout slot", 4: "checkout in flight", 5: "checkout queue place"}
@@ -39,7 +41,7 @@ STEP = re.compile(r"Process (\d+) waits for (.+?); blocked by process (\d+)\.")
 class DatabaseDeadlock(DeadlockVictim):
     """This transfer's transaction was chosen by PostgreSQL as a deadlock victim and rolled back."""
 
-    def __init__(self, deadlock: dict):
+    def __init__(self, deadlock: dict[str, Any]):
         self.deadlock = deadlock
         postgres = deadlock["postgres"]
         Exception.__init__(
@@ -50,7 +52,7 @@ class DatabaseDeadlock(DeadlockVictim):
         )
 
 
-def parse_cycle(detail: str) -> list[dict]:
+def parse_cycle(detail: str) -> list[dict[str, Any]]:
     """PostgreSQL's 'Process A waits for L; blocked by process B.' lines as steps of the cycle."""
     return [
         {"process": int(waiter), "waits_for": lock, "blocked_by": int(holder)}
@@ -58,7 +60,7 @@ def parse_cycle(detail: str) -> list[dict]:
     ]
 
 
-def record_deadlock(db: Database, error: errors.DeadlockDetected, accounts: tuple[str, ...]) -> dict:
+def record_deadlock(db: Database, error: errors.DeadlockDetected, accounts: tuple[str, ...]) -> dict[str, Any]:
     """Keep PostgreSQL's account of a deadlock this request lost (the detecting process is the first step)."""
     diag = error.diag
     detail, context = diag.message_detail or "", diag.context or ""
@@ -68,14 +70,22 @@ def record_deadlock(db: Database, error: errors.DeadlockDetected, accounts: tupl
         me = f"bankapp {worker_name()}"
         for index, step in enumerate(cycle):
             step["backend"] = me if index == 0 else names.get(step["process"])
-        row_id, detected_at = conn.execute(
-            sql.RECORD_DEADLOCK, (worker_name(), sorted(accounts), detail, Jsonb(cycle), context)
-        ).fetchone()
+        row_id, detected_at = one(
+            conn.execute(sql.RECORD_DEADLOCK, (worker_name(), sorted(accounts), detail, Jsonb(cycle), context))
+        )
         conn.execute(sql.PRUNE_DEADLOCKS, (row_id, RECENT_DEADLOCKS))
     return deadlock_record(row_id, detected_at, worker_name(), sorted(accounts), detail, cycle, context)
 
 
-def deadlock_record(row_id, detected_at, detected_by, accounts, detail, cycle, context="") -> dict:
+def deadlock_record(
+    row_id: int,
+    detected_at: datetime,
+    detected_by: str,
+    accounts: list[str],
+    detail: str,
+    cycle: list[dict[str, Any]],
+    context: str = "",
+) -> dict[str, Any]:
     return {
         "id": row_id,
         "detected_at": detected_at.isoformat(timespec="milliseconds"),
@@ -88,7 +98,7 @@ def deadlock_record(row_id, detected_at, detected_by, accounts, detail, cycle, c
     }
 
 
-def describe_lock(row: tuple, config: Config) -> str:
+def describe_lock(row: tuple[Any, ...], config: Config) -> str:
     _, locktype, _, _, relation, page, tuple_, xid, classid, objid, _ = row
     if locktype == "tuple":
         return f"row ({page},{tuple_}) of {relation}"
@@ -100,7 +110,7 @@ def describe_lock(row: tuple, config: Config) -> str:
     return f"advisory lock ({what} {objid})" if what != "checkout" else "advisory checkout lock"
 
 
-def debug_locks(db: Database, config: Config) -> dict:
+def debug_locks(db: Database, config: Config) -> dict[str, Any]:
     """The live wait-for graph from `pg_stat_activity`, `pg_blocking_pids()` and `pg_locks`, and the recent
     deadlocks, for `/debug/locks`."""
     with db.transaction() as conn:
@@ -112,7 +122,7 @@ def debug_locks(db: Database, config: Config) -> dict:
         detected = (detected.fetchone() or (0,))[0]
     names = {row[0]: row[1] for row in backends}
 
-    def backend(pid: int) -> dict:
+    def backend(pid: int) -> dict[str, Any]:
         return {"pid": pid, "name": names.get(pid) or "(another session)"}
 
     waiting = {row[0]: describe_lock(row, config) for row in locks if not row[3]}
@@ -138,12 +148,13 @@ def debug_locks(db: Database, config: Config) -> dict:
     }
 
 
-def cycles(graph: dict[int, list[int]], edges: list[dict]) -> list[dict]:
+def cycles(graph: dict[int, list[int]], edges: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Cycles in the waiter -> holder graph: deadlocks PostgreSQL has not broken yet (it will, after
     `deadlock_timeout`)."""
     for edge in edges:
         graph[edge["waiter"]["pid"]].append(edge["holder"]["pid"])
-    found, seen = [], set()
+    found: list[dict[str, Any]] = []
+    seen: set[int] = set()
     for start in graph:
         path, node = [], start
         while node in graph and node not in path:

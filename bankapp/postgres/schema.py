@@ -20,12 +20,16 @@ at once do not race each other's DDL.
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from ..lab.shop import CATALOGUE
-from ..settings import Config, SettingsError, describe, hide_password
+from ..settings import Config, SettingsError, describe
+from ..settings.values import hide_password
+from .database import database_url
 
 SCHEMA_VERSION = 3  # 2: the writes log and the races (forensics); 3: Idempotency-Key answers
 #: Key of the advisory lock that serializes `prepare` across servers starting at once.
@@ -88,7 +92,7 @@ TABLES = (
 GAUGE_NAMES = ("checkout.in_flight", "checkout.waiting", "checkout.gateway", "transfers.in_flight")
 
 
-def connect(url: str, **kwargs) -> psycopg.Connection:
+def connect(url: str, **kwargs: Any) -> psycopg.Connection:
     """A connection, or `SettingsError` naming `database_url` and what libpq said."""
     try:
         return psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT, autocommit=True, **kwargs)
@@ -102,11 +106,12 @@ def connect(url: str, **kwargs) -> psycopg.Connection:
 
 def prepare(config: Config, explicit: set[str] | frozenset[str] = frozenset()) -> Config:
     """Make the database ready for `config` and return the settings in force (see the module docstring)."""
-    with connect(config.database_url, application_name="bankapp prepare") as conn, conn.transaction():
+    url = database_url(config)
+    with connect(url, application_name="bankapp prepare") as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", PREPARE_LOCK)
         for statement in TABLES:
             conn.execute(statement)
-        check_version(conn, config.database_url)
+        check_version(conn, url)
         settled = settle_settings(conn, config, explicit)
         seed(conn, settled)
     return settled

@@ -38,7 +38,7 @@ from ..lab.forensics import CALLER, NOBODY
 from ..lab.store import StoreUnavailable
 from ..settings import Config, apply_patch, check_patch, describe
 from . import sql
-from .database import Database, worker_name
+from .database import Database, one, worker_name
 
 
 class DatabaseSettings:
@@ -107,9 +107,9 @@ class DatabaseSettings:
         """
         changes = check_patch(changes)
         with self.db.transaction() as conn:
-            _, body = conn.execute(sql.LOCK_SETTINGS).fetchone()
+            _, body = one(conn.execute(sql.LOCK_SETTINGS))
             config = apply_patch(self._build(body), changes)
-            latest = conn.execute(sql.WRITE_SETTINGS, (Jsonb(config.shared()), worker_name())).fetchone()[0]
+            latest = one(conn.execute(sql.WRITE_SETTINGS, (Jsonb(config.shared()), worker_name())))[0]
         self._cached = (latest, config)
         if CALLER.get() is not NOBODY:
             self._request.held = (CALLER.get(), config)  # the rest of this request runs under what it wrote

@@ -33,17 +33,18 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from psycopg import errors
 
 from ..lab.admission import Admission, Gate
 from ..lab.guards import Guard, GuardSet
 from ..lab.reservoir import Reservoir
-from ..lab.shop import Order, OutOfStock, PaymentGateway, Shop
+from ..lab.shop import Checkouts, Order, OutOfStock, PaymentGateway
 from ..settings import Config
 from . import sql
 from .counters import FLIGHT_KEY, QUEUE_KEY, Counters
-from .database import Database, lock_timeout_setting, release_all
+from .database import Database, lock_timeout_setting, one, release_all
 from .store import StockTable
 
 #: First keys of the checkout's advisory locks (see `locks.ADVISORY_KEYS`).
@@ -64,7 +65,7 @@ class AdvisoryLockGuard(Guard):
     def _acquire(self, timeout: float) -> bool:
         with self.db.connection() as conn:
             if timeout == 0:
-                return conn.execute(sql.TRY_ADVISORY_LOCK, (CHECKOUT_KEY, 0)).fetchone()[0]
+                return one(conn.execute(sql.TRY_ADVISORY_LOCK, (CHECKOUT_KEY, 0)))[0]
             try:
                 waited = lock_timeout_setting(None if timeout < 0 else timeout * 1000)
                 conn.execute(sql.WAIT_ADVISORY_LOCK, (waited, CHECKOUT_KEY, 0))
@@ -110,7 +111,7 @@ class AdvisorySemaphoreGuard(Guard):
 
     def available_permits(self) -> int:
         with self.db.connection() as conn:
-            held = conn.execute(sql.ADVISORY_HELD, (SLOT_KEY,)).fetchone()[0]
+            held = one(conn.execute(sql.ADVISORY_HELD, (SLOT_KEY,)))[0]
         return max(0, self.permits - held)
 
 
@@ -151,7 +152,7 @@ class DatabaseAdmission(Admission):
             if row is None:
                 return False
             self._place.value = row[0]
-            waiting = conn.execute(sql.ADVISORY_HELD, (QUEUE_KEY,)).fetchone()[0]
+            waiting = one(conn.execute(sql.ADVISORY_HELD, (QUEUE_KEY,)))[0]
             conn.execute(sql.RAISE_PEAK, (waiting, "checkout.waiting"))
         return True
 
@@ -164,11 +165,11 @@ class DatabaseAdmission(Admission):
     def _count_rejection(self, reason: str) -> tuple[int, int]:
         with self.counters.db.connection() as conn:
             conn.execute(sql.REJECT, (f"checkout.rejected.{reason}",))
-            in_flight = conn.execute(sql.HOLDERS, (FLIGHT_KEY, 0)).fetchone()[0]
-            waiting = conn.execute(sql.ADVISORY_HELD, (QUEUE_KEY,)).fetchone()[0]
+            in_flight = one(conn.execute(sql.HOLDERS, (FLIGHT_KEY, 0)))[0]
+            waiting = one(conn.execute(sql.ADVISORY_HELD, (QUEUE_KEY,)))[0]
         return in_flight, waiting
 
-    def wait_summary(self) -> dict:
+    def wait_summary(self) -> dict[str, Any]:
         with self._lock:
             return self._waits.summary()
 
@@ -186,7 +187,7 @@ class DatabaseGateway(PaymentGateway):
     def _enter(self) -> int:
         with self.counters.db.connection() as conn:
             conn.execute(sql.HOLD_SHARED, (FLIGHT_KEY, 1))
-            return conn.execute(sql.HOLDERS_AND_PEAK, (FLIGHT_KEY, 1, "checkout.gateway")).fetchone()[0]
+            return one(conn.execute(sql.HOLDERS_AND_PEAK, (FLIGHT_KEY, 1, "checkout.gateway")))[0]
 
     def _leave(self) -> None:
         with self.counters.db.connection() as conn:
@@ -204,7 +205,7 @@ class DatabaseSales:
 
     def next_order_id(self) -> str:
         with self.counters.db.connection() as conn:
-            return f"ord-{conn.execute(sql.NEXT_ORDER_ID).fetchone()[0]:06d}"
+            return f"ord-{one(conn.execute(sql.NEXT_ORDER_ID))[0]:06d}"
 
     def reserved(self, sku: str, quantity: int) -> None:
         self.stock.count_sold(sku, quantity)
@@ -229,21 +230,24 @@ class DatabaseSales:
         with self._lock:
             self._latency.clear()
 
-    def latency_summary(self) -> dict:
+    def latency_summary(self) -> dict[str, Any]:
         with self._lock:
             return self._latency.summary()
 
 
-class DatabaseShop(Shop):
-    """The domain's `Shop`, its stock and counters in PostgreSQL, with the fleet-wide advisory guards."""
+class DatabaseShop(Checkouts[StockTable, DatabaseSales]):
+    """The domain's checkouts, their stock and counters in PostgreSQL, with the fleet-wide advisory guards."""
+
+    admission: DatabaseAdmission
+    gateway: DatabaseGateway
 
     def __init__(self, db: Database, config: Callable[[], Config], guards: GuardSet, gate: Gate, counters: Counters):
-        super().__init__(config, guards, gate, inventory=StockTable(db))
+        stock = StockTable(db)
+        super().__init__(config, guards, gate, stock, DatabaseSales(counters, stock))
         self.db = db
         self.counters = counters
         self.admission = DatabaseAdmission(counters)
         self.gateway = DatabaseGateway(counters)
-        self.ledger = DatabaseSales(counters, self.inventory)
         self._advisory: dict[tuple[str, int], Guard] = {}
 
     def admission_guard(self, config: Config) -> Guard:
@@ -283,7 +287,9 @@ class DatabaseShop(Shop):
             return guard.available_permits()
         return super().available_permits(config)  # a Python semaphore's: this worker's alone
 
-    def report(self, config: Config, counters: dict[str, int], gauges: dict, stock: list[tuple]) -> dict:
+    def report(
+        self, config: Config, counters: dict[str, int], gauges: dict[str, Any], stock: list[tuple[Any, ...]]
+    ) -> dict[str, Any]:
         """`/stats`' checkout section, from one snapshot (the percentiles are this worker's)."""
         in_flight, peak = gauges.get("checkout.in_flight", (0, 0))
         waiting, peak_waiting = gauges.get("checkout.waiting", (0, 0))

@@ -22,6 +22,7 @@ as two threads are.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, overload
 
 from psycopg import Connection
 from psycopg.types.json import Jsonb
@@ -32,7 +33,7 @@ from ..lab.store import UnknownAccount
 from ..settings import Config
 from . import sql
 from .counters import Counters
-from .database import Database
+from .database import Database, one
 
 #: How many versions an erasure's walk fetches from the writes log at a time.
 WALK_FETCH = 64
@@ -73,7 +74,7 @@ class PostgresStore:
         with self.db.connection() as conn:
             conn.execute(sql.RESET_ACCOUNTS)
 
-    def races(self, limit: int = RECENT) -> dict:
+    def races(self, limit: int = RECENT) -> dict[str, Any]:
         """The newest `limit` erasures of the whole fleet, and totals of them all, from one snapshot."""
         with self.db.transaction(isolation=sql.SNAPSHOT) as conn:
             rows = conn.execute(sql.RECENT_RACES, (limit,)).fetchall()
@@ -87,7 +88,7 @@ class PostgresStore:
 # --- the write path: every balance read and write of the postgres store ---------------------------------------
 
 
-def read_balance(conn: Connection, account_id: str, lock: str = "", settings: dict | None = None) -> int:
+def read_balance(conn: Connection, account_id: str, lock: str = "", settings: dict[str, Any] | None = None) -> int:
     """The balance (its version remembered for the write to come); `lock` is '', 'wait' (FOR UPDATE)
     or 'nowait' (FOR UPDATE NOWAIT).
 
@@ -119,16 +120,26 @@ def write_balance(conn: Connection, account_id: str, balance: int, counts: sql.C
     if read is None:  # a blind write: computed from nothing, it overwrites what is there now
         read_balance(conn, account_id)
         read = SEEN.take(account_id)
+        assert read is not None, "read_balance records what it read"
     read_from, parent, read_at = read
-    caller = who()._asdict()
+    writer = who()
+    caller = writer._asdict()
     params = {"id": account_id, "balance": balance, "parent": parent, "delta": balance - read_from, "read_at": read_at}
-    written, version, at = conn.execute(sql.WRITE_BALANCE, {**params, **caller, **counts.params()}).fetchone()
+    written, version, at = one(conn.execute(sql.WRITE_BALANCE, {**params, **caller, **counts.params()}))
     if version - 1 != parent:  # only a race pays for the walk
-        write = Write(account_id, version, parent, balance - read_from, balance, *caller.values(), read_at, at)
+        write = Write(account_id, version, parent, balance - read_from, balance, *writer, read_at, at)
         record_erasure(conn, write, version - 1)
     if version % PRUNE_EVERY == 0:
         conn.execute(sql.PRUNE_WRITES, (account_id, version - HISTORY))
     return written
+
+
+@overload
+def add_to_balance(conn: Connection, account_id: str, delta: int, counts: sql.Counts, floor: None = None) -> int: ...
+
+
+@overload
+def add_to_balance(conn: Connection, account_id: str, delta: int, counts: sql.Counts, floor: int) -> int | None: ...
 
 
 def add_to_balance(
@@ -187,7 +198,7 @@ class StockTable:
 
     def read(self, sku: str) -> int:
         with self.db.connection() as conn:
-            return conn.execute(sql.READ_STOCK, (sku,)).fetchone()[0]
+            return one(conn.execute(sql.READ_STOCK, (sku,)))[0]
 
     def write(self, sku: str, units: int) -> None:
         with self.db.connection() as conn:
@@ -224,6 +235,9 @@ class DatabaseLedger:
         self.counters = counters
         self.initial_balance = initial_balance
 
+    def reset(self) -> None:
+        pass  # the counts are columns of the accounts' rows, which `PostgresStore.reset` restores
+
     def _count(self, account_id: str, counts: sql.Counts) -> None:
         with self.db.connection() as conn:
             count_only(conn, account_id, counts)
@@ -243,12 +257,12 @@ class DatabaseLedger:
     def refused(self, reason: str) -> None:
         self.counters.add(f"refused.{reason}")
 
-    def rows(self) -> list[tuple]:
+    def rows(self) -> list[tuple[Any, ...]]:
         with self.db.connection() as conn:
             return conn.execute(sql.LEDGER).fetchall()
 
     @staticmethod
-    def report(rows: list[tuple], counters: dict[str, int]) -> dict:
+    def report(rows: list[tuple[Any, ...]], counters: dict[str, int]) -> dict[str, Any]:
         """`LedgerStats.report` from the accounts' rows and the counters, read in one snapshot."""
         per_account = {}
         for account_id, balance, opening, deposits, deposit_amount, _, withdrawal_amount, net in rows:

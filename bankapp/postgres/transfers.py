@@ -29,6 +29,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
 from psycopg import Connection, errors
 
@@ -41,7 +42,7 @@ from ..settings import Config
 from . import sql
 from .bank import DatabaseLock
 from .counters import FLIGHT_KEY, Counters
-from .database import Database, release_all
+from .database import Database, one, release_all
 from .locks import DatabaseDeadlock, debug_locks, record_deadlock
 from .store import read_balance, write_balance
 
@@ -160,7 +161,7 @@ class DatabaseTransferDesk:
         self.counters = counters
         self.gate = gate  # this worker's share of the cap on requests waiting on locks
 
-    def transfer(self, source: str, target: str, amount: int) -> dict:
+    def transfer(self, source: str, target: str, amount: int) -> dict[str, Any]:
         """Move `amount` cents from `source` to `target`; all of it or nothing."""
         config = self._config()
         for account in (source, target):
@@ -172,7 +173,7 @@ class DatabaseTransferDesk:
         with self.gate.enter("transfer"):
             return self._transfer(config, leg)
 
-    def _transfer(self, config: Config, leg: Leg) -> dict:
+    def _transfer(self, config: Config, leg: Leg) -> dict[str, Any]:
         """On one connection, holding a shared advisory lock while in flight: `in_flight` is counted from the
         locks held, so a transfer cut by the database going away never leaves it raised (see `sql.HOLD_SHARED`).
         """
@@ -184,7 +185,7 @@ class DatabaseTransferDesk:
             finally:
                 release_all(conn)
 
-    def _run(self, config: Config, leg: Leg) -> dict:
+    def _run(self, config: Config, leg: Leg) -> dict[str, Any]:
         source, target, amount = leg.source, leg.target, leg.amount
         try:
             POLICIES[config.transfer_policy](self, leg)
@@ -207,7 +208,7 @@ class DatabaseTransferDesk:
             "retries": leg.retries,
         }
 
-    def audit(self) -> dict:
+    def audit(self) -> dict[str, Any]:
         """Every balance in one snapshot (one statement), against the expected total; no lock taken.
 
         In memory the audit takes every account lock to see a state between
@@ -219,18 +220,20 @@ class DatabaseTransferDesk:
         """
         config = self._config()
         with self.db.connection() as conn:
-            total, expected, negative, accounts = conn.execute(sql.AUDIT).fetchone()
+            total, expected, negative, accounts = one(conn.execute(sql.AUDIT))
         self.counters.add("transfers.audits")
         if total != expected:
             self.counters.add("transfers.wrong_total_reads")
         return audit_answer(total, expected, list(negative), config.transfer_policy, accounts)
 
-    def debug_locks(self) -> dict:
+    def debug_locks(self) -> dict[str, Any]:
         config = self._config()
         return {"policy": config.transfer_policy, **debug_locks(self.db, config)}
 
     @staticmethod
-    def report(config: Config, counters: dict[str, int], gauges: dict, ledger: dict) -> dict:
+    def report(
+        config: Config, counters: dict[str, int], gauges: dict[str, Any], ledger: dict[str, Any]
+    ) -> dict[str, Any]:
         """`/stats`' transfers section, from one snapshot."""
         total = sum(row["balance"] for row in ledger["per_account"].values())
         opening = total - ledger["balance_change"]

@@ -75,6 +75,8 @@ class BoundedChunkedReader(ChunkedReader):
 class BoundedRequest(Request):
     """gunicorn's request, its chunked bodies read by `BoundedChunkedReader`."""
 
+    body: Body
+
     def set_body_reader(self):
         super().set_body_reader()
         if isinstance(self.body.reader, ChunkedReader):

@@ -127,8 +127,10 @@ class ServerProcess:
             raise
 
     def _read_output(self) -> None:
+        stdout = self.process.stdout
+        assert stdout is not None, "started with stdout=PIPE"
         try:
-            for line in self.process.stdout:
+            for line in stdout:
                 self.output.append(line)
                 if self._log:
                     self._log.write(line)
@@ -138,7 +140,7 @@ class ServerProcess:
                     self._ready.set()
         finally:  # the output ended: the server is gone
             self._ready.set()
-            self.process.stdout.close()
+            stdout.close()
             if self._log:
                 self._log.close()
 

@@ -135,11 +135,11 @@ class Stopping:
         with self._lock:
             if self._began is not None:
                 return
-            self._began = time.monotonic()
-        threading.Thread(target=self._watch, name="bankapp-stopping", daemon=True).start()
+            began = self._began = time.monotonic()
+        threading.Thread(target=self._watch, args=(began,), name="bankapp-stopping", daemon=True).start()
 
-    def _watch(self) -> None:
-        deadline = self._began + max(self.graceful_timeout - MARGIN_S, 0.5)
+    def _watch(self, began: float) -> None:
+        deadline = began + max(self.graceful_timeout - MARGIN_S, 0.5)
         announced = False
         while True:
             time.sleep(0.1)
@@ -147,10 +147,10 @@ class Stopping:
             if not running:
                 continue  # the worker exits the usual way and says its last line (unless a late request sticks)
             now = time.monotonic()
-            if not announced and now - self._began >= ANNOUNCE_AFTER_S:
+            if not announced and now - began >= ANNOUNCE_AFTER_S:
                 announced = True
                 say(
-                    f"bankapp: stopping; waiting up to {deadline - self._began:g} s for "
+                    f"bankapp: stopping; waiting up to {deadline - began:g} s for "
                     f"{plural(len(running), 'request')} in flight"
                 )
             if now >= deadline or self._stuck_for_good(running):

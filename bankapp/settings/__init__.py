@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Mapping
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -247,11 +248,11 @@ class Config(BaseModel):
 
     def shared(self) -> dict[str, Any]:
         """What every process of a fleet shares (the postgres store keeps it in the database)."""
-        return self.model_dump(exclude=PROCESS_ONLY)
+        return self.model_dump(exclude=set(PROCESS_ONLY))
 
     def process(self) -> dict[str, Any]:
         """What is this process's own: how it runs, and where it finds the shared rest."""
-        return self.model_dump(include=PROCESS_ONLY)
+        return self.model_dump(include=set(PROCESS_ONLY))
 
 
 class SettingsError(ValueError):
@@ -293,7 +294,7 @@ def expand_guard(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def from_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The `BANKAPP_*` variables that name a setting, by setting name."""
     environ = os.environ if environ is None else environ
     names = set(Config.model_fields) | {"guard"}
@@ -342,14 +343,14 @@ def check_patch(changes: Any) -> dict[str, Any]:
     """A `PATCH /admin/config` body with `guard` expanded, or the refusal naming what cannot change at runtime."""
     if not isinstance(changes, dict):
         raise SettingsError("the body must be a JSON object of settings")
-    changes = expand_guard(changes)
-    fixed = sorted((STARTUP_ONLY | {"admin_token"}) & changes.keys())
+    expanded = expand_guard(changes)
+    fixed = sorted((STARTUP_ONLY | {"admin_token"}) & expanded.keys())
     if fixed:
         raise SettingsError(
             f"{', '.join(fixed)}: can only be set at start (flag or BANKAPP_ variable), not at runtime",
             [{"setting": name, "message": "can only be set at start", "type": "startup_only"} for name in fixed],
         )
-    return changes
+    return expanded
 
 
 def apply_patch(config: Config, changes: dict[str, Any]) -> Config:

@@ -11,11 +11,12 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from .levels import DEFAULT_USERS, LevelError, parse_keys, parse_race_windows, parse_rates, parse_users
 
 #: --quick: a sweep for a demo, within 90 s on two cores.
-QUICK = {"users": [1, 4, 16], "repeat": 3, "duration": 1.5, "warmup": 0.5}
+QUICK: dict[str, Any] = {"users": [1, 4, 16], "repeat": 3, "duration": 1.5, "warmup": 0.5}
 
 
 def add_parser(commands) -> None:

@@ -63,13 +63,13 @@ class Sweep:
 
     @property
     def levels(self) -> list[float]:
-        return list(self.rates) if self.open_loop else [float(users) for users in self.users]
+        return list(self.rates) if self.rates is not None else [float(users) for users in self.users]
 
     def chosen_guards(self) -> list[str]:
         return self.guards or DEFAULT_GUARDS[(self.store, self.scenario)]
 
     def series_labels(self) -> list[tuple[str, float | None]]:
-        windows = self.race_windows or [None]
+        windows: list[float | None] = [*self.race_windows] if self.race_windows else [None]
         return [(guard, window) for guard in self.chosen_guards() for window in windows]
 
     def runs(self) -> int:

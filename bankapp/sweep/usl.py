@@ -74,9 +74,12 @@ def fit(ns: list[float], xs: list[float]) -> Fit | None:
     lam, sigma, kappa = float(lam), float(sigma), float(kappa)
     if kappa < KAPPA_ZERO:  # the optimizer's rounding off the bound: no coherency cost worth a peak
         kappa = 0.0
+    n_star: float | None
+    peak_n: float | None
+    peak_x: float | None
     if kappa > 0:
-        n_star = math.sqrt(max(0.0, 1 - sigma) / kappa)
-        peak_n, peak_x = n_star, float(throughput(max(n_star, 1.0), lam, sigma, kappa))
+        n_star = peak_n = math.sqrt(max(0.0, 1 - sigma) / kappa)
+        peak_x = float(throughput(max(peak_n, 1.0), lam, sigma, kappa))
     else:
         n_star, peak_n = None, None
         peak_x = lam / sigma if sigma > 0 else None

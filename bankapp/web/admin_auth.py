@@ -163,7 +163,7 @@ def host_allowed(host: str | None, config: Config) -> bool:
 def check_host(request: Request, config: Config) -> None:
     """421 for a Host this server is not reached by (see the module)."""
     host = request.environ.get("HTTP_HOST")
-    if host_allowed(host, config):
+    if not host or host_allowed(host, config):
         return
     raise Problem(
         421,
@@ -214,4 +214,6 @@ def same_origin(origin: str, host: str | None) -> bool:
 def has_admin_token(request: Request, config: Config) -> bool:
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     token = config.admin_token
-    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+    if not token:
+        return False
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask.globals import request_ctx
+from flask.json.provider import DefaultJSONProvider
 from flask_openapi3 import Info
 
 from ..boot import build_lab
@@ -57,6 +58,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> BankApp:
     app.url_map.merge_slashes = False
     app.request_class = BodyRequest  # one body reader for every route (see `body`)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    assert isinstance(app.json, DefaultJSONProvider)  # Flask's own, which can keep keys in order
     app.json.sort_keys = False
     app.extensions["bankapp"] = lab = build_lab(config)
     problems.init_app(app)

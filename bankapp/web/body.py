@@ -36,6 +36,7 @@ the models say what is missing (422).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -136,8 +137,7 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     names SHOULD be unique; parsers differ on which wins), and a validator upstream may have seen the other."""
     value = dict(pairs)
     if len(value) != len(pairs):
-        seen: set[str] = set()
-        repeated = next(name for name, _ in pairs if name in seen or seen.add(name))
+        repeated = first_repeated(name for name, _ in pairs)
         raise DuplicateKey(f"has the key {repeated!r} more than once in one object")
     return value
 
@@ -194,3 +194,13 @@ class BodyRequest(Request):
                 f"Content-Type must be application/json, got {self.mimetype or 'none'}",
             )
         return parse_json(data)
+
+
+def first_repeated(names: Iterable[str]) -> str:
+    """The first name that comes a second time."""
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            return name
+        seen.add(name)
+    raise ValueError("no name comes twice")

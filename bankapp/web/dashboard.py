@@ -23,7 +23,7 @@ from .views.dispatch import Blueprint as APIBlueprint
 
 bp = APIBlueprint("dashboard", __name__, abp_tags=[Tag(name="dashboard", description="the live dashboard")])
 
-#: The vendored chart library: uPlot, small and fast for time series (see the README).
+#: The vendored chart library: uPlot, small and fast for time series (see docs/dashboard.md).
 UPLOT = "vendor/uplot-1.6.32"
 HTML_RESPONSE = {"description": "the dashboard page", "content": {"text/html": {"schema": {"type": "string"}}}}
 

@@ -46,6 +46,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from flask import Flask, Response, current_app, request
 
@@ -90,13 +91,21 @@ class Answer:
         return response
 
 
+class Done(Protocol):
+    """How a request waits for the first run's answer: a `threading.Event` here, `_Polled` across workers."""
+
+    def set(self) -> None: ...
+
+    def wait(self, timeout: float) -> bool: ...
+
+
 @dataclass
 class Entry:
     """One key: the request it was first used for, and its answer once known."""
 
     fingerprint: str
     created: float
-    done: threading.Event = field(default_factory=threading.Event)
+    done: Done = field(default_factory=threading.Event)
     answer: Answer | None = None
 
 
@@ -262,7 +271,7 @@ def idempotent(view: Callable) -> Callable:
         check_key(key)
         return run_once(current_app.extensions[EXTENSION], key, fingerprint(kwargs), lambda: view(*args, **kwargs))
 
-    wrapper.__idempotent__ = True
+    wrapper.__dict__["__idempotent__"] = True  # read back by `documented_operations`
     return wrapper
 
 
@@ -355,7 +364,7 @@ def documented_operations(app: Flask) -> set[tuple[str, str]]:
     for rule in app.url_map.iter_rules():
         if getattr(app.view_functions.get(rule.endpoint), "__idempotent__", False):
             path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
-            found |= {(path, method.lower()) for method in rule.methods - {"HEAD", "OPTIONS"}}
+            found |= {(path, method.lower()) for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}}
     return found
 
 

@@ -41,8 +41,8 @@ import tempfile
 import threading
 import time
 
-from flask import Flask, Request, Response, current_app, request
-from flask_openapi3 import Tag
+from flask import Request, Response, current_app, request
+from flask_openapi3 import OpenAPI, Tag
 
 from ..lab import LabLike
 from ..lab.admission import REASONS as CHECKOUT_REJECTIONS
@@ -132,7 +132,7 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=None,  # each app registers its own, so every create_app() starts from zero
         )
-        self._children: dict[tuple[str, str, str], object] = {}  # labels -> the histogram's child
+        self._children: dict[tuple[str, str, str], Histogram] = {}  # labels -> the histogram's child
 
     def registry(self):
         from prometheus_client import CollectorRegistry
@@ -256,7 +256,7 @@ def lab_families(stats: dict, created: float, resets: int) -> list:
     return families
 
 
-def init_app(app: Flask, lab: LabLike, workers: int) -> Metrics:
+def init_app(app: OpenAPI, lab: LabLike, workers: int) -> Metrics:
     """Keep the latency histogram (`every_request` times each request into it) and serve `/metrics`.
 
     `workers` comes from the settings the process started with, never from

@@ -227,17 +227,18 @@ def _from_exception(error: Exception) -> Problem:
         # keep what the exception says besides its body, such as a 405's `Allow`
         headers = {key: value for key, value in error.get_headers() if key.lower() != "content-type"}
         return Problem(error.code or 500, slug, error.name, error.description or error.name, headers=headers)
-    if getattr(error, "sqlstate", None) in DATABASE_CONFLICTS:
+    sqlstate = getattr(error, "sqlstate", None)
+    if sqlstate in DATABASE_CONFLICTS:
         # a refusal the database makes on purpose that no domain code answered: the request changed
         # nothing (its transaction was rolled back), and trying again is the answer
         return Problem(
             503,
             "database-conflict",
             "Database conflict",
-            f"the database refused this request to keep another one safe ({DATABASE_CONFLICTS[error.sqlstate]}); "
+            f"the database refused this request to keep another one safe ({DATABASE_CONFLICTS[sqlstate]}); "
             "its transaction was rolled back and nothing changed: try again",
             headers={"Retry-After": "1"},
-            sqlstate=error.sqlstate,
+            sqlstate=sqlstate,
         )
     log.exception("unhandled error")
     return Problem(500, "internal-error", "Internal server error", f"{type(error).__name__}: the server failed")

@@ -8,7 +8,7 @@ the one rule for integral numbers, which settings follow too).
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
@@ -202,7 +202,10 @@ def _config_patch() -> type[BaseModel]:
     return create_model("ConfigPatch", __config__=ConfigDict(extra="forbid"), **fields)
 
 
-ConfigOut = _config_out()
+if TYPE_CHECKING:  # made field for field from `Config` at import: to a type checker, a model
+    ConfigOut = BaseModel
+else:
+    ConfigOut = _config_out()
 ConfigPatch = _config_patch()
 
 

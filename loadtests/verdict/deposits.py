@@ -64,7 +64,7 @@ def check_balances(run: Run, money: Money, section: dict, verdict: Verdict) -> N
     for account in money.accounts.values():
         if not (account.deposited or account.owner in ours):
             continue
-        row = {
+        row: dict[str, Any] = {
             "acknowledged_amount": account.deposits[0],
             "attempted_amount": account.deposits[1],
             "balance_change": account.change,

@@ -106,7 +106,7 @@ class Run:
         found = stats.get(name) if isinstance(stats, dict) else None
         return found if isinstance(found, dict) else None
 
-    def growth(self, name: str, key: str) -> int | None:
+    def growth(self, name: str, key: str) -> float | None:
         """A counter's growth over the run; None if the server does not keep it."""
         now = (self.section(name) or {}).get(key)
         if not isinstance(now, int | float):

@@ -21,7 +21,7 @@ def newest_first(races: dict, before: dict | None) -> list[dict]:
 def example(events: list[dict]) -> dict | None:
     """The newest erasure of a single write, else the newest erasure."""
     simple = [event for event in events if len(event["erased"]) == 1 and not event["revived"] and event["complete"]]
-    return (simple or events or [None])[0]
+    return next(iter(simple or events), None)
 
 
 def judge_races(run: Run, verdict: Verdict) -> dict | None:

@@ -383,6 +383,6 @@ def test_the_wheel_built_from_the_context_alone_carries_the_assets_and_the_locus
     assert "bankapp = bankapp.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
-def test_the_readme_quotes_bankapp_urls_as_it_prints():
+def test_the_docs_quote_bankapp_urls_as_it_prints():
     printed = urls.render("localhost", urls.PROXY_PORT, urls.LOCUST_PORT, urls.PROMETHEUS_PORT, environ={})
-    assert f"```\n{printed}\n```" in (ROOT / "README.md").read_text()
+    assert f"```\n{printed}\n```" in (ROOT / "docs" / "containers.md").read_text()

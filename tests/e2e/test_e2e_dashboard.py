@@ -6,7 +6,7 @@ server while the page polls it. Without /usr/bin/chromium the tests skip,
 except under CI=true (`.ci/run` installs it).
 
 `BANKAPP_SCREENSHOT=docs/dashboard.png pytest tests/e2e/test_e2e_dashboard.py -k screenshot`
-redraws the README's picture from a demo run.
+redraws the picture of the README and docs/dashboard.md from a demo run.
 """
 
 from __future__ import annotations
@@ -296,7 +296,8 @@ def test_the_last_exploration_is_drawn_as_a_lane_per_thread(server, page):
 
 @pytest.mark.skipif(not SCREENSHOT, reason="set BANKAPP_SCREENSHOT=docs/dashboard.png")
 def test_screenshot_of_a_demo_run(server, browser):
-    """The README's picture: unsafe deposits, then the flip to lock; a semaphore at capacity; naive transfers."""
+    """The picture of the README and docs/dashboard.md: unsafe deposits, then the flip to lock; a semaphore at
+    capacity; naive transfers."""
     server.configure(
         deposit_guard="unsafe", checkout_guard="semaphore", capacity=4, max_waiting=4, transfer_policy="naive"
     )

@@ -314,12 +314,12 @@ def test_a_replay_gives_the_same_result_while_the_lab_it_runs_in_is_busy():
     assert busy.store.snapshot()["acc-00"] > 100_000
 
 
-def test_the_readme_shows_exactly_what_these_replays_print():
-    """The README quotes real replays at the default settings; a replay prints the same every run, so the quote
-    must be exact."""
+def test_the_docs_show_exactly_what_these_replays_print():
+    """docs/interleave.md quotes real replays at the default settings; a replay prints the same every run, so the
+    quote must be exact."""
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    page = (Path(__file__).resolve().parents[2] / "docs" / "interleave.md").read_text()
     defaults = load({}, environ={})
     for scenario, guard, schedule in [
         ("deposit", "unsafe", "a.read b.read a.write b.write"),
@@ -327,7 +327,7 @@ def test_the_readme_shows_exactly_what_these_replays_print():
         ("transfer", "naive", None),
     ]:
         printed = "\n".join(render(replay(defaults, scenario, guard, schedule)))
-        assert f"```\n{printed}\n```" in readme, (scenario, guard)
+        assert f"```\n{printed}\n```" in page, (scenario, guard)
     with pytest.raises(InvalidSchedule) as refused:
         replay(defaults, "deposit", "unsafe", "a.read b.read a.write b.jump")
-    assert f"```\nbankapp interleave: {refused.value}\n```" in readme
+    assert f"```\nbankapp interleave: {refused.value}\n```" in page

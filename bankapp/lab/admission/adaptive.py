@@ -49,6 +49,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from threading import get_ident
+from typing import Any
 
 from ..guards import GUARDS, Guard
 
@@ -122,7 +123,9 @@ class VegasLimit:
 
     def _update(self, rtt: float, peak_in_flight: int) -> None:  # under self._lock
         self.updates += 1
-        queue = self.limit * (1 - self.rtt_noload / rtt) if rtt > 0 else 0.0
+        noload = self.rtt_noload
+        assert noload is not None, "sample() keeps it before any update"
+        queue = self.limit * (1 - noload / rtt) if rtt > 0 else 0.0
         self.last_queue = queue
         if peak_in_flight * 2 < self.limit:
             return  # app-limited: the load, not the limit, kept them few
@@ -131,7 +134,7 @@ class VegasLimit:
         elif queue > self.parameters.beta(self.limit):
             self.limit = self._bounded(self.limit - 1)
 
-    def report(self) -> dict:
+    def report(self) -> dict[str, Any]:
         with self._lock:
             noload = None if self.rtt_noload is None else round(self.rtt_noload * 1000, 3)
             queue = None if self.last_queue is None or math.isnan(self.last_queue) else round(self.last_queue, 2)

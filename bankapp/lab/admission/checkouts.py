@@ -40,8 +40,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from ..guards import Guard
 from ..reservoir import Reservoir
@@ -148,7 +149,14 @@ class Admission:
                 if acquired:
                     guard.release()
 
-    def _wait(self, guard: Guard, arrived: float, timeout: float | None, max_waiting: int, reject) -> float:
+    def _wait(
+        self,
+        guard: Guard,
+        arrived: float,
+        timeout: float | None,
+        max_waiting: int,
+        reject: Callable[[str], AdmissionRejected],
+    ) -> float:
         """Wait for the guard in a queue of at most `max_waiting`; admitted or raise (the guard given back)."""
         if timeout == 0:
             raise reject("full")
@@ -212,7 +220,7 @@ class Admission:
         self.admitted += 1
         self._waits.add(waited_ms)
 
-    def report(self) -> dict:
+    def report(self) -> dict[str, Any]:
         with self._lock:
             return {
                 "in_flight": self.in_flight,

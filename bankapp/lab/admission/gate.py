@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 from ...settings import RESERVED_THREADS
 
@@ -61,7 +62,7 @@ class ResetInProgress(Exception):
 class ResetBlocked(Exception):
     """A reset that gave up after `waited_s`: `blocking` are the operations still in flight. Nothing was reset."""
 
-    def __init__(self, waited_s: float, blocking: list[dict], database: str | None = None):
+    def __init__(self, waited_s: float, blocking: list[dict[str, Any]], database: str | None = None):
         self.waited_s = waited_s
         self.blocking = blocking
         if database is not None:  # the store's own exclusion (the postgres store's row locks) held it off
@@ -98,7 +99,7 @@ class Operation:
     def __enter__(self) -> Operation:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         gate = self.gate
         with gate._lock:
             del gate._inside[self.ident]
@@ -146,10 +147,10 @@ class Gate:
         self.peak_inside = 0
         self.refused: Counter[str] = Counter()
 
-    def enter(self, name: str) -> AbstractContextManager:
+    def enter(self, name: str) -> AbstractContextManager[object]:
         """Step in (leaving the returned block steps out again), or raise `ServerBusy` / `ResetInProgress`."""
         me = threading.current_thread()
-        ident = me.ident
+        ident = threading.get_ident()
         with self._lock:
             inside = self._inside
             if ident in inside:
@@ -174,7 +175,7 @@ class Gate:
 
     @contextmanager
     def closed(
-        self, unblock: Callable[[], object], describe: Callable[[list[Operation]], list[dict]]
+        self, unblock: Callable[[], object], describe: Callable[[list[Operation]], list[dict[str, Any]]]
     ) -> Iterator[None]:
         """Run the body with nobody inside and the door shut; `unblock()` is called while waiting.
 
@@ -206,7 +207,7 @@ class Gate:
                 self._resetting = False
                 self._changed.notify_all()
 
-    def report(self) -> dict:
+    def report(self) -> dict[str, Any]:
         with self._lock:
             return {
                 "limit": self.limit,

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 #: Writes the memory store remembers, of all accounts together (at least `HISTORY_EACH` of each): a read
 #: older than that many writes of its account gets an erasure whose writes are not all named (its cents
@@ -55,7 +55,7 @@ class Write(NamedTuple):
     def read_balance(self) -> int:
         return self.balance - self.delta
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "request_id": self.request_id,
             "operation": self.operation,
@@ -116,7 +116,7 @@ class Erasure:
             return sum(w.delta for w in self.erased) - sum(w.delta for w in self.revived)
         return self.overwrote_balance - self.eraser.read_balance
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "account": self.eraser.account,
             "at": datetime.fromtimestamp(self.eraser.at, UTC).isoformat(timespec="milliseconds"),
@@ -149,9 +149,9 @@ class History:
 
     def __init__(self, keep: int):
         self.keep = keep
-        self._rings: dict[str, list[tuple | None]] = {}
+        self._rings: dict[str, list[tuple[Any, ...] | None]] = {}
 
-    def add(self, write: tuple) -> None:
+    def add(self, write: tuple[Any, ...]) -> None:
         """`write` is a `Write`'s fields as a plain tuple."""
         ring = self._rings.get(write[0])
         if ring is None:

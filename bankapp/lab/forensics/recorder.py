@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from typing import Any
 
 from .chain import Erasure
 from .words import sentence
@@ -12,7 +13,7 @@ from .words import sentence
 RECENT = 100
 
 
-def totals_json(erasures: int, writes_erased: int, writes_revived: int, cents: int, incomplete: int) -> dict:
+def totals_json(erasures: int, writes_erased: int, writes_revived: int, cents: int, incomplete: int) -> dict[str, Any]:
     """The totals of `/debug/races`, whichever store counted them."""
     return {
         "erasures": erasures,
@@ -23,7 +24,7 @@ def totals_json(erasures: int, writes_erased: int, writes_revived: int, cents: i
     }
 
 
-def described(event: dict) -> dict:
+def described(event: dict[str, Any]) -> dict[str, Any]:
     """An erasure as `/debug/races` shows it: with its sentence."""
     return {**event, "sentence": sentence(event)}
 
@@ -55,7 +56,7 @@ class Races:
             self._cents += erasure.cents
             self._incomplete += not erasure.complete
 
-    def report(self, limit: int = RECENT) -> dict:
+    def report(self, limit: int = RECENT) -> dict[str, Any]:
         """Totals, and the newest `limit` erasures first, each with its sentence."""
         with self._lock:
             totals = totals_json(self._count, self._erased, self._revived, self._cents, self._incomplete)

@@ -11,6 +11,8 @@ the postgres store, whose erasures are rows, say it the same way.
 
 from __future__ import annotations
 
+from typing import Any
+
 #: Request ids up to this long are quoted whole; longer ones by their first `SHORT_ID - 4` characters, as git
 #: quotes a commit (and in ASCII, so a terminal reading the JSON shows it as it is).
 SHORT_ID = 12
@@ -26,12 +28,12 @@ def short(request_id: str | None) -> str:
     return request_id[: SHORT_ID - 4]
 
 
-def name(write: dict) -> str:
+def name(write: dict[str, Any]) -> str:
     """`deposit 3f2a9c1b`: what the write was part of, and its request."""
     return " ".join(part for part in (write["operation"] or "write", short(write["request_id"])) if part)
 
 
-def place(write: dict, beside: dict) -> str:
+def place(write: dict[str, Any], beside: dict[str, Any]) -> str:
     """`on Thread-3`, with the pid when it is not the other write's."""
     pid = f" of pid {write['pid']}" if write["pid"] != beside["pid"] else ""
     return f"on {write['thread']}{pid}"
@@ -58,7 +60,7 @@ def net(n: int) -> str:
     return f"the balance is {cents(-n)} too high" if n else "nothing is lost in all"
 
 
-def sentence(event: dict) -> str:
+def sentence(event: dict[str, Any]) -> str:
     """The erasure `event` (as `/debug/races` lists it) in one sentence."""
     eraser, erased, revived = event["eraser"], event["erased"], event["revived"]
     said = (

@@ -13,6 +13,7 @@ import itertools
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..guards import DeadlockVictim, deadlock_record
 
@@ -58,8 +59,8 @@ class WaitForGraph:
     _graph: threading.Lock
     _holder: dict[str, tuple[int, str]]
     _waits: dict[int, Wait]
-    _ids: itertools.count
-    recent: deque[dict]
+    _ids: itertools.count[int]
+    recent: deque[dict[str, Any]]
     detected: int
 
     def _cancel(self, wait: Wait, error: BaseException | None = None) -> None:
@@ -67,7 +68,8 @@ class WaitForGraph:
 
     def _cycle_through(self, start: int) -> list[Wait] | None:
         """The waits that lead from thread `start` back to itself, if any."""
-        path, seen = [], set()
+        path: list[Wait] = []
+        seen: set[int] = set()
         ident = start
         while ident not in seen:
             wait = self._waits.get(ident)
@@ -85,7 +87,8 @@ class WaitForGraph:
 
     def _cycles(self) -> list[list[Wait]]:
         """Every cycle in the graph now, each once (under `_graph`)."""
-        cycles, seen = [], set()
+        cycles: list[list[Wait]] = []
+        seen: set[int] = set()
         for ident in self._waits:
             cycle = self._cycle_through(ident)
             if cycle and not seen & {w.ident for w in cycle}:
@@ -93,7 +96,7 @@ class WaitForGraph:
                 cycles.append(cycle)
         return cycles
 
-    def _describe(self, cycle: list[Wait]) -> list[dict]:
+    def _describe(self, cycle: list[Wait]) -> list[dict[str, Any]]:
         holds: dict[int, list[str]] = {}
         for account, (ident, _) in self._holder.items():
             holds.setdefault(ident, []).append(account)
@@ -112,7 +115,7 @@ class WaitForGraph:
         elif _on_record(cycle) is None:  # reported once, not at every check
             self._report(wait, cycle, detected_by=wait.thread, broken_by=None)
 
-    def _report(self, wait: Wait, cycle: list[Wait], detected_by: str, broken_by: str | None) -> dict:
+    def _report(self, wait: Wait, cycle: list[Wait], detected_by: str, broken_by: str | None) -> dict[str, Any]:
         deadlock = self._record(next(self._ids), wait, cycle, detected_by, broken_by)
         for member in cycle:
             member.reported = deadlock["id"]
@@ -120,7 +123,7 @@ class WaitForGraph:
         self.detected += 1
         return deadlock
 
-    def _give_up(self, wait: Wait, cycle: list[Wait], by: str) -> dict:
+    def _give_up(self, wait: Wait, cycle: list[Wait], by: str) -> dict[str, Any]:
         """Make `wait` the victim of its cycle: on record as broken, and cancelled with `DeadlockVictim`.
 
         Cancelling takes its edge out of the graph at once, so the next
@@ -134,12 +137,14 @@ class WaitForGraph:
         self._cancel(wait, DeadlockVictim(deadlock))
         return deadlock
 
-    def _record(self, deadlock_id: int, wait: Wait, cycle: list[Wait], detected_by: str, broken_by: str | None) -> dict:
+    def _record(
+        self, deadlock_id: int, wait: Wait, cycle: list[Wait], detected_by: str, broken_by: str | None
+    ) -> dict[str, Any]:
         accounts = sorted({w.account for w in cycle})
         victim = wait.thread if broken_by else None
         return deadlock_record(deadlock_id, self._describe(cycle), accounts, wait.since, detected_by, victim, broken_by)
 
-    def _break_recorded(self, deadlock_id: int, wait: Wait, cycle: list[Wait], by: str = "detector") -> dict:
+    def _break_recorded(self, deadlock_id: int, wait: Wait, cycle: list[Wait], by: str = "detector") -> dict[str, Any]:
         """A deadlock reported earlier (by a waiter that may not give up) is now broken, `wait` its victim.
 
         Its record may be gone (pushed out of `recent`, or reset): then it is
@@ -153,7 +158,9 @@ class WaitForGraph:
         self.recent.append(deadlock)
         return deadlock
 
-    def record_broken(self, steps: list[dict], accounts: list[str], since: float, victim: str) -> dict:
+    def record_broken(
+        self, steps: list[dict[str, Any]], accounts: list[str], since: float, victim: str
+    ) -> dict[str, Any]:
         """Put on record a deadlock the operator broke outside these locks (a self-deadlocked guard)."""
         with self._graph:
             deadlock = deadlock_record(next(self._ids), steps, accounts, since, "operator", victim, "operator")
@@ -161,7 +168,7 @@ class WaitForGraph:
             self.detected += 1
         return deadlock
 
-    def break_deadlocks(self) -> list[dict]:
+    def break_deadlocks(self) -> list[dict[str, Any]]:
         """The operator's way out: in every live cycle, cancel the youngest wait (`DeadlockVictim`).
 
         With `lock_timeout_ms` none nobody gives up by itself, and a cycle

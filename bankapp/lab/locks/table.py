@@ -11,6 +11,7 @@ import itertools
 import threading
 import time
 from collections import deque
+from typing import Any
 
 from ..guards import Guard, GuardTimeout
 from .graph import CANCELLED, GRANTED, RECENT_DEADLOCKS, WAITING, Wait, WaitForGraph
@@ -77,7 +78,7 @@ class LockTable(WaitForGraph):
         self._queues: dict[str, deque[Wait]] = {account: deque() for account in account_ids}
         self._waits: dict[int, Wait] = {}  # ident -> what it waits for
         self._ids = itertools.count(1)
-        self.recent: deque[dict] = deque(maxlen=RECENT_DEADLOCKS)
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_DEADLOCKS)
         self.detected = 0
 
     def __getitem__(self, account: str) -> AccountLock:
@@ -105,11 +106,11 @@ class LockTable(WaitForGraph):
         me = threading.current_thread()
         with self._graph:
             if lock.label not in self._holder:  # free, so nobody queues: taken at once, no edge in the graph
-                self._holder[lock.label] = (me.ident, me.name)
+                self._holder[lock.label] = (threading.get_ident(), me.name)
                 return True
             if timeout is not None and timeout <= 0:
                 return False
-            wait = Wait(me.ident, me.name, lock.label, time.monotonic(), patient=patient)
+            wait = Wait(threading.get_ident(), me.name, lock.label, time.monotonic(), patient=patient)
             self._queues[lock.label].append(wait)
             self._waits[wait.ident] = wait
         deadline = None if timeout is None else wait.since + timeout
@@ -174,7 +175,7 @@ class LockTable(WaitForGraph):
 
     # what /debug/locks shows
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
         """Holders, waiters, the wait-for edges, live cycles and recent deadlocks."""
         now = time.monotonic()
         with self._graph:
@@ -223,7 +224,7 @@ class LockTable(WaitForGraph):
                 wait.reported = None
 
 
-def _thread(holder: tuple[int, str] | None) -> dict | None:
+def _thread(holder: tuple[int, str] | None) -> dict[str, Any] | None:
     return None if holder is None else {"thread": holder[1], "ident": holder[0]}
 
 

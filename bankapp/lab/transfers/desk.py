@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from ...settings import Config
 from ..admission import Gate
@@ -67,12 +68,12 @@ class TransferCounters:
         with self._lock:
             self._in_flight -= 1
 
-    def report(self) -> dict:
+    def report(self) -> dict[str, Any]:
         with self._lock:
             return {**self._counts, "in_flight": self._in_flight, "peak_in_flight": self._peak_in_flight}
 
 
-def audit_answer(total: int, expected: int, negative: list[str], policy: str, accounts: int) -> dict:
+def audit_answer(total: int, expected: int, negative: list[str], policy: str, accounts: int) -> dict[str, Any]:
     """What `/audit` answers, whichever store read the balances."""
     return {
         "total": total,
@@ -96,7 +97,7 @@ class TransferDesk:
         self.gate = gate
         self.counters = TransferCounters()
 
-    def transfer(self, source: str, target: str, amount: int) -> dict:
+    def transfer(self, source: str, target: str, amount: int) -> dict[str, Any]:
         """Move `amount` cents from `source` to `target`; all of it or nothing."""
         config = self._config()
         for account in (source, target):
@@ -143,9 +144,11 @@ class TransferDesk:
         """
         deposits = self.ledger.report(balances)
         opening = self.ledger.initial_balance * len(balances)
-        return opening + deposits["acknowledged_amount"] - deposits["withdrawn_amount"]
+        acknowledged: int = deposits["acknowledged_amount"]
+        withdrawn: int = deposits["withdrawn_amount"]
+        return opening + acknowledged - withdrawn
 
-    def audit(self) -> dict:
+    def audit(self) -> dict[str, Any]:
         """Read every balance under every account's lock, taken in id order.
 
         Holding all the locks at once, the audit sees the bank between
@@ -182,10 +185,10 @@ class TransferDesk:
                 self.counters.add("wrong_total_reads")
         return audit_answer(total, expected, negative, config.transfer_policy, len(balances))
 
-    def debug_locks(self) -> dict:
+    def debug_locks(self) -> dict[str, Any]:
         return {"policy": self._config().transfer_policy, **self.locks.snapshot()}
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         """Counters for `/stats`; `total` is read at once, without locks (exact at rest)."""
         balances = self.store.snapshot()
         total = sum(balances.values())

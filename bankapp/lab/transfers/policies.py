@@ -38,10 +38,15 @@ class Counting(Protocol):
 class Desk(Protocol):
     """What a move needs of the desk it runs on (`desk.TransferDesk`): its locks, store, ledger and counters."""
 
-    locks: LockTable
-    store: Store
-    ledger: LedgerStats
-    counters: Counting
+    # read-only, so that a desk may hold a richer part (its `TransferCounters` are `Counting`)
+    @property
+    def locks(self) -> LockTable: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def ledger(self) -> LedgerStats: ...
+    @property
+    def counters(self) -> Counting: ...
 
 
 #: How long `backoff` tries for the second lock before it gives everything up.

@@ -9,7 +9,7 @@ from .dispatch import Blueprint as APIBlueprint
 
 bp = APIBlueprint("accounts", __name__, abp_tags=[Tag(name="accounts", description="balances and deposits")])
 
-ERRORS = {404: Problem, 409: Problem, 422: Problem, 503: Problem}
+ERRORS: dict[int | str, type[Problem]] = {404: Problem, 409: Problem, 422: Problem, 503: Problem}
 
 
 @bp.get("/accounts", responses={200: AccountsOut})

@@ -44,7 +44,9 @@ def run_isolation():
             headers={"Retry-After": "1"},
         )
     try:
-        return isolation.run(config.database_url).to_json()
+        url = config.database_url
+        assert url is not None, "Config refuses store=postgres without database_url"
+        return isolation.run(url).to_json()
     except isolation.IsolationError as error:
         raise Problem(
             503, "isolation-failed", "Isolation run failed", str(error), headers={"Retry-After": "1"}
