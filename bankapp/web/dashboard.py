@@ -16,9 +16,10 @@ from __future__ import annotations
 from typing import get_args
 
 from flask import render_template
-from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3 import Tag
 
 from ..settings import Config
+from .views.dispatch import Blueprint as APIBlueprint
 
 bp = APIBlueprint("dashboard", __name__, abp_tags=[Tag(name="dashboard", description="the live dashboard")])
 

@@ -42,11 +42,12 @@ import threading
 import time
 
 from flask import Request, Response, current_app, request
-from flask_openapi3 import APIBlueprint, OpenAPI, Tag
+from flask_openapi3 import OpenAPI, Tag
 
 from ..lab import LabLike
 from ..lab.admission import REASONS as CHECKOUT_REJECTIONS
 from ..settings import Config
+from .views.dispatch import Blueprint as APIBlueprint
 
 #: Upper bounds of the latency buckets, in seconds.
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

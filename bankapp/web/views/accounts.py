@@ -1,10 +1,11 @@
 """Accounts: balances, deposit, withdraw, batch deposit."""
 
-from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3 import Tag
 
 from ..idempotency import idempotent
 from ..schemas import AccountPath, AccountsOut, AmountIn, BalanceOut, BatchIn, Problem
 from . import lab
+from .dispatch import Blueprint as APIBlueprint
 
 bp = APIBlueprint("accounts", __name__, abp_tags=[Tag(name="accounts", description="balances and deposits")])
 

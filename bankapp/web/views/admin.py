@@ -1,11 +1,12 @@
 """Settings at runtime, reset, the operator's way out of a deadlock, and replays of an interleaving."""
 
 from flask import request
-from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3 import Tag
 
 from ...interleave import replay
 from ..schemas import BreakOut, ConfigOut, ConfigPatch, InterleaveIn, InterleaveOut, Problem, ResetOut
 from . import lab
+from .dispatch import Blueprint as APIBlueprint
 
 bp = APIBlueprint(
     "admin", __name__, abp_tags=[Tag(name="admin", description="settings, reset, breaking deadlocks, replays")]

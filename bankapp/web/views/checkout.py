@@ -1,10 +1,11 @@
 """The shop: the catalogue and checkout, admitted under `checkout_guard`."""
 
-from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3 import Tag
 
 from ..idempotency import idempotent
 from ..schemas import CatalogOut, CheckoutIn, OrderOut, Problem
 from . import lab
+from .dispatch import Blueprint as APIBlueprint
 
 bp = APIBlueprint("checkout", __name__, abp_tags=[Tag(name="checkout", description="catalogue and admission")])
 

@@ -1,10 +1,11 @@
 """Customers: two accounts each, and a withdrawal checked against their sum (the write-skew lesson)."""
 
-from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3 import Tag
 
 from ...lab.customers import accounts_of
 from ..schemas import CustomerOut, CustomerPath, CustomerWithdrawIn, CustomerWithdrawOut, Problem
 from . import lab
+from .dispatch import Blueprint as APIBlueprint
 
 bp = APIBlueprint(
     "customers", __name__, abp_tags=[Tag(name="customers", description="two accounts each, one rule over both")]

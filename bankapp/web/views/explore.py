@@ -3,13 +3,14 @@
 from typing import Any, Literal
 
 from flask import current_app
-from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3 import Tag
 from pydantic import BaseModel, Field
 
 from ...explore import explore as explore_schedules
 from ...interleave import SCENARIOS
 from ..schemas import Problem, Strict
 from . import lab
+from .dispatch import Blueprint as APIBlueprint
 
 bp = APIBlueprint("explore", __name__, abp_tags=[Tag(name="explore", description="every interleaving, judged")])
 

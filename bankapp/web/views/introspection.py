@@ -4,10 +4,11 @@ import os
 import threading
 
 from flask import current_app
-from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3 import Tag
 
 from ..schemas import DebugRacesOut, HealthOut, Problem, RacesQuery, StatsOut, ThreadsOut
 from . import lab
+from .dispatch import Blueprint as APIBlueprint
 
 bp = APIBlueprint(
     "introspection", __name__, abp_tags=[Tag(name="introspection", description="health, threads, counters, races")]

@@ -2,13 +2,14 @@
 
 import threading
 
-from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3 import Tag
 
 from ... import isolation
 from ..problems import Problem
 from ..schemas import IsolationOut
 from ..schemas import Problem as ProblemOut
 from . import lab
+from .dispatch import Blueprint as APIBlueprint
 
 bp = APIBlueprint("isolation", __name__, abp_tags=[Tag(name="admin", description="the isolation lab")])
 

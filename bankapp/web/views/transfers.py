@@ -1,10 +1,11 @@
 """Transfers, the bank audit, and the live wait-for graph."""
 
-from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3 import Tag
 
 from ..idempotency import idempotent
 from ..schemas import AuditOut, DebugLocksOut, Problem, TransferIn, TransferOut
 from . import lab
+from .dispatch import Blueprint as APIBlueprint
 
 bp = APIBlueprint("transfers", __name__, abp_tags=[Tag(name="transfers", description="transfers and deadlocks")])
 
