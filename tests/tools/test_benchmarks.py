@@ -94,3 +94,22 @@ def test_explore_speed_prints_a_row_for_every_case():
         ("transfer", "naive"),
         ("checkout", "semaphore"),
     }
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not shutil.which("valgrind"), reason="needs valgrind (callgrind counts the instructions)")
+def test_deposit_instructions_counts_each_app_under_callgrind():
+    out = run("deposit_instructions.py", "--requests", "20")
+    assert "instructions per deposit (callgrind" in out
+    for app in ("bankapp", "minimal"):
+        assert any(
+            line.startswith(f"{app} ") and line.split()[-1].replace(",", "").isdigit() for line in out.splitlines()
+        )
+    assert "minimal / bankapp:" in out
+
+
+@pytest.mark.slow
+def test_adaptive_admission_settles_and_compares_with_a_hand_tuned_semaphore():
+    out = run("adaptive_admission.py", "--duration", "1")
+    assert "settled" in out and "limits every 0.5 s" in out
+    assert "adaptive / semaphore(8): completed" in out
