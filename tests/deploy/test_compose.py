@@ -126,7 +126,7 @@ def test_bankapp_serve_accepts_the_app_command_and_its_environment(services):
     assert (config.store, config.workers, config.threads, config.host, config.port) == (
         "postgres",
         4,
-        8,
+        16,  # a database guard's wait passes the door (threads - 2 per worker): 16 users must fit beside each other
         "0.0.0.0",
         8000,
     )
