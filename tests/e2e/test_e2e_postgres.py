@@ -103,7 +103,10 @@ def deposits(fleet, guard, account="acc-00", fresh=False):
 def test_a_python_lock_loses_updates_across_workers_and_stats_count_them(fleet):
     # a connection per request: 16 kept-alive connections can all be accepted by one idle worker, whose lock is right
     responses, stats = deposits(fleet, "lock", fresh=True)
-    assert {response.status_code for response in responses} == {200}
+    statuses = Counter(response.status_code for response in responses)
+    # beside other work a wait can outlast lock_timeout_ms: a 503 that says so, never anything else
+    refused = {r.json()["type"].rsplit(":", 1)[-1] for r in responses if r.status_code == 503}
+    assert set(statuses) <= {200, 503} and statuses[200] > 0 and refused <= {"lock-timeout", "server-busy"}, statuses
     assert len(pids(responses)) >= 2
     assert stats["lost_updates"] > 0
 
