@@ -42,7 +42,7 @@ from ..interleave.schedule import THREAD_NAMES
 from ..postgres.database import database_url, one
 from ..settings import DATABASE_GUARDS, Config
 from . import clock
-from .dpor import Nondeterministic, Search
+from .dpor import Search
 from .engine import Aborted, Hang, Move
 from .outcomes import OUTCOMES, InvalidExplore
 
@@ -324,15 +324,7 @@ def _search(lab, scenario: str, guard: str, n: int, max_schedules: int | None, m
             found[:] = [{"moves": list(execution.moves), "outcome": kind, "stuck": execution.stuck}]
 
     search = Search(execute, judge, reduce=True, max_schedules=max_schedules)
-    stopped = None
-    try:
-        search.run()
-    except Hang as hang:
-        stopped = f"hang: {hang}"
-    except Nondeterministic as error:
-        stopped = f"nondeterministic: {error}"
-    if not search.complete and stopped is None:
-        stopped = f"max-schedules: stopped after {search.schedules} schedules"
+    stopped = search.run_saying_why_it_stopped()
     example = None
     if found:
         moves = found[0]["moves"]

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Generic, Protocol, TypeVar
 
-from .moves import Move, dependent
+from .moves import Hang, Move, dependent
 
 
 class Nondeterministic(RuntimeError):
@@ -84,6 +84,17 @@ class Search(Generic[R]):
     equivalent: int = 0  # schedules skipped, each equivalent to one run
     redundant: int = 0  # runs cut short because every thread able to go was asleep
     complete: bool = False
+
+    def run_saying_why_it_stopped(self) -> str | None:
+        """Run the search; None when it covered every class, else why it stopped early (a hang in the code
+        under test, a nondeterministic run, or `max_schedules`)."""
+        try:
+            self.run()
+        except Hang as hang:
+            return f"hang: {hang}"
+        except Nondeterministic as error:
+            return f"nondeterministic: {error}"
+        return None if self.complete else f"max-schedules: stopped after {self.schedules} schedules"
 
     def run(self) -> None:
         stack: list[Node] = []

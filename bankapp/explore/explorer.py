@@ -23,8 +23,8 @@ from ..interleave.scenarios import SCENARIOS, Scenario, pair_sum
 from ..interleave.schedule import THREAD_NAMES, Step
 from ..settings import DATABASE_GUARDS, Config
 from . import clock
-from .dpor import Nondeterministic, Search, class_size
-from .engine import Execution, Hang, Runner
+from .dpor import Search, class_size
+from .engine import Execution, Runner
 from .outcomes import OUTCOMES, InvalidExplore
 
 #: On the postgres store, write skew under `unsafe` is explored on the database too: its lesson there is what
@@ -161,15 +161,7 @@ def _explore(config: Config, scenario: Scenario, n: int, max_schedules: int | No
             found[0]["stuck"] = execution.stuck
 
     search = Search(execute, judge, reduce=reduce, max_schedules=max_schedules)
-    stopped = None
-    try:
-        search.run()
-    except Hang as hang:
-        stopped = f"hang: {hang}"
-    except Nondeterministic as error:
-        stopped = f"nondeterministic: {error}"
-    if not search.complete and stopped is None:
-        stopped = f"max-schedules: stopped after {search.schedules} schedules"
+    stopped = search.run_saying_why_it_stopped()
     return {
         "scenario": scenario.name,
         "guard": getattr(config, scenario.setting),

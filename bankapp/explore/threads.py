@@ -19,8 +19,8 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from .dpor import Nondeterministic, Search, class_size
-from .engine import Execution, Hang, Runner
+from .dpor import Search, class_size
+from .engine import Execution, Runner
 from .primitives import patched, restart_numbering
 
 
@@ -49,16 +49,8 @@ def explore_threads(
             found[:] = [{"moves": list(execution.moves), "outcome": kind, "stuck": execution.stuck, "error": error}]
 
     search = Search(execute, judge, reduce=reduce, max_schedules=max_schedules)
-    stopped = None
     with patched(*modules):
-        try:
-            search.run()
-        except Hang as hang:
-            stopped = f"hang: {hang}"
-        except Nondeterministic as error:
-            stopped = f"nondeterministic: {error}"
-    if not search.complete and stopped is None:
-        stopped = f"max-schedules: stopped after {search.schedules} schedules"
+        stopped = search.run_saying_why_it_stopped()
     example = None
     if found:
         moves = found[0]["moves"]
