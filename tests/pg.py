@@ -45,8 +45,17 @@ class Databases:
         self.names: list[str] = []
         self._ids = _IDS
 
-    def admin(self) -> psycopg.Connection:
-        return psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5)
+    def admin(self, patience: float = 30.0) -> psycopg.Connection:
+        """A maintenance connection. The server is shared by the whole suite (and its fleets' pools): while it
+        is at max_connections a new one is refused for a moment, so that refusal is waited out, nothing else."""
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                return psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=5)
+            except psycopg.OperationalError as error:
+                if "too many clients" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def create(self) -> str:
         name = f"bankapp_test_{os.getpid()}_{next(self._ids)}"
@@ -55,15 +64,21 @@ class Databases:
         self.names.append(name)
         return with_database(ADMIN_URL, name)
 
-    def terminate(self, url: str, application_prefix: str = "bankapp ") -> int:
-        """`pg_terminate_backend` on every backend of bankapp's on that database; how many."""
+    def terminate(self, url: str, application_prefix: str = "bankapp ", conn: psycopg.Connection | None = None) -> int:
+        """`pg_terminate_backend` on every backend of bankapp's on that database; how many.
+
+        A killer that runs beside load passes an admin connection it opened beforehand: the shared server may
+        be at max_connections while the fleet's pools reconnect, and a new connection would then be refused.
+        """
+        if conn is None:
+            with self.admin() as own:
+                return self.terminate(url, application_prefix, own)
         name = urlsplit(url).path.lstrip("/")
-        with self.admin() as conn:
-            rows = conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
-                "AND application_name LIKE %s AND pid <> pg_backend_pid()",
-                (name, application_prefix + "%"),
-            ).fetchall()
+        rows = conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+            "AND application_name LIKE %s AND pid <> pg_backend_pid()",
+            (name, application_prefix + "%"),
+        ).fetchall()
         return len(rows)
 
     def drop_all(self) -> None:

@@ -55,7 +55,7 @@ def test_a_database_outage_mid_checkout_leaks_no_admission(databases):
     flags = (*FLEET, "--database-url", plug.url(url), "--checkout-guard", "semaphore", "--capacity", "4")
     flags += ("--admission-timeout-ms", "0", "--service-time-ms", "20", "--race-window-ms", "1")
     try:
-        with live_server(*flags, startup_timeout=60) as server:
+        with live_server(*flags, startup_timeout=60) as server, databases.admin() as admin:
             stop, statuses = threading.Event(), []
             checkout, transfer = {"sku": "widget", "quantity": 1}, {"from": "acc-00", "to": "acc-01", "amount": 1}
             threads = [
@@ -74,7 +74,7 @@ def test_a_database_outage_mid_checkout_leaks_no_admission(databases):
                     time.sleep(1.0)  # checkouts meet the database gone at every step of theirs
                     plug.push()
                     until(lambda: statuses[-5:].count(200) >= 1, 30, "no checkout went through again")
-                databases.terminate(url)
+                databases.terminate(url, conn=admin)  # held: a full server cannot refuse the kill
                 until(lambda: statuses[-5:].count(200) >= 1, 30, "no checkout went through after the kill")
             finally:
                 stop.set()

@@ -267,11 +267,11 @@ def test_deposits_and_unsafe_transfers_across_workers_name_every_lost_cent(fleet
 
 def test_terminated_backends_answer_503_never_500_and_the_fleet_recovers(fleet, databases):
     fleet.configure(deposit_guard="row-lock", race_window_ms=2)
-    results, done = [], threading.Event()
+    results, done, admin = [], threading.Event(), databases.admin()  # held: a full server cannot refuse the killer
 
     def killer():
         while not done.wait(0.3):
-            databases.terminate(fleet.database_url)
+            databases.terminate(fleet.database_url, conn=admin)
 
     thread = threading.Thread(target=killer)
     thread.start()
@@ -280,6 +280,7 @@ def test_terminated_backends_answer_503_never_500_and_the_fleet_recovers(fleet, 
     finally:
         done.set()
         thread.join(10)
+        admin.close()
     statuses = Counter(response.status_code for response in responses)
     assert set(statuses) <= {200, 503}, statuses
     results = [response for response in responses if response.status_code == 503]
