@@ -33,11 +33,8 @@ from typing import Any
 from .lab import Lab, LabLike
 from .settings import Config, expand_guard, from_environment, load
 
-#: The team of a server without rooms: today's bank (`bankapp.postgres.database.DEFAULT_TEAM` says the same).
-DEFAULT_TEAM = "default"
 
-
-def settings(chosen: Mapping[str, Any] | None = None, team: str = DEFAULT_TEAM) -> Config:
+def settings(chosen: Mapping[str, Any] | None = None, team: str = "default") -> Config:
     """The settings to start with, the store made ready for them; raises `SettingsError` naming what is wrong."""
     config = load(dict(chosen or {}))
     if config.store == "postgres":  # reachable, tables made, settings settled, before any worker starts
@@ -53,7 +50,7 @@ def explicit_settings(chosen: Mapping[str, Any] | None = None) -> set[str]:
     return set(expand_guard(from_environment())) | set(expand_guard(dict(chosen or {})))
 
 
-def build_lab(config: Config, team: str = DEFAULT_TEAM) -> LabLike:
+def build_lab(config: Config, team: str = "default") -> LabLike:
     """The lab `config.store` asks for: `Lab` in memory, or `PostgresLab` over the shared database (`team`'s
     tables there; a memory lab is its team's by being its own object)."""
     if config.store == "postgres":
