@@ -10,7 +10,7 @@ Every way of starting bankapp passes through these two functions:
 - `build_lab(config)`: the lab `config.store` asks for, `Lab` in memory
   or `PostgresLab`; `create_app` calls it, so every app starts fresh.
 
-Both take `team` (rooms): with the postgres store, `settings(chosen,
+`settings` and `build_lab` take `team` (rooms): with the postgres store, `settings(chosen,
 team="red")` prepares that team's tables (its own schema: idempotent, safe
 from several workers at once) and `build_lab(config, team="red")` builds
 its lab; the default team is today's bank.
