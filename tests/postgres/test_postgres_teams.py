@@ -246,3 +246,14 @@ def test_of_workers_making_one_team_at_once_one_wins_and_every_worker_sees_it(ma
     make_team_lab("red", join=True).bank.deposit("acc-00", 1)  # a worker's lab of it: found, not made again
     make_team_lab("blue")
     assert list(default.teams()) == ["red", "blue"] and default.teams()["blue"] is None
+
+
+def test_a_team_never_prepared_is_named_not_guessed(make_team_lab, database_url):
+    make_team_lab("red")
+    config = load({"store": "postgres", "database_url": database_url}, environ={})
+    lab = PostgresLab(config, team="blue")  # no worker made blue
+    try:
+        with pytest.raises(LookupError, match="team 'blue' is not in the database"):
+            lab.bank.balance("acc-00")
+    finally:
+        lab.close()
