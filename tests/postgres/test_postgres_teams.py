@@ -71,8 +71,11 @@ def test_each_team_has_its_own_books_settings_and_counters(make_team_lab):
     assert red.config().deposit_guard == "row-lock"
     assert blue.config().deposit_guard == default.config().deposit_guard == "unsafe"
     assert (version(blue), version(default)) == before and version(red) == 2
-    # another worker of red takes red's settings, not the default team's
-    assert make_team_lab("red", join=True).config().deposit_guard == "row-lock"
+    # another worker of red (a pool of its own) shares red's books and settings, not the default team's
+    other = make_team_lab("red", join=True)
+    assert other.config().deposit_guard == "row-lock" and other.bank.balance("acc-00") == OPENING + 10
+    other.bank.deposit("acc-00", 1)
+    assert red.bank.balance("acc-00") == OPENING + 11 and red.stats()["deposits"]["acknowledged"] == 3
 
 
 def test_a_reset_touches_only_its_team(make_team_lab):
