@@ -148,7 +148,7 @@ def test_code_is_refused_even_beside_a_perfect_grade_and_never_stored(client):
             b'{"team": "red", "exercise": "x", "passed": true, "schedules": 1, "speed_ratio": NaN}',
             "application/json",
             400,
-        ),  # noqa: E501
+        ),
         (b"team=red", "application/x-www-form-urlencoded", 415),
     ],
 )
