@@ -109,7 +109,7 @@ def board() -> Scoreboard:
 
 def bearer(header: str) -> str | None:
     scheme, _, token = header.partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+    return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
 def check_token(team: str, token: str | None) -> None:
