@@ -297,3 +297,21 @@ def test_threads_posting_at_once_lose_no_grade(app):
     assert answers == [200] * (2 * threads_count * posts)
     rows = {row["team"]: row["attempts"] for row in board(app.test_client())["rows"]}
     assert rows == {"shared": threads_count * posts} | {f"own-{n}": posts for n in range(threads_count)}
+
+
+def test_a_poll_of_an_unchanged_board_is_a_304_and_any_change_is_a_new_etag(app, client):
+    first = client.get("/scoreboard")
+    etag = first.headers["ETag"]
+    assert first.headers["Cache-Control"] == "no-cache"
+    again = client.get("/scoreboard", headers={"If-None-Match": etag})
+    assert (again.status_code, again.data, again.headers["ETag"]) == (304, b"", etag)
+    client.post("/scoreboard", json=grade())
+    changed = client.get("/scoreboard", headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.json["rows"] and changed.headers["ETag"] != etag
+    etag = changed.headers["ETag"]
+    client.post("/scoreboard", json=grade(code="x"))  # refused: the board and its ETag stay
+    assert client.get("/scoreboard", headers={"If-None-Match": etag}).status_code == 304
+    install_token_check(app.extensions, lambda team, token: True)
+    assert client.get("/scoreboard", headers={"If-None-Match": etag}).json["token_required"] is True
+    client.delete("/admin/scoreboard")
+    assert client.get("/scoreboard", headers={"If-None-Match": etag}).json["rows"] == []

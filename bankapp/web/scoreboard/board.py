@@ -21,10 +21,11 @@ into another's row.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 #: What the scoreboard says of every grade on it.
@@ -63,6 +64,9 @@ class Grade:
             return self.speed_ratio < other.speed_ratio
         return self.schedules > other.schedules
 
+    def as_json(self) -> dict[str, Any]:
+        return {"passed": self.passed, "schedules": self.schedules, "speed_ratio": self.speed_ratio, "at": self.at}
+
 
 @dataclass(frozen=True)
 class Row:
@@ -75,7 +79,14 @@ class Row:
     latest: Grade
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # by hand: `dataclasses.asdict` deep-copies, 40 us a row, and a full board has 2048 of them
+        return {
+            "team": self.team,
+            "exercise": self.exercise,
+            "attempts": self.attempts,
+            "best": self.best.as_json(),
+            "latest": self.latest.as_json(),
+        }
 
 
 class ScoreboardFull(Exception):
@@ -106,6 +117,10 @@ class Scoreboard:
         self.max_exercises = max_exercises
         self.now = now
         self.token_check: TokenCheck | None = None
+        #: which board this is (a restart or another worker makes another) and how many changes it has seen:
+        #: together the `ETag` of `GET /scoreboard`, so a dashboard polling an unchanged board gets a 304
+        self.epoch = secrets.token_hex(4)
+        self.version = 0
         self._lock = threading.Lock()
         self._rows: dict[str, dict[str, Row]] = {}  # team: exercise: row, each in the order first posted
 
@@ -126,7 +141,12 @@ class Scoreboard:
                 best = grade if grade.better_than(row.best) else row.best
                 row = replace(row, attempts=row.attempts + 1, best=best, latest=grade)
             self._rows.setdefault(team, {})[exercise] = row
+            self.version += 1
             return row
+
+    def etag(self) -> str:
+        """The board's state in a word: it changes with every grade kept, a clear, and a token check installed."""
+        return f"{self.epoch}-{self.version}-{int(self.token_check is not None)}"
 
     def may_post(self, team: str, token: str | None) -> bool:
         """Whether this token may post for `team`: always, until a `token_check` is installed."""
@@ -142,6 +162,7 @@ class Scoreboard:
         with self._lock:
             count = sum(len(rows) for rows in self._rows.values())
             self._rows.clear()
+            self.version += 1
             return count
 
     def as_json(self) -> dict[str, Any]:

@@ -3,7 +3,8 @@
  * Its own small loop beside dashboard.js's poll (same period), so the panel stays one piece: a plain GET that never
  * waits on a guard. Each cell is the team's best grade for the exercise (pass or fail, the schedules its check
  * tried, its speed against the lab's model solution); its title holds the latest and how many were posted. Grades
- * are self-reported: judged on the trainees' machines, as the note under the title says.
+ * are self-reported: judged on the trainees' machines, as the note under the title says. The board's ETag makes a
+ * poll of an unchanged board a 304 with no body.
  */
 "use strict";
 
@@ -16,6 +17,7 @@
     return node;
   };
   let shownKey = "";
+  let shownEtag = null;
 
   function describe(grade) {
     const parts = [`${grade.schedules.toLocaleString("en-US")} schedule${grade.schedules === 1 ? "" : "s"}`];
@@ -68,8 +70,13 @@
   async function poll() {
     const started = performance.now();
     try {
-      const response = await fetch("/scoreboard", { cache: "no-store", signal: AbortSignal.timeout(5000) });
-      if (response.ok) draw(await response.json());
+      // "no-cache": the browser sends the board's ETag back, and an unchanged board answers 304 with no body
+      const response = await fetch("/scoreboard", { cache: "no-cache", signal: AbortSignal.timeout(5000) });
+      const etag = response.headers.get("ETag");
+      if (response.ok && (etag === null || etag !== shownEtag)) {
+        draw(await response.json());
+        shownEtag = etag;
+      }
     } catch (error) {
       // the status line (dashboard.js) already says when the server does not answer
     }
