@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from bankapp.web.scoreboard import SELF_REPORTED, Scoreboard, install_token_check
+from bankapp.web.scoreboard import SELF_REPORTED, RoomTokens, Scoreboard, install_token_check
 from bankapp.web.scoreboard.board import EXTENSION, MAX_EXERCISES, MAX_TEAMS
 from bankapp.web.views.scoreboard import BUCKETS, CLIENT_BURST, TEAM_BURST, TEAM_PER_SECOND
 
@@ -315,3 +315,43 @@ def test_a_poll_of_an_unchanged_board_is_a_304_and_any_change_is_a_new_etag(app,
     assert client.get("/scoreboard", headers={"If-None-Match": etag}).json["token_required"] is True
     client.delete("/admin/scoreboard")
     assert client.get("/scoreboard", headers={"If-None-Match": etag}).json["rows"] == []
+
+
+class FakeTeam:
+    def __init__(self, token: str | None):
+        self.token = token
+
+    def opens(self, token: str) -> bool:
+        return self.token is not None and token == self.token
+
+
+class FakeRoom:
+    """A room as `bankapp.rooms.Room` shows itself to the board: `alone` until teams are made, `get(name)`."""
+
+    def __init__(self):
+        self.teams = {"default": FakeTeam(None)}
+
+    @property
+    def alone(self) -> bool:
+        return len(self.teams) == 1
+
+    def get(self, name: str) -> FakeTeam | None:
+        return self.teams.get(name)
+
+
+def test_a_room_asks_for_no_token_until_it_has_teams_then_for_each_teams_own(app, client):
+    room = FakeRoom()
+    install_token_check(app.extensions, RoomTokens(room))
+    assert board(client)["token_required"] is False
+    assert client.post("/scoreboard", json=grade(team="early")).status_code == 200  # no teams yet: open
+    etag = client.get("/scoreboard").headers["ETag"]
+    room.teams |= {"red": FakeTeam("red-token"), "blue": FakeTeam("blue-token")}
+    shown = client.get("/scoreboard", headers={"If-None-Match": etag})
+    assert shown.status_code == 200 and shown.json["token_required"] is True  # the ETag saw the room change
+    assert client.post("/scoreboard", json=grade()).status_code == 401
+    assert client.post("/scoreboard", json=grade(), headers={"Authorization": "Bearer blue-token"}).status_code == 403
+    for team in ("early", "default"):  # not a team of the room, or the default team: nobody posts for it
+        refused = client.post("/scoreboard", json=grade(team=team), headers={"Authorization": "Bearer red-token"})
+        assert refused.status_code == 403
+    assert client.post("/scoreboard", json=grade(), headers={"Authorization": "Bearer red-token"}).status_code == 200
+    assert [row["team"] for row in board(client)["rows"]] == ["early", "red"]

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 #: What the scoreboard says of every grade on it.
 SELF_REPORTED = "self-reported: judged on the trainees' machines"
@@ -146,7 +146,16 @@ class Scoreboard:
 
     def etag(self) -> str:
         """The board's state in a word: it changes with every grade kept, a clear, and a token check installed."""
-        return f"{self.epoch}-{self.version}-{int(self.token_check is not None)}"
+        return f"{self.epoch}-{self.version}-{int(self.token_required())}"
+
+    def token_required(self) -> bool:
+        """Whether a grade needs a token now: a check is installed, and it says so (`required()`, when it has one:
+        a room with no teams yet asks for none)."""
+        check = self.token_check
+        if check is None:
+            return False
+        required = getattr(check, "required", None)
+        return bool(required()) if callable(required) else True
 
     def may_post(self, team: str, token: str | None) -> bool:
         """Whether this token may post for `team`: always, until a `token_check` is installed."""
@@ -176,7 +185,7 @@ class Scoreboard:
         return {
             "self_reported": True,
             "note": SELF_REPORTED,
-            "token_required": self.token_check is not None,
+            "token_required": self.token_required(),
             "teams": teams,
             "exercises": exercises,
             "rows": [row.as_json() for row in rows],
@@ -184,9 +193,41 @@ class Scoreboard:
         }
 
 
+class TeamLike(Protocol):
+    """What `room_token_check` asks of a room's team."""
+
+    def opens(self, token: str) -> bool: ...
+
+
+class RoomLike(Protocol):
+    """What `room_token_check` asks of a room (`bankapp.rooms.Room` has both)."""
+
+    @property
+    def alone(self) -> bool: ...
+
+    def get(self, name: str) -> TeamLike | None: ...
+
+
+class RoomTokens:
+    """The token check of a room: while the room has no teams (`alone`), anyone posts; once it has, only a team's own
+    token posts for it, and a name that is not one of its teams (the default team too) is refused."""
+
+    def __init__(self, room: RoomLike):
+        self.room = room
+
+    def __call__(self, team: str, token: str | None) -> bool:
+        found = self.room.get(team)  # first: on a fleet, this finds a team another worker made
+        if self.room.alone:
+            return True
+        return found is not None and token is not None and found.opens(token)
+
+    def required(self) -> bool:
+        return not self.room.alone
+
+
 def install_token_check(extensions: dict[str, Any], check: TokenCheck | None) -> None:
-    """Make every grade need its team's token: `install_token_check(app.extensions, rooms.token_matches)`, where
-    `token_matches(team, token)` says whether `token` is that team's. None opens the board again."""
+    """Make every grade need its team's token: `install_token_check(app.extensions, RoomTokens(room))` for a room,
+    or any `check(team, token) -> bool` saying whether `token` is that team's. None opens the board again."""
     board = extensions[EXTENSION]
     assert isinstance(board, Scoreboard)
     board.token_check = check
