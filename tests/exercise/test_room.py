@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -104,3 +105,53 @@ def test_the_token_travels_as_a_bearer_header_and_the_body_is_the_grade_alone():
         recorder.server_close()
         thread.join(timeout=10)
     assert seen == [("Bearer red-t0ken", {"team": "red", **GRADE}), (None, {"team": "blue", **GRADE})]
+
+
+def answering(status: int, content_type: str, body: bytes):
+    """A plain server that answers every POST with `status` and `body`."""
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    return ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "body", "said"),
+    [
+        (503, "application/problem+json", b'{"title": "Server busy", "detail": "try later"}', r"\(503\): try later"),
+        (500, "text/html", b"<h1>oops</h1>", r"\(500\): Internal Server Error"),
+        (200, "text/html", b"<h1>not a bankapp</h1>", "did not answer JSON"),
+    ],
+)
+def test_a_server_error_or_a_server_that_is_not_bankapp_is_said_plainly(status, content_type, body, said):
+    server = answering(status, content_type, body)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(RoomError, match=said) as refused:
+            post_grade(f"http://127.0.0.1:{server.server_address[1]}", "red", GRADE, timeout=10)
+        assert refused.value.status == (status if status >= 400 else None)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def test_a_server_that_never_answers_is_an_error_after_the_timeout_not_a_hang():
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(1)  # the connection is queued, never accepted, never answered
+        started = time.monotonic()
+        with pytest.raises(RoomError, match=r"cannot reach the room.*timed out"):
+            post_grade(f"http://127.0.0.1:{listening.getsockname()[1]}", "red", GRADE, timeout=0.5)
+        assert time.monotonic() - started < 10
