@@ -185,6 +185,10 @@ def test_a_workers_teams_share_one_pool_and_never_read_each_others_tables(make_t
     amounts = {id(red): 1, id(blue): 10, id(default): 100}
     run_together([lambda lab=lab: [lab.bank.deposit("acc-03", amounts[id(lab)]) for _ in range(25)] for lab in labs])
     assert [lab.bank.balance("acc-03") for lab in (red, blue, default)] == [OPENING + 4 * 25 * n for n in (1, 10, 100)]
+    for lab, schema in ((red, "bankapp_team_red"), (default, "public"), (blue, "bankapp_team_blue")):
+        with lab.db.connection() as conn:  # whichever connection comes, it is this team's, and named so
+            name, current = conn.execute("SELECT current_setting('application_name'), current_schema()").fetchone()
+        assert current == schema and name.endswith(f" team {lab.team}") == (lab is not default), name
 
 
 def prepare_team(database_url, team, results):
