@@ -1,0 +1,3 @@
+class Guard:
+    def acquire(self, timeout=None)
+        return True
