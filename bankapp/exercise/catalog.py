@@ -120,7 +120,7 @@ EXERCISES = {
             "Keep the count of free permits under the condition's lock. Wait in a `while` loop (or `wait_for`), "
             "not an `if`: a waiter woken is not a waiter that may go; another may have taken the permit first. "
             "release adds one and `notify()`s.",
-            '''"""counting-semaphore: a semaphore from a condition. Run: bankapp exercise check counting-semaphore THIS_FILE"""
+            '''"""counting-semaphore. Run: bankapp exercise check counting-semaphore THIS_FILE"""
 
 import threading
 

@@ -175,6 +175,9 @@ def _explore(scenario: Scenario, module: ModuleType, tracer: Tracer, path: str) 
     words = [] if state.problems else [message for _, message in state.findings]
     if replayed["stuck"]:
         words.insert(0, _stuck_words(example["outcome"], replayed["stuck"]))
+    for entry in example["steps"]:  # a step that raised before it could say anything
+        thread, _, kind = entry["step"].partition(".")
+        entry["does"] = entry["does"] or f"{thread} {kind}: raised"
     answer["counterexample"] = {
         "scenario": scenario.name,
         "schedule": example["schedule"],

@@ -11,6 +11,7 @@ judge needs (`a.enter`, `a.arrive`) are steps too, each one atomic.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -144,7 +145,7 @@ def _deposit_scenario(threads: int, slow: bool = False) -> Scenario:
         "deposit",
         f"{threads} deposits ({', '.join(map(str, amounts))}) into one account, each acquire, read, write, release",
         _deposits_setup(threads),
-        [lambda s, a=a: deposit(s, a) for a in amounts],
+        [functools.partial(deposit, amount=a) for a in amounts],
         _judge_deposits(amounts),
         slow,
     )
@@ -210,13 +211,19 @@ def fair_deposit(state: State) -> None:
         guard.release()
 
 
+def fair_deposit_twice(state: State) -> None:
+    """Deposit, release, and come straight back: the newcomer that may barge in front of a waiter."""
+    fair_deposit(state)
+    fair_deposit(state)
+
+
 def _fair_scenario() -> Scenario:
     return Scenario(
         "fair",
         "thread a deposits 10 twice (releases, then comes back at once), thread b deposits 10 once; each deposit "
         "arrives, acquires, reads, writes, releases",
         _deposits_setup(2),
-        [lambda s: (fair_deposit(s), fair_deposit(s)), fair_deposit],
+        [fair_deposit_twice, fair_deposit],
         _judge_deposits([10, 10, 10]),
     )
 
@@ -305,8 +312,6 @@ def admitted(state: State) -> None:
 
     def answer() -> int:
         state.answered += 1
-        if state.answered == len(state.arrived):
-            state.everyone_answered.set()
         return state.answered
 
     if not entered and took > ADMISSION_TIMEOUT_S + PROMPT_S:
@@ -315,9 +320,10 @@ def admitted(state: State) -> None:
             f"{me()} was told no {took * 1000:.0f} ms after it asked, past the timeout of "
             f"{ADMISSION_TIMEOUT_S * 1000:.0f} ms + {PROMPT_S * 1000:.0f} ms",
         )
-    step(
-        "answer", "answers", answer, lambda n: f"{me()} is {'in' if entered else 'told no'} after {took * 1000:.0f} ms"
-    )
+    said = "in" if entered else "told no"
+    answered = step("answer", "answers", answer, lambda n: f"{me()} is {said} after {took * 1000:.0f} ms")
+    if answered == len(state.arrived):
+        state.everyone_answered.set()  # a step of its own (set), after the answer's
     if entered:
         try:
             enter_and_leave(state)
@@ -377,7 +383,7 @@ def _transfer_scenario(threads: int, slow: bool = False) -> Scenario:
         "transfer",
         "transfers of 5 in a ring: " + ", ".join(f"{s} to {t}" for s, t in pairs),
         setup,
-        [lambda s, p=p: transfer(s, *p) for p in pairs],
+        [functools.partial(transfer, source=s, target=t) for s, t in pairs],
         judge,
         slow,
     )

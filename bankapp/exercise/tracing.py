@@ -154,7 +154,8 @@ class Tracer:
             execution._say(runner, f"{'sets' if mode == 'w' else 'sees'} {attr} = {value!r}")
 
     def _instrument(self, cls: type) -> None:
-        get, put = cls.__getattribute__, cls.__setattr__
+        get: Any = cls.__getattribute__
+        put: Any = cls.__setattr__
         seen = self._seen
 
         def __getattribute__(obj: Any, attr: str) -> Any:
@@ -166,8 +167,8 @@ class Tracer:
             put(obj, attr, value)
             seen(obj, attr, value, "w")
 
-        cls.__getattribute__ = __getattribute__  # type: ignore[method-assign]
-        cls.__setattr__ = __setattr__  # type: ignore[method-assign]
+        setattr(cls, "__getattribute__", __getattribute__)  # noqa: B010 - the class is patched, as it is
+        setattr(cls, "__setattr__", __setattr__)  # noqa: B010
 
 
 def _runner_name() -> str:

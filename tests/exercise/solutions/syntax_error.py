@@ -1,3 +1,0 @@
-class Guard:
-    def acquire(self, timeout=None)
-        return True
