@@ -71,7 +71,7 @@ def judge_file(exercise: str, path: Path, slow: bool = False, limits: Limits = L
             _, stderr = child.communicate(timeout=limits.wall_s + 5)
         except subprocess.TimeoutExpired:
             os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
+            child.communicate()  # reaped, its pipe closed
             return _limit_error(f"the check ran past the wall-time limit of {limits.wall_s:g} s and was stopped")
         finally:
             if child.poll() is None:

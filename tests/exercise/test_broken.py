@@ -53,3 +53,18 @@ def test_an_exception_at_import_is_exit_2(capsys, tmp_path):
     broken.write_text("import sys\nsys.exit(4)\n")
     assert main(["exercise", "check", "deposit-guard", str(broken)]) == 2
     assert "SystemExit at line 2" in capsys.readouterr().err
+
+
+def test_the_trainee_file_runs_under_cpu_memory_and_process_limits(capsys, tmp_path):
+    """The file reports the limits it runs under (at import, so the check stops there with exit 2)."""
+    spy = tmp_path / "guard.py"
+    spy.write_text(
+        "import resource\n"
+        "names = ('RLIMIT_CPU', 'RLIMIT_AS', 'RLIMIT_NPROC')\n"
+        "raise SystemExit(' '.join(f'{n}={resource.getrlimit(getattr(resource, n))[0]}' for n in names))\n"
+    )
+    assert main(["exercise", "check", "deposit-guard", str(spy)]) == 2
+    err = capsys.readouterr().err
+    limits = Limits()
+    assert f"RLIMIT_CPU={limits.cpu_s} " in err and f"RLIMIT_AS={limits.memory_bytes} " in err
+    assert "RLIMIT_NPROC=-1" not in err
