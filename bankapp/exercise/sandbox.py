@@ -28,8 +28,8 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Limits:
-    cpu_s: int = 120
-    wall_s: float = 180.0
+    cpu_s: int = 60
+    wall_s: float = 120.0
     memory_bytes: int = 2 * 1024**3
     extra_processes: int = 64  # beyond those the user runs already
 

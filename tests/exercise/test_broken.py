@@ -14,6 +14,7 @@ from tests.exercise.conftest import SOLUTIONS
         ("exits.py", "error", 8, "SystemExit: 3"),
         ("allocates.py", "error", 6, "MemoryError"),
         ("spins_forever.py", "busy-wait", 6, "a busy wait"),
+        ("waits_in_the_os.py", "hang", 8, "did not come back to a step within 3 s"),
     ],
 )
 def test_trainee_code_that_misbehaves_is_reported_with_its_line(judged, file, kind, line, says):
