@@ -27,7 +27,7 @@ from collections.abc import Callable
 from types import CodeType, FrameType, ModuleType
 from typing import Any
 
-from ..explore import engine
+from ..explore import engine, primitives
 from ..explore.primitives import Cell, _Controlled
 
 #: Visits of one line by one thread with no primitive step between them before it is called a busy wait.
@@ -59,6 +59,7 @@ class Tracer:
         self._made: dict[str, int] = {}
         self._visits: dict[tuple[int, str, int], tuple[int, int, int]] = {}
         self.observer: Callable[[], None] | None = None  # called at every line step (the fair lock's waiters)
+        self.shared = _shared_primitives(module, self.classes)
         for cls in self.classes:
             self._instrument(cls)
 
@@ -67,6 +68,8 @@ class Tracer:
         self._labels.clear()
         self._made.clear()
         self._visits.clear()
+        for owner, name, make in self.shared:
+            setattr(owner, name, make())
 
     def text(self, line: int) -> str:
         return linecache.getline(self.filename, line).strip()
@@ -169,6 +172,28 @@ class Tracer:
 
         setattr(cls, "__getattribute__", __getattribute__)  # noqa: B010 - the class is patched, as it is
         setattr(cls, "__setattr__", __setattr__)  # noqa: B010
+
+
+def _shared_primitives(module: ModuleType, classes: list[type]) -> list[tuple[Any, str, Callable[[], Any]]]:
+    """Real primitives made at import (a module's or a class's `_lock = threading.Lock()`), before the controlled
+    ones were swapped in: each replaced by a fresh controlled one of its kind before every schedule."""
+    import threading
+
+    kinds: list[tuple[type, Callable[[Any], Callable[[], Any]]]] = [
+        (type(threading.Lock()), lambda v: primitives.Lock),
+        (type(threading.RLock()), lambda v: primitives.RLock),
+        (threading.Condition, lambda v: primitives.Condition),
+        (threading.BoundedSemaphore, lambda v: lambda: primitives.BoundedSemaphore(v._initial_value)),
+        (threading.Semaphore, lambda v: lambda: primitives.Semaphore(v._value)),
+        (threading.Event, lambda v: primitives.Event),
+    ]
+    found = []
+    for owner in (module, *classes):
+        for name, value in list(vars(owner).items()):
+            maker = next((make(value) for kind, make in kinds if type(value) is kind), None)
+            if maker is not None:
+                found.append((owner, name, maker))
+    return found
 
 
 def _runner_name() -> str:

@@ -3,6 +3,7 @@
 import pytest
 
 from bankapp.exercise.catalog import EXERCISES
+from tests.exercise.conftest import SOLUTIONS
 
 
 @pytest.mark.parametrize("name", list(EXERCISES))
@@ -31,3 +32,10 @@ def test_the_models_live_where_the_load_stage_finds_them():
         "fair_lock.py",
         "admission.py",
     ]
+
+
+def test_a_lock_made_at_import_is_swapped_for_a_controlled_one_and_passes(judged):
+    """Made before the explorer's primitives are swapped in, it would block in the OS: it is replaced, fresh for
+    every schedule."""
+    stage = judged("deposit-guard", SOLUTIONS / "module_lock_guard.py")
+    assert stage["passed"] and stage["complete"], stage
