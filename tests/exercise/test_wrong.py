@@ -2,6 +2,7 @@
 
 import pytest
 
+from bankapp.exercise.catalog import EXERCISES
 from tests.exercise.conftest import SOLUTIONS
 
 #: (exercise, file, outcome, what the failure says: in the error's message or a finding)
@@ -39,3 +40,9 @@ def test_a_plain_flag_guard_is_preempted_between_its_check_and_its_set_not_passe
     assert stage["error"]["kind"] == "busy-wait" and stage["error"]["line"] == 9
     steps = [s["step"] for s in stage["counterexample"]["steps"]]
     assert "a.line9" in steps and "b.line10" in steps
+
+
+def test_a_plain_lock_is_a_right_deposit_guard_and_a_wrong_reentrant_one(judged):
+    stage = judged("reentrant-guard", EXERCISES["deposit-guard"].model)
+    assert not stage["passed"] and stage["counterexample"]["outcome"] == "self-deadlock"
+    assert "a waits for the Lock #1 held by a" in stage["counterexample"]["findings"][0]
