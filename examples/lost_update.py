@@ -13,6 +13,14 @@ deposit is acknowledged (200), yet under
 `unsafe` the balance falls short: two threads read the same balance, both
 add one, and the second write erases the first.
 
+A deposit that is not answered 200 is not acknowledged: each round says
+how many were refused, by status and problem type, with the server's own
+words for the first of each kind (a 503 `lock-timeout` waited past
+`lock_timeout_ms`; a 503 `server-busy` found every thread in use). And
+since every deposit waits `race_window_ms` between its read and its write,
+a wide window (lesson 3 sets 500 ms) makes a round slow: it says so before
+it starts, with an estimate, and how to narrow the window first.
+
 The lesson of `Thread.start()` and `join()` is here too: `start()` runs the
 target once in a new thread; `join()` waits for it to finish.
 
@@ -30,6 +38,7 @@ import json
 import sys
 import threading
 import time
+from collections import Counter
 from urllib.parse import urlsplit
 
 
@@ -57,6 +66,9 @@ def run_round(url: str, guard: str, threads: int, deposits: int) -> dict:
     admin(url, "PATCH", "/admin/config", {"deposit_guard": guard})
     admin(url, "POST", "/admin/reset")
     acknowledged = [0] * threads
+    refused: Counter[str] = Counter()  # "503 lock-timeout": how many deposits got that answer instead of 200
+    said: dict[str, str] = {}  # the server's detail of the first answer of each kind
+    counting = threading.Lock()  # the clients share these two: a count is a read-modify-write too
     served_by: set[int] = set()  # the worker processes the clients' connections landed on
     start = threading.Barrier(threads)
 
@@ -64,8 +76,13 @@ def run_round(url: str, guard: str, threads: int, deposits: int) -> dict:
         connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
         start.wait()  # everyone begins together: the race needs company
         for _ in range(deposits):
-            status, _ = call(connection, "POST", "/accounts/acc-00/deposit", {"amount": 1})
+            status, answer = call(connection, "POST", "/accounts/acc-00/deposit", {"amount": 1})
             acknowledged[index] += status == 200
+            if status != 200:
+                kind = f"{status} {str(answer.get('type', 'no problem type')).rsplit(':', 1)[-1]}"
+                with counting:
+                    refused[kind] += 1
+                    said.setdefault(kind, str(answer.get("detail", "")))
         served_by.add(call(connection, "GET", "/threads")[1]["pid"])  # same connection, same worker
         connection.close()
 
@@ -84,7 +101,73 @@ def run_round(url: str, guard: str, threads: int, deposits: int) -> dict:
         "lost": deposits_seen["lost_updates"],
         "seconds": elapsed,
         "workers": len(served_by),
+        "refused": dict(refused),
+        "said": said,
     }
+
+
+def refusals(row: dict, sent: int) -> list[str]:
+    """The lines under a round's row for the deposits answered something else than 200."""
+    count = sum(row["refused"].values())
+    if not count:
+        return []
+    lines = [f"{'':16}refused {count:>5} of {sent}: not acknowledged, so not in the counts above"]
+    for kind, times in sorted(row["refused"].items(), key=lambda item: -item[1]):
+        detail = row["said"].get(kind, "")
+        detail = detail if len(detail) <= 110 else detail[:107] + "..."
+        lines.append(f"{'':18}{times} x {kind}" + (f": {detail}" if detail else ""))
+    return lines
+
+
+#: A run this long, or longer, is announced with its estimate before it starts.
+LONG_RUN_S = 5.0
+#: Guards that let one deposit at a time into an account: a round's deposits then run one after another.
+ONE_AT_A_TIME = {"lock", "rlock", "row-lock", "advisory-lock"}
+
+
+def estimate(config: dict, guards: list[str], threads: int, deposits: int) -> tuple[float, list[str]]:
+    """Seconds the rounds will take at least, from the race window, and the guards that will refuse deposits.
+
+    Every deposit waits `race_window_ms`, so a thread's deposits take at least
+    deposits x window. Under a guard that admits one deposit at a time the
+    threads queue: each deposit waits for the others' windows, or gives up
+    after `lock_timeout_ms` (a 503 lock-timeout), whichever comes first.
+    """
+    window = float(config.get("race_window_ms") or 0) / 1000
+    timeout = config.get("lock_timeout_ms")
+    total, refusing = 0.0, []
+    for guard in guards:
+        exclusive = guard in ONE_AT_A_TIME or (guard == "semaphore" and config.get("deposit_permits") == 1)
+        per_deposit = window
+        if exclusive:
+            queued = threads * window  # every other thread's window before this one's turn
+            per_deposit = queued if timeout is None else min(queued, float(timeout) / 1000 + window)
+            if timeout is not None and (threads - 1) * window > float(timeout) / 1000:
+                refusing.append(guard)
+        total += deposits * per_deposit
+    return total, refusing
+
+
+def warn_if_long(url: str, config: dict, guards: list[str], threads: int, deposits: int) -> None:
+    seconds, refusing = estimate(config, guards, threads, deposits)
+    if seconds < LONG_RUN_S and not refusing:
+        return
+    window = config.get("race_window_ms")
+    if seconds >= LONG_RUN_S:
+        print(
+            f"  race_window_ms is {window:g}: every deposit waits {window:g} ms between its read and its write, "
+            f"so this run takes about {seconds:.0f} s"
+        )
+    if refusing:
+        print(
+            f"  under {', '.join(refusing)} the {threads} threads queue for one account longer than lock_timeout_ms "
+            f"({config.get('lock_timeout_ms'):g}): most deposits will be refused (503 lock-timeout)"
+        )
+    print(
+        "  for a quick run narrow the window first: curl -s -o /dev/null -X PATCH -H 'Content-Type: application/json' "
+        f"-d '{{\"race_window_ms\": 1}}' {url}/admin/config",
+        flush=True,
+    )
 
 
 def main() -> int:
@@ -105,8 +188,10 @@ def main() -> int:
             raise SystemExit(str(error)) from None
     url = server.url if server else args.url
     try:
-        found = admin(url, "GET", "/admin/config")["deposit_guard"]
+        config = admin(url, "GET", "/admin/config")
+        found = config["deposit_guard"]
         print(f"{args.threads} threads x {args.deposits} deposits of 1 cent into acc-00 at {url}")
+        warn_if_long(url, config, args.guards.split(","), args.threads, args.deposits)
         try:
             for guard in args.guards.split(","):
                 row = run_round(url, guard, args.threads, args.deposits)
@@ -114,7 +199,10 @@ def main() -> int:
                 print(
                     f"  {guard:<13} acknowledged {row['acknowledged']:>5}  balance grew {row['balance_change']:>5}  "
                     f"lost {row['lost']:>5} ({share:.1%})  in {row['seconds']:.1f} s, "
-                    f"{row['workers']} worker{'s' if row['workers'] > 1 else ''}"
+                    f"{row['workers']} worker{'s' if row['workers'] > 1 else ''}",
+                    *refusals(row, args.threads * args.deposits),
+                    sep="\n",
+                    flush=True,
                 )
         finally:
             admin(url, "PATCH", "/admin/config", {"deposit_guard": found})
