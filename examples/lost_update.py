@@ -35,26 +35,42 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import sys
 import threading
 import time
 from collections import Counter
 from urllib.parse import urlsplit
 
+#: The admin token, when the server wants one (a room's server, or one bound beyond loopback): a team's token
+#: opens that team's admin routes.
+TOKEN = os.environ.get("BANKAPP_ADMIN_TOKEN")
 
-def call(connection: http.client.HTTPConnection, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+
+def call(connection: Connection, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    """`path` under the connection's URL: `/stats` of http://room:8000/teams/red is /teams/red/stats."""
     payload = None if body is None else json.dumps(body)
     headers = {"Content-Type": "application/json"} if payload else {}
-    connection.request(method, path, body=payload, headers=headers)
+    if TOKEN:
+        headers["Authorization"] = f"Bearer {TOKEN}"
+    connection.request(method, connection.prefix + path, body=payload, headers=headers)
     response = connection.getresponse()
     return response.status, json.loads(response.read() or b"{}")
+
+
+class Connection(http.client.HTTPConnection):
+    """A connection to the server of a URL that remembers the path the URL starts with (a team's /teams/NAME)."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        super().__init__(parts.hostname or "127.0.0.1", parts.port, timeout=30)
+        self.prefix = parts.path.rstrip("/")
 
 
 def admin(url: str, method: str, path: str, body: dict | None = None) -> dict:
     """One request on a connection of its own: an idle keep-alive connection
     is closed by gunicorn after 2 s, longer than a round can take."""
-    parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    connection = Connection(url)
     try:
         return call(connection, method, path, body)[1]
     finally:
@@ -62,7 +78,6 @@ def admin(url: str, method: str, path: str, body: dict | None = None) -> dict:
 
 
 def run_round(url: str, guard: str, threads: int, deposits: int) -> dict:
-    parts = urlsplit(url)
     admin(url, "PATCH", "/admin/config", {"deposit_guard": guard})
     admin(url, "POST", "/admin/reset")
     acknowledged = [0] * threads
@@ -73,7 +88,7 @@ def run_round(url: str, guard: str, threads: int, deposits: int) -> dict:
     start = threading.Barrier(threads)
 
     def client(index: int) -> None:
-        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        connection = Connection(url)
         start.wait()  # everyone begins together: the race needs company
         for _ in range(deposits):
             status, answer = call(connection, "POST", "/accounts/acc-00/deposit", {"amount": 1})
