@@ -91,3 +91,18 @@ def test_the_plan_adds_up_to_three_hours():
         assert int(hours) * 60 + int(minutes) == clock, f"a slot starts at {hours}:{minutes}, not at minute {clock}"
         clock += int(length)
     assert clock == 180
+
+
+def test_the_sizing_table_follows_from_the_settings():
+    """Each row of the sizing table is the page's formula applied to the settings' reserve and bounds:
+    16 threads a team on one worker, 7 a team a worker on four, and a database with room for the fleet."""
+    from bankapp.settings import RESERVED_THREADS, Config
+
+    rows = re.findall(r"^\| (\d+) \| (\d+) \| (\d+) \| (\d+) \((\d+)\) \| (\d+) \|$", KIT.read_text(), re.MULTILINE)
+    assert len(rows) >= 4
+    most_threads = Config.model_fields["threads"].metadata  # the bound `threads` may not pass
+    bound = next(rule.le for rule in most_threads if hasattr(rule, "le"))
+    for teams, memory, one_worker, four_workers, connections, max_connections in (map(int, row) for row in rows):
+        assert memory == one_worker == 16 * teams + RESERVED_THREADS <= bound
+        assert four_workers == 7 * teams + RESERVED_THREADS and connections == 4 * four_workers
+        assert max_connections == max(connections, one_worker) + 10
