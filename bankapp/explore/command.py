@@ -41,7 +41,7 @@ def add_parser(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         scenario = check(args.scenario, args.guard, args.threads, args.max_schedules)
-        guards = list(guards_of(scenario)) if args.guard == "all" else [args.guard]
+        guards = _every_guard(args, scenario) if args.guard == "all" else [args.guard]
         results = [_one(args, guard) for guard in guards]
     except (InvalidExplore, SettingsError) as error:
         print(f"bankapp explore: {error}", file=sys.stderr)
@@ -56,6 +56,35 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps(result, indent=2) if args.json else "\n".join(render(result)))
     hung = (result.get("stopped") or "").startswith("hang")  # the code under test did not come back: it fails
     return 1 if result["counterexample"] or hung else 0
+
+
+def _every_guard(args: argparse.Namespace, scenario) -> list[str]:
+    """`--guard all`: the guards of memory, and with `--url` on a server of the postgres store those explored on
+    its database (its deposit guards; for transfers and audits its transfer policies, which replace memory's)."""
+    if args.url is None or _store(args.url) != "postgres":
+        return list(guards_of(scenario))
+    from .db.rules import database_guards
+
+    on_database = list(database_guards(scenario.name))
+    if scenario.setting == "transfer_policy":
+        return on_database  # on the postgres store a transfer is the desk's SQL; backoff is refused there
+    return [guard for guard in guards_of(scenario) if guard not in on_database] + on_database
+
+
+def _store(url: str) -> str | None:
+    """The store of the server at `url` (`GET /admin/config`), or None if it does not say."""
+    import requests
+
+    token = os.environ.get(ENV_PREFIX + "ADMIN_TOKEN") or None
+    try:
+        response = requests.get(
+            url.rstrip("/") + "/admin/config", headers={"Authorization": f"Bearer {token}"} if token else {}, timeout=30
+        )
+    except requests.ConnectionError:
+        raise _Refused(f"no server answers at {url.rstrip('/')}; start one first: bankapp serve", 2) from None
+    if response.status_code >= 400:
+        return None  # the explore itself will say what is wrong (a missing token: 401)
+    return response.json().get("store")
 
 
 class _Refused(Exception):

@@ -23,13 +23,11 @@ from ..interleave.scenarios import SCENARIOS, Scenario, pair_sum
 from ..interleave.schedule import THREAD_NAMES, Step
 from ..settings import DATABASE_GUARDS, Config
 from . import clock
+from .db.rules import on_database
 from .dpor import Search, class_size
 from .engine import Execution, Runner
 from .outcomes import OUTCOMES, InvalidExplore
 
-#: On the postgres store, write skew under `unsafe` is explored on the database too: its lesson there is what
-#: read committed lets two transactions do (in memory it is the same code on a dict, and the same outcome).
-DATABASE_UNSAFE = ("write-skew", "unsafe")
 #: The modules whose sleeps, clocks and random draws are the explorer's (see `clock`).
 TIMED_MODULES = (
     "bankapp.lab.bank",
@@ -100,7 +98,7 @@ def explore(
     """
     scenario = check(scenario_name, guard, threads, max_schedules)
     chosen = getattr(config, scenario.setting) if guard is None else guard
-    if chosen in DATABASE_GUARDS or (config.store == "postgres" and (scenario.name, chosen) == DATABASE_UNSAFE):
+    if chosen != "all" and on_database(config, scenario.name, chosen):
         if config.store != "postgres":
             raise InvalidExplore(
                 f"guard: {chosen} is a database guard of the postgres store: explore it on a server that runs that "
@@ -224,5 +222,21 @@ def classify(scenario: str, final: dict, answers: list[dict], end: str | None = 
 
 
 def replayed_outcome(result: dict) -> str:
-    """The outcome of a replay by `bankapp interleave` (its JSON), judged as the explorer judges a schedule."""
-    return classify(result["scenario"], result["final"], result["answers"])
+    """The outcome of a replay by `bankapp interleave` (its JSON), judged as the explorer judges a schedule (a
+    replay on the database says how it ended, `end`: a deadlock there is every session waiting, seen directly)."""
+    return classify(result["scenario"], result["final"], result["answers"], result.get("end"))
+
+
+def replay_anywhere(config: Config, scenario_name: str, guard: str | None = None, schedule: str | None = None) -> dict:
+    """What `POST /admin/interleave` runs: on the postgres store, a scenario the explorer runs on the database
+    (its database guards, its transfer policies) is replayed there, statement by statement, so a counterexample
+    of `bankapp explore --url` replays to the same outcome; everything else in memory, as `interleave.replay`."""
+    from ..interleave import replay
+
+    scenario = SCENARIOS.get(scenario_name)
+    chosen = guard if guard is not None or scenario is None else getattr(config, scenario.setting)
+    if scenario is not None and config.store == "postgres" and chosen and on_database(config, scenario.name, chosen):
+        from .db.replay import replay_database  # psycopg: only for the postgres store
+
+        return replay_database(config, scenario.name, chosen, schedule)
+    return replay(config, scenario_name, guard, schedule)

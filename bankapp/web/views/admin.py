@@ -3,7 +3,7 @@
 from flask import request
 from flask_openapi3 import Tag
 
-from ...interleave import replay
+from ...explore import replay_anywhere
 from ..schemas import BreakOut, ConfigOut, ConfigPatch, InterleaveIn, InterleaveOut, Problem, ResetOut
 from . import lab
 from .dispatch import Blueprint as APIBlueprint
@@ -64,4 +64,4 @@ def interleave(body: InterleaveIn):
     goes on; a schedule nobody can finish ends within `lock_timeout_ms`.
     422 `invalid-schedule` names the bad step; 503 while another replay runs.
     """
-    return replay(lab().config(), body.scenario, body.guard, body.schedule)
+    return replay_anywhere(lab().config(), body.scenario, body.guard, body.schedule)  # postgres: the SQL steps

@@ -1,0 +1,95 @@
+"""`bankapp explore --url` on a real server of the postgres store, and its counterexample replayed by
+`bankapp interleave` on that server's SQL: the same outcome, the server's bank untouched."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bankapp.explore import replayed_outcome
+
+from ..live import live_server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+
+
+def bankapp(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bankapp", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def server(databases):
+    url = databases.create()
+    with live_server("--store", "postgres", "--database-url", url, "--threads", "8") as running:
+        running.configure(race_window_ms=1)
+        yield running
+
+
+@pytest.mark.parametrize(
+    ("scenario", "guard", "outcome"),
+    [
+        ("transfer", "naive", "deadlock"),  # each holds one row FOR UPDATE and waits for the other's
+        ("audit", "release-first", "money-in-flight"),  # the audit's one snapshot between the two commits
+        ("transfer", "unsafe", "lost-update"),  # plain reads, no transaction
+    ],
+)
+def test_a_counterexample_found_on_the_database_replays_there_with_the_same_outcome(server, scenario, guard, outcome):
+    before = server.get("/stats").json()
+    found = bankapp("explore", scenario, "--guard", guard, "--url", server.url, "--json")
+    assert found.returncode == 1, found.stderr
+    result = json.loads(found.stdout)
+    example = result["counterexample"]
+    assert result["store"] == "postgres" and result["complete"] and example["outcome"] == outcome
+    replay = bankapp(
+        "interleave", scenario, "--guard", guard, "--schedule", example["schedule"], "--url", server.url, "--json"
+    )
+    assert replay.returncode == 0, replay.stderr
+    replayed = json.loads(replay.stdout)
+    assert replayed["store"] == "postgres" and replayed["ran"] == example["schedule"].split()
+    assert replayed_outcome(replayed) == outcome
+    printed = bankapp("interleave", scenario, "--guard", guard, "--schedule", example["schedule"], "--url", server.url)
+    assert printed.returncode == 0 and "store=postgres" in printed.stdout
+    after = server.get("/stats").json()
+    assert after["transfers"]["committed"] == before["transfers"]["committed"]  # scratch schemas, not the bank
+    assert after["transfers"]["total"] == before["transfers"]["total"]
+
+
+def test_the_safe_policies_never_fail_on_the_database(server):
+    for scenario, guard in [("transfer", "ordered"), ("audit", "naive"), ("deposit", "row-lock")]:
+        found = bankapp("explore", scenario, "--guard", guard, "--url", server.url, "--json")
+        assert found.returncode == 0, found.stderr
+        result = json.loads(found.stdout)
+        assert result["store"] == "postgres" and result["counterexample"] is None
+        assert result["outcomes"]["ok"] == result["schedules"] > 1
+
+
+def test_guard_all_lists_the_database_guards_of_a_postgres_server(server):
+    table = bankapp("explore", "deposit", "--guard", "all", "--url", server.url, "--json")
+    assert table.returncode == 0, table.stderr
+    guards = [row["guard"] for row in json.loads(table.stdout)]
+    assert guards == ["unsafe", "lock", "rlock", "semaphore", "row-lock", "advisory-lock", "atomic-update",
+                      "serializable"]  # fmt: skip
+    transfers = bankapp("explore", "transfer", "--guard", "all", "--url", server.url)
+    assert transfers.returncode == 0, transfers.stderr
+    assert "naive" in transfers.stdout and "backoff" not in transfers.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("transfer", "--guard", "backoff"), "backoff's waits end at a lock_timeout"),
+        (("checkout", "--guard", "advisory-semaphore"), "not explored on the database"),
+        (("checkout", "--guard", "advisory-lock"), "not explored on the database"),
+    ],
+)
+def test_what_cannot_be_explored_on_the_database_is_a_usage_error_that_says_why(server, args, named):
+    refused = bankapp("explore", *args, "--url", server.url)
+    assert refused.returncode == 2 and named in refused.stderr, refused.stderr
+
+
+def test_a_schedule_the_sessions_cannot_follow_is_refused_by_name(server):
+    replay = bankapp("interleave", "deposit", "--guard", "row-lock", "--schedule", "a.read b.read b.write a.write",
+                     "--url", server.url)  # fmt: skip
+    assert replay.returncode == 2
+    assert "b.write (step 3): b waits in the database for a lock a holds" in replay.stderr
