@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(results, indent=2) if args.json else "\n".join(render_table(results)))
         return 0
     result = results[0]
-    print(json.dumps(result, indent=2) if args.json else "\n".join(render(result)))
+    print(json.dumps(result, indent=2) if args.json else "\n".join(render(result, args.url)))
     hung = (result.get("stopped") or "").startswith("hang")  # the code under test did not come back: it fails
     return 1 if result["counterexample"] or hung else 0
 

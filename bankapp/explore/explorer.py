@@ -23,7 +23,7 @@ from ..interleave.scenarios import SCENARIOS, Scenario, pair_sum
 from ..interleave.schedule import THREAD_NAMES, Step
 from ..settings import DATABASE_GUARDS, Config
 from . import clock
-from .db.rules import on_database
+from .db.rules import check_database, on_database
 from .dpor import Search, class_size
 from .engine import Execution, Runner
 from .outcomes import OUTCOMES, InvalidExplore
@@ -100,6 +100,7 @@ def explore(
     chosen = getattr(config, scenario.setting) if guard is None else guard
     if chosen != "all" and on_database(config, scenario.name, chosen):
         if config.store != "postgres":
+            check_database(scenario.name, chosen, threads)  # what is not explored there either says why
             raise InvalidExplore(
                 f"guard: {chosen} is a database guard of the postgres store: explore it on a server that runs that "
                 f"store (--url); here {scenario.name} runs under {', '.join(guards_of(scenario))}",

@@ -220,3 +220,10 @@ def test_every_timed_module_is_one_that_reads_the_clock_or_draws_at_random():
         assert uses, f"{name} imports neither time nor random: the explorer patches nothing there"
     for name in ("bankapp.lab.admission.checkouts", "bankapp.lab.admission.gate", "bankapp.lab.transfers.policies"):
         assert name in TIMED_MODULES, f"{name} waits or draws: its time must be the explorer's"
+
+
+def test_a_database_guard_that_is_not_explored_on_the_database_says_so_even_without_a_server():
+    with pytest.raises(InvalidExplore, match="checkout under advisory-semaphore is not explored on the database"):
+        explore(load({}, environ={}), "checkout", "advisory-semaphore")
+    with pytest.raises(InvalidExplore, match="row-lock is a database guard of the postgres store"):
+        explore(load({}, environ={}), "deposit", "row-lock")

@@ -55,6 +55,16 @@ def test_a_counterexample_found_on_the_database_replays_there_with_the_same_outc
     assert after["transfers"]["total"] == before["transfers"]["total"]
 
 
+def test_the_printed_replay_command_names_the_server_and_the_search_is_the_same_every_run(server):
+    runs = [bankapp("explore", "transfer", "--guard", "naive", "--url", server.url, "--json") for _ in range(2)]
+    first, second = (json.loads(run.stdout) for run in runs)
+    assert first == second and first["outcomes"]["deadlock"] > 0
+    printed = bankapp("explore", "transfer", "--guard", "naive", "--url", server.url)
+    assert printed.returncode == 1
+    schedule = first["counterexample"]["schedule"]
+    assert f'bankapp interleave transfer --guard naive --schedule "{schedule}" --url {server.url}' in printed.stdout
+
+
 def test_the_safe_policies_never_fail_on_the_database(server):
     for scenario, guard in [("transfer", "ordered"), ("audit", "naive"), ("deposit", "row-lock")]:
         found = bankapp("explore", scenario, "--guard", guard, "--url", server.url, "--json")
