@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from bankapp.explore import replayed_outcome
+from bankapp.interleave import InvalidSchedule
 
 from ..live import live_server
 
@@ -103,3 +104,26 @@ def test_a_schedule_the_sessions_cannot_follow_is_refused_by_name(server):
                      "--url", server.url)  # fmt: skip
     assert replay.returncode == 2
     assert "b.write (step 3): b waits in the database for a lock a holds" in replay.stderr
+
+
+def test_write_skew_replays_below_zero_on_the_database_and_a_deposit_under_row_lock_waits(database_url):
+    """In process, as the server's route runs it: the schedule of write skew under `unsafe` on the postgres store
+    (read committed lets each read the other's old balance), and a row-locked deposit's default schedule."""
+    from bankapp.explore import replay_anywhere
+    from bankapp.settings import load
+
+    config = load({"store": "postgres", "database_url": database_url, "race_window_ms": 1, "threads": 8}, environ={})
+    turns = replay_anywhere(config, "write-skew", "unsafe")  # each session a statement in turn
+    assert turns["store"] == "postgres" and replayed_outcome(turns) == "below-zero"
+    assert sum(turns["final"]["balances"].values()) < 0
+    one_then_other = " ".join([f"a.{step.split('.')[1]}" for step in turns["threads"][0]["steps"]]
+                              + [f"b.{step.split('.')[1]}" for step in turns["threads"][1]["steps"]])  # fmt: skip
+    with pytest.raises(InvalidSchedule, match=r"b.read \(step 8\): every thread has ended before it"):
+        replay_anywhere(config, "write-skew", "unsafe", one_then_other)  # b, after a's debit, is refused at once
+    deposit = replay_anywhere(config, "deposit", "row-lock")
+    assert deposit["ran"] == ["a.read", "b.read", "a.write", "b.write"] and replayed_outcome(deposit) == "ok"
+    blocks = [event for event in deposit["events"] if event["event"] == "blocks"]
+    waits = {"event": "blocks", "thread": "b", "step": "b.read", "holders": ["a"], "target": "lock on acc-00"}
+    assert blocks == [waits]
+    memory = replay_anywhere(config, "deposit", "lock", "a.read b.read a.write b.write")
+    assert "store" not in memory  # the Python guards replay in memory, as before
