@@ -23,7 +23,7 @@ from ..interleave.scenarios import SCENARIOS, Scenario, pair_sum
 from ..interleave.schedule import THREAD_NAMES, Step
 from ..settings import DATABASE_GUARDS, Config
 from . import clock
-from .db.rules import check_database, on_database
+from .db.rules import check_database, database_guards, on_database
 from .dpor import Search, class_size
 from .engine import Execution, Runner
 from .outcomes import OUTCOMES, InvalidExplore
@@ -67,11 +67,15 @@ def check(scenario_name: str, guard: str | None, threads: int | None, max_schedu
     scenario = SCENARIOS.get(scenario_name)
     if scenario is None:
         raise InvalidExplore(f"scenario: no scenario {scenario_name!r}; known: {', '.join(SCENARIOS)}", "scenario")
+    if max_schedules is not None and max_schedules < 1:
+        raise InvalidExplore(f"max-schedules: at least 1, not {max_schedules}", "max_schedules")
     if guard in DATABASE_GUARDS:
         return scenario  # explored on the database: see `explore`
     if guard is not None and guard != "all" and guard not in guards_of(scenario):
         known = ", ".join(guards_of(scenario))
-        raise InvalidExplore(f"guard: {scenario.name} runs under {known} (or all), not {guard!r}", "guard")
+        there = [g for g in database_guards(scenario.name) if g not in guards_of(scenario)]
+        also = f"; on a server of the postgres store (--url) also {', '.join(there)}" if there else ""
+        raise InvalidExplore(f"guard: {scenario.name} runs under {known} (or all){also}, not {guard!r}", "guard")
     most = min(scenario.most, MOST_THREADS)
     if threads is not None and not scenario.least <= threads <= most:
         span = str(most) if scenario.least == most else f"{scenario.least} to {most}"
