@@ -234,10 +234,12 @@ class DatabaseExecution:
         with self._changed:
             self._aborting = True
             self._changed.notify_all()
-        for session in self.sessions.values():
-            if session.state == RUNNING and session.pid is not None:
-                session.aborted = True
-                self.monitor.execute("SELECT pg_cancel_backend(%s)", (session.pid,))
+        waiting = [s for s in self.sessions.values() if s.state == RUNNING and s.pid is not None]
+        for session in waiting:
+            session.aborted = True
+        if waiting:  # all in one statement: one let go by another's rollback must not run on meanwhile
+            pids = [session.pid for session in waiting]
+            self.monitor.execute("SELECT pg_cancel_backend(pid) FROM unnest(%s::int[]) AS pid", (pids,))
         for session in self.sessions.values():
             if session.thread is not None:
                 session.thread.join(REST_LIMIT_S)
