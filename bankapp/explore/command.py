@@ -87,6 +87,10 @@ def _store(url: str) -> str | None:
     return response.json().get("store")
 
 
+#: How long `--url` waits for the server's exploration.
+CLIENT_TIMEOUT_S = 600
+
+
 class _Refused(Exception):
     def __init__(self, message: str, code: int):
         super().__init__(message)
@@ -106,10 +110,16 @@ def _one(args: argparse.Namespace, guard: str | None) -> dict:
             url + "/admin/explore",
             json={name: value for name, value in body.items() if value is not None},
             headers={"Authorization": f"Bearer {token}"} if token else {},
-            timeout=600,
+            timeout=CLIENT_TIMEOUT_S,
         )
     except requests.ConnectionError:
         raise _Refused(f"no server answers at {url}; start one first: bankapp serve", 2) from None
+    except requests.Timeout:
+        raise _Refused(
+            f"{url} did not answer within {CLIENT_TIMEOUT_S} s (a database's schedules are not reduced: a ring of 3 "
+            "runs thousands); bound the search with --max-schedules K",
+            2,
+        ) from None
     if response.status_code >= 400:
         try:
             detail = response.json().get("detail", response.text)
