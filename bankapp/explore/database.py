@@ -35,7 +35,7 @@ from ..settings import Config
 from . import clock
 from .db.rules import check_database, on_database
 from .db.session import DatabaseExecution, Session, SteppingConnection, classify
-from .dpor import Search
+from .dpor import Search, class_size
 from .outcomes import OUTCOMES
 
 
@@ -117,6 +117,7 @@ def run_schedule(
         for i, name in enumerate(THREAD_NAMES[:n])
     ]
     execution = DatabaseExecution(sessions, choose, monitor)
+    execution.precise = config.deposit_guard != "serializable" or scenario not in ("deposit", "withdraw", "write-skew")
     if watch is not None:
         watch(execution)
     original = lab.db.connection
@@ -158,16 +159,21 @@ def final_and_answers(lab: Any, execution: DatabaseExecution, scenario: str) -> 
 
 
 def explore_database(
-    config: Config, scenario: str, guard: str, threads: int | None = None, max_schedules: int | None = None
+    config: Config,
+    scenario: str,
+    guard: str,
+    threads: int | None = None,
+    max_schedules: int | None = None,
+    reduce: bool = True,
 ) -> dict:
     """Every schedule of `scenario` under the database guard (or, on the postgres store, transfer policy)
     `guard` on a scratch schema of `config`'s database; the same answer as `explore` (`equivalent` is 0)."""
     n = check_database(scenario, guard, threads)
     with scratch_database(config, scenario, guard) as (lab, monitor):
-        return _search(lab, scenario, guard, n, max_schedules, monitor)
+        return _search(lab, scenario, guard, n, max_schedules, monitor, reduce)
 
 
-def _search(lab, scenario: str, guard: str, n: int, max_schedules: int | None, monitor) -> dict:
+def _search(lab, scenario: str, guard: str, n: int, max_schedules: int | None, monitor, reduce: bool) -> dict:
     from .explorer import classify as judged  # the explorer's judge: one outcome for memory and database
 
     outcomes: Counter[str] = Counter()
@@ -176,12 +182,12 @@ def _search(lab, scenario: str, guard: str, n: int, max_schedules: int | None, m
     def judge(execution: DatabaseExecution) -> None:
         final, answers = final_and_answers(lab, execution, scenario)
         kind = judged(scenario, final, answers, execution.end)
-        outcomes[kind] += 1
+        outcomes[kind] += class_size(execution.moves) if reduce else 1
         if kind != "ok" and (not found or len(execution.moves) < len(found[0]["moves"])):
             found[:] = [{"moves": list(execution.moves), "outcome": kind, "stuck": execution.stuck}]
 
     execute = functools.partial(run_schedule, lab, scenario, n, monitor=monitor)
-    search = Search(lambda choose: execute(choose), judge, reduce=True, max_schedules=max_schedules)
+    search = Search(lambda choose: execute(choose), judge, reduce=reduce, max_schedules=max_schedules)
     stopped = search.run_saying_why_it_stopped()
     example = None
     if found:

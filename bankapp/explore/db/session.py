@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg import pq
 
 from ...postgres import sql
 from ...postgres.database import one
@@ -29,6 +31,8 @@ from ..engine import Aborted, Hang, Move
 POLL_S = 0.002
 REST_LIMIT_S = 10.0
 PAUSED, RUNNING, DONE = "paused", "running", "done"
+#: What every move reads, and a move that changes what all sessions see writes (see `DatabaseExecution.everything`).
+EVERYTHING = ("database", "*")
 
 
 def classify(text: str, params: Any) -> tuple[str, str, str] | None:
@@ -63,8 +67,19 @@ class SteppingConnection:
         step = classify(text, params)
         run = lambda: self._conn.execute(query, params, **kwargs)  # noqa: E731
         if step is None:
+            self._conductor.bookkeeping(text, self._conn.info.transaction_status != pq.TransactionStatus.IDLE)
             return run()
         return self._conductor.statement(*step, run, self._conn.info.backend_pid)
+
+    @contextmanager
+    def transaction(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        """The wrapped connection's transaction; its end (a commit or a rollback: what others see, the locks let
+        go) conflicts with every move."""
+        try:
+            with self._conn.transaction(*args, **kwargs) as transaction:
+                yield transaction
+        finally:
+            self._conductor.everything()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
@@ -105,6 +120,9 @@ class DatabaseExecution:
         self._by_ident: dict[int, Session] = {}
         self._clock = clock.VirtualClock()
         self.written: set[str] = set()
+        #: False: every move conflicts with every other (no reduction: `serializable`, whose conflicts PostgreSQL
+        #: tracks by page and predicate, not by the rows named here)
+        self.precise = True
         #: in order: each step taken (`step`, with what it did), a session waiting in the database (`blocks`,
         #: naming who holds what it waits for) and going on again (`goes on`)
         self.events: list[dict] = []
@@ -168,13 +186,36 @@ class DatabaseExecution:
                 raise Aborted()
             self._turn = None
             move = self.moves[-1]
-            move.touched |= {(("database", "*"), "w"), (("row", target), mode)}
+            # every move reads "the database"; one that changes what every session sees writes it (see `everything`)
+            whole = self.precise is False or target == "every account"
+            move.touched |= {(EVERYTHING, "w" if whole else "r"), (("row", target), mode)}
             move.calls.append(f"{session.name} {kind}s {target}")
             if kind == "write":
                 self.written.add(target)
             self.events.append({"event": "statement", "thread": session.name, "step": move.label, "does": kind,
                                 "target": target, "locks": mode == "w" and kind != "write"})  # fmt: skip
         return run()
+
+    def bookkeeping(self, text: str, in_transaction: bool) -> None:
+        """A statement between steps, by a session of this execution: most are its own (settings, reads of the
+        settings, shared advisory locks); a counter bumped inside a transaction holds its row until the end; any
+        other change of a table conflicts with every move."""
+        if self.precise is False or threading.get_ident() not in self._by_ident or not self.moves:
+            return
+        words = text.lstrip().split(None, 1)
+        verb = words[0].upper() if words else ""
+        if verb not in ("INSERT", "UPDATE", "DELETE"):
+            return
+        if "bankapp_counters" in text:  # increments commute; held inside a transaction, they order its sessions
+            if in_transaction:
+                self.moves[-1].touched.add((("counters", "*"), "w"))
+            return
+        self.everything()
+
+    def everything(self) -> None:
+        """The current move conflicts with every other (a transaction ended, a table changed)."""
+        if threading.get_ident() in self._by_ident and self.moves:
+            self.moves[-1].touched.add((EVERYTHING, "w"))
 
     def _rest(self) -> None:
         """Wait until every session pauses at a statement, ends, or waits for a lock in the database."""
@@ -191,6 +232,8 @@ class DatabaseExecution:
                     self.moves[-1].also.add(session.name)  # let go by this move: it goes on within it
                     self.events.append({"event": "goes on", "thread": session.name, "step": session.blocked_at})
                 if session.blocked and not was:
+                    if self.moves:  # a move that blocks changes who can go: it conflicts with every other
+                        self.moves[-1].touched.add((EVERYTHING, "w"))
                     holders, session.blocked_at = self.holders(session), session.label
                     target = f"lock on {session.waits[0]}" if session.waits else "lock"
                     self.events.append(
