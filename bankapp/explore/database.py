@@ -9,9 +9,11 @@ dropped at the end), so the bank's own rows are never touched. One
 schedule runs as `db.session.DatabaseExecution` runs it; `db.replay` runs
 one named schedule the same way, for `bankapp interleave`.
 
-The reduction is conservative: every step is taken as conflicting with
-every other (the database's locks and snapshots are not modelled), so
-every schedule is run and none is skipped.
+The reduction is coarse (see `db.session`): steps on different rows
+commute; the end of a transaction, a statement that blocks, a table changed
+between steps and the audit's read of every account conflict with every
+move; `serializable`, whose conflicts PostgreSQL tracks by page and
+predicate, is not reduced.
 """
 
 from __future__ import annotations
@@ -167,7 +169,7 @@ def explore_database(
     reduce: bool = True,
 ) -> dict:
     """Every schedule of `scenario` under the database guard (or, on the postgres store, transfer policy)
-    `guard` on a scratch schema of `config`'s database; the same answer as `explore` (`equivalent` is 0)."""
+    `guard` on a scratch schema of `config`'s database; the same answer as `explore`."""
     n = check_database(scenario, guard, threads)
     with scratch_database(config, scenario, guard) as (lab, monitor):
         return _search(lab, scenario, guard, n, max_schedules, monitor, reduce)

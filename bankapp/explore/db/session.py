@@ -8,6 +8,12 @@ flight, unlocks) runs between steps. A statement that waits for another
 session's lock does not come back: `pg_blocking_pids()` says the session
 waits, and the others go on. Every live session blocked is a deadlock,
 seen there and then; the waiting statements are then cancelled.
+
+What each move touches, for the reduction: the row (or advisory lock) of
+its statement, locked or written (`w`) or read (`r`), and `EVERYTHING`
+read; a move that ends a transaction, blocks, changes a table between
+steps or reads every account writes `EVERYTHING`, so it conflicts with
+every move (`precise` False: every move does).
 """
 
 from __future__ import annotations
