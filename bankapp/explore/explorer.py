@@ -112,7 +112,7 @@ def explore(
             )
         from .database import explore_database  # psycopg: only for the postgres store
 
-        return explore_database(config, scenario.name, chosen, threads, max_schedules)
+        return explore_database(config, scenario.name, chosen, threads, max_schedules, reduce)
     if guard is None:  # the one in force, checked as if named
         scenario = check(scenario_name, chosen, threads, max_schedules)
     if guard == "all":
