@@ -12,7 +12,7 @@ from ..boot import build_lab
 from ..settings import Config, load
 from . import contract, dashboard, every_request, idempotency, metrics, problems
 from .body import MAX_BODY_BYTES, BodyRequest
-from .views import accounts, admin, checkout, customers, explore, introspection, isolation, transfers
+from .views import accounts, admin, checkout, customers, explore, introspection, isolation, scoreboard, transfers
 
 
 class BankApp(contract.BankAPI):
@@ -66,6 +66,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> BankApp:
     # around it all: every answer, a refusal too, names its request, is timed and says who served it
     every_request.init_app(app, lab, timing)
     idempotency.init_app(app, shared=lab.answers)
+    scoreboard.init_app(app)
     blueprints = (
         accounts.bp,
         customers.bp,
@@ -74,6 +75,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> BankApp:
         admin.bp,
         isolation.bp,
         explore.bp,
+        scoreboard.bp,
         dashboard.bp,
     )
     for blueprint in (introspection.bp, *blueprints):
