@@ -24,16 +24,21 @@ from .values import whole_number as whole_number
 #: Guards both deposits and checkouts know: what `guard` may set.
 GuardName = Literal["unsafe", "lock", "rlock", "semaphore", "advisory-lock"]
 DepositGuardName = Literal[
-    "unsafe", "lock", "rlock", "semaphore", "row-lock", "advisory-lock", "atomic-update", "serializable"
+    "unsafe", "lock", "rlock", "semaphore", "row-lock", "advisory-lock", "atomic-update", "serializable", "exercise"
 ]
-CheckoutGuardName = Literal["unsafe", "lock", "rlock", "semaphore", "adaptive", "advisory-lock", "advisory-semaphore"]
-TransferPolicyName = Literal["unsafe", "naive", "ordered", "release-first", "backoff"]
+CheckoutGuardName = Literal[
+    "unsafe", "lock", "rlock", "semaphore", "adaptive", "advisory-lock", "advisory-semaphore", "exercise"
+]
+TransferPolicyName = Literal["unsafe", "naive", "ordered", "release-first", "backoff", "exercise"]
 StoreName = Literal["memory", "postgres"]
 
 #: Guards that are the database's own tools: only the postgres store has them.
 DATABASE_GUARDS = frozenset({"row-lock", "advisory-lock", "atomic-update", "serializable", "advisory-semaphore"})
 #: Checkout guards that admit `capacity` at once (`adaptive`: to start with; the rest admit one, or all).
-SEMAPHORE_GUARDS = frozenset({"semaphore", "advisory-semaphore", "adaptive"})
+SEMAPHORE_GUARDS = frozenset({"semaphore", "advisory-semaphore", "adaptive", "exercise"})
+#: The value of deposit_guard, checkout_guard and transfer_policy that runs a trainee's code, plugged in at start
+#: by `bankapp serve --exercise NAME=FILE` (`bankapp.lab.plugged`); refused by the lab when nothing was.
+EXERCISE = "exercise"
 
 ENV_PREFIX = "BANKAPP_"
 #: The checkout guard whose limit is found at run time (`bankapp.lab.admission.adaptive`); no deposit guard.
@@ -173,6 +178,12 @@ class Config(BaseModel):
                 "database_url: the postgres store needs the database's libpq URL, e.g. "
                 "--database-url postgresql://bank@127.0.0.1:5432/bankapp (or BANKAPP_DATABASE_URL)"
             )
+        for name in ("deposit_guard", "checkout_guard", "transfer_policy"):
+            if self.store == "postgres" and getattr(self, name) == EXERCISE:
+                raise ValueError(
+                    f"{name}: exercise runs a trainee's code in one process, and the postgres store's workers "
+                    "share the database: plug a trainee's file into the memory store"
+                )
         for name in ("deposit_guard", "checkout_guard"):
             guard = getattr(self, name)
             if self.store == "memory" and guard in DATABASE_GUARDS:
