@@ -16,10 +16,9 @@ The lab trusts the trainee's code for nothing it can check itself:
   exception, `sys.exit`) becomes `TraineeCodeFailed`, a 503 naming the
   trainee's file and line, and the worker goes on; an acquire that answers
   neither True nor False is refused the same way;
-- a failed acquire that comes back later than its timeout plus
-  `PROMPT_MS` is counted as late (`rejections prompt`), and so is a
-  successful one that waited past its timeout: `/stats` shows them under
-  `exercise`.
+- a failed acquire (a rejection) that comes back later than its timeout
+  plus `PROMPT_MS` is counted as late (`rejections prompt`): `/stats`
+  shows them under `exercise`, beside the calls and failures.
 """
 
 from __future__ import annotations
@@ -63,6 +62,7 @@ class TraineeCalls:
         self._lock = threading.Lock()
         self.calls = 0
         self.failures = 0
+        self.rejections = 0
         self.late = 0
         self.worst_overrun_ms = 0.0
         self.last_failure: str | None = None
@@ -83,13 +83,12 @@ class TraineeCalls:
             self.last_failure = str(error)
         return error
 
-    def timed(self, timeout: float | None, began: float) -> None:
-        """Count an acquire that came back more than `PROMPT_MS` after its timeout."""
-        if timeout is None:
-            return
-        overrun_ms = (time.monotonic() - began - timeout) * 1000
-        if overrun_ms > PROMPT_MS:
-            with self._lock:
+    def rejected(self, timeout: float | None, began: float) -> None:
+        """Count a failed acquire, and whether it came back more than `PROMPT_MS` after its timeout."""
+        overrun_ms = 0.0 if timeout is None else (time.monotonic() - began - timeout) * 1000
+        with self._lock:
+            self.rejections += 1
+            if overrun_ms > PROMPT_MS:
                 self.late += 1
                 self.worst_overrun_ms = max(self.worst_overrun_ms, round(overrun_ms, 1))
 
@@ -101,7 +100,8 @@ class TraineeCalls:
                 "calls": self.calls,
                 "failures": self.failures,
                 "last_failure": self.last_failure,
-                "late_acquires": self.late,
+                "rejections": self.rejections,
+                "late_rejections": self.late,
                 "worst_overrun_ms": self.worst_overrun_ms,
                 "prompt_ms": PROMPT_MS,
             }
@@ -140,8 +140,9 @@ class TraineeGuard(Guard):
         got = self.calls.call(f"{self._enter_name}(timeout={timeout!r})", self._enter, timeout=timeout)
         if got is not True and got is not False:
             raise self.calls.failed(f"{self._enter_name}(timeout={timeout!r})", f"answered {got!r}, not True or False")
-        self.calls.timed(timeout, began)
-        if got:
+        if not got:
+            self.calls.rejected(timeout, began)
+        else:
             me = get_ident()
             self._holders[me] = self._holders.get(me, 0) + 1
         return got
@@ -250,7 +251,7 @@ class Plugged:
         return {**POLICIES, **({"exercise": TraineeOrderPolicy(found)} if found else {})}
 
     def report(self) -> dict[str, Any]:
-        """What `/stats` shows under `exercise`: per part, the file, its calls, failures and late acquires."""
+        """What `/stats` shows under `exercise`: per part, the file, its calls, failures and late rejections."""
         return {part: calls.report() for part, calls in self._calls.items()}
 
     def __bool__(self) -> bool:
