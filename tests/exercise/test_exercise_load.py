@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from bankapp import create_app
+from bankapp.cli import main
 from bankapp.exercise.load import judge_under_load
 from bankapp.lab.plugged import PlugError, Plugged
 from bankapp.server.processes import ServerProcess
@@ -29,9 +30,17 @@ SHORT = 2.0
 
 
 def serve(*flags: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    """`bankapp serve FLAGS` that must refuse before it listens: its exit code and what it said."""
+    """`bankapp serve FLAGS` in a process of its own, which must refuse before it listens: its exit code and words."""
     command = [sys.executable, "-m", "bankapp", "serve", "--port", "0", *flags]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def refused_in_process(capsys: pytest.CaptureFixture[str], *flags: str) -> str:
+    """`bankapp serve FLAGS` run here (it refuses before it listens or sets a limit): what exit 2 said."""
+    assert main(["serve", "--port", "0", *flags]) == 2
+    captured = capsys.readouterr()
+    assert "ready at" not in captured.out
+    return captured.err
 
 
 def test_a_correct_guard_passes_under_load_and_the_server_ran_its_code():
@@ -133,14 +142,12 @@ BAD_FILES = {
 
 
 @pytest.mark.parametrize("case", BAD_FILES, ids=list(BAD_FILES))
-def test_a_file_that_cannot_be_plugged_in_is_refused_plainly_with_exit_2(tmp_path, case):
+def test_a_file_that_cannot_be_plugged_in_is_refused_plainly_with_exit_2(tmp_path, capsys, case):
     source, words = BAD_FILES[case]
     bad = tmp_path / "bad.py"
     bad.write_text(source)
-    refused = serve("--exercise", f"deposit-guard={bad}")
-    assert refused.returncode == 2, refused.stdout + refused.stderr
-    assert words in refused.stderr and "Traceback" not in refused.stderr
-    assert "ready at" not in refused.stdout
+    said = refused_in_process(capsys, "--exercise", f"deposit-guard={bad}")
+    assert said.startswith("bankapp serve: ") and words in said and "Traceback" not in said
     with pytest.raises(PlugError) as raised:
         Plugged({"deposit-guard": bad})
     assert words in str(raised.value)
@@ -158,12 +165,17 @@ def test_a_file_that_cannot_be_plugged_in_is_refused_plainly_with_exit_2(tmp_pat
     ],
     ids=["host", "name", "no-equals", "no-file", "two-guards", "not-plugged"],
 )
-def test_serve_exercise_refuses_a_host_beyond_loopback_and_a_bad_name_or_file_with_exit_2(flags, words):
+def test_serve_exercise_refuses_a_host_beyond_loopback_and_a_bad_name_or_file_with_exit_2(capsys, flags, words):
     good = str(SOLUTIONS / "good_guard.py")
-    refused = serve(*(flag.replace("GOOD", good) for flag in flags))
+    said = refused_in_process(capsys, *(flag.replace("GOOD", good) for flag in flags))
+    assert said.startswith("bankapp serve: ") and words in said and "Traceback" not in said, said
+
+
+def test_the_bankapp_command_itself_exits_2_for_a_host_beyond_loopback():
+    refused = serve("--host", "0.0.0.0", "--exercise", f"deposit-guard={SOLUTIONS / 'good_guard.py'}")
     assert refused.returncode == 2, refused.stdout + refused.stderr
-    assert refused.stderr.startswith("bankapp serve: ") and words in refused.stderr, refused.stderr
-    assert "Traceback" not in refused.stderr
+    assert "is not loopback" in refused.stderr and "Traceback" not in refused.stderr
+    assert "ready at" not in refused.stdout
 
 
 def test_judging_a_file_the_server_refuses_is_a_plug_error_not_a_crash(tmp_path):
