@@ -25,7 +25,6 @@ from .. import boot
 from ..explore import command as explore_command
 from ..interleave import SCENARIOS, render
 from ..isolation import console as isolation
-from ..lab.plugged import PlugError, Plugged
 from ..server import exercise, launcher
 from ..settings import ENV_PREFIX, Config, SettingsError
 from ..sweep import command as sweep_command
@@ -228,13 +227,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         try:
             config = boot.settings(exercise.chosen(args.exercise, chosen_settings(args)))
-        except (SettingsError, PlugError) as error:
+        except (SettingsError, exercise.PlugError) as error:
             print(f"bankapp serve: {error}", file=sys.stderr)
             return 2
         try:  # a trainee's code: loaded here, before anything listens (see bankapp.server.exercise)
-            plugged = exercise.plug_in(config, args.exercise) if args.exercise else None
-            (plugged or Plugged()).check(config)
-        except (PlugError, SettingsError) as error:
+            plugged = exercise.plug_in(config, args.exercise)
+        except exercise.PlugError as error:
             print(f"bankapp serve: {error}", file=sys.stderr)
             return 2
         if plugged:

@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from ..lab.plugged import EXERCISES, PlugError, Plugged
+
+__all__ = ["PlugError", "chosen", "limit_resources", "parse", "plug_in"]
 from ..settings import EXERCISE, Config
 from ..web import admin_auth
 
@@ -67,21 +69,22 @@ def chosen(values: list[str], settings: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
-def plug_in(config: Config, values: list[str]) -> Plugged:
-    """The trainee's files loaded for a server of `config`; `PlugError` (exit 2) says why one cannot be."""
-    if not admin_auth.is_loopback(config.host):
+def plug_in(config: Config, values: list[str]) -> Plugged | None:
+    """The trainee's files loaded for a server of `config` (None when none is given); `PlugError` (exit 2) says
+    why one cannot be, or why `config` chooses `exercise` for a part with nothing plugged in."""
+    if values and not admin_auth.is_loopback(config.host):
         raise PlugError(
             f"--exercise runs a trainee's code, which only a server bound to loopback may run; --host "
             f"{config.host} is not loopback (use 127.0.0.1, ::1 or localhost)"
         )
-    if config.store != "memory":
+    if values and config.store != "memory":
         raise PlugError("--exercise plugs a trainee's code into the memory store only (one process)")
     plugged = Plugged(parse(values))
     try:
         plugged.check(config)
     except ValueError as error:
         raise PlugError(str(error)) from None
-    return plugged
+    return plugged or None
 
 
 def user_processes(uid: int) -> int:
