@@ -252,7 +252,10 @@ def main(argv: list[str] | None = None) -> int:
                 "it by another name needs --allowed-hosts NAME (or BANKAPP_ALLOWED_HOSTS)",
                 flush=True,
             )
-        launcher.serve(config, plugged)
+        if plugged:
+            launcher.serve(config, plugged)
+        else:
+            launcher.serve(config)
     return 0
 
 

@@ -78,7 +78,7 @@ class Config(BaseModel):
     deposit_guard: DepositGuardName = Field(
         "unsafe",
         description="guard of deposits: unsafe, lock, rlock, semaphore; with the postgres store also row-lock, "
-        "advisory-lock, atomic-update, serializable",
+        "advisory-lock, atomic-update, serializable; exercise: a trainee's guard (bankapp serve --exercise)",
     )
     deposit_permits: WholeNumber = Field(
         1, ge=1, le=1024, description="permits of each account's semaphore when deposit_guard is semaphore"
@@ -86,7 +86,7 @@ class Config(BaseModel):
     checkout_guard: CheckoutGuardName = Field(
         "unsafe",
         description="guard of checkouts: unsafe, lock, rlock, semaphore; with the postgres store also "
-        "advisory-lock, advisory-semaphore",
+        "advisory-lock, advisory-semaphore; exercise: a trainee's semaphore or admission (bankapp serve --exercise)",
     )
     capacity: WholeNumber = Field(
         8, ge=1, le=1024, description="checkouts admitted at once with checkout_guard semaphore or advisory-semaphore"
@@ -98,7 +98,9 @@ class Config(BaseModel):
         8, ge=0, le=1024, description="checkouts allowed to wait at once; more are rejected"
     )
     transfer_policy: TransferPolicyName = Field(
-        "naive", description="transfer lock policy: unsafe, naive, ordered, release-first, backoff"
+        "naive",
+        description="transfer lock policy: unsafe, naive, ordered, release-first, backoff; exercise: a trainee's "
+        "lock_order (bankapp serve --exercise)",
     )
     race_window_ms: float = Field(
         1.0, ge=0, le=10_000, description="sleep between the read and the write of every read-modify-write"

@@ -11,6 +11,7 @@ against a correct one, is `slow`.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,8 +21,9 @@ import requests
 
 from bankapp import create_app
 from bankapp.cli import main
-from bankapp.exercise.load import judge_under_load
+from bankapp.exercise.load import judge_under_load, limit_cpu
 from bankapp.lab.plugged import PlugError, Plugged
+from bankapp.server.exercise import ADDRESS_SPACE_BYTES
 from bankapp.server.processes import ServerProcess
 
 SOLUTIONS = Path(__file__).parent / "load_solutions"
@@ -94,6 +96,13 @@ def test_trainee_code_that_raises_or_exits_is_a_problem_naming_its_line_and_the_
         assert second.status_code == 200 and second.headers["X-Served-By"].split("/")[0] == worker
         stats = requests.get(server.url + "/stats", timeout=10).json()["exercise"]["deposit"]
         assert stats["failures"] == 1 and "raising_guard.py:6" in stats["last_failure"]
+        # the limits: memory and processes set by serve itself, inherited by the worker; CPU set by the judge
+        limit_cpu(server.pid, 77)
+        for pid in (server.pid, int(worker)):
+            limits = Path(f"/proc/{pid}/limits").read_text()
+            assert re.search(rf"Max address space\s+{ADDRESS_SPACE_BYTES}\s", limits), limits
+            assert re.search(r"Max processes\s+\d+\s", limits), limits
+            assert re.search(r"Max cpu time\s+77\s+82\s", limits), limits
     exiting = SOLUTIONS / "exiting_guard.py"
     with ServerProcess("--exercise", f"deposit-guard={exiting}", startup_timeout=60) as server:
         answers = [
