@@ -219,6 +219,11 @@ def code_anomalies(exercise: str, plugged: dict[str, Any] | None) -> list[str]:
     if plugged is None:
         return [f"the server's /stats shows no plugged code for {exercise}: it did not run the file"]
     found = []
+    if plugged["inside"]:
+        found.append(
+            f"{plugged['inside']:,} calls into the trainee's code had not returned when the load was over: a hang "
+            "(does acquire honour its timeout?)"
+        )
     if plugged["failures"]:
         found.append(f"the trainee's code failed {plugged['failures']:,} times; the last: {plugged['last_failure']}")
     late, rejections = plugged["late_rejections"], plugged["rejections"]

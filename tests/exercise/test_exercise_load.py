@@ -218,6 +218,14 @@ def test_every_exercise_fails_its_known_wrong_solution_and_passes_a_correct_one_
 
 
 @pytest.mark.slow
+def test_a_guard_that_hangs_is_judged_in_bounded_time_and_named_a_hang():
+    result = judge_under_load("deposit-guard", SOLUTIONS / "hanging_guard.py", seconds=2, progress=None)
+    assert not result["passed"] and result["completed"] == 0
+    assert any("had not returned when the load was over: a hang" in anomaly for anomaly in result["anomalies"])
+    assert result["trainee_code"]["inside"] > 0
+
+
+@pytest.mark.slow
 def test_a_reentrant_guard_that_forgets_its_count_fails_under_load():
     result = judge_under_load("reentrant-guard", SOLUTIONS / "forgetful_reentrant.py", seconds=4, progress=None)
     assert not result["passed"], result

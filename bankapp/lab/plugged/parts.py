@@ -61,6 +61,7 @@ class TraineeCalls:
         self.implementation = implementation
         self._lock = threading.Lock()
         self.calls = 0
+        self.inside = 0  # calls that have not returned yet: after the load stops, a hang
         self.failures = 0
         self.rejections = 0
         self.late = 0
@@ -71,10 +72,14 @@ class TraineeCalls:
         """`function(*args, **kwargs)`, or `TraineeCodeFailed` for whatever it raised."""
         with self._lock:
             self.calls += 1
+            self.inside += 1
         try:
             return function(*args, **kwargs)
         except BaseException as error:
             raise self.failed(name, describe(error), where(error, self.path)) from None
+        finally:
+            with self._lock:
+                self.inside -= 1
 
     def failed(self, call: str, what: str, line: int | None = None) -> TraineeCodeFailed:
         error = TraineeCodeFailed(self.exercise.name, self.path, line, call, what)
@@ -98,6 +103,7 @@ class TraineeCalls:
                 "exercise": self.exercise.name,
                 "file": str(self.path),
                 "calls": self.calls,
+                "inside": self.inside,
                 "failures": self.failures,
                 "last_failure": self.last_failure,
                 "rejections": self.rejections,
