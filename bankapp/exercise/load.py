@@ -14,8 +14,9 @@ trainee's file, then for the lab's model solution in the same run:
    its verdict (lost updates, money created or destroyed, over capacity,
    oversold, deadlock victims, self-deadlocks);
 3. the server's `/stats`: operations completed per second (the speed), and
-   what the plugged code did (`exercise`: calls that raised; for
-   `admission`, rejections later than their timeout plus `PROMPT_MS`), then `/healthz`:
+   what the plugged code did (`exercise`: calls that raised or never
+   returned; for `admission`, rejections later than their timeout plus
+   `PROMPT_MS`; for `fair-lock`, grants that overtook an earlier waiter), then `/healthz`:
    a server that stopped answering fails the run.
 
 Correct means no anomaly: not in the verdict, not in the trainee's code.
@@ -50,6 +51,9 @@ from ..server.processes import ProcessError, ServerProcess, last_lines
 #: The exercises whose rejections must be prompt (within their timeout plus `PROMPT_MS`), and the share of late
 #: ones tolerated: a busy machine wakes a correct waiter late now and then; a wrong one is late every time.
 PROMPT_EXERCISES, LATE_SHARE = {"admission"}, 0.05
+#: The exercises whose grants must follow arrival order, and the share of overtaking grants tolerated (a thread
+#: counted as arrived may not have reached the trainee's queue yet); a barging lock overtakes a third or more.
+FAIR_EXERCISES, OVERTAKE_SHARE = {"fair-lock"}, 0.05
 #: CPU seconds the server's processes may use: start-up, and a generous share of every second of load.
 CPU_BASE_S, CPU_PER_LOAD_S = 30, 4
 
@@ -226,6 +230,12 @@ def code_anomalies(exercise: str, plugged: dict[str, Any] | None) -> list[str]:
         )
     if plugged["failures"]:
         found.append(f"the trainee's code failed {plugged['failures']:,} times; the last: {plugged['last_failure']}")
+    overtakes, grants = plugged["overtakes"], plugged["grants"]
+    if exercise in FAIR_EXERCISES and overtakes > OVERTAKE_SHARE * grants:
+        found.append(
+            f"{overtakes:,} of {grants:,} grants went to a thread while one that came earlier still waited: "
+            "not in arrival order"
+        )
     late, rejections = plugged["late_rejections"], plugged["rejections"]
     if exercise in PROMPT_EXERCISES and late > LATE_SHARE * rejections:
         found.append(

@@ -18,11 +18,14 @@ The lab trusts the trainee's code for nothing it can check itself:
   neither True nor False is refused the same way;
 - a failed acquire (a rejection) that comes back later than its timeout
   plus `PROMPT_MS` is counted as late (`rejections prompt`): `/stats`
-  shows them under `exercise`, beside the calls and failures.
+  shows them under `exercise`, beside the calls and failures;
+- each acquire takes a ticket as it arrives: a grant while an earlier
+  ticket still waits is counted as an overtake (`fair-lock`).
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -64,6 +67,8 @@ class TraineeCalls:
         self.inside = 0  # calls that have not returned yet: after the load stops, a hang
         self.failures = 0
         self.rejections = 0
+        self.grants = 0
+        self.overtakes = 0  # grants to a thread while one that came earlier still waited: not in arrival order
         self.late = 0
         self.worst_overrun_ms = 0.0
         self.last_failure: str | None = None
@@ -88,6 +93,11 @@ class TraineeCalls:
             self.last_failure = str(error)
         return error
 
+    def granted(self, overtook: bool) -> None:
+        with self._lock:
+            self.grants += 1
+            self.overtakes += overtook
+
     def rejected(self, timeout: float | None, began: float) -> None:
         """Count a failed acquire, and whether it came back more than `PROMPT_MS` after its timeout."""
         overrun_ms = 0.0 if timeout is None else (time.monotonic() - began - timeout) * 1000
@@ -106,6 +116,8 @@ class TraineeCalls:
                 "inside": self.inside,
                 "failures": self.failures,
                 "last_failure": self.last_failure,
+                "grants": self.grants,
+                "overtakes": self.overtakes,
                 "rejections": self.rejections,
                 "late_rejections": self.late,
                 "worst_overrun_ms": self.worst_overrun_ms,
@@ -136,6 +148,9 @@ class TraineeGuard(Guard):
         enter, leave = ("try_enter", "leave") if calls.exercise.name == "admission" else ("acquire", "release")
         self._enter_name, self._enter = enter, getattr(self._trainee, enter)
         self._leave_name, self._leave = leave, getattr(self._trainee, leave)
+        self._arrivals_lock = threading.Lock()
+        self._tickets = itertools.count()
+        self._arrived: set[int] = set()
 
     @property
     def excludes(self) -> bool:
@@ -143,7 +158,17 @@ class TraineeGuard(Guard):
 
     def acquire(self, timeout: float | None = None) -> bool:
         began = time.monotonic()
-        got = self.calls.call(f"{self._enter_name}(timeout={timeout!r})", self._enter, timeout=timeout)
+        with self._arrivals_lock:  # a ticket in arrival order: was anyone who came earlier still waiting?
+            ticket = next(self._tickets)
+            self._arrived.add(ticket)
+        try:
+            got = self.calls.call(f"{self._enter_name}(timeout={timeout!r})", self._enter, timeout=timeout)
+        finally:
+            with self._arrivals_lock:
+                self._arrived.discard(ticket)
+                overtook = bool(self._arrived) and min(self._arrived) < ticket
+        if got is True:
+            self.calls.granted(overtook)
         if got is not True and got is not False:
             raise self.calls.failed(f"{self._enter_name}(timeout={timeout!r})", f"answered {got!r}, not True or False")
         if not got:
