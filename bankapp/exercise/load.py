@@ -102,6 +102,12 @@ LOADS = {
 }
 
 
+def model_for(exercise: str) -> Path | None:
+    """The lab's model solution of `exercise`, `models/<name_with_underscores>.py` beside this module, if shipped."""
+    path = Path(__file__).parent / "models" / f"{exercise.replace('-', '_')}.py"
+    return path if path.is_file() else None
+
+
 def say_on_stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 

@@ -25,6 +25,7 @@ from bankapp.exercise.load import judge_under_load, limit_cpu
 from bankapp.lab.plugged import PlugError, Plugged
 from bankapp.server.exercise import ADDRESS_SPACE_BYTES
 from bankapp.server.processes import ServerProcess
+from bankapp.settings import SettingsError, load
 
 SOLUTIONS = Path(__file__).parent / "load_solutions"
 #: Seconds of load per file in the default suite: enough for thousands of deposits on two hot accounts.
@@ -185,6 +186,11 @@ def test_the_bankapp_command_itself_exits_2_for_a_host_beyond_loopback():
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "is not loopback" in refused.stderr and "Traceback" not in refused.stderr
     assert "ready at" not in refused.stdout
+
+
+def test_exercise_is_refused_with_the_postgres_store_by_name():
+    with pytest.raises(SettingsError, match="transfer_policy: exercise runs a trainee's code in one process"):
+        load({"store": "postgres", "database_url": "postgresql://127.0.0.1/x", "transfer_policy": "exercise"})
 
 
 def test_judging_a_file_the_server_refuses_is_a_plug_error_not_a_crash(tmp_path):
