@@ -13,7 +13,7 @@ from ..lab.plugged import Plugged
 from ..settings import Config, load
 from . import contract, dashboard, every_request, idempotency, metrics, problems
 from .body import MAX_BODY_BYTES, BodyRequest
-from .views import accounts, admin, checkout, customers, explore, introspection, isolation, transfers
+from .views import accounts, admin, checkout, customers, explore, introspection, isolation, scoreboard, transfers
 
 
 class BankApp(contract.BankAPI):
@@ -68,6 +68,7 @@ def create_app(config: Config | dict[str, Any] | None = None, plugged: Plugged |
     # around it all: every answer, a refusal too, names its request, is timed and says who served it
     every_request.init_app(app, lab, timing)
     idempotency.init_app(app, shared=lab.answers)
+    scoreboard.init_app(app)
     blueprints = (
         accounts.bp,
         customers.bp,
@@ -76,6 +77,7 @@ def create_app(config: Config | dict[str, Any] | None = None, plugged: Plugged |
         admin.bp,
         isolation.bp,
         explore.bp,
+        scoreboard.bp,
         dashboard.bp,
     )
     for blueprint in (introspection.bp, *blueprints):
