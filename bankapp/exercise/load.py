@@ -13,7 +13,9 @@ trainee's file, then for the lab's model solution in the same run:
    time, as `bankapp compare` runs its rows: the project's user classes and
    its verdict (lost updates, money created or destroyed, over capacity,
    oversold, deadlock victims, self-deadlocks);
-3. the server's `/stats`: operations completed per second (the speed), and
+3. for a checkout, `capacity` checkouts sent at once with the load over,
+   which must all be admitted (a permit lost under load is not); then
+   the server's `/stats`: operations completed per second (the speed), and
    what the plugged code did (`exercise`: calls that raised or never
    returned; for `admission`, rejections later than their timeout plus
    `PROMPT_MS`; for `fair-lock`, grants that overtook an earlier waiter), then `/healthz`:
@@ -37,6 +39,7 @@ import resource
 import sys
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +70,7 @@ class Load:
     user_classes: tuple[str, ...]
     users: int
     locust: tuple[str, ...] = field(default=())
+    capacity: int | None = None  # a checkout's: after the load, that many at once must still be admitted
 
 
 DEPOSITS = Load("deposit", ("--race-window-ms", "1"), ("DepositUser",), 16, ("--accounts", "acc-00,acc-01"))
@@ -75,6 +79,7 @@ CHECKOUTS = Load(
     ("--capacity", "4", "--max-waiting", "8", "--admission-timeout-ms", "100", "--service-time-ms", "20"),
     ("CheckoutUser",),
     24,
+    capacity=4,
 )
 
 #: Each exercise's load (SPEC.md, Exercises): deposits on two hot accounts for the guards, batches beside them
@@ -203,6 +208,7 @@ def run_one(
         run = run_locust(job, progress=show)
         if run.verdict is None:
             raise ProcessError(f"Locust wrote no verdict; its log is {job.path('.log')}:\n{last_lines(run.output)}")
+        admitted = probe_permits(server, load.capacity) if load.capacity and alive_now(server) else None
         stats, alive = read_server(server)
     completed, _refused = outcomes(load.scenario, stats)
     elapsed = summarize(run.stats).get("elapsed_s") or seconds
@@ -211,6 +217,11 @@ def run_one(
     anomalies += code_anomalies(exercise, plugged)
     if not alive:
         anomalies.append("the server stopped answering /healthz under the trainee's code")
+    if admitted is not None and load.capacity is not None and admitted < load.capacity:
+        anomalies.append(
+            f"after the load, only {admitted} of {load.capacity} checkouts sent at once were admitted, with none "
+            "in flight: permits were lost"
+        )
     if completed == 0:
         anomalies.append(f"no {load.scenario} completed in {seconds:g} s of load")
     throughput = round(completed / elapsed, 1) if elapsed else 0.0
@@ -249,6 +260,27 @@ def code_anomalies(exercise: str, plugged: dict[str, Any] | None) -> list[str]:
             f"(the worst {plugged['worst_overrun_ms']:g} ms late): rejections must be prompt"
         )
     return found
+
+
+def probe_permits(server: ServerProcess, capacity: int) -> int:
+    """Once the load is over, `capacity` checkouts at once: how many were admitted (all, unless permits leaked)."""
+
+    def checkout(_: int) -> bool:
+        try:
+            answer = requests.post(server.url + "/checkout", json={"sku": "widget", "quantity": 1}, timeout=30)
+        except requests.RequestException:
+            return False
+        return answer.status_code == 200
+
+    with ThreadPoolExecutor(capacity) as pool:
+        return sum(pool.map(checkout, range(capacity)))
+
+
+def alive_now(server: ServerProcess) -> bool:
+    try:
+        return requests.get(server.url + "/healthz", timeout=10).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 def read_server(server: ServerProcess) -> tuple[dict[str, Any], bool]:

@@ -224,6 +224,13 @@ def test_every_exercise_fails_its_known_wrong_solution_and_passes_a_correct_one_
 
 
 @pytest.mark.slow
+def test_a_semaphore_that_loses_permits_is_caught_by_the_probe_after_the_load():
+    result = judge_under_load("counting-semaphore", SOLUTIONS / "losing_semaphore.py", seconds=2, progress=None)
+    assert not result["passed"]
+    assert any("checkouts sent at once were admitted" in anomaly for anomaly in result["anomalies"]), result
+
+
+@pytest.mark.slow
 def test_a_guard_that_hangs_is_judged_in_bounded_time_and_named_a_hang():
     result = judge_under_load("deposit-guard", SOLUTIONS / "hanging_guard.py", seconds=2, progress=None)
     assert not result["passed"] and result["completed"] == 0
