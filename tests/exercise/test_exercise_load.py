@@ -23,6 +23,7 @@ from bankapp import create_app
 from bankapp.cli import main
 from bankapp.exercise.load import judge_under_load, limit_cpu
 from bankapp.lab.plugged import PlugError, Plugged
+from bankapp.server import exercise
 from bankapp.server.exercise import ADDRESS_SPACE_BYTES
 from bankapp.server.processes import ServerProcess
 from bankapp.settings import SettingsError, load
@@ -186,6 +187,21 @@ def test_the_bankapp_command_itself_exits_2_for_a_host_beyond_loopback():
     assert refused.returncode == 2, refused.stdout + refused.stderr
     assert "is not loopback" in refused.stderr and "Traceback" not in refused.stderr
     assert "ready at" not in refused.stdout
+
+
+def test_exercise_chooses_the_trainees_part_unless_a_flag_chose_it_otherwise():
+    good = f"deposit-guard={SOLUTIONS / 'good_guard.py'}"
+    order = f"transfer-order={SOLUTIONS / 'sorted_order.py'}"
+    assert exercise.chosen([good, order], {}) == {"deposit_guard": "exercise", "transfer_policy": "exercise"}
+    assert exercise.chosen([good], {"deposit_guard": "lock"}) == {"deposit_guard": "lock"}  # loaded, waits for PATCH
+    plugged = exercise.plug_in(load(exercise.chosen([good], {"deposit_guard": "lock"})), [good])
+    app = create_app(load({"deposit_guard": "lock"}), plugged)
+    client = app.test_client()
+    assert client.patch("/admin/config", json={"deposit_guard": "exercise"}).status_code == 200
+    assert client.post("/accounts/acc-00/deposit", json={"amount": 5}).json["balance"] == 100_005
+    assert client.get("/stats").json["exercise"]["deposit"]["grants"] == 1
+    refused = client.patch("/admin/config", json={"transfer_policy": "exercise"})  # nothing plugged for transfers
+    assert refused.status_code == 422 and refused.json["errors"][0]["setting"] == "transfer_policy"
 
 
 def test_exercise_is_refused_with_the_postgres_store_by_name():
