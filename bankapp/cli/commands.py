@@ -29,7 +29,7 @@ from ..server import exercise, launcher
 from ..settings import ENV_PREFIX, Config, SettingsError
 from ..sweep import command as sweep_command
 from ..web import admin_auth
-from . import lessons, urls
+from . import doctor, lessons, urls
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -168,6 +168,7 @@ def make_parser() -> argparse.ArgumentParser:
     isolation.add_parser(commands)
     explore_command.add_parser(commands)
     sweep_command.add_parser(commands)
+    doctor.add_parser(commands)
     return parser
 
 
@@ -222,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         return explore_command.run(args)
     if args.command == "sweep":
         return sweep_command.run(args)
+    if args.command == "doctor":
+        return doctor.run(args)
     if args.command in {"demo", "compare"}:
         return compare(args, demo=args.command == "demo")
     if args.command == "serve":
