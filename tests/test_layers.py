@@ -113,7 +113,7 @@ LAYERS = {
     "server": {"settings", "lab", "boot", "web"},
     "compare": {"settings", "lab", "server"},
     "sweep": {"settings", "lab", "server", "compare"},
-    "exercise": {"settings", "lab", "interleave", "explore"},
+    "exercise": {"settings", "lab", "interleave", "explore", "server", "compare"},
     "cli": {"settings", "interleave", "isolation", "explore", "boot", "web", "server", "compare", "sweep", "exercise"},
     "worker": {"server"},
     "wsgi": {"server"},
