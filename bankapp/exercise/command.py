@@ -30,6 +30,7 @@ def schedules_stage(exercise: Exercise, path: Path, args: argparse.Namespace) ->
     return judge_file(exercise.name, path, slow=getattr(args, "exhaustive", False))
 
 
+#: The stages in order; the next is the HTTP load (`load.judge_under_load`), then posting (`room.post_grade`).
 STAGES: list[Stage] = [schedules_stage]
 
 
