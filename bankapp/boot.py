@@ -13,7 +13,7 @@ Every way of starting bankapp passes through these two functions:
 `settings` and `build_lab` take `team` (rooms): with the postgres store, `settings(chosen,
 team="red")` prepares that team's tables (its own schema: idempotent, safe
 from several workers at once) and `build_lab(config, team="red")` builds
-its lab; the default team is today's bank.
+its lab (`team` by keyword); the default team is today's bank.
 
 The domain (`bankapp.lab`) never picks its own store, and psycopg is
 imported only here, and only for the postgres store.
@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .lab import Lab, LabLike
+from .lab.plugged import Plugged
 from .settings import Config, expand_guard, from_environment, load
 
 
@@ -50,11 +51,14 @@ def explicit_settings(chosen: Mapping[str, Any] | None = None) -> set[str]:
     return set(expand_guard(from_environment())) | set(expand_guard(dict(chosen or {})))
 
 
-def build_lab(config: Config, team: str = "default") -> LabLike:
+def build_lab(config: Config, plugged: Plugged | None = None, *, team: str = "default") -> LabLike:
     """The lab `config.store` asks for: `Lab` in memory, or `PostgresLab` over the shared database (`team`'s
-    tables there; a memory lab is its team's by being its own object)."""
+    tables there; a memory lab is its team's by being its own object).
+
+    `plugged`: a trainee's code in the memory lab's place (`bankapp serve --exercise`), never the postgres one's.
+    """
     if config.store == "postgres":
         from .postgres import PostgresLab  # psycopg only for the postgres store
 
         return PostgresLab(config, team=team)
-    return Lab(config)
+    return Lab(config, plugged=plugged)
