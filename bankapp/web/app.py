@@ -12,6 +12,7 @@ from ..boot import build_lab
 from ..settings import Config, load
 from . import contract, dashboard, every_request, idempotency, metrics, problems
 from .body import MAX_BODY_BYTES, BodyRequest
+from .history import views as history
 from .views import accounts, admin, checkout, customers, explore, introspection, isolation, transfers
 
 
@@ -75,6 +76,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> BankApp:
         isolation.bp,
         explore.bp,
         dashboard.bp,
+        history.bp,
     )
     for blueprint in (introspection.bp, *blueprints):
         app.register_api(blueprint)
