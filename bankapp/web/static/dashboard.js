@@ -12,7 +12,6 @@
 
 const POLL_MS = 1000;
 let HISTORY = 3600; // samples kept on the charts: the server's history's capacity (an hour), set on load
-const GAP_S = 5; // samples further apart than this: the server was idle, no rate is drawn across
 const TOKEN_KEY = "bankapp-admin-token";
 const C = { blue: "#0072B2", orange: "#E69F00", green: "#009E73", vermillion: "#D55E00", ink: "#111", grey: "#777" };
 const WATCHED = { deposit_guard: "deposits", checkout_guard: "checkout", transfer_policy: "transfers", race_window_ms: "all" };
@@ -155,7 +154,8 @@ async function loadHistory() {
     const h = history.series;
     for (let i = 0; i < h.t.length; i++) {
       const dt = i ? h.t[i] - h.t[i - 1] : 0;
-      const per = (key) => (i && dt <= GAP_S ? rate(h[key][i], h[key][i - 1], dt) : null);
+      // after an idle stretch (no request, so no sample) the rate is the mean over it, as it was
+      const per = (key) => (i ? rate(h[key][i], h[key][i - 1], dt) : 0);
       series.t.push(h.t[i]);
       series.ack.push(h.balance_change[i] + h.lost_updates[i]);
       series.change.push(h.balance_change[i]);
