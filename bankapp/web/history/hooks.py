@@ -22,16 +22,21 @@ from .samples import History
 
 log = logging.getLogger("bankapp.history")
 
-_histories: weakref.WeakKeyDictionary[LabLike, History] = weakref.WeakKeyDictionary()
+#: Each lab's history by the lab's `id`, dropped when the lab is collected (so the id is free again only once its
+#: entry is gone): a plain dict read is a tenth of a `WeakKeyDictionary`'s, and this one is read every request.
+_histories: dict[int, History] = {}
 _lock = threading.Lock()
 
 
 def history_of(lab: LabLike) -> History:
     """The history of `lab`, made on first use; it goes when the lab does."""
-    history = _histories.get(lab)
+    history = _histories.get(id(lab))
     if history is None:
         with _lock:
-            history = _histories.setdefault(lab, History())
+            history = _histories.get(id(lab))
+            if history is None:
+                history = _histories[id(lab)] = History()
+                weakref.finalize(lab, _histories.pop, id(lab), None)
     return history
 
 
