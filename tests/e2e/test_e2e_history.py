@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -77,3 +78,32 @@ def test_the_transfers_panel_puts_the_deposits_lost_updates_on_the_deposits(brow
         caption = p.locator("#money-caption").inner_text()
         assert "lost by deposits' races (deposit_guard unsafe" in caption and "transfers conserved money" in caption
         assert page.blocked == [] and page.errors == []
+
+
+def test_a_teams_dashboard_reads_only_that_teams_routes(browser):
+    """A room's team dashboard is `/teams/NAME/`: the page's reads and its controls go to `/teams/NAME/...`. (Here
+    the browser hands each of them to the plain route: the rooms' own tests run the teams.)"""
+    with live_server("--race-window-ms", "0") as server:
+        context = browser.new_context()
+        tab = context.new_page()
+        asked: list[str] = []
+
+        def as_a_team(route):
+            url = urlsplit(route.request.url)
+            if url.hostname != "127.0.0.1":
+                return route.abort()
+            asked.append(url.path)
+            query = f"?{url.query}" if url.query else ""
+            route.continue_(url=server.url + url.path.removeprefix("/teams/red") + query)
+
+        tab.route("**/*", as_a_team)
+        tab.goto(server.url + "/teams/red/")
+        expect(tab.locator("#status")).to_contain_text("updated", timeout=WAIT_MS)
+        tab.locator('fieldset[data-setting="deposit_guard"] button[data-value="lock"]').click()
+        expect(tab.locator('fieldset[data-setting="deposit_guard"] button[data-value="lock"]')).to_have_attribute(
+            "aria-pressed", "true", timeout=WAIT_MS
+        )
+        context.close()
+    api = [path for path in asked if not path.startswith("/static/") and path != "/teams/red/"]
+    assert {"/teams/red/stats", "/teams/red/dashboard/history", "/teams/red/admin/config"} <= set(api)
+    assert all(path.startswith("/teams/red/") for path in api), api

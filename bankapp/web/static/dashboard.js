@@ -13,6 +13,8 @@
 const POLL_MS = 1000;
 let HISTORY = 3600; // samples kept on the charts: the server's history's capacity (an hour), set on load
 const TOKEN_KEY = "bankapp-admin-token";
+// A team's dashboard (a room's /teams/NAME/) reads that team's routes: its stats, its history, its settings.
+const BASE = location.pathname.match(/^\/teams\/[a-z0-9-]{1,32}(?=\/)/)?.[0] ?? "";
 const C = { blue: "#0072B2", orange: "#E69F00", green: "#009E73", vermillion: "#D55E00", ink: "#111", grey: "#777" };
 const WATCHED = { deposit_guard: "deposits", checkout_guard: "checkout", transfer_policy: "transfers", race_window_ms: "all" };
 
@@ -140,7 +142,7 @@ function redrawCharts() {
 // ---------- polling ----------
 
 async function getJSON(path, servedBy) {
-  const response = await fetch(path, { cache: "no-store", signal: AbortSignal.timeout(5000) });
+  const response = await fetch(BASE + path, { cache: "no-store", signal: AbortSignal.timeout(5000) });
   servedBy.add(response.headers.get("X-Served-By"));
   if (!response.ok) throw new Error(`${path} answered ${response.status}`);
   return response.json();
@@ -542,7 +544,7 @@ async function admin(method, path, body) {
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers.Authorization = `Bearer ${token}`;
-  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const response = await fetch(BASE + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   if (response.ok) {
     showProblem("");
     return response.json();
