@@ -10,9 +10,8 @@ from flask_openapi3 import Info
 
 from ..boot import build_lab
 from ..settings import Config, load
-from . import contract, dashboard, every_request, idempotency, metrics, problems
+from . import contract, dashboard, every_request, history, idempotency, metrics, problems
 from .body import MAX_BODY_BYTES, BodyRequest
-from .history import views as history
 from .views import accounts, admin, checkout, customers, explore, introspection, isolation, transfers
 
 
@@ -66,6 +65,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> BankApp:
     timing = metrics.init_app(app, lab, config.workers)
     # around it all: every answer, a refusal too, names its request, is timed and says who served it
     every_request.init_app(app, lab, timing)
+    history.init_app(app, lab)  # the dashboard's history: GET /dashboard/history, samples after answers
     idempotency.init_app(app, shared=lab.answers)
     blueprints = (
         accounts.bp,
@@ -76,7 +76,6 @@ def create_app(config: Config | dict[str, Any] | None = None) -> BankApp:
         isolation.bp,
         explore.bp,
         dashboard.bp,
-        history.bp,
     )
     for blueprint in (introspection.bp, *blueprints):
         app.register_api(blueprint)

@@ -36,7 +36,6 @@ from flask import Flask, Request
 from ..lab import LabLike
 from ..lab.forensics import CALLER, Caller
 from . import admin_auth
-from .history import after_answer
 from .metrics import Metrics
 from .request_id import ENVIRON_KEY, HEADER, WELL_FORMED, new_request_id, operation
 
@@ -76,7 +75,7 @@ class EveryRequest:
             self.metrics.observe(environ.get("REQUEST_METHOD", ""), route, guard, time.perf_counter() - started)
         self.metrics.servers.record(served_by)
         self.lab.served()
-        return after_answer(self.lab, environ, response)  # a sample of the dashboard's history, if one is due
+        return response
 
 
 def before_view(request: Request, lab: LabLike, metrics: Metrics) -> None:

@@ -13,11 +13,20 @@ from bankapp.web.history import samples
 pytestmark = pytest.mark.postgres
 
 
-def worker(url: str, **settings):
-    """One worker's app (its own lab, pool and history) on the shared database, and a test client for it."""
-    config = load({"store": "postgres", "database_url": url, "threads": 8, **settings}, environ={})
-    app = create_app(prepare(config, set(settings)))
-    return app.test_client()
+@pytest.fixture
+def worker(database_url):
+    """`worker(**settings)`: one worker's app (its own lab, pool and history) on the test's database, and a test
+    client for it; each lab closed at the end, before its database is dropped."""
+    apps = []
+
+    def start(**settings):
+        config = load({"store": "postgres", "database_url": database_url, "threads": 8, **settings}, environ={})
+        apps.append(create_app(prepare(config, set(settings))))
+        return apps[-1].test_client()
+
+    yield start
+    for app in apps:
+        app.extensions["bankapp"].close()
 
 
 def deposit(client, amount=5):
@@ -25,9 +34,9 @@ def deposit(client, amount=5):
         assert response.status_code == 200
 
 
-def test_each_worker_samples_the_fleets_totals_and_sees_the_others_reset(database_url, monkeypatch):
+def test_each_worker_samples_the_fleets_totals_and_sees_the_others_reset(worker, monkeypatch):
     monkeypatch.setattr(samples, "INTERVAL_S", 0.0)
-    one, two = worker(database_url, race_window_ms=0), worker(database_url)
+    one, two = worker(race_window_ms=0), worker()
     for _ in range(3):
         deposit(one)
     deposit(two)

@@ -1,7 +1,8 @@
 """Where samples are taken: after the answer of a request has been sent, at most once a second per lab.
 
-`after_answer` is called by the `every_request` middleware once per
-request. It counts the request and, when a sample is due (or the request
+`Sampling`, a WSGI middleware around `every_request`'s, calls
+`after_answer` once per request with the request's lab (its team's, in a
+room). That counts the request and, when a sample is due (or the request
 was an admin one, which may have changed the settings), hands the WSGI
 server an answer whose `close()` takes the sample: the server calls it once
 the last byte went out, so the client never waits for the sample, and the
@@ -58,3 +59,20 @@ def after_answer(lab: LabLike, environ: dict, answer: Iterable[bytes]) -> Iterab
     if not (due or admin):
         return answer
     return ClosingIterator(answer, lambda: take_sample(lab, history, always=admin))
+
+
+#: Where a room's routing leaves the request's team (`bankapp.rooms.routing.TEAM`), whose `lab` serves it.
+TEAM = "bankapp.team"
+
+
+class Sampling:
+    """WSGI middleware: after an answer has been sent, a sample of its lab's history, if one is due."""
+
+    def __init__(self, wsgi_app, lab: LabLike):
+        self.wsgi_app = wsgi_app
+        self.lab = lab
+
+    def __call__(self, environ, start_response):
+        answer = self.wsgi_app(environ, start_response)
+        team = environ.get(TEAM)
+        return after_answer(self.lab if team is None else team.lab, environ, answer)
