@@ -107,3 +107,17 @@ def test_a_teams_dashboard_reads_only_that_teams_routes(browser):
     api = [path for path in asked if not path.startswith("/static/") and path != "/teams/red/"]
     assert {"/teams/red/stats", "/teams/red/dashboard/history", "/teams/red/admin/config"} <= set(api)
     assert all(path.startswith("/teams/red/") for path in api), api
+
+
+def test_a_browser_whose_clock_is_an_hour_off_draws_its_live_points_after_the_history(browser, page):
+    """The projector's laptop keeps its own time: the page puts its live points on the server's clock."""
+    with live_server("--race-window-ms", "0") as server:
+        burst(server.url, 1, [("/accounts/acc-00/deposit", {"amount": 1})] * 2)
+        page.page.clock.install(time=time.time() + 3600)
+        page.open(server.url)
+        drawn = page.js("window.dashboard.loaded")
+        page.page.wait_for_function(f"window.dashboard.series.t.length > {drawn + 2}", timeout=WAIT_MS)
+        t = page.js("window.dashboard.series.t")
+        assert t == sorted(t), "one time axis: the history's points, then the live ones"
+        assert abs(t[-1] - time.time()) < 10, "the live points are on the server's clock, not the browser's"
+        assert page.errors == []

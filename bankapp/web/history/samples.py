@@ -151,6 +151,7 @@ class History:
             latest, seen = self._latest, set(self._seen)
             first = self._samples[0][0] if self._samples else None
         return {
+            "now": round(time.time(), 3),  # the server's clock: the page draws its own points on it
             "interval_s": self.interval_s,
             "capacity": self.capacity,
             "started_at": self.started_at,

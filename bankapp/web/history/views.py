@@ -40,6 +40,7 @@ class HistoryOut(BaseModel):
     """Samples as columns (`series[name][i]` is sample i), oldest first, at most one a second, bounded."""
 
     model_config = ConfigDict(extra="allow")
+    now: float = Field(description="the server's clock, epoch seconds: a page puts its live points on it")
     interval_s: float
     capacity: int = Field(description=f"the most samples kept ({CAPACITY}: the last hour)")
     started_at: float | None = Field(description="epoch seconds of the first sample since the last reset")

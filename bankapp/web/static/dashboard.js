@@ -24,6 +24,7 @@ const ms = (n) => (n == null ? "–" : n < 10 ? n.toFixed(1) : fmt(n));
 
 const state = {
   previous: null, settings: null, counted: null, markers: [], pending: null, money: null, historyT: null,
+  skew: 0, // the server's clock less this browser's, in seconds: live points go on the history's time axis
   pageServers: new Set(), // who served this page's last poll (X-Served-By)
   threadCounts: new Map(), // requests each server thread had served when last seen
 };
@@ -151,7 +152,9 @@ async function getJSON(path, servedBy) {
 /** The run before this tab opened, from the server's history: the same series the live polls add to. */
 async function loadHistory() {
   try {
+    const asked = Date.now() / 1000;
     const history = await getJSON("/dashboard/history", new Set());
+    state.skew = history.now - (asked + Date.now() / 1000) / 2;
     HISTORY = Math.max(HISTORY, history.capacity);
     const h = history.series;
     for (let i = 0; i < h.t.length; i++) {
@@ -224,7 +227,7 @@ function rate(now, before, seconds) {
 
 function render(stats, locks) {
   const d = stats.deposits, c = stats.checkout, x = stats.transfers, settings = stats.settings;
-  const t = Date.now() / 1000;
+  const t = Date.now() / 1000 + state.skew;
   const prev = state.previous;
   const dt = prev ? t - prev.t : 0;
   noteChanges(settings, stats, t);
