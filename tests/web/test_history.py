@@ -4,10 +4,11 @@ bank's money went (Flask's client, real threads; the browser's side is in tests/
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 
 import pytest
 
-from bankapp.web.history import COLUMNS, History, history_of, samples
+from bankapp.web.history import COLUMNS, History, Sampling, history_of, hooks, samples
 
 
 @pytest.fixture
@@ -161,3 +162,13 @@ def test_unsafe_deposits_beside_naive_transfers_lose_money_the_deposits_are_blam
     money = client.get("/dashboard/history").json["money"]
     assert money["lost_by"] == {"deposits": -lost, "transfers": 0, "either": 0, "unexplained": 0}
     assert money["deposits_could_lose"] == "deposit_guard unsafe" and money["transfers_could_lose"] is None
+
+
+def test_in_a_room_the_sample_is_taken_of_the_requests_team(make_app, every_request_samples):
+    """A room's routing leaves the request's team in the environ: its lab is the one sampled, not the app's own."""
+    default, team = make_app().extensions["bankapp"], make_app().extensions["bankapp"]
+    sampling = Sampling(lambda environ, start_response: [b"{}"], default)
+    answer = sampling({"REQUEST_METHOD": "GET", "PATH_INFO": "/stats", hooks.TEAM: SimpleNamespace(lab=team)}, None)
+    assert list(answer) == [b"{}"]
+    answer.close()  # the WSGI server's close, once the answer is sent
+    assert history_of(team).report()["samples"] == 1 and history_of(default).report()["samples"] == 0
