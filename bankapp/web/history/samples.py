@@ -98,17 +98,21 @@ class History:
         self.clear()
 
     def clear(self) -> None:
-        """Forget the run: the lab was reset."""
+        """Forget the run: the lab was reset (by this worker: `POST /admin/reset`)."""
         with self._lock:
-            self._samples.clear()
-            self._changes.clear()
-            self._seen: set[tuple] = set()
-            self._settings: dict[str, Any] | None = None
+            self._forget()
             self._latest: dict[str, Any] | None = None
             self._counted = 0
             self._next = 0.0  # monotonic time of the next sample due
-            self.started_at: float | None = None
-            self.resets += 1
+
+    def _forget(self) -> None:
+        """Under the lock: the run so far is gone, a new one starts."""
+        self._samples.clear()
+        self._changes.clear()
+        self._seen: set[tuple] = set()  # the charted settings seen since the reset, each as a tuple of `SETTINGS`
+        self._settings: dict[str, Any] | None = None
+        self.started_at: float | None = None
+        self.resets += 1
 
     def requested(self) -> bool:
         """One more request answered; True when a sample is due (the caller then calls `record`)."""
@@ -124,10 +128,7 @@ class History:
         now = time.time() if now is None else now
         with self._lock:
             if counted(stats) < self._counted:  # reset elsewhere: start again from here
-                self._samples.clear()
-                self._changes.clear()
-                self._seen, self._settings, self.started_at = set(), None, None
-                self.resets += 1
+                self._forget()
             self._counted = counted(stats)
             self._latest = stats
             settings = {name: stats["settings"].get(name) for name in SETTINGS}
