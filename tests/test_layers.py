@@ -113,6 +113,7 @@ LAYERS = {
     "server": {"settings", "lab", "boot", "web"},
     "compare": {"settings", "lab", "server"},
     "sweep": {"settings", "lab", "server", "compare"},
+    "exercise": set(),
     "cli": {"settings", "interleave", "isolation", "explore", "boot", "web", "server", "compare", "sweep"},
     "worker": {"server"},
     "wsgi": {"server"},

@@ -12,7 +12,7 @@ from ..boot import build_lab
 from ..settings import Config, load
 from . import contract, dashboard, every_request, history, idempotency, metrics, problems
 from .body import MAX_BODY_BYTES, BodyRequest
-from .views import accounts, admin, checkout, customers, explore, introspection, isolation, transfers
+from .views import accounts, admin, checkout, customers, explore, introspection, isolation, scoreboard, transfers
 
 
 class BankApp(contract.BankAPI):
@@ -67,6 +67,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> BankApp:
     every_request.init_app(app, lab, timing)
     history.init_app(app, lab)  # the dashboard's history: GET /dashboard/history, samples after answers
     idempotency.init_app(app, shared=lab.answers)
+    scoreboard.init_app(app)
     blueprints = (
         accounts.bp,
         customers.bp,
@@ -75,6 +76,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> BankApp:
         admin.bp,
         isolation.bp,
         explore.bp,
+        scoreboard.bp,
         dashboard.bp,
     )
     for blueprint in (introspection.bp, *blueprints):
