@@ -80,9 +80,10 @@ def test_the_transfers_panel_puts_the_deposits_lost_updates_on_the_deposits(brow
         assert page.blocked == [] and page.errors == []
 
 
-def test_a_teams_dashboard_reads_only_that_teams_routes(browser):
-    """A room's team dashboard is `/teams/NAME/`: the page's reads and its controls go to `/teams/NAME/...`. (Here
-    the browser hands each of them to the plain route: the rooms' own tests run the teams.)"""
+@pytest.mark.parametrize("opened", ["/teams/red/", "/?team=red"])
+def test_a_teams_dashboard_reads_only_that_teams_routes(browser, opened):
+    """A room's team dashboard is `/teams/NAME/` (or `/?team=NAME`): the page's reads and its controls go to
+    `/teams/NAME/...`. (Here the browser hands each of them to the plain route: the rooms' own tests run the teams.)"""
     with live_server("--race-window-ms", "0") as server:
         context = browser.new_context()
         tab = context.new_page()
@@ -97,7 +98,7 @@ def test_a_teams_dashboard_reads_only_that_teams_routes(browser):
             route.continue_(url=server.url + url.path.removeprefix("/teams/red") + query)
 
         tab.route("**/*", as_a_team)
-        tab.goto(server.url + "/teams/red/")
+        tab.goto(server.url + opened)
         expect(tab.locator("#status")).to_contain_text("updated", timeout=WAIT_MS)
         tab.locator('fieldset[data-setting="deposit_guard"] button[data-value="lock"]').click()
         expect(tab.locator('fieldset[data-setting="deposit_guard"] button[data-value="lock"]')).to_have_attribute(
@@ -105,7 +106,7 @@ def test_a_teams_dashboard_reads_only_that_teams_routes(browser):
         )
         context.close()
     room_wide = {"/scoreboard"}  # the room's board: every team's grades, the same page for all
-    api = [path for path in asked if not path.startswith("/static/") and path not in {"/teams/red/", *room_wide}]
+    api = [path for path in asked if not path.startswith("/static/") and path not in {"/teams/red/", "/", *room_wide}]
     assert {"/teams/red/stats", "/teams/red/dashboard/history", "/teams/red/admin/config"} <= set(api)
     assert all(path.startswith("/teams/red/") for path in api), api
 

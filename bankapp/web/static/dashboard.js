@@ -13,8 +13,10 @@
 const POLL_MS = 1000;
 let HISTORY = 3600; // samples kept on the charts: the server's history's capacity (an hour), set on load
 const TOKEN_KEY = "bankapp-admin-token";
-// A team's dashboard (a room's /teams/NAME/) reads that team's routes: its stats, its history, its settings.
-const BASE = location.pathname.match(/^\/teams\/[a-z0-9-]{1,32}(?=\/)/)?.[0] ?? "";
+// A team's dashboard (a room's /teams/NAME/, or /?team=NAME as the console links it) reads that team's routes:
+// its stats, its history, its settings.
+const TEAM = location.pathname.match(/^\/teams\/([^/]+)\//)?.[1] ?? new URLSearchParams(location.search).get("team");
+const BASE = TEAM && /^[a-z0-9-]{1,32}$/.test(TEAM) ? `/teams/${TEAM}` : "";
 const C = { blue: "#0072B2", orange: "#E69F00", green: "#009E73", vermillion: "#D55E00", ink: "#111", grey: "#777" };
 const WATCHED = { deposit_guard: "deposits", checkout_guard: "checkout", transfer_policy: "transfers", race_window_ms: "all" };
 
