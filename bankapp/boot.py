@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .lab import Lab, LabLike
+from .lab.plugged import Plugged
 from .settings import Config, expand_guard, from_environment, load
 
 
@@ -45,10 +46,13 @@ def explicit_settings(chosen: Mapping[str, Any] | None = None) -> set[str]:
     return set(expand_guard(from_environment())) | set(expand_guard(dict(chosen or {})))
 
 
-def build_lab(config: Config) -> LabLike:
-    """The lab `config.store` asks for: `Lab` in memory, or `PostgresLab` over the shared database."""
+def build_lab(config: Config, plugged: Plugged | None = None) -> LabLike:
+    """The lab `config.store` asks for: `Lab` in memory, or `PostgresLab` over the shared database.
+
+    `plugged`: a trainee's code in the memory lab's place (`bankapp serve --exercise`), never the postgres one's.
+    """
     if config.store == "postgres":
         from .postgres import PostgresLab  # psycopg only for the postgres store
 
         return PostgresLab(config)
-    return Lab(config)
+    return Lab(config, plugged=plugged)

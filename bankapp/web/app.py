@@ -9,6 +9,7 @@ from flask.json.provider import DefaultJSONProvider
 from flask_openapi3 import Info
 
 from ..boot import build_lab
+from ..lab.plugged import Plugged
 from ..settings import Config, load
 from . import contract, dashboard, every_request, history, idempotency, metrics, problems
 from .body import MAX_BODY_BYTES, BodyRequest
@@ -39,9 +40,10 @@ class BankApp(contract.BankAPI):
         return response
 
 
-def create_app(config: Config | dict[str, Any] | None = None) -> BankApp:
+def create_app(config: Config | dict[str, Any] | None = None, plugged: Plugged | None = None) -> BankApp:
     """A new app with its own lab. `config` is a `Config`, or overrides of
-    the defaults and `BANKAPP_*` variables (as tests pass them)."""
+    the defaults and `BANKAPP_*` variables (as tests pass them); `plugged`, a
+    trainee's code loaded at start (`bankapp serve --exercise`), never by a request."""
     if not isinstance(config, Config):
         config = load(config)
     app = BankApp(
@@ -60,7 +62,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> BankApp:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     assert isinstance(app.json, DefaultJSONProvider)  # Flask's own, which can keep keys in order
     app.json.sort_keys = False
-    app.extensions["bankapp"] = lab = build_lab(config)
+    app.extensions["bankapp"] = lab = build_lab(config, plugged)
     problems.init_app(app)
     timing = metrics.init_app(app, lab, config.workers)
     # around it all: every answer, a refusal too, names its request, is timed and says who served it
