@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..lab.plugged.loader import PlugError
+from ..server.processes import ProcessError
 from ..settings import SettingsError, load
 from .catalog import EXERCISES, Exercise
 from .levels import LEVELS, LevelRefused, check_level
+from .load import judge_under_load, model_for
+from .room import RoomError, post_grade
 from .sandbox import judge_file
 
 #: A stage: (exercise, file, options) -> its JSON, with at least `stage` and `passed`.
@@ -30,8 +35,27 @@ def schedules_stage(exercise: Exercise, path: Path, args: argparse.Namespace) ->
     return judge_file(exercise.name, path, slow=getattr(args, "exhaustive", False))
 
 
-#: The stages in order; the next is the HTTP load (`load.judge_under_load`), then posting (`room.post_grade`).
-STAGES: list[Stage] = [schedules_stage]
+def load_stage(exercise: Exercise, path: Path, args: argparse.Namespace) -> dict:
+    """The trainee's code plugged into a real server under real HTTP load, then the model solution under the same
+    load in the same run: the verdict's anomalies decide, `speed_ratio` is throughput over the model's."""
+    if getattr(args, "no_load", False):
+        return {"stage": "load", "passed": True, "skipped": "--no-load"}
+    seconds = getattr(args, "load_seconds", 5.0)
+    try:
+        result = judge_under_load(exercise.name, path, model=model_for(exercise.name), seconds=seconds)
+    except PlugError as error:
+        return {"stage": "load", "passed": False, "unloadable": str(error)}
+    except ProcessError as error:
+        message = f"the server or Locust could not run: {error}"
+        return {"stage": "load", "passed": False, "error": {"kind": "load", "line": None, "message": message}}
+    seen = None
+    if not result["passed"]:
+        seen = {"kind": "under load", "line": None, "message": "; ".join(result["anomalies"])}
+    return {"stage": "load", **result, "error": seen}
+
+
+#: The stages in order: every schedule, then the HTTP load (posting to a room happens after, whatever the grade).
+STAGES: list[Stage] = [schedules_stage, load_stage]
 
 
 def add_parser(commands: Any) -> None:
@@ -60,6 +84,13 @@ def add_parser(commands: Any) -> None:
     check.add_argument("--schedule", help="a break-it level: the schedule that breaks it (bankapp interleave notation)")
     check.add_argument("--json", action="store_true", help="print JSON")
     check.add_argument("--exhaustive", action="store_true", help="also the larger scenarios (three threads)")
+    check.add_argument("--no-load", action="store_true", help="judge by the schedules only, no HTTP load stage")
+    check.add_argument(
+        "--load-seconds", type=float, default=5.0, metavar="S", help="seconds of load for yours and the model's"
+    )
+    check.add_argument("--room", metavar="URL", help="post the grade (never the code) to this server's scoreboard")
+    check.add_argument("--name", dest="team", metavar="TEAM", help="with --room: your team's name")
+    check.add_argument("--token", metavar="T", help="with --room: your team's token (default $BANKAPP_TEAM_TOKEN)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,12 +110,37 @@ def run(args: argparse.Namespace) -> int:
         return _usage(f"check {args.name} FILE: the file to judge is missing")
     if not args.file.is_file():
         return _usage(f"{args.file}: no such file")
+    if (args.room is None) != (args.team is None):
+        return _usage("--room URL and --name TEAM go together")
+    if not 0 < args.load_seconds <= 600:
+        return _usage(f"--load-seconds {args.load_seconds:g}: give more than 0 and at most 600")
     grade = check(exercise, args.file, args)
     if grade.get("unloadable"):
         print(f"bankapp exercise: {grade['unloadable']}", file=sys.stderr)
         return 2
     print(json.dumps(grade, indent=2) if args.json else "\n".join(grade_lines(exercise, grade)))
+    if args.room is not None and not post_to_room(exercise, grade, args):
+        return 2
     return 0 if grade["passed"] else 1
+
+
+def post_to_room(exercise: Exercise, grade: dict, args: argparse.Namespace) -> bool:
+    """The grade (exercise, pass or fail, schedules tried, speed ratio; never the code) to the room's scoreboard."""
+    load_answer: dict = next((s for s in grade["stages"] if s["stage"] == "load"), {})
+    body = {
+        "exercise": exercise.name,
+        "passed": grade["passed"],
+        "schedules": grade["schedules"],
+        "speed_ratio": load_answer.get("speed_ratio"),
+    }
+    token = args.token or os.environ.get("BANKAPP_TEAM_TOKEN") or None
+    try:
+        post_grade(args.room, args.team, body, token=token)
+    except RoomError as error:
+        print(f"bankapp exercise: the grade was not posted to {args.room}: {error}", file=sys.stderr)
+        return False
+    print(f"posted to {args.room}/scoreboard as team {args.team}", file=sys.stderr)
+    return True
 
 
 def check(exercise: Exercise, path: Path, args: argparse.Namespace) -> dict:
@@ -162,6 +218,7 @@ def grade_lines(exercise: Exercise, grade: dict) -> list[str]:
     ]
     if outcomes:
         lines.append(f"  outcomes: {outcomes}")
+    lines += load_lines(grade)
     error = grade["error"]
     if error:
         where = f" at line {error['line']}" if error.get("line") else ""
@@ -175,6 +232,20 @@ def grade_lines(exercise: Exercise, grade: dict) -> list[str]:
     if not grade["passed"]:
         lines += ["", "Hint: " + exercise.hint]
     return lines
+
+
+def load_lines(grade: dict) -> list[str]:
+    """What the HTTP load stage saw, when it ran."""
+    stage = next((s for s in grade["stages"] if s["stage"] == "load"), None)
+    if stage is None:
+        return []
+    if stage.get("skipped"):
+        return [f"  under load: not run ({stage['skipped']})"]
+    if stage.get("throughput") is None:  # it could not run: its error says why
+        return []
+    speed = "" if stage["speed_ratio"] is None else f", {stage['speed_ratio']:g}x the model's speed"
+    anomalies = "no anomaly" if not stage["anomalies"] else f"{len(stage['anomalies'])} anomalies"
+    return [f"  under load: {stage['throughput']:g}/s for {stage['seconds']:g} s, {anomalies}{speed}"]
 
 
 def check_a_level(args: argparse.Namespace) -> int:
