@@ -11,7 +11,7 @@ from flask_openapi3 import Info
 from ..boot import build_lab
 from ..lab.plugged import Plugged
 from ..settings import Config, load
-from . import contract, dashboard, every_request, idempotency, metrics, problems
+from . import contract, dashboard, every_request, history, idempotency, metrics, problems
 from .body import MAX_BODY_BYTES, BodyRequest
 from .views import accounts, admin, checkout, customers, explore, introspection, isolation, scoreboard, transfers
 
@@ -67,6 +67,7 @@ def create_app(config: Config | dict[str, Any] | None = None, plugged: Plugged |
     timing = metrics.init_app(app, lab, config.workers)
     # around it all: every answer, a refusal too, names its request, is timed and says who served it
     every_request.init_app(app, lab, timing)
+    history.init_app(app, lab)  # the dashboard's history: GET /dashboard/history, samples after answers
     idempotency.init_app(app, shared=lab.answers)
     scoreboard.init_app(app)
     blueprints = (
