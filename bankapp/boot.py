@@ -9,6 +9,8 @@ Every way of starting bankapp passes through these two functions:
   a plain `gunicorn bankapp.wsgi:app` in each worker.
 - `build_lab(config)`: the lab `config.store` asks for, `Lab` in memory
   or `PostgresLab`; `create_app` calls it, so every app starts fresh.
+- `make_team_lab(config, team)`: a room's team's own lab (bank, shop,
+  settings, counters, forensics); the default team's is `build_lab`'s.
 
 The domain (`bankapp.lab`) never picks its own store, and psycopg is
 imported only here, and only for the postgres store.
@@ -51,4 +53,21 @@ def build_lab(config: Config) -> LabLike:
         from .postgres import PostgresLab  # psycopg only for the postgres store
 
         return PostgresLab(config)
+    return Lab(config)
+
+
+#: The team every request belongs to when it names none: today's lab, today's routes.
+DEFAULT_TEAM = "default"
+
+
+def make_team_lab(config: Config, team: str = DEFAULT_TEAM) -> LabLike:
+    """Team `team`'s own lab, and the one way a room makes one (see `bankapp.rooms`).
+
+    In memory a team's lab is a `Lab` of its own: nothing is shared with
+    another team's but the process. The default team's is `build_lab`'s.
+    """
+    if team == DEFAULT_TEAM:
+        return build_lab(config)
+    if config.store == "postgres":
+        raise NotImplementedError("teams on the postgres store: not wired yet")
     return Lab(config)

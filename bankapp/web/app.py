@@ -8,11 +8,12 @@ from flask.globals import request_ctx
 from flask.json.provider import DefaultJSONProvider
 from flask_openapi3 import Info
 
-from ..boot import build_lab
-from ..settings import Config, load
+from ..boot import build_lab, make_team_lab
+from ..rooms import Room, TeamRouting
+from ..settings import RESERVED_THREADS, Config, load
 from . import contract, dashboard, every_request, idempotency, metrics, problems
 from .body import MAX_BODY_BYTES, BodyRequest
-from .views import accounts, admin, checkout, customers, explore, introspection, isolation, transfers
+from .views import accounts, admin, checkout, customers, explore, introspection, isolation, rooms, transfers
 
 
 class BankApp(contract.BankAPI):
@@ -66,6 +67,10 @@ def create_app(config: Config | dict[str, Any] | None = None) -> BankApp:
     # around it all: every answer, a refusal too, names its request, is timed and says who served it
     every_request.init_app(app, lab, timing)
     idempotency.init_app(app, shared=lab.answers)
+    # a room: the default team is this lab; each team made later gets its own, through the composition root
+    room = Room(lab, lambda team: make_team_lab(config, team), config.threads - RESERVED_THREADS)
+    app.extensions["bankapp.room"] = timing.room = room
+    app.wsgi_app = TeamRouting(app.wsgi_app, room)  # type: ignore[method-assign]  # outermost: the team first
     blueprints = (
         accounts.bp,
         customers.bp,
@@ -75,6 +80,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> BankApp:
         isolation.bp,
         explore.bp,
         dashboard.bp,
+        rooms.bp,
     )
     for blueprint in (introspection.bp, *blueprints):
         app.register_api(blueprint)

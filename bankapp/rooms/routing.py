@@ -1,0 +1,60 @@
+"""Which team a request is for, chosen once, before anything else reads it: a WSGI middleware.
+
+`/teams/red/accounts/acc-00/deposit` is red's `/accounts/acc-00/deposit`
+(the prefix is taken off `PATH_INFO`, so the app routes it as any other);
+`X-Team: red` on a plain route says the same. A request that names no team
+is the default team's. The environ then holds the name (`TEAM_NAME`), and,
+for a team that exists, the team (`TEAM`), which the web service's views
+read their lab from; a team that does not exist is left for the app to
+answer (404, as a problem, before any view runs).
+
+Around the request it holds a thread of its team's fair share
+(`bankapp.rooms.share`); past the share `REFUSED` is set and the app
+answers 503 with `Retry-After` instead of running the view. While the
+default team is alone, a request that names no team passes straight
+through: the server as it was before rooms.
+"""
+
+from __future__ import annotations
+
+from .room import DEFAULT_TEAM, Room
+from .share import counted
+
+PREFIX = "/teams/"
+#: The environ's keys: the name the request gave, the team found, and whether its share refused it.
+TEAM_NAME, TEAM, REFUSED = "bankapp.team_name", "bankapp.team", "bankapp.team_refused"
+
+
+class TeamRouting:
+    """WSGI middleware: the team of each request in the environ, its share held while the app answers."""
+
+    def __init__(self, wsgi_app, room: Room):
+        self.wsgi_app = wsgi_app
+        self.room = room
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        name = None
+        if path.startswith(PREFIX):
+            name, _, rest = path[len(PREFIX) :].partition("/")
+            environ["PATH_INFO"] = "/" + rest
+        elif "HTTP_X_TEAM" in environ:
+            name = environ["HTTP_X_TEAM"].strip()
+        elif self.room.alone:
+            return self.wsgi_app(environ, start_response)
+        name = DEFAULT_TEAM if name is None else name
+        environ[TEAM_NAME] = name
+        team = self.room.get(name)
+        if team is None:
+            return self.wsgi_app(environ, start_response)  # the app answers 404 unknown-team
+        environ[TEAM] = team
+        share = self.room.share
+        if self.room.alone or not counted(environ["PATH_INFO"]):
+            return self.wsgi_app(environ, start_response)
+        if not share.enter(name):
+            environ[REFUSED] = True
+            return self.wsgi_app(environ, start_response)
+        try:
+            return self.wsgi_app(environ, start_response)
+        finally:
+            share.leave(name)
