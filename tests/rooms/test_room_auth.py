@@ -140,10 +140,8 @@ def test_the_room_moves_to_a_lesson_and_resets_together(client, tokens):
 
 def test_idempotency_keys_are_each_teams_own(client, tokens):
     key = {"Idempotency-Key": "same-key"}
-    assert client.post("/teams/red/accounts/acc-00/deposit", json={"amount": 4}, headers=key).json["balance"] == 100_004
-    assert (
-        client.post("/teams/blue/accounts/acc-00/deposit", json={"amount": 4}, headers=key).json["balance"] == 100_004
-    )
-    assert (
-        client.post("/teams/blue/accounts/acc-00/deposit", json={"amount": 4}, headers=key).json["balance"] == 100_004
-    )
+
+    def deposit(team: str) -> int:
+        return client.post(f"/teams/{team}/accounts/acc-00/deposit", json={"amount": 4}, headers=key).json["balance"]
+
+    assert [deposit("red"), deposit("blue"), deposit("blue")] == [100_004, 100_004, 100_004]
