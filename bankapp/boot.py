@@ -12,6 +12,11 @@ Every way of starting bankapp passes through these two functions:
 - `make_team_lab(config, team)`: a room's team's own lab (bank, shop,
   settings, counters, forensics); the default team's is `build_lab`'s.
 
+Both take `team` (rooms): with the postgres store, `settings(chosen,
+team="red")` prepares that team's tables (its own schema: idempotent, safe
+from several workers at once) and `build_lab(config, team="red")` builds
+its lab; the default team is today's bank.
+
 The domain (`bankapp.lab`) never picks its own store, and psycopg is
 imported only here, and only for the postgres store.
 
@@ -31,13 +36,13 @@ from .lab import Lab, LabLike
 from .settings import Config, expand_guard, from_environment, load
 
 
-def settings(chosen: Mapping[str, Any] | None = None) -> Config:
+def settings(chosen: Mapping[str, Any] | None = None, team: str = "default") -> Config:
     """The settings to start with, the store made ready for them; raises `SettingsError` naming what is wrong."""
     config = load(dict(chosen or {}))
     if config.store == "postgres":  # reachable, tables made, settings settled, before any worker starts
         from .postgres import prepare  # psycopg only for the postgres store
 
-        config = prepare(config, explicit_settings(chosen))
+        config = prepare(config, explicit_settings(chosen), team=team)
     return config
 
 
@@ -47,12 +52,13 @@ def explicit_settings(chosen: Mapping[str, Any] | None = None) -> set[str]:
     return set(expand_guard(from_environment())) | set(expand_guard(dict(chosen or {})))
 
 
-def build_lab(config: Config) -> LabLike:
-    """The lab `config.store` asks for: `Lab` in memory, or `PostgresLab` over the shared database."""
+def build_lab(config: Config, team: str = "default") -> LabLike:
+    """The lab `config.store` asks for: `Lab` in memory, or `PostgresLab` over the shared database (`team`'s
+    tables there; a memory lab is its team's by being its own object)."""
     if config.store == "postgres":
         from .postgres import PostgresLab  # psycopg only for the postgres store
 
-        return PostgresLab(config)
+        return PostgresLab(config, team=team)
     return Lab(config)
 
 

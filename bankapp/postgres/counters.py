@@ -50,7 +50,9 @@ class Counters:
         """(counters, gauges as (now, peak)), on the thread's connection (call it inside a snapshot)."""
         with self.db.connection() as conn:
             counters = dict(conn.execute(sql.COUNTERS).fetchall())
-            rows = conn.execute(sql.LIVE_GAUGES, {"flight": FLIGHT_KEY, "queue": QUEUE_KEY}).fetchall()
+            rows = conn.execute(
+                sql.LIVE_GAUGES, {"flight": self.db.key(FLIGHT_KEY), "queue": self.db.key(QUEUE_KEY)}
+            ).fetchall()
             gauges = {name: (now, peak) for name, now, peak in rows}
         return counters, gauges
 

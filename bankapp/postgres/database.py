@@ -19,6 +19,14 @@ When the database goes away, nothing hangs and nothing answers 500: a lost
 connection, a refused one, or no connection within `POOL_TIMEOUT` seconds
 is `StoreUnavailable`, a 503. The pool then checks its other connections
 in the background and reconnects when the database is back.
+
+Teams (rooms): each team's tables live in a schema of its own
+(`team_schema`), and a worker's teams share one pool: a connection is
+pointed at the team that takes it (`SET search_path`, once, only when the
+team that last used it was another), so a room of 20 teams costs no more
+connections than one bank. Each team has its own range of advisory-lock
+keys (`key`), numbered when the team is prepared. The default team keeps
+the tables where they always were, and its keys.
 """
 
 from __future__ import annotations
@@ -26,13 +34,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 from psycopg import errors, pq
+from psycopg import sql as query
 from psycopg.rows import Row
 from psycopg_pool import ConnectionPool, PoolClosed, PoolTimeout
 
@@ -56,6 +67,31 @@ MAX_IDLE = 30.0
 #: Refusals the database makes on purpose (a serialization failure, a deadlock victim, a lock timeout):
 #: the code that asked answers them; they do not mean the database is gone.
 ANSWERED_BY_CALLERS = frozenset({"40001", "40P01", "55P03"})
+
+#: The team whose tables are where they always were (no schema of its own) and whose keys are 1 to 15.
+DEFAULT_TEAM = "default"
+#: A team's name (SPEC, Rooms): 1 to 32 of a-z, 0-9 and '-'.
+TEAM_NAME = re.compile(r"[a-z0-9-]{1,32}")
+#: Prefix of a team's schema: `bankapp_team_red` for team `red` ('-' becomes '_', which names never hold).
+TEAM_SCHEMA_PREFIX = "bankapp_team_"
+#: First keys of advisory locks each team owns: team number t, KEYS_PER_TEAM * t to KEYS_PER_TEAM * t + 15.
+KEYS_PER_TEAM = 16
+
+
+def team_schema(team: str) -> str | None:
+    """The schema of a team's tables; None for the default team (the search path's first schema, as ever)."""
+    if team == DEFAULT_TEAM:
+        return None
+    if not TEAM_NAME.fullmatch(team):
+        raise ValueError(f"team: {team!r} is not a team name (1 to 32 of a-z, 0-9 and '-')")
+    return TEAM_SCHEMA_PREFIX + team.replace("-", "_")
+
+
+#: Which team's schema each pooled connection points at now (absent: the session's default search path).
+_POINTED: weakref.WeakKeyDictionary[psycopg.Connection, str] = weakref.WeakKeyDictionary()
+#: The pools of this process and their teams, by database URL: each serves one `Database` per team at most.
+_POOLS: dict[str, list[tuple[ConnectionPool, int, set[str]]]] = {}
+_POOLS_LOCK = threading.Lock()
 
 
 def lock_timeout_setting(milliseconds: float | None) -> str:
@@ -96,13 +132,15 @@ def one(cursor: psycopg.Cursor[Row]) -> Row:
 class Database:
     """The pool of this process, opened after the fork, and the connection each thread holds."""
 
-    def __init__(self, url: str, threads: int):
+    def __init__(self, url: str, threads: int, team: str = DEFAULT_TEAM):
         self.url = url
         self.public_url = hide_password(url)
         self.max_size = threads
+        self.team = team
+        self.schema = team_schema(team)
+        self._key_base: int | None = 0 if self.schema is None else None  # a team's: read on its first connection
         self._pool: ConnectionPool | None = None
         self._pool_pid: int | None = None
-        self._opening = threading.Lock()
         self._local = threading.local()
         self._checking = threading.Lock()
         self._deadlock_timeout_allowed: bool | None = None
@@ -110,39 +148,67 @@ class Database:
     # the pool
 
     def pool(self) -> ConnectionPool:
-        """This process's pool, opened on first use (a pool inherited through a fork is left alone)."""
+        """This process's pool, opened on first use (a pool inherited through a fork is left alone).
+
+        A worker's teams share one: this `Database` joins the first pool of
+        its URL in this process that serves no other `Database` of its team,
+        or opens one. A real worker has one lab per team, so one pool; two
+        labs of one team in one process (the tests' two workers) get two.
+        """
         pid = os.getpid()
         if self._pool is None or self._pool_pid != pid:
-            with self._opening:
+            with _POOLS_LOCK:
                 if self._pool is None or self._pool_pid != pid:
-                    self._pool = ConnectionPool(
-                        self.url,
-                        min_size=1,
-                        max_size=self.max_size,
-                        open=False,
-                        timeout=POOL_TIMEOUT,
-                        max_idle=MAX_IDLE,
-                        reconnect_timeout=RECONNECT_TIMEOUT,
-                        name=f"bankapp-{pid}",
-                        kwargs={
-                            "autocommit": True,
-                            "application_name": f"bankapp {pid}",
-                            "connect_timeout": CONNECT_TIMEOUT,
-                        },
-                    )
-                    self._pool.open()
+                    self._pool = self._join_pool(pid)
                     self._pool_pid = pid
         return self._pool
+
+    def _join_pool(self, pid: int) -> ConnectionPool:
+        pools = _POOLS.setdefault(self.url, [])
+        pools[:] = [shared for shared in pools if shared[1] == pid]  # those inherited through a fork are not ours
+        for pool, _, teams in pools:
+            if self.team not in teams:
+                teams.add(self.team)
+                if pool.max_size < self.max_size:
+                    pool.resize(pool.min_size, self.max_size)
+                return pool
+        pool = ConnectionPool(
+            self.url,
+            min_size=1,
+            max_size=self.max_size,
+            open=False,
+            timeout=POOL_TIMEOUT,
+            max_idle=MAX_IDLE,
+            reconnect_timeout=RECONNECT_TIMEOUT,
+            name=f"bankapp-{pid}",
+            kwargs={
+                "autocommit": True,
+                "application_name": f"bankapp {pid}",
+                "connect_timeout": CONNECT_TIMEOUT,
+            },
+        )
+        pool.open()
+        pools.append((pool, pid, {self.team}))
+        return pool
 
     def open(self) -> None:
         self.pool()
 
     def close(self) -> None:
-        """Close this process's pool and its connections (a worker stopping)."""
-        with self._opening:
-            if self._pool is not None and self._pool_pid == os.getpid():
-                self._pool.close(timeout=2)
-            self._pool = None
+        """Leave this process's pool (a worker stopping); the last team to leave closes it and its connections."""
+        with _POOLS_LOCK:
+            pool, self._pool = self._pool, None
+            if pool is None or self._pool_pid != os.getpid():
+                return
+            pools = _POOLS.get(self.url, [])
+            for index, (shared, _, teams) in enumerate(pools):
+                if shared is pool:
+                    teams.discard(self.team)
+                    if not teams:
+                        del pools[index]
+                        pool.close(timeout=2)
+                    return
+            pool.close(timeout=2)
 
     def pool_stats(self) -> dict[str, Any]:
         if self._pool is None or self._pool_pid != os.getpid():
@@ -173,6 +239,7 @@ class Database:
             with self.pool().connection(timeout) as conn:
                 self._local.conn = conn
                 try:
+                    self._point(conn)
                     yield conn
                 finally:
                     self._local.conn = None
@@ -190,6 +257,34 @@ class Database:
                 f"the postgres store lost the database at {self.public_url}: {' '.join(str(error).split())}",
                 store="postgres",
             ) from None
+
+    def _point(self, conn: psycopg.Connection) -> None:
+        """Point a connection just taken from the shared pool at this team's tables, if another team's were
+        last; a team learns its key range on its first connection."""
+        if _POINTED.get(conn) != self.schema:
+            if self.schema is None:
+                conn.execute("RESET search_path")
+                _POINTED.pop(conn, None)
+            else:
+                conn.execute(query.SQL("SET search_path TO {}").format(query.Identifier(self.schema)))
+                _POINTED[conn] = self.schema
+        if self._key_base is None:
+            row = conn.execute("SELECT number FROM bankapp_team").fetchone()
+            if row is None:
+                raise LookupError(f"team {self.team!r} has no number: prepare it first (bankapp.postgres.prepare)")
+            self._key_base = KEYS_PER_TEAM * row[0]
+
+    def key(self, kind: int) -> int:
+        """The first key of this team's advisory locks of one kind (1 to 15: `locks.ADVISORY_KEYS`)."""
+        if self._key_base is None:
+            with self.connection():
+                pass
+        assert self._key_base is not None
+        return self._key_base + kind
+
+    def backend_name(self) -> str:
+        """What `application_name` says of a transaction: its worker and thread, and its team if not the default."""
+        return f"bankapp {worker_name()}" if self.schema is None else f"bankapp {worker_name()} team {self.team}"
 
     def in_transaction(self) -> bool:
         conn = getattr(self._local, "conn", None)
@@ -222,14 +317,14 @@ class Database:
         """What `_configure` sets, as parameters of a statement that sets them itself."""
         params = {
             "lock_timeout": lock_timeout_setting(config.lock_timeout_ms),
-            "application_name": f"bankapp {worker_name()}",
+            "application_name": self.backend_name(),
         }
         if self.deadlock_timeout_allowed(conn):
             params["deadlock_timeout"] = f"{max(1, round(config.deadlock_check_ms))}ms"
         return params
 
     def _configure(self, conn: psycopg.Connection, config: Config) -> None:
-        timeout, name = lock_timeout_setting(config.lock_timeout_ms), f"bankapp {worker_name()}"
+        timeout, name = lock_timeout_setting(config.lock_timeout_ms), self.backend_name()
         if self.deadlock_timeout_allowed(conn):
             deadlock = f"{max(1, round(config.deadlock_check_ms))}ms"
             conn.execute(sql.TRANSACTION_SETTINGS_AND_DEADLOCK_TIMEOUT, (timeout, name, deadlock))

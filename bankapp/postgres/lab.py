@@ -27,7 +27,7 @@ from . import sql
 from .answers import SharedAnswers
 from .bank import DatabaseBank
 from .counters import Counters, Workers
-from .database import Database, database_url, one
+from .database import DEFAULT_TEAM, Database, database_url, one
 from .settings import DatabaseSettings
 from .shop import DatabaseShop
 from .store import DatabaseLedger, PostgresStore
@@ -35,13 +35,21 @@ from .transfers import DatabaseTransferDesk
 
 #: Seconds one attempt of a reset waits for a row lock before it lets go of all and tries again.
 RESET_LOCK_WAIT_S = 2.0
+#: First key of the reset's advisory lock (see `locks.ADVISORY_KEYS`).
+RESET_KEY = 6
 
 
 class PostgresLab(OperatorActions):
-    """One bank, transfer desk and shop per worker, over one database shared by the fleet."""
+    """One bank, transfer desk and shop per worker, over one database shared by the fleet.
 
-    def __init__(self, config: Config):
-        self.db = Database(database_url(config), config.threads)
+    `team` (rooms): the team whose bank this is, its tables in its own
+    schema (prepare it first: `prepare(config, explicit, team=...)`); a
+    worker's teams share one pool of connections (see `database`).
+    """
+
+    def __init__(self, config: Config, team: str = DEFAULT_TEAM):
+        self.db = Database(database_url(config), config.threads, team)
+        self.team = team
         self.settings = DatabaseSettings(self.db, config)
         self.store = PostgresStore(self.db, lambda: self.settings.cached)
         self.guards = GuardSet()
@@ -112,7 +120,8 @@ class PostgresLab(OperatorActions):
             try:
                 with self.db.transaction() as conn:
                     conn.execute(sql.RESET_LOCK_TIMEOUT, (f"{round(RESET_LOCK_WAIT_S * 1000)}ms",))
-                    for statement in sql.RESET_LOCKS:
+                    conn.execute(sql.RESET_LOCKS[0], (self.db.key(RESET_KEY),))  # one reset at a time per team
+                    for statement in sql.RESET_LOCKS[1:]:
                         conn.execute(statement)
                     conn.execute(sql.RESET_ACCOUNTS)
                     conn.execute(sql.RESET_STOCK)

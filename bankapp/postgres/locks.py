@@ -30,10 +30,17 @@ from psycopg.types.json import Jsonb
 from ..lab.locks import RECENT_DEADLOCKS, DeadlockVictim
 from ..settings import Config
 from . import sql
-from .database import Database, one, worker_name
+from .database import KEYS_PER_TEAM, TEAM_SCHEMA_PREFIX, Database, one, worker_name
 
 #: First key of the advisory locks, and what each names.
-ADVISORY_KEYS = {1: "account", 2: "checkout", 3: "checkout slot", 4: "checkout in flight", 5: "checkout queue place"}
+ADVISORY_KEYS = {
+    1: "account",
+    2: "checkout",
+    3: "checkout slot",
+    4: "checkout in flight",
+    5: "checkout queue place",
+    6: "reset",
+}
 
 STEP = re.compile(r"Process (\d+) waits for (.+?); blocked by process (\d+)\.")
 
@@ -67,7 +74,7 @@ def record_deadlock(db: Database, error: errors.DeadlockDetected, accounts: tupl
     cycle = parse_cycle(detail)
     with db.connection() as conn:
         names = dict(conn.execute(sql.BACKENDS, ([step["process"] for step in cycle],)).fetchall())
-        me = f"bankapp {worker_name()}"
+        me = db.backend_name()
         for index, step in enumerate(cycle):
             step["backend"] = me if index == 0 else names.get(step["process"])
         row_id, detected_at = one(
@@ -98,13 +105,14 @@ def deadlock_record(
     }
 
 
-def describe_lock(row: tuple[Any, ...], config: Config) -> str:
+def describe_lock(row: tuple[Any, ...], config: Config, key_base: int = 0) -> str:
+    """One row of `sql.LOCKS` in words; an advisory lock's first key read in the team's range (`key_base`)."""
     _, locktype, _, _, relation, page, tuple_, xid, classid, objid, _ = row
     if locktype == "tuple":
         return f"row ({page},{tuple_}) of {relation}"
     if locktype == "transactionid":
         return f"transaction id {xid}"  # a row's locker: whoever waits for the row waits for it to end
-    what = ADVISORY_KEYS.get(classid, f"key {classid}")
+    what = ADVISORY_KEYS.get(classid - key_base, f"key {classid}")
     if what == "account" and objid < len(config.account_ids):
         return f"advisory lock of {config.account_ids[objid]}"
     return f"advisory lock ({what} {objid})" if what != "checkout" else "advisory checkout lock"
@@ -116,7 +124,9 @@ def debug_locks(db: Database, config: Config) -> dict[str, Any]:
     with db.transaction() as conn:
         backends = conn.execute(sql.BLOCKING).fetchall()
         pids = sorted({row[0] for row in backends} | {pid for row in backends for pid in row[7]})
-        locks = conn.execute(sql.LOCKS, (pids,)).fetchall()
+        mine = team_backends(db, conn.execute(sql.LOCK_OWNERS, (KEYS_PER_TEAM, pids)).fetchall(), pids)
+        backends = [row for row in backends if row[0] in mine]
+        locks = conn.execute(sql.LOCKS, (sorted(mine),)).fetchall()
         recent = conn.execute(sql.RECENT_DEADLOCKS, (RECENT_DEADLOCKS,)).fetchall()
         detected = conn.execute("SELECT n FROM bankapp_counters WHERE name = 'transfers.deadlock_victims'")
         detected = (detected.fetchone() or (0,))[0]
@@ -125,7 +135,8 @@ def debug_locks(db: Database, config: Config) -> dict[str, Any]:
     def backend(pid: int) -> dict[str, Any]:
         return {"pid": pid, "name": names.get(pid) or "(another session)"}
 
-    waiting = {row[0]: describe_lock(row, config) for row in locks if not row[3]}
+    key_base = db.key(0)
+    waiting = {row[0]: describe_lock(row, config, key_base) for row in locks if not row[3]}
     edges = [
         {"waiter": backend(pid), "holder": backend(holder), "waits_for": waiting.get(pid, wait_event), "waiting_ms": ms}
         for pid, _, _, _, wait_event, ms, _, blockers in backends
@@ -139,13 +150,29 @@ def debug_locks(db: Database, config: Config) -> dict[str, Any]:
             for pid, _, state, _, _, _, query, blockers in backends
         ],
         "locks": [
-            {**backend(row[0]), "lock": describe_lock(row, config), "mode": row[2], "granted": row[3]} for row in locks
+            {**backend(row[0]), "lock": describe_lock(row, config, key_base), "mode": row[2], "granted": row[3]}
+            for row in locks
         ],
         "wait_for": edges,
         "live_deadlocks": cycles({edge["waiter"]["pid"]: [] for edge in edges}, edges),
         "deadlocks_detected": detected,
         "recent_deadlocks": [deadlock_record(*row) for row in recent],
     }
+
+
+def team_backends(db: Database, owners: list[tuple[int, str | None, int | None]], pids: list[int]) -> set[int]:
+    """The backends `/debug/locks` shows a team: those holding or awaiting a lock on its tables (`bankapp_*`
+    in its schema) or an advisory lock in its key range. The default team also sees every backend that is no
+    team's (a `psql` session, another application), as before rooms; it never sees another team's."""
+    number = db.key(0) // KEYS_PER_TEAM
+    marks: dict[int, set[bool]] = {pid: set() for pid in pids}
+    for pid, schema, keys in owners:
+        if schema is not None:
+            owner = schema if schema.startswith(TEAM_SCHEMA_PREFIX) else None
+            marks[pid].add(owner == db.schema)
+        if keys is not None:
+            marks[pid].add(keys == number)
+    return {pid for pid, mark in marks.items() if True in mark or (db.schema is None and not mark)}
 
 
 def cycles(graph: dict[int, list[int]], edges: list[dict[str, Any]]) -> list[dict[str, Any]]:

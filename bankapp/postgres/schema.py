@@ -16,6 +16,14 @@ worker is forked (or in each worker of a plain `gunicorn bankapp.wsgi:app`):
 
 All of it is one transaction under an advisory lock, so servers started
 at once do not race each other's DDL.
+
+A team (`team="red"`, rooms) gets the same tables in a schema of its own
+(`bankapp_team_red`), made the first time it is prepared, and a number
+from `bankapp_teams` (beside the default team's tables), which gives it
+its own advisory-lock keys (`Database.key`). Preparing a team again, from
+any worker at once, changes nothing but the settings chosen anew: the
+same lock, `IF NOT EXISTS`, and a number only for a name that has none.
+The default team is prepared exactly as before teams existed.
 """
 
 from __future__ import annotations
@@ -23,13 +31,14 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg import sql as query
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
 from ..lab.shop import CATALOGUE
 from ..settings import Config, SettingsError, describe
 from ..settings.values import hide_password
-from .database import database_url
+from .database import DEFAULT_TEAM, database_url, team_schema
 
 SCHEMA_VERSION = 3  # 2: the writes log and the races (forensics); 3: Idempotency-Key answers
 #: Key of the advisory lock that serializes `prepare` across servers starting at once.
@@ -89,6 +98,20 @@ TABLES = (
     "CREATE INDEX IF NOT EXISTS bankapp_idempotency_created ON bankapp_idempotency (created_at)",
 )
 
+TEAMS = (
+    """CREATE TABLE IF NOT EXISTS bankapp_teams (
+        name text PRIMARY KEY, number integer NOT NULL UNIQUE CHECK (number > 0), schema text NOT NULL UNIQUE,
+        created_at timestamptz NOT NULL DEFAULT now())""",
+    """INSERT INTO bankapp_teams (name, number, schema)
+        SELECT %(name)s, coalesce(max(number), 0) + 1, %(schema)s FROM bankapp_teams
+        ON CONFLICT (name) DO NOTHING""",
+)
+"""The room's register, beside the default team's tables: each team's number, so its advisory-lock keys."""
+
+TEAM = """CREATE TABLE IF NOT EXISTS bankapp_team (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one), name text NOT NULL, number integer NOT NULL)"""
+"""A team's own copy of its name and number, which its workers read on their first connection."""
+
 GAUGE_NAMES = ("checkout.in_flight", "checkout.waiting", "checkout.gateway", "transfers.in_flight")
 
 
@@ -104,17 +127,35 @@ def connect(url: str, **kwargs: Any) -> psycopg.Connection:
         ) from None
 
 
-def prepare(config: Config, explicit: set[str] | frozenset[str] = frozenset()) -> Config:
-    """Make the database ready for `config` and return the settings in force (see the module docstring)."""
+def prepare(config: Config, explicit: set[str] | frozenset[str] = frozenset(), team: str = DEFAULT_TEAM) -> Config:
+    """Make the database ready for `config` (for `team`'s tables) and return the settings in force there (see
+    the module docstring); `ValueError` for a name that is no team's."""
     url = database_url(config)
+    schema = team_schema(team)
     with connect(url, application_name="bankapp prepare") as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", PREPARE_LOCK)
+        if schema is not None:
+            register_team(conn, team, schema)
         for statement in TABLES:
             conn.execute(statement)
         check_version(conn, url)
         settled = settle_settings(conn, config, explicit)
         seed(conn, settled)
     return settled
+
+
+def register_team(conn: psycopg.Connection, team: str, schema: str) -> None:
+    """The team's number and schema, made if missing; the rest of the transaction then works in its schema."""
+    for statement in TEAMS:
+        conn.execute(statement, {"name": team, "schema": schema})
+    number = conn.execute("SELECT number FROM bankapp_teams WHERE name = %s", (team,)).fetchone()
+    conn.execute(query.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(query.Identifier(schema)))
+    conn.execute(query.SQL("SET LOCAL search_path TO {}").format(query.Identifier(schema)))
+    conn.execute(TEAM)
+    conn.execute(
+        "INSERT INTO bankapp_team (name, number) VALUES (%s, %s) ON CONFLICT (one) DO NOTHING",
+        (team, number[0] if number else None),
+    )
 
 
 def check_version(conn: psycopg.Connection, url: str) -> None:

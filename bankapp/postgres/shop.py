@@ -65,17 +65,17 @@ class AdvisoryLockGuard(Guard):
     def _acquire(self, timeout: float) -> bool:
         with self.db.connection() as conn:
             if timeout == 0:
-                return one(conn.execute(sql.TRY_ADVISORY_LOCK, (CHECKOUT_KEY, 0)))[0]
+                return one(conn.execute(sql.TRY_ADVISORY_LOCK, (self.db.key(CHECKOUT_KEY), 0)))[0]
             try:
                 waited = lock_timeout_setting(None if timeout < 0 else timeout * 1000)
-                conn.execute(sql.WAIT_ADVISORY_LOCK, (waited, CHECKOUT_KEY, 0))
+                conn.execute(sql.WAIT_ADVISORY_LOCK, (waited, self.db.key(CHECKOUT_KEY), 0))
                 return True
             except errors.LockNotAvailable:
                 return False
 
     def _release(self) -> None:
         with self.db.connection() as conn:
-            conn.execute(sql.ADVISORY_UNLOCK, (CHECKOUT_KEY, 0))
+            conn.execute(sql.ADVISORY_UNLOCK, (self.db.key(CHECKOUT_KEY), 0))
 
 
 class AdvisorySemaphoreGuard(Guard):
@@ -97,7 +97,7 @@ class AdvisorySemaphoreGuard(Guard):
         deadline = None if timeout < 0 else time.monotonic() + timeout
         with self.db.connection() as conn:
             while True:
-                row = conn.execute(sql.TRY_ADVISORY_SLOT, (self.permits, SLOT_KEY)).fetchone()
+                row = conn.execute(sql.TRY_ADVISORY_SLOT, (self.permits, self.db.key(SLOT_KEY))).fetchone()
                 if row is not None:
                     self._slot.value = row[0]
                     return True
@@ -107,11 +107,11 @@ class AdvisorySemaphoreGuard(Guard):
 
     def _release(self) -> None:
         with self.db.connection() as conn:
-            conn.execute(sql.ADVISORY_UNLOCK, (SLOT_KEY, self._slot.value))
+            conn.execute(sql.ADVISORY_UNLOCK, (self.db.key(SLOT_KEY), self._slot.value))
 
     def available_permits(self) -> int:
         with self.db.connection() as conn:
-            held = one(conn.execute(sql.ADVISORY_HELD, (SLOT_KEY,)))[0]
+            held = one(conn.execute(sql.ADVISORY_HELD, (self.db.key(SLOT_KEY),)))[0]
         return max(0, self.permits - held)
 
 
@@ -137,36 +137,36 @@ class DatabaseAdmission(Admission):
 
     def _enter(self, waited_ms: float) -> None:
         with self.counters.db.connection() as conn:
-            conn.execute(sql.HOLD_SHARED, (FLIGHT_KEY, 0))
-            conn.execute(sql.HOLDERS_AND_PEAK, (FLIGHT_KEY, 0, "checkout.in_flight"))
+            conn.execute(sql.HOLD_SHARED, (self.counters.db.key(FLIGHT_KEY), 0))
+            conn.execute(sql.HOLDERS_AND_PEAK, (self.counters.db.key(FLIGHT_KEY), 0, "checkout.in_flight"))
         with self._lock:
             self._waits.add(waited_ms)
 
     def _leave(self) -> None:
         with self.counters.db.connection() as conn:
-            conn.execute(sql.UNHOLD_SHARED, (FLIGHT_KEY, 0))
+            conn.execute(sql.UNHOLD_SHARED, (self.counters.db.key(FLIGHT_KEY), 0))
 
     def _join_queue(self, max_waiting: int) -> bool:
         with self.counters.db.connection() as conn:
-            row = conn.execute(sql.TRY_ADVISORY_SLOT, (max_waiting, QUEUE_KEY)).fetchone()
+            row = conn.execute(sql.TRY_ADVISORY_SLOT, (max_waiting, self.counters.db.key(QUEUE_KEY))).fetchone()
             if row is None:
                 return False
             self._place.value = row[0]
-            waiting = one(conn.execute(sql.ADVISORY_HELD, (QUEUE_KEY,)))[0]
+            waiting = one(conn.execute(sql.ADVISORY_HELD, (self.counters.db.key(QUEUE_KEY),)))[0]
             conn.execute(sql.RAISE_PEAK, (waiting, "checkout.waiting"))
         return True
 
     def _leave_queue(self, admitted_after_ms: float | None) -> None:
         with self.counters.db.connection() as conn:
-            conn.execute(sql.ADVISORY_UNLOCK, (QUEUE_KEY, self._place.value))
+            conn.execute(sql.ADVISORY_UNLOCK, (self.counters.db.key(QUEUE_KEY), self._place.value))
         if admitted_after_ms is not None:
             self._enter(admitted_after_ms)
 
     def _count_rejection(self, reason: str) -> tuple[int, int]:
         with self.counters.db.connection() as conn:
             conn.execute(sql.REJECT, (f"checkout.rejected.{reason}",))
-            in_flight = one(conn.execute(sql.HOLDERS, (FLIGHT_KEY, 0)))[0]
-            waiting = one(conn.execute(sql.ADVISORY_HELD, (QUEUE_KEY,)))[0]
+            in_flight = one(conn.execute(sql.HOLDERS, (self.counters.db.key(FLIGHT_KEY), 0)))[0]
+            waiting = one(conn.execute(sql.ADVISORY_HELD, (self.counters.db.key(QUEUE_KEY),)))[0]
         return in_flight, waiting
 
     def wait_summary(self) -> dict[str, Any]:
@@ -186,12 +186,12 @@ class DatabaseGateway(PaymentGateway):
 
     def _enter(self) -> int:
         with self.counters.db.connection() as conn:
-            conn.execute(sql.HOLD_SHARED, (FLIGHT_KEY, 1))
-            return one(conn.execute(sql.HOLDERS_AND_PEAK, (FLIGHT_KEY, 1, "checkout.gateway")))[0]
+            conn.execute(sql.HOLD_SHARED, (self.counters.db.key(FLIGHT_KEY), 1))
+            return one(conn.execute(sql.HOLDERS_AND_PEAK, (self.counters.db.key(FLIGHT_KEY), 1, "checkout.gateway")))[0]
 
     def _leave(self) -> None:
         with self.counters.db.connection() as conn:
-            conn.execute(sql.UNHOLD_SHARED, (FLIGHT_KEY, 1))
+            conn.execute(sql.UNHOLD_SHARED, (self.counters.db.key(FLIGHT_KEY), 1))
 
 
 class DatabaseSales:

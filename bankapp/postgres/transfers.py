@@ -179,8 +179,8 @@ class DatabaseTransferDesk:
         """
         with self.db.connection() as conn:
             try:
-                conn.execute(sql.HOLD_SHARED, (FLIGHT_KEY, 2))
-                conn.execute(sql.HOLDERS_AND_PEAK, (FLIGHT_KEY, 2, "transfers.in_flight"))
+                conn.execute(sql.HOLD_SHARED, (self.db.key(FLIGHT_KEY), 2))
+                conn.execute(sql.HOLDERS_AND_PEAK, (self.db.key(FLIGHT_KEY), 2, "transfers.in_flight"))
                 return self._run(config, leg)
             finally:
                 release_all(conn)

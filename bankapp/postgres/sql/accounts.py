@@ -171,7 +171,7 @@ UPDATE bankapp_accounts SET balance = opening, version = version + 1, deposits =
     withdrawals = 0, withdrawal_amount = 0, net = 0"""
 
 RESET_LOCKS = (
-    "SELECT pg_advisory_xact_lock(6, 0)",
+    "SELECT pg_advisory_xact_lock(%s, 0)",
     "SELECT id FROM bankapp_accounts ORDER BY id FOR UPDATE",
     "SELECT sku FROM bankapp_stock ORDER BY sku FOR UPDATE",
     "SELECT name FROM bankapp_counters ORDER BY name FOR UPDATE",

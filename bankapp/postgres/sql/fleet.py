@@ -153,3 +153,12 @@ WHERE l.pid = ANY(%s) AND l.locktype IN ('tuple', 'transactionid', 'advisory')
 ORDER BY l.pid, l.granted DESC"""
 """The locks that matter for who waits for whom: row locks show as a tuple lock and a wait for the holder's
 transaction id; advisory locks by their two keys."""
+
+LOCK_OWNERS = r"""
+SELECT l.pid, n.nspname, CASE WHEN l.locktype = 'advisory' AND l.objsubid = 2 THEN l.classid::bigint / %s END
+FROM pg_locks l
+LEFT JOIN pg_class c ON c.oid = l.relation AND c.relname LIKE 'bankapp\_%%'
+LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE l.pid = ANY(%s) AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"""
+"""Whose each backend is (rooms): the schemas of the bankapp tables it locks, and the team numbers of its
+advisory keys (a team owns 16 first keys: `database.KEYS_PER_TEAM`)."""
