@@ -70,10 +70,23 @@ def make_team_lab(config: Config, team: str = DEFAULT_TEAM) -> LabLike:
     """Team `team`'s own lab, and the one way a room makes one (see `bankapp.rooms`).
 
     In memory a team's lab is a `Lab` of its own: nothing is shared with
-    another team's but the process. The default team's is `build_lab`'s.
+    another team's but the process. On postgres its tables are made (or
+    found: a team another worker made) in its own schema, and its settings
+    read from there. The default team's is `build_lab`'s.
     """
     if team == DEFAULT_TEAM:
         return build_lab(config)
     if config.store == "postgres":
-        raise NotImplementedError("teams on the postgres store: not wired yet")
+        from .postgres import prepare  # psycopg only for the postgres store
+
+        return build_lab(prepare(config, set(), team=team), team)
     return Lab(config)
+
+
+def find_team_lab(config: Config, team: str) -> LabLike | None:
+    """The lab of a team another worker of the fleet made (postgres: in the database's register), else None."""
+    if config.store != "postgres":
+        return None  # the memory store has one worker: a team it does not know does not exist
+    from .postgres.schema import team_registered
+
+    return make_team_lab(config, team) if team_registered(config, team) else None

@@ -12,6 +12,7 @@ Nothing here knows HTTP: the web service names the team of a request
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -100,8 +101,18 @@ def check_names(names: Any, existing: Iterable[str], room_left: int) -> list[str
 class Room:
     """The server's teams, the default one first; `make_lab(name)` builds a new team's lab."""
 
-    def __init__(self, default_lab: LabLike, make_lab: Callable[[str], LabLike], budget: int):
+    def __init__(
+        self,
+        default_lab: LabLike,
+        make_lab: Callable[[str], LabLike],
+        budget: int,
+        secret: str | None = None,
+        find_lab: Callable[[str], LabLike | None] | None = None,
+    ):
         self.make_lab = make_lab
+        self.find_lab = find_lab
+        # a team's token is HMAC(secret, name): every worker of a fleet checks it with no table of tokens
+        self.secret = (secret or secrets.token_urlsafe(32)).encode()
         self.share = FairShare(budget)
         self._lock = threading.Lock()
         self._teams: dict[str, Team] = {DEFAULT_TEAM: Team(DEFAULT_TEAM, default_lab)}
@@ -112,7 +123,21 @@ class Room:
         return len(self._teams) == 1
 
     def get(self, name: str) -> Team | None:
-        return self._teams.get(name)
+        """The team named, or one another worker of the fleet made (`find_lab`), else None."""
+        team = self._teams.get(name)
+        if team is None and self.find_lab is not None and NAME.fullmatch(name):
+            with self._lock:
+                if name not in self._teams and len(self._teams) < MAX_TEAMS:
+                    lab = self.find_lab(name)
+                    if lab is not None:
+                        lab.start()
+                        self._teams[name] = Team(name, lab, digest(self.token_of(name)))
+                        self.share.teams = len(self._teams)
+                team = self._teams.get(name)
+        return team
+
+    def token_of(self, name: str) -> str:
+        return base64.urlsafe_b64encode(hmac.new(self.secret, name.encode(), hashlib.sha256).digest()[:24]).decode()
 
     def teams(self) -> list[Team]:
         return list(self._teams.values())
@@ -124,7 +149,7 @@ class Room:
             made = {name: self.make_lab(name) for name in names}
             answer = []
             for name, lab in made.items():
-                token = secrets.token_urlsafe(24)
+                token = self.token_of(name)
                 lab.start()
                 self._teams[name] = Team(name, lab, digest(token))
                 answer.append({"name": name, "token": token})
