@@ -79,3 +79,15 @@ def check(response: requests.Response, what: str) -> None:
 
 def token_from_environment() -> str | None:
     return os.environ.get(ENV_PREFIX + "ADMIN_TOKEN") or None
+
+
+def start_room(number: int, url: str, token: str | None = None) -> list[str]:
+    """Move every team of the room at `url` to lesson `number` (`POST /admin/rooms/lesson`); the lines to print."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        moved = requests.post(url + "/admin/rooms/lesson", json={"lesson": number}, headers=headers, timeout=60)
+    except requests.ConnectionError:
+        raise LessonError(f"no server answers at {url}") from None
+    check(moved, "POST /admin/rooms/lesson")
+    answer = moved.json()
+    return [f"lesson {number}: {answer['title'].replace('`', '')}: {answer['teams']} teams moved, books reset"]

@@ -111,3 +111,20 @@ def test_three_teams_keep_their_own_books_settings_verdict_and_stats(server, tmp
     assert broken["deadlocks_broken"], broken
     deadlocked.join(timeout=30)
     assert stuck["answer"].status_code == 409
+
+
+def test_bankapp_lesson_room_moves_every_team(server):
+    import subprocess
+    import sys
+
+    server.post("/admin/rooms", json={"teams": ["cli-a"]}, headers=ADMIN)
+    done = subprocess.run(
+        [sys.executable, "-m", "bankapp", "lesson", "3", "--room", server.url, "--token", TOKEN],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "teams moved" in done.stdout
+    assert server.get("/teams/cli-a/stats").json()["settings"]["race_window_ms"] == 500
+    assert server.get("/stats").json()["settings"]["race_window_ms"] == 500
