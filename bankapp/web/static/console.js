@@ -1,0 +1,125 @@
+// The room on the dashboard (docs/rooms.md). Loaded before dashboard.js, with no build step.
+//
+// `/?team=NAME`: the team's own dashboard. Every request the page makes to this server carries
+// `X-Team: NAME`, so what it polls and what its buttons change are that team's alone.
+// Otherwise, in a room (or with `?console`): the instructor's console, every team in one table, and the
+// room's buttons: move every team to lesson N, reset all, freeze all, thaw all, make teams.
+"use strict";
+
+const ROOM_TEAM = new URLSearchParams(location.search).get("team");
+const ROOM_TOKEN_KEY = "bankapp-admin-token"; // the dashboard's own key: one token per tab
+const ROOM_POLL_MS = 2000;
+
+if (ROOM_TEAM) {
+  const sendAsIs = window.fetch.bind(window);
+  window.fetch = (input, init = {}) => {
+    if (typeof input === "string" && input.startsWith("/")) {
+      const headers = new Headers(init.headers || {});
+      headers.set("X-Team", ROOM_TEAM);
+      init = { ...init, headers };
+    }
+    return sendAsIs(input, init);
+  };
+}
+
+function roomEl(id) {
+  return document.getElementById(id);
+}
+
+function roomSay(text) {
+  roomEl("room-status").textContent = text;
+}
+
+async function roomCall(method, path, body) {
+  const headers = {};
+  const token = sessionStorage.getItem(ROOM_TOKEN_KEY);
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, { method, headers, cache: "no-store", body: body === undefined ? undefined : JSON.stringify(body) });
+  const answer = await response.json().catch(() => ({}));
+  if (response.status === 401 || response.status === 403) roomEl("room-token").hidden = false;
+  if (!response.ok) throw new Error(answer.detail || `${method} ${path} answered ${response.status}`);
+  return answer;
+}
+
+function roomCell(row, text, className) {
+  const cell = row.insertCell();
+  if (text instanceof Node) cell.append(text);
+  else cell.textContent = text;
+  if (className) cell.className = className;
+}
+
+function drawRoom(room) {
+  const body = roomEl("room-table").tBodies[0];
+  body.replaceChildren();
+  for (const team of room.teams) {
+    const row = body.insertRow();
+    row.dataset.team = team.name;
+    const link = document.createElement("a");
+    link.href = `/?team=${encodeURIComponent(team.name)}`;
+    link.target = "_blank";
+    link.textContent = team.name;
+    roomCell(row, link);
+    roomCell(row, team.frozen ? "frozen" : "open", team.frozen ? "bad" : "");
+    roomCell(row, team.guards.deposit_guard, "guard");
+    roomCell(row, team.guards.transfer_policy);
+    roomCell(row, team.guards.checkout_guard);
+    roomCell(row, team.deposits_per_s.toLocaleString());
+    roomCell(row, team.lost_cents.toLocaleString(), team.lost_cents ? "bad" : "");
+    roomCell(row, (team.deadlocks + team.self_deadlocks).toLocaleString(), team.deadlocks + team.self_deadlocks ? "bad" : "");
+    roomCell(row, team.share.refused.toLocaleString());
+    roomCell(row, team.grades === undefined ? "–" : String(team.grades));
+  }
+  roomEl("room-table").hidden = false;
+}
+
+async function pollRoom() {
+  try {
+    drawRoom(await roomCall("GET", "/admin/rooms"));
+    roomEl("room-token").hidden = true;
+  } catch (error) {
+    roomSay(error.message);
+  }
+  setTimeout(pollRoom, ROOM_POLL_MS);
+}
+
+async function roomAction(method, path, body, said) {
+  try {
+    const answer = await roomCall(method, path, body);
+    roomSay(said(answer));
+    drawRoom(await roomCall("GET", "/admin/rooms"));
+  } catch (error) {
+    roomSay(error.message);
+  }
+}
+
+function startRoom() {
+  const section = roomEl("room");
+  if (ROOM_TEAM) {
+    roomEl("room-team").textContent = `team ${ROOM_TEAM}`;
+    roomEl("room-team").hidden = false;
+    return;
+  }
+  if (!section || (section.dataset.open !== "true" && !new URLSearchParams(location.search).has("console"))) return;
+  section.hidden = false;
+  roomEl("room-lesson-move").addEventListener("click", () => {
+    const lesson = Number(roomEl("room-lesson").value);
+    roomAction("POST", "/admin/rooms/lesson", { lesson }, (a) => `every team (${a.teams}) moved to lesson ${a.lesson}: ${a.title}`);
+  });
+  roomEl("room-reset").addEventListener("click", () => roomAction("POST", "/admin/rooms/reset", undefined, (a) => `${a.teams} teams reset`));
+  roomEl("room-freeze").addEventListener("click", () => roomAction("POST", "/admin/rooms/freeze", { frozen: true }, (a) => `${a.teams} teams frozen`));
+  roomEl("room-thaw").addEventListener("click", () => roomAction("POST", "/admin/rooms/freeze", { frozen: false }, (a) => `${a.teams} teams thawed`));
+  roomEl("room-make").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const teams = roomEl("room-names").value.split(/[\s,]+/).filter(Boolean);
+    roomAction("POST", "/admin/rooms", { teams }, (a) => `tokens, shown once: ${a.teams.map((t) => `${t.name} ${t.token}`).join(" · ")}`);
+  });
+  roomEl("room-token").addEventListener("submit", (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(ROOM_TOKEN_KEY, roomEl("room-token-input").value);
+    roomEl("room-token").hidden = true;
+  });
+  pollRoom();
+}
+
+document.addEventListener("DOMContentLoaded", startRoom);
