@@ -12,7 +12,7 @@ Every way of starting bankapp passes through these two functions:
 - `make_team_lab(config, team)`: a room's team's own lab (bank, shop,
   settings, counters, forensics); the default team's is `build_lab`'s.
 
-Both take `team` (rooms): with the postgres store, `settings(chosen,
+`settings` and `build_lab` take `team` (rooms): with the postgres store, `settings(chosen,
 team="red")` prepares that team's tables (its own schema: idempotent, safe
 from several workers at once) and `build_lab(config, team="red")` builds
 its lab; the default team is today's bank.

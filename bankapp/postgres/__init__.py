@@ -19,6 +19,6 @@ psycopg is imported only when the postgres store is used.
 """
 
 from .lab import PostgresLab
-from .schema import prepare
+from .schema import TeamExists, prepare
 
-__all__ = ["PostgresLab", "prepare"]
+__all__ = ["PostgresLab", "TeamExists", "prepare"]

@@ -269,9 +269,14 @@ class Database:
                 conn.execute(query.SQL("SET search_path TO {}").format(query.Identifier(self.schema)))
                 _POINTED[conn] = self.schema
         if self._key_base is None:
-            row = conn.execute("SELECT number FROM bankapp_team").fetchone()
+            try:
+                row = conn.execute("SELECT number FROM bankapp_team").fetchone()
+            except errors.UndefinedTable:
+                row = None
             if row is None:
-                raise LookupError(f"team {self.team!r} has no number: prepare it first (bankapp.postgres.prepare)")
+                raise LookupError(
+                    f"team {self.team!r} is not in the database: make it first (bankapp.postgres.prepare)"
+                )
             self._key_base = KEYS_PER_TEAM * row[0]
 
     def key(self, kind: int) -> int:

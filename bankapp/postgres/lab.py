@@ -28,6 +28,7 @@ from .answers import SharedAnswers
 from .bank import DatabaseBank
 from .counters import Counters, Workers
 from .database import DEFAULT_TEAM, Database, database_url, one
+from .schema import registered_teams
 from .settings import DatabaseSettings
 from .shop import DatabaseShop
 from .store import DatabaseLedger, PostgresStore
@@ -136,6 +137,12 @@ class PostgresLab(OperatorActions):
                 if time.monotonic() >= deadline:
                     raise ResetBlocked(RESET_WAIT_S, [], f"{attempts} attempts: {error.sqlstate} {error}") from None
                 time.sleep(random.uniform(0.01, 0.05))
+
+    def teams(self) -> dict[str, bytes | None]:
+        """The room's teams, as every worker and machine sees them: name and token digest (see
+        `schema.prepare`); asked of the default team's lab (a team's connections see its own schema only)."""
+        with self.db.connection() as conn:
+            return registered_teams(conn)
 
     @property
     def resets(self) -> int:

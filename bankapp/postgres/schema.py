@@ -101,12 +101,17 @@ TABLES = (
 TEAMS = (
     """CREATE TABLE IF NOT EXISTS bankapp_teams (
         name text PRIMARY KEY, number integer NOT NULL UNIQUE CHECK (number > 0), schema text NOT NULL UNIQUE,
-        created_at timestamptz NOT NULL DEFAULT now())""",
-    """INSERT INTO bankapp_teams (name, number, schema)
-        SELECT %(name)s, coalesce(max(number), 0) + 1, %(schema)s FROM bankapp_teams
-        ON CONFLICT (name) DO NOTHING""",
+        token_digest bytea, created_at timestamptz NOT NULL DEFAULT now())""",
+    """INSERT INTO bankapp_teams (name, number, schema, token_digest)
+        SELECT %(name)s, coalesce(max(number), 0) + 1, %(schema)s, %(token_digest)s FROM bankapp_teams
+        ON CONFLICT (name) DO NOTHING
+        RETURNING number""",
 )
-"""The room's register, beside the default team's tables: each team's number, so its advisory-lock keys."""
+"""The room's register, beside the default team's tables: each team's number (so its advisory-lock keys) and
+its token's digest, which every worker of the room reads (`PostgresLab.teams`)."""
+
+REGISTERED = """
+SELECT name, token_digest FROM bankapp_teams ORDER BY number"""
 
 TEAM = """CREATE TABLE IF NOT EXISTS bankapp_team (
     one boolean PRIMARY KEY DEFAULT true CHECK (one), name text NOT NULL, number integer NOT NULL)"""
@@ -127,15 +132,33 @@ def connect(url: str, **kwargs: Any) -> psycopg.Connection:
         ) from None
 
 
-def prepare(config: Config, explicit: set[str] | frozenset[str] = frozenset(), team: str = DEFAULT_TEAM) -> Config:
+class TeamExists(ValueError):
+    """`prepare` was asked to make a team (with a token's digest) that another call made first."""
+
+    def __init__(self, team: str):
+        super().__init__(f"team {team!r} already exists")
+        self.team = team
+
+
+def prepare(
+    config: Config,
+    explicit: set[str] | frozenset[str] = frozenset(),
+    team: str = DEFAULT_TEAM,
+    token_digest: bytes | None = None,
+) -> Config:
     """Make the database ready for `config` (for `team`'s tables) and return the settings in force there (see
-    the module docstring); `ValueError` for a name that is no team's."""
+    the module docstring); `ValueError` for a name that is no team's.
+
+    With `token_digest`, this call makes the team, or raises `TeamExists`
+    having changed nothing: of two workers making one team at once, one
+    wins. Without it, a team is made if missing and else found (a worker
+    building its lab of a team another made)."""
     url = database_url(config)
     schema = team_schema(team)
     with connect(url, application_name="bankapp prepare") as conn, conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", PREPARE_LOCK)
         if schema is not None:
-            register_team(conn, team, schema)
+            register_team(conn, team, schema, token_digest)
         for statement in TABLES:
             conn.execute(statement)
         check_version(conn, url)
@@ -144,10 +167,12 @@ def prepare(config: Config, explicit: set[str] | frozenset[str] = frozenset(), t
     return settled
 
 
-def register_team(conn: psycopg.Connection, team: str, schema: str) -> None:
+def register_team(conn: psycopg.Connection, team: str, schema: str, token_digest: bytes | None = None) -> None:
     """The team's number and schema, made if missing; the rest of the transaction then works in its schema."""
-    for statement in TEAMS:
-        conn.execute(statement, {"name": team, "schema": schema})
+    conn.execute(TEAMS[0])
+    made = conn.execute(TEAMS[1], {"name": team, "schema": schema, "token_digest": token_digest}).fetchone()
+    if made is None and token_digest is not None:
+        raise TeamExists(team)
     number = conn.execute("SELECT number FROM bankapp_teams WHERE name = %s", (team,)).fetchone()
     conn.execute(query.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(query.Identifier(schema)))
     conn.execute(query.SQL("SET LOCAL search_path TO {}").format(query.Identifier(schema)))
@@ -156,6 +181,14 @@ def register_team(conn: psycopg.Connection, team: str, schema: str) -> None:
         "INSERT INTO bankapp_team (name, number) VALUES (%s, %s) ON CONFLICT (one) DO NOTHING",
         (team, number[0] if number else None),
     )
+
+
+def registered_teams(conn: psycopg.Connection) -> dict[str, bytes | None]:
+    """Every team of the room in the order they were made, with its token's digest (None: made without one);
+    empty while the database has no room. Run it on a connection of the default team's."""
+    if conn.execute("SELECT to_regclass('bankapp_teams')").fetchone() == (None,):
+        return {}
+    return {name: None if digest is None else bytes(digest) for name, digest in conn.execute(REGISTERED)}
 
 
 def check_version(conn: psycopg.Connection, url: str) -> None:

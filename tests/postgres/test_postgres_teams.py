@@ -13,7 +13,7 @@ import pytest
 
 from bankapp.lab.admission import AdmissionRejected
 from bankapp.lab.guards import GuardTimeout
-from bankapp.postgres import PostgresLab, prepare
+from bankapp.postgres import PostgresLab, TeamExists, prepare
 from bankapp.postgres.database import KEYS_PER_TEAM, team_schema
 from bankapp.settings import load
 
@@ -231,3 +231,29 @@ def test_a_name_that_is_no_teams_is_refused(database_url, name):
         prepare(config, set(), team=name)
     with pytest.raises(ValueError, match="is not a team name"):
         PostgresLab(config, team=name)
+
+
+def test_of_workers_making_one_team_at_once_one_wins_and_every_worker_sees_it(make_team_lab, database_url):
+    default = make_team_lab()
+    assert default.teams() == {}  # no room yet
+    config = load({"store": "postgres", "database_url": database_url, "threads": 8}, environ={})
+    jobs = [lambda n=n: prepare(config, set(), team="red", token_digest=b"digest %d" % n) for n in range(5)]
+    results = run_together(jobs, expect=(TeamExists,))
+    won = [n for n, result in enumerate(results) if not isinstance(result, Exception)]
+    assert len(won) == 1 and sum(isinstance(result, TeamExists) for result in results) == 4, results
+    assert default.teams() == {"red": b"digest %d" % won[0]}
+    assert make_team_lab(join=True).teams() == default.teams()  # another worker reads the same register
+    make_team_lab("red", join=True).bank.deposit("acc-00", 1)  # a worker's lab of it: found, not made again
+    make_team_lab("blue")
+    assert list(default.teams()) == ["red", "blue"] and default.teams()["blue"] is None
+
+
+def test_a_team_never_prepared_is_named_not_guessed(make_team_lab, database_url):
+    make_team_lab("red")
+    config = load({"store": "postgres", "database_url": database_url}, environ={})
+    lab = PostgresLab(config, team="blue")  # no worker made blue
+    try:
+        with pytest.raises(LookupError, match="team 'blue' is not in the database"):
+            lab.bank.balance("acc-00")
+    finally:
+        lab.close()
