@@ -66,27 +66,20 @@ def build_lab(config: Config, team: str = "default") -> LabLike:
 DEFAULT_TEAM = "default"
 
 
-def make_team_lab(config: Config, team: str = DEFAULT_TEAM) -> LabLike:
+def make_team_lab(config: Config, team: str = DEFAULT_TEAM, token_digest: bytes | None = None) -> LabLike:
     """Team `team`'s own lab, and the one way a room makes one (see `bankapp.rooms`).
 
     In memory a team's lab is a `Lab` of its own: nothing is shared with
-    another team's but the process. On postgres its tables are made (or
-    found: a team another worker made) in its own schema, and its settings
-    read from there. The default team's is `build_lab`'s.
+    another team's but the process. On postgres its tables are in its own
+    schema: with `token_digest` the team is made in the database's register
+    (a `ValueError`, `TeamExists`, when another worker made it first), without
+    it found there (a team another worker made; `LookupError` if none did).
+    The default team's is `build_lab`'s.
     """
     if team == DEFAULT_TEAM:
         return build_lab(config)
     if config.store == "postgres":
         from .postgres import prepare  # psycopg only for the postgres store
 
-        return build_lab(prepare(config, set(), team=team), team)
+        return build_lab(prepare(config, set(), team=team, token_digest=token_digest), team)
     return Lab(config)
-
-
-def find_team_lab(config: Config, team: str) -> LabLike | None:
-    """The lab of a team another worker of the fleet made (postgres: in the database's register), else None."""
-    if config.store != "postgres":
-        return None  # the memory store has one worker: a team it does not know does not exist
-    from .postgres.schema import team_registered
-
-    return make_team_lab(config, team) if team_registered(config, team) else None

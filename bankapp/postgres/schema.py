@@ -251,12 +251,3 @@ def seed(conn: psycopg.Connection, config: Config) -> None:
             "INSERT INTO bankapp_gauges (name) VALUES (%s) ON CONFLICT (name) DO NOTHING",
             [(name,) for name in GAUGE_NAMES],
         )
-
-
-def team_registered(config: Config, team: str) -> bool:
-    """Whether `team` is in the room's register (made by any worker of the fleet): rooms find it so."""
-    with connect(database_url(config), application_name="bankapp rooms") as conn:
-        exists = conn.execute("SELECT to_regclass('bankapp_teams') IS NOT NULL").fetchone()
-        if not exists or not exists[0]:
-            return False
-        return conn.execute("SELECT 1 FROM bankapp_teams WHERE name = %s", (team,)).fetchone() is not None

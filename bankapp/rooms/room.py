@@ -12,7 +12,6 @@ Nothing here knows HTTP: the web service names the team of a request
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import re
@@ -104,52 +103,62 @@ class Room:
     def __init__(
         self,
         default_lab: LabLike,
-        make_lab: Callable[[str], LabLike],
+        make_lab: Callable[[str, bytes | None], LabLike],
         budget: int,
-        secret: str | None = None,
-        find_lab: Callable[[str], LabLike | None] | None = None,
+        registered: Callable[[], dict[str, bytes | None]] | None = None,
     ):
+        """`make_lab(name, token_digest)` makes a team's lab (with a digest: a new team; without: one another
+        worker made); `registered()`, on a store every worker shares, is the room as the store holds it."""
         self.make_lab = make_lab
-        self.find_lab = find_lab
-        # a team's token is HMAC(secret, name): every worker of a fleet checks it with no table of tokens
-        self.secret = (secret or secrets.token_urlsafe(32)).encode()
+        self.registered = registered
         self.share = FairShare(budget)
         self._lock = threading.Lock()
         self._teams: dict[str, Team] = {DEFAULT_TEAM: Team(DEFAULT_TEAM, default_lab)}
 
     @property
     def alone(self) -> bool:
-        """True while the default team is the only one: the server as it was before rooms."""
+        """True while the default team is the only one this worker knows: the server as it was before rooms."""
         return len(self._teams) == 1
 
     def get(self, name: str) -> Team | None:
-        """The team named, or one another worker of the fleet made (`find_lab`), else None."""
+        """The team named; on a shared store, one another worker made is found there (and kept)."""
         team = self._teams.get(name)
-        if team is None and self.find_lab is not None and NAME.fullmatch(name):
-            with self._lock:
-                if name not in self._teams and len(self._teams) < MAX_TEAMS:
-                    lab = self.find_lab(name)
-                    if lab is not None:
-                        lab.start()
-                        self._teams[name] = Team(name, lab, digest(self.token_of(name)))
-                        self.share.teams = len(self._teams)
-                team = self._teams.get(name)
+        if team is None and self.registered is not None and NAME.fullmatch(name):
+            team = self._learn(self.registered()).get(name)
         return team
 
-    def token_of(self, name: str) -> str:
-        return base64.urlsafe_b64encode(hmac.new(self.secret, name.encode(), hashlib.sha256).digest()[:24]).decode()
-
     def teams(self) -> list[Team]:
+        """Every team, the default first; on a shared store, the store's whole room."""
+        if self.registered is not None:
+            self._learn(self.registered())
         return list(self._teams.values())
 
+    def _learn(self, registered: dict[str, bytes | None]) -> dict[str, Team]:
+        """Keep a lab of each team the store holds that this worker has not met yet."""
+        missing = [name for name in registered if name not in self._teams]
+        if missing:
+            with self._lock:
+                for name in missing:
+                    if name not in self._teams and len(self._teams) < MAX_TEAMS:
+                        lab = self.make_lab(name, None)
+                        lab.start()
+                        self._teams[name] = Team(name, lab, registered[name])
+                self.share.teams = len(self._teams)
+        return self._teams
+
     def create(self, names: Any) -> list[dict[str, str]]:
-        """Make the teams named, all or none; each team's token, shown this once."""
+        """Make the teams named, all or none (on a shared store: none that the store already holds); each
+        team's token, shown this once and kept only as its digest."""
         with self._lock:
-            names = check_names(names, self._teams, MAX_TEAMS - len(self._teams))
-            made = {name: self.make_lab(name) for name in names}
+            known = set(self._teams) | set(self.registered() if self.registered is not None else ())
+            names = check_names(names, known, MAX_TEAMS - len(known))
             answer = []
-            for name, lab in made.items():
-                token = self.token_of(name)
+            for name in names:
+                token = secrets.token_urlsafe(24)
+                try:
+                    lab = self.make_lab(name, digest(token))
+                except ValueError:  # another worker made it a moment ago
+                    raise RoomRefused(409, "team-exists", f"team {name!r} already exists", team=name) from None
                 lab.start()
                 self._teams[name] = Team(name, lab, digest(token))
                 answer.append({"name": name, "token": token})

@@ -8,7 +8,7 @@ from flask.globals import request_ctx
 from flask.json.provider import DefaultJSONProvider
 from flask_openapi3 import Info
 
-from ..boot import build_lab, find_team_lab, make_team_lab
+from ..boot import build_lab, make_team_lab
 from ..rooms import Room, TeamRouting
 from ..settings import RESERVED_THREADS, Config, load
 from . import contract, dashboard, every_request, idempotency, metrics, problems
@@ -70,10 +70,9 @@ def create_app(config: Config | dict[str, Any] | None = None) -> BankApp:
     # a room: the default team is this lab; each team made later gets its own, through the composition root
     room = Room(
         lab,
-        lambda team: make_team_lab(config, team),
+        lambda team, token_digest: make_team_lab(config, team, token_digest),
         config.threads - RESERVED_THREADS,
-        secret=config.admin_token,
-        find_lab=lambda team: find_team_lab(config, team),
+        registered=getattr(lab, "teams", None),  # the postgres store's register: every worker's room
     )
     app.extensions["bankapp.room"] = timing.room = room
     app.wsgi_app = TeamRouting(app.wsgi_app, room)  # type: ignore[method-assign]  # outermost: the team first
