@@ -31,6 +31,8 @@ DEFAULT_TEAM = "default"
 NAME = re.compile(r"[a-z0-9-]{1,32}")
 #: Teams one server holds, the default team included: each is a lab in memory (and a pool on postgres).
 MAX_TEAMS = 64
+#: Seconds a worker goes on with what the shared store said of the freeze before it asks again.
+FROZEN_READ_S = 1.0
 
 
 class RoomRefused(Exception):
@@ -50,12 +52,11 @@ def digest(token: str) -> bytes:
 
 @dataclass
 class Team:
-    """One team: its lab, its token's digest (None: the default team), and whether the instructor froze it."""
+    """One team: its lab and its token's digest (None: the default team)."""
 
     name: str
     lab: LabLike
     token_digest: bytes | None = None
-    frozen: bool = False
     created: float = field(default_factory=time.time)
     #: (when, deposits acknowledged) at the last summary at least a second old: deposits/s between summaries
     rate_sample: tuple[float, int, float] = (0.0, 0, 0.0)
@@ -111,6 +112,10 @@ class Room:
         worker made); `registered()`, on a store every worker shares, is the room as the store holds it."""
         self.make_lab = make_lab
         self.registered = registered
+        # on a store every worker shares, the freeze lives there: (read it, write it), read at most once a second
+        self.shared_freeze: tuple[Callable[[], bool], Callable[[bool], None]] | None = None
+        self._frozen = False
+        self._frozen_read = -FROZEN_READ_S
         self.share = FairShare(budget)
         self._lock = threading.Lock()
         self._teams: dict[str, Team] = {DEFAULT_TEAM: Team(DEFAULT_TEAM, default_lab)}
@@ -184,9 +189,17 @@ class Room:
         """Freeze (or thaw) every team: a frozen team's state changes are refused (423) until thawed."""
         if not isinstance(frozen, bool):
             raise RoomRefused(422, "invalid-input", f"frozen: true or false, not {frozen!r}")
-        for team in self.teams():
-            team.frozen = frozen
-        return {"frozen": frozen, "teams": len(self._teams)}
+        if self.shared_freeze is not None:
+            self.shared_freeze[1](frozen)
+        self._frozen, self._frozen_read = frozen, time.monotonic()
+        return {"frozen": frozen, "teams": len(self.teams())}
+
+    @property
+    def frozen(self) -> bool:
+        """Whether the instructor froze the room; on a shared store, as it said at most a second ago."""
+        if self.shared_freeze is not None and time.monotonic() - self._frozen_read >= FROZEN_READ_S:
+            self._frozen, self._frozen_read = self.shared_freeze[0](), time.monotonic()
+        return self._frozen
 
     def summary(self, team: Team) -> dict[str, Any]:
         """One line of the instructor's console: guards, throughput, anomalies, the share."""
@@ -199,7 +212,7 @@ class Room:
             team.rate_sample = (now, acknowledged, rate)
         return {
             "name": team.name,
-            "frozen": team.frozen,
+            "frozen": self.frozen,
             "guards": {k: settings[k] for k in ("deposit_guard", "checkout_guard", "transfer_policy")},
             "race_window_ms": settings["race_window_ms"],
             "lock_timeout_ms": settings["lock_timeout_ms"],

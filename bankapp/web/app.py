@@ -74,6 +74,9 @@ def create_app(config: Config | dict[str, Any] | None = None) -> BankApp:
         config.threads - RESERVED_THREADS,
         registered=getattr(lab, "teams", None),  # the postgres store's register: every worker's room
     )
+    read_freeze, write_freeze = getattr(lab, "room_frozen", None), getattr(lab, "freeze_room", None)
+    if read_freeze and write_freeze:  # the postgres store: the freeze is every worker's
+        room.shared_freeze = (read_freeze, write_freeze)
     app.extensions["bankapp.room"] = timing.room = room
     app.wsgi_app = TeamRouting(app.wsgi_app, room)  # type: ignore[method-assign]  # outermost: the team first
     blueprints = (

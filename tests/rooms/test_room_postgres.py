@@ -94,3 +94,20 @@ def test_three_teams_on_postgres_keep_their_own_books_on_every_worker(server, tm
     assert stuck["answer"].status_code == 409
     room = {team["name"]: team for team in server.get("/admin/rooms", headers=ADMIN).json()["teams"]}
     assert room["green"]["guards"]["deposit_guard"] == "atomic-update"
+
+
+def test_the_freeze_and_the_lesson_reach_every_worker(server):
+    server.post("/admin/rooms", json={"teams": ["cold"]}, headers=ADMIN)
+    assert server.post("/admin/rooms/freeze", json={"frozen": True}, headers=ADMIN).json()["frozen"] is True
+    time.sleep(1.2)  # each worker asks the database again within a second
+    answers = [server.post("/teams/cold/accounts/acc-00/deposit", json={"amount": 1}) for _ in range(8)]
+    assert {answer.status_code for answer in answers} == {423}
+    assert len({answer.headers["X-Served-By"].split("/")[0] for answer in answers}) == 2
+    server.post("/admin/rooms/freeze", json={"frozen": False}, headers=ADMIN)
+    moved = server.post("/admin/rooms/lesson", json={"lesson": 4}, headers=ADMIN).json()
+    assert moved["teams"] >= 2
+    time.sleep(1.2)
+    for _ in range(6):  # every worker: the settings are the database's
+        settings = server.get("/teams/cold/stats").json()["settings"]
+        assert (settings["deposit_guard"], settings["race_window_ms"]) == ("lock", 500)
+    assert server.post("/teams/cold/accounts/acc-00/deposit", json={"amount": 1}).status_code == 200

@@ -166,7 +166,7 @@ def check_team(req: Request, config: Config, team: Team | None) -> None:
                 )
         elif token is None or not team.opens(token):
             admin_auth.require_admin_token(req, config)
-    if team.frozen and req.method in STATE_CHANGES:
+    if req.method in STATE_CHANGES and room().frozen:
         raise Problem(
             423,
             "team-frozen",
