@@ -79,6 +79,20 @@ def test_the_console_moves_the_room_to_a_lesson(server, page):
     expect(page.locator("#room-status")).to_contain_text("3 teams thawed", timeout=WAIT_MS)
 
 
+def test_teams_made_in_the_console_get_a_card_each_with_a_token_that_works(server, page):
+    page.goto(server.url + "/?console")
+    page.evaluate(f"sessionStorage.setItem('bankapp-admin-token', '{TOKEN}')")
+    page.fill("#room-names", "cyan magenta")
+    page.click("#room-make button")
+    cards = page.locator("#room-cards .card")
+    expect(cards).to_have_count(2, timeout=WAIT_MS)
+    token = cards.nth(1).locator("code").inner_text()
+    assert "magenta" in cards.nth(1).inner_text()
+    opened = server.get("/teams/magenta/admin/config", headers={"Authorization": f"Bearer {token}"})
+    assert opened.status_code == 200
+    assert server.get("/teams/cyan/admin/config", headers={"Authorization": f"Bearer {token}"}).status_code == 403
+
+
 def test_a_teams_own_dashboard_asks_for_that_team_only(server, page):
     server.post("/admin/rooms", json={"teams": ["green"]}, headers=ADMIN)
     page.goto(server.url + "/?team=green")

@@ -93,6 +93,26 @@ async function roomAction(method, path, body, said) {
   }
 }
 
+/** One card per team, to print and hand out: its name, its dashboard's address and its token (shown once). */
+function drawCards(teams) {
+  const cards = roomEl("room-cards");
+  cards.replaceChildren();
+  for (const team of teams) {
+    const card = document.createElement("div");
+    card.className = "card";
+    const name = document.createElement("b");
+    name.textContent = `team ${team.name}`;
+    const address = document.createElement("div");
+    address.textContent = `${location.origin}/?team=${encodeURIComponent(team.name)}`;
+    const token = document.createElement("code");
+    token.textContent = team.token;
+    card.append(name, address, "token: ", token);
+    cards.append(card);
+  }
+  cards.hidden = false;
+  roomEl("room-print").hidden = false;
+}
+
 function startRoom() {
   const section = roomEl("room");
   if (ROOM_TEAM) {
@@ -112,8 +132,12 @@ function startRoom() {
   roomEl("room-make").addEventListener("submit", (event) => {
     event.preventDefault();
     const teams = roomEl("room-names").value.split(/[\s,]+/).filter(Boolean);
-    roomAction("POST", "/admin/rooms", { teams }, (a) => `tokens, shown once: ${a.teams.map((t) => `${t.name} ${t.token}`).join(" · ")}`);
+    roomAction("POST", "/admin/rooms", { teams }, (a) => {
+      drawCards(a.teams);
+      return `${a.teams.length} teams made; their tokens are on the cards below, shown this once: print them`;
+    });
   });
+  roomEl("room-print").addEventListener("click", () => window.print());
   roomEl("room-token").addEventListener("submit", (event) => {
     event.preventDefault();
     sessionStorage.setItem(ROOM_TOKEN_KEY, roomEl("room-token-input").value);
