@@ -9,16 +9,20 @@ read their lab from; a team that does not exist is left for the app to
 answer (404, as a problem, before any view runs).
 
 Around the request it holds a thread of its team's fair share
-(`bankapp.rooms.share`); past the share `REFUSED` is set and the app
-answers 503 with `Retry-After` instead of running the view. While the
+(`bankapp.rooms.share`); past the share it answers 503 `team-share` with
+`Retry-After` itself, without Flask: a flood's refusals must cost the
+threads and the CPU the other teams need as little as can be (the app's
+own middleware, outside this one, still names and signs the answer). While the
 default team is alone, a request that names no team passes straight
 through: the server as it was before rooms.
 """
 
 from __future__ import annotations
 
+import json
+
 from .room import DEFAULT_TEAM, Room
-from .share import counted
+from .share import RETRY_AFTER_S, FairShare, counted
 
 PREFIX = "/teams/"
 #: The environ's keys: the name the request gave, the team found, and whether its share refused it.
@@ -53,8 +57,31 @@ class TeamRouting:
             return self.wsgi_app(environ, start_response)
         if not share.enter(name):
             environ[REFUSED] = True
-            return self.wsgi_app(environ, start_response)
+            return refuse(name, share, start_response)
         try:
             return self.wsgi_app(environ, start_response)
         finally:
             share.leave(name)
+
+
+def refuse(name: str, share: FairShare, start_response):
+    """503 `team-share` as `application/problem+json` (RFC 9457, as every problem of the service)."""
+    body = json.dumps(
+        {
+            "type": "urn:bankapp:problem:team-share",
+            "title": "Team past its share",
+            "status": 503,
+            "detail": f"team {name!r} holds its share of this worker's threads ({share.share} of {share.budget}) "
+            f"and none is spare; retry after {RETRY_AFTER_S} s",
+            "team": name,
+        }
+    ).encode()
+    start_response(
+        "503 SERVICE UNAVAILABLE",
+        [
+            ("Content-Type", "application/problem+json"),
+            ("Content-Length", str(len(body))),
+            ("Retry-After", str(RETRY_AFTER_S)),
+        ],
+    )
+    return [body]

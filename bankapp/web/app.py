@@ -64,9 +64,6 @@ def create_app(config: Config | dict[str, Any] | None = None) -> BankApp:
     app.extensions["bankapp"] = lab = build_lab(config)
     problems.init_app(app)
     timing = metrics.init_app(app, lab, config.workers)
-    # around it all: every answer, a refusal too, names its request, is timed and says who served it
-    every_request.init_app(app, lab, timing)
-    idempotency.init_app(app, shared=lab.answers)
     # a room: the default team is this lab; each team made later gets its own, through the composition root
     room = Room(
         lab,
@@ -78,7 +75,10 @@ def create_app(config: Config | dict[str, Any] | None = None) -> BankApp:
     if read_freeze and write_freeze:  # the postgres store: the freeze is every worker's
         room.shared_freeze = (read_freeze, write_freeze)
     app.extensions["bankapp.room"] = timing.room = room
-    app.wsgi_app = TeamRouting(app.wsgi_app, room)  # type: ignore[method-assign]  # outermost: the team first
+    app.wsgi_app = TeamRouting(app.wsgi_app, room)  # type: ignore[method-assign]  # the team, before the view
+    # around it all: every answer, a refusal too, names its request, is timed and says who served it
+    every_request.init_app(app, lab, timing)
+    idempotency.init_app(app, shared=lab.answers)
     blueprints = (
         accounts.bp,
         customers.bp,

@@ -145,3 +145,21 @@ def test_idempotency_keys_are_each_teams_own(client, tokens):
         return client.post(f"/teams/{team}/accounts/acc-00/deposit", json={"amount": 4}, headers=key).json["balance"]
 
     assert [deposit("red"), deposit("blue"), deposit("blue")] == [100_004, 100_004, 100_004]
+
+
+def test_past_its_share_a_team_is_answered_503_with_retry_after_and_others_are_not():
+    app = create_app({"admin_token": TOKEN, "threads": 8})  # budget 6; with 3 teams a share of 2
+    client = app.test_client()
+    client.post("/admin/rooms", json={"teams": ["red", "blue"]}, headers=ADMIN)
+    share = app.extensions["bankapp.room"].share
+    assert [share.enter("red") for _ in range(5)] == [True, True, True, True, False]  # 2 + 2 borrowed
+    refused = client.post("/teams/red/accounts/acc-00/deposit", json={"amount": 1})
+    assert (refused.status_code, refused.headers["Retry-After"]) == (503, "1")
+    assert refused.json["type"] == "urn:bankapp:problem:team-share" and refused.json["team"] == "red"
+    assert refused.headers["X-Request-Id"] and refused.headers["X-Served-By"]
+    stats = client.get("/teams/red/stats")  # reads of its state live on the reserve
+    assert stats.json["deposits"]["acknowledged"] == 0  # the refusal changed nothing
+    assert client.post("/teams/blue/accounts/acc-00/deposit", json={"amount": 1}).status_code == 200
+    for _ in range(4):
+        share.leave("red")
+    assert client.post("/teams/red/accounts/acc-00/deposit", json={"amount": 1}).status_code == 200

@@ -9,7 +9,7 @@ from flask import Request, request
 from flask_openapi3 import Tag
 from pydantic import BaseModel, Field
 
-from ...rooms import DEFAULT_TEAM, MAX_TEAMS, REFUSED, RETRY_AFTER_S, TEAM_NAME, Room, RoomRefused, Team
+from ...rooms import DEFAULT_TEAM, MAX_TEAMS, TEAM_NAME, Room, RoomRefused, Team
 from ...settings import Config
 from .. import admin_auth
 from ..problems import Problem
@@ -173,17 +173,6 @@ def check_team(req: Request, config: Config, team: Team | None) -> None:
             "Team frozen",
             f"team {team.name!r} is frozen by the instructor: nothing it holds changes until POST "
             f'{ROOM_PREFIX}/freeze {{"frozen": false}}',
-            team=team.name,
-        )
-    if req.environ.get(REFUSED):
-        share = room().share
-        raise Problem(
-            503,
-            "team-share",
-            "Team past its share",
-            f"team {team.name!r} holds its share of this worker's threads ({share.share} of {share.budget}) and "
-            f"none is spare; retry after {RETRY_AFTER_S} s",
-            headers={"Retry-After": str(RETRY_AFTER_S)},
             team=team.name,
         )
 
