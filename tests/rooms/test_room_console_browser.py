@@ -101,3 +101,5 @@ def test_a_teams_own_dashboard_asks_for_that_team_only(server, page):
     expect(page.locator("#room")).to_be_hidden()
     polled = [team for path, team in page.sent if path == "/stats"]
     assert polled and set(polled) == {"green"}
+    page.goto(server.url + "/teams/green/")  # the same page under the team's prefix
+    expect(page.locator("#room-team")).to_have_text("team green", timeout=WAIT_MS)

@@ -1,12 +1,12 @@
 // The room on the dashboard (docs/rooms.md). Loaded before dashboard.js, with no build step.
 //
-// `/?team=NAME`: the team's own dashboard. Every request the page makes to this server carries
+// `/?team=NAME` (or `/teams/NAME/`): the team's own dashboard. Every request the page makes to this server carries
 // `X-Team: NAME`, so what it polls and what its buttons change are that team's alone.
 // Otherwise, in a room (or with `?console`): the instructor's console, every team in one table, and the
 // room's buttons: move every team to lesson N, reset all, freeze all, thaw all, make teams.
 "use strict";
 
-const ROOM_TEAM = new URLSearchParams(location.search).get("team");
+const ROOM_TEAM = new URLSearchParams(location.search).get("team") || (location.pathname.match(/^\/teams\/([a-z0-9-]{1,32})\//) || [])[1];
 const ROOM_TOKEN_KEY = "bankapp-admin-token"; // the dashboard's own key: one token per tab
 const ROOM_POLL_MS = 2000;
 
