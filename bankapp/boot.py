@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .lab import Lab, LabLike
+from .lab.plugged import Plugged
 from .settings import Config, expand_guard, from_environment, load
 
 
@@ -52,14 +53,17 @@ def explicit_settings(chosen: Mapping[str, Any] | None = None) -> set[str]:
     return set(expand_guard(from_environment())) | set(expand_guard(dict(chosen or {})))
 
 
-def build_lab(config: Config, team: str = "default") -> LabLike:
+def build_lab(config: Config, team: str = "default", plugged: Plugged | None = None) -> LabLike:
     """The lab `config.store` asks for: `Lab` in memory, or `PostgresLab` over the shared database (`team`'s
-    tables there; a memory lab is its team's by being its own object)."""
+    tables there; a memory lab is its team's by being its own object).
+
+    `plugged`: a trainee's code in the memory lab's place (`bankapp serve --exercise`), never the postgres one's.
+    """
     if config.store == "postgres":
         from .postgres import PostgresLab  # psycopg only for the postgres store
 
         return PostgresLab(config, team=team)
-    return Lab(config)
+    return Lab(config, plugged=plugged)
 
 
 #: The team every request belongs to when it names none: today's lab, today's routes.

@@ -6,7 +6,13 @@ schedules run per second, and the share DPOR skipped. Where a search
 without reduction is small enough (`--brute-limit`), it is run too, in the
 same process, and its time is the ratio's other side.
 
-    python benchmarks/explore_speed.py [--brute-limit 20000]
+    python benchmarks/explore_speed.py [--brute-limit 20000] [--database-url URL [--database-most]]
+
+With `--database-url` (a PostgreSQL database; the explorer makes and drops
+a scratch schema in it) the rows are the postgres store's, explored on the
+database, a step a SQL statement (`bankapp explore --url` on a server of
+that store): 2 threads, and 3 with `--database-most` (the ring of 3 under
+`ordered` takes about a minute).
 """
 
 from __future__ import annotations
@@ -33,15 +39,39 @@ CASES = [
     ("checkout", "semaphore"),
 ]
 
+#: On the database: the postgres store's deposit guards and the transfer desk's policies.
+DATABASE_CASES = [
+    ("deposit", "row-lock"),
+    ("deposit", "advisory-lock"),
+    ("deposit", "atomic-update"),
+    ("deposit", "serializable"),
+    ("withdraw", "row-lock"),
+    ("write-skew", "unsafe"),
+    ("write-skew", "row-lock"),
+    ("transfer", "naive"),
+    ("transfer", "ordered"),
+    ("transfer", "unsafe"),
+    ("transfer", "release-first"),
+    ("audit", "release-first"),
+]
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--brute-limit", type=int, default=20_000, help="run without reduction up to this many")
+    parser.add_argument("--database-url", help="explore the postgres store's guards on this database instead")
+    parser.add_argument("--database-most", action="store_true", help="on the database, 3 threads too")
     args = parser.parse_args()
     config = load({})
+    cases = CASES
+    if args.database_url:
+        config = load({"store": "postgres", "database_url": args.database_url, "race_window_ms": 1, "threads": 8})
+        cases = DATABASE_CASES
     print(f"{'scenario':<9} {'guard':<14} {'n':>2} {'run':>5} {'all':>16} {'skipped':>9} {'s':>7} {'run/s':>7}  brute")
-    for scenario, guard in CASES:
+    for scenario, guard in cases:
         least, most = SCENARIOS[scenario].least, min(3, SCENARIOS[scenario].most)
+        if args.database_url and not args.database_most:
+            most = least
         for n in sorted({least, most}):
             started = time.perf_counter()
             result = explore(config, scenario, guard, n)

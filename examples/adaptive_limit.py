@@ -28,14 +28,24 @@ from urllib.parse import urlsplit
 RETRY_PAUSE_S = 0.05
 
 
-def connect(url: str) -> http.client.HTTPConnection:
-    parts = urlsplit(url)
-    return http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+class Connection(http.client.HTTPConnection):
+    """A connection to the server of a URL that remembers the path the URL starts with (a team's /teams/NAME)."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        super().__init__(parts.hostname or "127.0.0.1", parts.port, timeout=60)
+        self.prefix = parts.path.rstrip("/")
 
 
-def call(connection: http.client.HTTPConnection, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+def connect(url: str) -> Connection:
+    return Connection(url)
+
+
+def call(connection: Connection, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    """`path` under the connection's URL: `/checkout` of http://room:8000/teams/red is /teams/red/checkout."""
     payload = None if body is None else json.dumps(body)
-    connection.request(method, path, body=payload, headers={"Content-Type": "application/json"} if payload else {})
+    headers = {"Content-Type": "application/json"} if payload else {}
+    connection.request(method, connection.prefix + path, body=payload, headers=headers)
     response = connection.getresponse()
     return response.status, json.loads(response.read() or b"{}")
 

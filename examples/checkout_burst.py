@@ -15,17 +15,25 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import sys
 import threading
 from collections import Counter
 from urllib.parse import urlsplit
 
+#: The admin token, when the server wants one (a room's: a team's token opens its own reset).
+TOKEN = os.environ.get("BANKAPP_ADMIN_TOKEN")
+
 
 def call(url: str, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    """`path` under `url`'s own: `/checkout` of http://room:8000/teams/red is /teams/red/checkout."""
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
     payload = None if body is None else json.dumps(body)
-    connection.request(method, path, body=payload, headers={"Content-Type": "application/json"} if payload else {})
+    headers = {"Content-Type": "application/json"} if payload else {}
+    if TOKEN:
+        headers["Authorization"] = f"Bearer {TOKEN}"
+    connection.request(method, parts.path.rstrip("/") + path, body=payload, headers=headers)
     response = connection.getresponse()
     status, data = response.status, json.loads(response.read() or b"{}")
     connection.close()

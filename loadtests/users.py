@@ -51,10 +51,25 @@ def timed_out(response) -> bool:
 
 
 def describe(response) -> str:
+    """A failure as Locust files it: one message per kind of answer, never per request.
+
+    Locust's error report (and the web UI's Failures tab) has a line per
+    distinct message. A problem's `detail` names threads, accounts and
+    milliseconds, different every time, so 300 deadlock victims would be 300
+    lines on a shared screen; the status, the problem type and its title are
+    the same for all of them: one line, with their count. The details stay
+    on the server (`/debug/locks`, `/debug/races`).
+    """
     if response.status_code == 0:
-        return f"no answer: {getattr(response, 'error', None) or 'connection failed'}"
-    detail = body_of(response).get("detail") or (response.text or "")[:200]
-    return f"{response.status_code}: {detail}"
+        error = getattr(response, "error", None)
+        error = getattr(error, "original", None) or error  # geventhttpclient wraps it in RetriesExceeded
+        return f"no answer: {type(error).__name__ if error else 'connection failed'}"
+    body = body_of(response)
+    kind = str(body.get("type", ""))
+    if kind.startswith("urn:bankapp:problem:"):
+        return f"{response.status_code} {kind.rsplit(':', 1)[-1]}: {body.get('title') or 'problem'}"
+    first_line = (response.text or "").strip().splitlines()[:1] or ["no body"]
+    return f"{response.status_code}: {first_line[0][:80]}"
 
 
 class BankUser(FastHttpUser):

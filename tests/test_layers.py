@@ -114,6 +114,7 @@ LAYERS = {
     "server": {"settings", "lab", "boot", "web"},
     "compare": {"settings", "lab", "server"},
     "sweep": {"settings", "lab", "server", "compare"},
+    "exercise": {"settings", "lab", "server", "compare"},
     "cli": {"settings", "interleave", "isolation", "explore", "boot", "web", "server", "compare", "sweep"},
     "worker": {"server"},
     "wsgi": {"server"},

@@ -25,11 +25,11 @@ from .. import boot
 from ..explore import command as explore_command
 from ..interleave import SCENARIOS, render
 from ..isolation import console as isolation
-from ..server import launcher
+from ..server import exercise, launcher
 from ..settings import ENV_PREFIX, Config, SettingsError
 from ..sweep import command as sweep_command
 from ..web import admin_auth
-from . import lessons, urls
+from . import doctor, lessons, urls
 
 
 def add_setting_flags(parser: argparse.ArgumentParser) -> None:
@@ -83,6 +83,15 @@ def make_parser() -> argparse.ArgumentParser:
         description="Run the bank and shop with gunicorn (gthread worker). Flags win over BANKAPP_* variables.",
     )
     add_setting_flags(serve_parser)
+    serve_parser.add_argument(
+        "--exercise",
+        action="append",
+        default=[],
+        metavar="NAME=FILE",
+        help="plug a trainee's FILE in for exercise NAME at start-up, on loopback only; chosen by the value "
+        "exercise of the setting it stands in for (--deposit-guard, --checkout-guard, --transfer-policy); "
+        "repeatable, one file per part (docs/exercises-load.md)",
+    )
     demo_parser = commands.add_parser(
         "demo",
         help="run a short compare of every guard and explain each row",
@@ -161,6 +170,7 @@ def make_parser() -> argparse.ArgumentParser:
     isolation.add_parser(commands)
     explore_command.add_parser(commands)
     sweep_command.add_parser(commands)
+    doctor.add_parser(commands)
     return parser
 
 
@@ -219,14 +229,24 @@ def main(argv: list[str] | None = None) -> int:
         return explore_command.run(args)
     if args.command == "sweep":
         return sweep_command.run(args)
+    if args.command == "doctor":
+        return doctor.run(args)
     if args.command in {"demo", "compare"}:
         return compare(args, demo=args.command == "demo")
     if args.command == "serve":
         try:
-            config = boot.settings(chosen_settings(args))
-        except SettingsError as error:
+            config = boot.settings(exercise.chosen(args.exercise, chosen_settings(args)))
+        except (SettingsError, exercise.PlugError) as error:
             print(f"bankapp serve: {error}", file=sys.stderr)
             return 2
+        try:  # a trainee's code: loaded here, before anything listens (see bankapp.server.exercise)
+            plugged = exercise.plug_in(config, args.exercise)
+        except exercise.PlugError as error:
+            print(f"bankapp serve: {error}", file=sys.stderr)
+            return 2
+        if plugged:
+            limits = exercise.limit_resources(config)
+            print(f"bankapp: trainee's code plugged in; limits {limits}", flush=True)
         config, token = admin_auth.token_for_binding(config)
         if token:
             print(
@@ -241,7 +261,10 @@ def main(argv: list[str] | None = None) -> int:
                 "it by another name needs --allowed-hosts NAME (or BANKAPP_ALLOWED_HOSTS)",
                 flush=True,
             )
-        launcher.serve(config)
+        if plugged:
+            launcher.serve(config, plugged)
+        else:
+            launcher.serve(config)
     return 0
 
 

@@ -10,9 +10,10 @@ which replays with `bankapp interleave`. See docs/explore.md.
 - `clock`: virtual time and seeded chance for the explored threads;
 - `primitives`: `threading`'s primitives under the scheduler, for any code;
 - `explorer`: the lab's scenarios, judged;
-- `report`: the result in words.
+- `report`: the result in words;
+- `database`, `db`: the postgres store explored and replayed statement by statement.
 """
 
-from .explorer import OUTCOMES, InvalidExplore, classify, explore, replayed_outcome
+from .explorer import OUTCOMES, InvalidExplore, classify, explore, replay_anywhere, replayed_outcome
 
-__all__ = ["OUTCOMES", "InvalidExplore", "classify", "explore", "replayed_outcome"]
+__all__ = ["OUTCOMES", "InvalidExplore", "classify", "explore", "replay_anywhere", "replayed_outcome"]

@@ -41,7 +41,7 @@ def add_parser(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         scenario = check(args.scenario, args.guard, args.threads, args.max_schedules)
-        guards = list(guards_of(scenario)) if args.guard == "all" else [args.guard]
+        guards = _every_guard(args, scenario) if args.guard == "all" else [args.guard]
         results = [_one(args, guard) for guard in guards]
     except (InvalidExplore, SettingsError) as error:
         print(f"bankapp explore: {error}", file=sys.stderr)
@@ -53,9 +53,42 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(results, indent=2) if args.json else "\n".join(render_table(results)))
         return 0
     result = results[0]
-    print(json.dumps(result, indent=2) if args.json else "\n".join(render(result)))
+    print(json.dumps(result, indent=2) if args.json else "\n".join(render(result, args.url)))
     hung = (result.get("stopped") or "").startswith("hang")  # the code under test did not come back: it fails
     return 1 if result["counterexample"] or hung else 0
+
+
+def _every_guard(args: argparse.Namespace, scenario) -> list[str]:
+    """`--guard all`: the guards of memory, and with `--url` on a server of the postgres store those explored on
+    its database (its deposit guards; for transfers and audits its transfer policies, which replace memory's)."""
+    if args.url is None or _store(args.url) != "postgres":
+        return list(guards_of(scenario))
+    from .db.rules import database_guards
+
+    on_database = list(database_guards(scenario.name))
+    if scenario.setting == "transfer_policy":
+        return on_database  # on the postgres store a transfer is the desk's SQL; backoff is refused there
+    return [guard for guard in guards_of(scenario) if guard not in on_database] + on_database
+
+
+def _store(url: str) -> str | None:
+    """The store of the server at `url` (`GET /admin/config`), or None if it does not say."""
+    import requests
+
+    token = os.environ.get(ENV_PREFIX + "ADMIN_TOKEN") or None
+    try:
+        response = requests.get(
+            url.rstrip("/") + "/admin/config", headers={"Authorization": f"Bearer {token}"} if token else {}, timeout=30
+        )
+    except requests.ConnectionError:
+        raise _Refused(f"no server answers at {url.rstrip('/')}; start one first: bankapp serve", 2) from None
+    if response.status_code >= 400:
+        return None  # the explore itself will say what is wrong (a missing token: 401)
+    return response.json().get("store")
+
+
+#: How long `--url` waits for the server's exploration.
+CLIENT_TIMEOUT_S = 600
 
 
 class _Refused(Exception):
@@ -77,10 +110,16 @@ def _one(args: argparse.Namespace, guard: str | None) -> dict:
             url + "/admin/explore",
             json={name: value for name, value in body.items() if value is not None},
             headers={"Authorization": f"Bearer {token}"} if token else {},
-            timeout=600,
+            timeout=CLIENT_TIMEOUT_S,
         )
     except requests.ConnectionError:
         raise _Refused(f"no server answers at {url}; start one first: bankapp serve", 2) from None
+    except requests.Timeout:
+        raise _Refused(
+            f"{url} did not answer within {CLIENT_TIMEOUT_S} s (a database's schedules are not reduced: a ring of 3 "
+            "runs thousands); bound the search with --max-schedules K",
+            2,
+        ) from None
     if response.status_code >= 400:
         try:
             detail = response.json().get("detail", response.text)

@@ -23,13 +23,11 @@ from ..interleave.scenarios import SCENARIOS, Scenario, pair_sum
 from ..interleave.schedule import THREAD_NAMES, Step
 from ..settings import DATABASE_GUARDS, Config
 from . import clock
+from .db.rules import check_database, database_guards, on_database
 from .dpor import Search, class_size
 from .engine import Execution, Runner
 from .outcomes import OUTCOMES, InvalidExplore
 
-#: On the postgres store, write skew under `unsafe` is explored on the database too: its lesson there is what
-#: read committed lets two transactions do (in memory it is the same code on a dict, and the same outcome).
-DATABASE_UNSAFE = ("write-skew", "unsafe")
 #: The modules whose sleeps, clocks and random draws are the explorer's (see `clock`).
 TIMED_MODULES = (
     "bankapp.lab.bank",
@@ -69,11 +67,15 @@ def check(scenario_name: str, guard: str | None, threads: int | None, max_schedu
     scenario = SCENARIOS.get(scenario_name)
     if scenario is None:
         raise InvalidExplore(f"scenario: no scenario {scenario_name!r}; known: {', '.join(SCENARIOS)}", "scenario")
+    if max_schedules is not None and max_schedules < 1:
+        raise InvalidExplore(f"max-schedules: at least 1, not {max_schedules}", "max_schedules")
     if guard in DATABASE_GUARDS:
         return scenario  # explored on the database: see `explore`
     if guard is not None and guard != "all" and guard not in guards_of(scenario):
         known = ", ".join(guards_of(scenario))
-        raise InvalidExplore(f"guard: {scenario.name} runs under {known} (or all), not {guard!r}", "guard")
+        there = [g for g in database_guards(scenario.name) if g not in guards_of(scenario)]
+        also = f"; on a server of the postgres store (--url) also {', '.join(there)}" if there else ""
+        raise InvalidExplore(f"guard: {scenario.name} runs under {known} (or all){also}, not {guard!r}", "guard")
     most = min(scenario.most, MOST_THREADS)
     if threads is not None and not scenario.least <= threads <= most:
         span = str(most) if scenario.least == most else f"{scenario.least} to {most}"
@@ -100,8 +102,9 @@ def explore(
     """
     scenario = check(scenario_name, guard, threads, max_schedules)
     chosen = getattr(config, scenario.setting) if guard is None else guard
-    if chosen in DATABASE_GUARDS or (config.store == "postgres" and (scenario.name, chosen) == DATABASE_UNSAFE):
+    if chosen != "all" and on_database(config, scenario.name, chosen):
         if config.store != "postgres":
+            check_database(scenario.name, chosen, threads)  # what is not explored there either says why
             raise InvalidExplore(
                 f"guard: {chosen} is a database guard of the postgres store: explore it on a server that runs that "
                 f"store (--url); here {scenario.name} runs under {', '.join(guards_of(scenario))}",
@@ -109,7 +112,7 @@ def explore(
             )
         from .database import explore_database  # psycopg: only for the postgres store
 
-        return explore_database(config, scenario.name, chosen, threads, max_schedules)
+        return explore_database(config, scenario.name, chosen, threads, max_schedules, reduce)
     if guard is None:  # the one in force, checked as if named
         scenario = check(scenario_name, chosen, threads, max_schedules)
     if guard == "all":
@@ -224,5 +227,21 @@ def classify(scenario: str, final: dict, answers: list[dict], end: str | None = 
 
 
 def replayed_outcome(result: dict) -> str:
-    """The outcome of a replay by `bankapp interleave` (its JSON), judged as the explorer judges a schedule."""
-    return classify(result["scenario"], result["final"], result["answers"])
+    """The outcome of a replay by `bankapp interleave` (its JSON), judged as the explorer judges a schedule (a
+    replay on the database says how it ended, `end`: a deadlock there is every session waiting, seen directly)."""
+    return classify(result["scenario"], result["final"], result["answers"], result.get("end"))
+
+
+def replay_anywhere(config: Config, scenario_name: str, guard: str | None = None, schedule: str | None = None) -> dict:
+    """What `POST /admin/interleave` runs: on the postgres store, a scenario the explorer runs on the database
+    (its database guards, its transfer policies) is replayed there, statement by statement, so a counterexample
+    of `bankapp explore --url` replays to the same outcome; everything else in memory, as `interleave.replay`."""
+    from ..interleave import replay
+
+    scenario = SCENARIOS.get(scenario_name)
+    chosen = guard if guard is not None or scenario is None else getattr(config, scenario.setting)
+    if scenario is not None and config.store == "postgres" and chosen and on_database(config, scenario.name, chosen):
+        from .db.replay import replay_database  # psycopg: only for the postgres store
+
+        return replay_database(config, scenario.name, chosen, schedule)
+    return replay(config, scenario_name, guard, schedule)

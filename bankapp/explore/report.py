@@ -7,8 +7,9 @@ def _counts(result: dict) -> str:
     return ", ".join(f"{kind} {count}" for kind, count in result["outcomes"].items() if count) or "none"
 
 
-def render(result: dict) -> list[str]:
-    """The lines `bankapp explore` prints for one guard."""
+def render(result: dict, url: str | None = None) -> list[str]:
+    """The lines `bankapp explore` prints for one guard (`url`: the server it ran on, where a schedule found on
+    its database replays)."""
     total = result["schedules"] + result["equivalent"]
     failing = sum(count for kind, count in result["outcomes"].items() if kind != "ok")
     threads = f"{result['threads']} thread{'s' if result['threads'] > 1 else ''}"
@@ -29,7 +30,8 @@ def render(result: dict) -> list[str]:
         return lines
     lines += [
         f"  {failing} of {total} schedules fail; the shortest, {example['outcome']}:",
-        f'    bankapp interleave {result["scenario"]} --guard {result["guard"]} --schedule "{example["schedule"]}"',
+        f'    bankapp interleave {result["scenario"]} --guard {result["guard"]} --schedule "{example["schedule"]}"'
+        + (f" --url {url}" if url and result.get("store") == "postgres" else ""),
     ]
     for step in example["steps"]:
         then = f" (then {', '.join(step['then'])} went on)" if step.get("then") else ""

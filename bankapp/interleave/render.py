@@ -174,6 +174,8 @@ def _plain(event: dict) -> str:
             f"{s['thread']} waits for the {s['waits_for']} ({_spell(s['holders'])} holds it)" for s in event["stuck"]
         )
         return f"stuck: {waits}; nobody may give up (lock_timeout_ms none)"
+    if kind == "statement":  # a replay on the postgres store's database: a step is a SQL statement
+        return f"{event['does']}s {event['target']}{' (FOR UPDATE: locks it)' if event['locks'] else ''}"
     if kind == "broken":
         return (
             f"after {event['waited_ms']:g} ms the replay breaks it as the operator does "

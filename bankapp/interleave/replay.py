@@ -5,8 +5,9 @@ with its own `MemoryStore`, guards and account locks, under the settings
 in force (the guard or policy replaced by the one asked for), so the
 server's balances and counters stay as they are, and a replay gives the
 same result every run, whatever the server is doing meanwhile. With the
-postgres store too the replay runs in memory: the lessons it shows are the
-in-process ones.
+postgres store the replay runs in memory too, under the Python guards; the
+web route sends the database guards and the desk's transfers to
+`bankapp.explore.db.replay`, which runs the SQL steps on the database.
 
 First each thread is *rehearsed*, alone, in a lab of its own: its steps
 are whatever the domain code calls (`stepping.Rehearsal`). The schedule is

@@ -20,13 +20,14 @@ import threading
 import time
 from typing import Any
 
-from ..settings import RESERVED_THREADS, Config, ConfigHolder
+from ..settings import RESERVED_THREADS, Config
 from .admission import Gate
 from .bank import Bank
 from .guards import GuardSet
 from .ledger import LedgerStats
 from .locks import LockTable
 from .operator import OperatorActions
+from .plugged import CheckedSettings, Plugged
 from .shop import Inventory, Shop
 from .store import MemoryStore, Store
 from .transfers import TransferDesk
@@ -40,17 +41,22 @@ class Lab(OperatorActions):
         inventory: Inventory | None = None,
         guards: GuardSet | None = None,
         locks: LockTable | None = None,
+        plugged: Plugged | None = None,
     ):
-        self.settings = ConfigHolder(config)
+        # a trainee's code in the lab's place, chosen by the value `exercise` (`bankapp serve --exercise`)
+        self.plugged = Plugged() if plugged is None else plugged
+        self.settings = CheckedSettings(config, self.plugged)
         self.store = MemoryStore(config.account_ids, config.initial_balance) if store is None else store
-        self.guards = GuardSet() if guards is None else guards
+        self.guards = (self.plugged.guards() if self.plugged else GuardSet()) if guards is None else guards
         self.ledger = LedgerStats(config.account_ids, config.initial_balance)
         # one lock per account, shared: deposits under an excluding guard, transfers and the audit all take it
         self.locks = LockTable(config.account_ids) if locks is None else locks
         # the reserve: RESERVED_THREADS threads that no operation waiting on a lock can take
         self.gate = Gate(config.threads - RESERVED_THREADS)
         self.bank = Bank(self.store, self.config, self.ledger, self.guards, self.locks, self.gate)
-        self.transfers = TransferDesk(self.store, self.config, self.ledger, self.locks, self.gate)
+        self.transfers = TransferDesk(
+            self.store, self.config, self.ledger, self.locks, self.gate, self.plugged.policies()
+        )
         self.shop = Shop(self.config, self.guards, self.gate, inventory)
         # Idempotency-Key answers shared beyond this process: none, one process holds the bank (the web
         # service remembers them in memory); the postgres store's lab shares them through its database
@@ -110,4 +116,5 @@ class Lab(OperatorActions):
             "checkout": self.shop.report(),
             "operations": self.gate.report(),
             "settings": self.config().public(),
+            **({"exercise": self.plugged.report()} if self.plugged else {}),
         }

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from ..settings import RESERVED_THREADS, Config
+from ..settings import RESERVED_THREADS, SEMAPHORE_GUARDS, Config
 from .admission import Admission, Gate, ServerBusy
 from .admission.adaptive import AdaptiveGuard
 from .bank import race_window
@@ -246,7 +246,7 @@ class Checkouts(Generic[StockT, SalesT]):
     def admission_guard(self, config: Config) -> Guard:
         """The one guard every checkout passes under the settings of this request."""
         kind = config.checkout_guard
-        guard = self.guards.get(kind, "checkout", config.capacity if kind in ("semaphore", "adaptive") else 1)
+        guard = self.guards.get(kind, "checkout", config.capacity if kind in SEMAPHORE_GUARDS else 1)
         if isinstance(guard, AdaptiveGuard):
             guard.limiter.bound(config.threads - RESERVED_THREADS - config.max_waiting)
         return guard
@@ -263,7 +263,7 @@ class Checkouts(Generic[StockT, SalesT]):
         its own lock, held only while reserving (not while paying). Under
         `lock` the global lock already lets one in. Under `unsafe`, nothing.
         """
-        several = config.checkout_guard in ("semaphore", "adaptive")
+        several = config.checkout_guard in SEMAPHORE_GUARDS
         return self.guards.get("lock" if several else "unsafe", f"stock:{sku}")
 
     def catalog(self) -> list[dict[str, Any]]:

@@ -7,12 +7,17 @@ and `worker_exit` hooks set here.
 
 from __future__ import annotations
 
+from ..lab.plugged import Plugged
 from ..settings import Config
 from . import shutdown
 
 
-def serve(config: Config) -> None:
-    """Run gunicorn in this process until it is stopped (SIGINT/SIGTERM)."""
+def serve(config: Config, plugged: Plugged | None = None) -> None:
+    """Run gunicorn in this process until it is stopped (SIGINT/SIGTERM).
+
+    `plugged`: a trainee's code loaded here, in the master, before the fork (`exercise.plug_in`); each
+    worker's lab is handed it.
+    """
     from gunicorn.app.base import BaseApplication
 
     from ..web import create_app, metrics
@@ -46,7 +51,7 @@ def serve(config: Config) -> None:
                 self.cfg.set("on_exit", lambda server: metrics.remove_multiprocess_dir(metrics_dir))
 
         def load(self):
-            return create_app(config)
+            return create_app(config, plugged)
 
     def announce(server) -> None:
         for listener in server.LISTENERS:
@@ -57,6 +62,10 @@ def serve(config: Config) -> None:
         f"transfer_policy={config.transfer_policy} race_window_ms={config.race_window_ms:g} "
         f"store={config.store} workers={config.workers}"
     )
+    if plugged:
+        guard_line += " exercise=" + ",".join(
+            f"{part['exercise']}:{part['file']}" for part in plugged.report().values()
+        )
     print(f"bankapp: starting on {format_address((config.host, config.port))} ({guard_line})", flush=True)
     Server().run()
 

@@ -24,16 +24,21 @@ from .values import whole_number as whole_number
 #: Guards both deposits and checkouts know: what `guard` may set.
 GuardName = Literal["unsafe", "lock", "rlock", "semaphore", "advisory-lock"]
 DepositGuardName = Literal[
-    "unsafe", "lock", "rlock", "semaphore", "row-lock", "advisory-lock", "atomic-update", "serializable"
+    "unsafe", "lock", "rlock", "semaphore", "row-lock", "advisory-lock", "atomic-update", "serializable", "exercise"
 ]
-CheckoutGuardName = Literal["unsafe", "lock", "rlock", "semaphore", "adaptive", "advisory-lock", "advisory-semaphore"]
-TransferPolicyName = Literal["unsafe", "naive", "ordered", "release-first", "backoff"]
+CheckoutGuardName = Literal[
+    "unsafe", "lock", "rlock", "semaphore", "adaptive", "advisory-lock", "advisory-semaphore", "exercise"
+]
+TransferPolicyName = Literal["unsafe", "naive", "ordered", "release-first", "backoff", "exercise"]
 StoreName = Literal["memory", "postgres"]
 
 #: Guards that are the database's own tools: only the postgres store has them.
 DATABASE_GUARDS = frozenset({"row-lock", "advisory-lock", "atomic-update", "serializable", "advisory-semaphore"})
 #: Checkout guards that admit `capacity` at once (`adaptive`: to start with; the rest admit one, or all).
-SEMAPHORE_GUARDS = frozenset({"semaphore", "advisory-semaphore", "adaptive"})
+SEMAPHORE_GUARDS = frozenset({"semaphore", "advisory-semaphore", "adaptive", "exercise"})
+#: The value of deposit_guard, checkout_guard and transfer_policy that runs a trainee's code, plugged in at start
+#: by `bankapp serve --exercise NAME=FILE` (`bankapp.lab.plugged`); refused by the lab when nothing was.
+EXERCISE = "exercise"
 
 ENV_PREFIX = "BANKAPP_"
 #: The checkout guard whose limit is found at run time (`bankapp.lab.admission.adaptive`); no deposit guard.
@@ -73,7 +78,7 @@ class Config(BaseModel):
     deposit_guard: DepositGuardName = Field(
         "unsafe",
         description="guard of deposits: unsafe, lock, rlock, semaphore; with the postgres store also row-lock, "
-        "advisory-lock, atomic-update, serializable",
+        "advisory-lock, atomic-update, serializable; exercise: a trainee's guard (bankapp serve --exercise)",
     )
     deposit_permits: WholeNumber = Field(
         1, ge=1, le=1024, description="permits of each account's semaphore when deposit_guard is semaphore"
@@ -81,7 +86,7 @@ class Config(BaseModel):
     checkout_guard: CheckoutGuardName = Field(
         "unsafe",
         description="guard of checkouts: unsafe, lock, rlock, semaphore; with the postgres store also "
-        "advisory-lock, advisory-semaphore",
+        "advisory-lock, advisory-semaphore; exercise: a trainee's semaphore or admission (bankapp serve --exercise)",
     )
     capacity: WholeNumber = Field(
         8, ge=1, le=1024, description="checkouts admitted at once with checkout_guard semaphore or advisory-semaphore"
@@ -93,7 +98,9 @@ class Config(BaseModel):
         8, ge=0, le=1024, description="checkouts allowed to wait at once; more are rejected"
     )
     transfer_policy: TransferPolicyName = Field(
-        "naive", description="transfer lock policy: unsafe, naive, ordered, release-first, backoff"
+        "naive",
+        description="transfer lock policy: unsafe, naive, ordered, release-first, backoff; exercise: a trainee's "
+        "lock_order (bankapp serve --exercise)",
     )
     race_window_ms: float = Field(
         1.0, ge=0, le=10_000, description="sleep between the read and the write of every read-modify-write"
@@ -173,6 +180,12 @@ class Config(BaseModel):
                 "database_url: the postgres store needs the database's libpq URL, e.g. "
                 "--database-url postgresql://bank@127.0.0.1:5432/bankapp (or BANKAPP_DATABASE_URL)"
             )
+        for name in ("deposit_guard", "checkout_guard", "transfer_policy"):
+            if self.store == "postgres" and getattr(self, name) == EXERCISE:
+                raise ValueError(
+                    f"{name}: exercise runs a trainee's code in one process, and the postgres store's workers "
+                    "share the database: plug a trainee's file into the memory store"
+                )
         for name in ("deposit_guard", "checkout_guard"):
             guard = getattr(self, name)
             if self.store == "memory" and guard in DATABASE_GUARDS:

@@ -9,11 +9,24 @@ from flask.json.provider import DefaultJSONProvider
 from flask_openapi3 import Info
 
 from ..boot import build_lab, make_team_lab
+from ..lab.plugged import Plugged
 from ..rooms import Room, TeamRouting
 from ..settings import RESERVED_THREADS, Config, load
 from . import contract, dashboard, every_request, idempotency, metrics, problems
 from .body import MAX_BODY_BYTES, BodyRequest
-from .views import accounts, admin, checkout, customers, explore, introspection, isolation, rooms, transfers
+from .scoreboard import RoomTokens, install_token_check
+from .views import (
+    accounts,
+    admin,
+    checkout,
+    customers,
+    explore,
+    introspection,
+    isolation,
+    rooms,
+    scoreboard,
+    transfers,
+)
 
 
 class BankApp(contract.BankAPI):
@@ -40,9 +53,10 @@ class BankApp(contract.BankAPI):
         return response
 
 
-def create_app(config: Config | dict[str, Any] | None = None) -> BankApp:
+def create_app(config: Config | dict[str, Any] | None = None, plugged: Plugged | None = None) -> BankApp:
     """A new app with its own lab. `config` is a `Config`, or overrides of
-    the defaults and `BANKAPP_*` variables (as tests pass them)."""
+    the defaults and `BANKAPP_*` variables (as tests pass them); `plugged`, a
+    trainee's code loaded at start (`bankapp serve --exercise`), never by a request."""
     if not isinstance(config, Config):
         config = load(config)
     app = BankApp(
@@ -61,7 +75,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> BankApp:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     assert isinstance(app.json, DefaultJSONProvider)  # Flask's own, which can keep keys in order
     app.json.sort_keys = False
-    app.extensions["bankapp"] = lab = build_lab(config)
+    app.extensions["bankapp"] = lab = build_lab(config, plugged=plugged)
     problems.init_app(app)
     timing = metrics.init_app(app, lab, config.workers)
     # a room: the default team is this lab; each team made later gets its own, through the composition root
@@ -79,6 +93,8 @@ def create_app(config: Config | dict[str, Any] | None = None) -> BankApp:
     # around it all: every answer, a refusal too, names its request, is timed and says who served it
     every_request.init_app(app, lab, timing)
     idempotency.init_app(app, shared=lab.answers)
+    scoreboard.init_app(app)
+    install_token_check(app.extensions, RoomTokens(room))  # in a room, a grade needs its team's token
     blueprints = (
         accounts.bp,
         customers.bp,
@@ -87,6 +103,7 @@ def create_app(config: Config | dict[str, Any] | None = None) -> BankApp:
         admin.bp,
         isolation.bp,
         explore.bp,
+        scoreboard.bp,
         dashboard.bp,
         rooms.bp,
     )

@@ -20,6 +20,7 @@ from ..lab.bank import InsufficientFunds
 from ..lab.customers import CombinedFundsShort, NotTheCustomersAccount, UnknownCustomer
 from ..lab.guards import GuardTimeout
 from ..lab.locks import DeadlockVictim
+from ..lab.plugged import TraineeCodeFailed
 from ..lab.shop import OutOfStock, UnknownSku
 from ..lab.store import StoreUnavailable, UnknownAccount
 from ..lab.transfers import SameAccount
@@ -215,6 +216,10 @@ def _from_exception(error: Exception) -> Problem:
             guard=error.guard.name,
             resource=error.guard.label,
             timeout_ms=None if error.timeout is None else error.timeout * 1000,
+        )
+    if isinstance(error, TraineeCodeFailed):  # the trainee's file is to blame, not the server: no 500
+        return Problem(
+            503, "exercise-code-failed", "Exercise code failed", str(error), file=error.file, line=error.line
         )
     if isinstance(error, StoreUnavailable):
         return Problem(503, error.slug, error.title, str(error), headers={"Retry-After": "1"}, **error.fields)

@@ -220,3 +220,39 @@ def test_every_timed_module_is_one_that_reads_the_clock_or_draws_at_random():
         assert uses, f"{name} imports neither time nor random: the explorer patches nothing there"
     for name in ("bankapp.lab.admission.checkouts", "bankapp.lab.admission.gate", "bankapp.lab.transfers.policies"):
         assert name in TIMED_MODULES, f"{name} waits or draws: its time must be the explorer's"
+
+
+def test_a_database_guard_that_is_not_explored_on_the_database_says_so_even_without_a_server():
+    with pytest.raises(InvalidExplore, match="checkout under advisory-semaphore is not explored on the database"):
+        explore(load({}, environ={}), "checkout", "advisory-semaphore")
+    with pytest.raises(InvalidExplore, match="row-lock is a database guard of the postgres store"):
+        explore(load({}, environ={}), "deposit", "row-lock")
+
+
+def test_a_server_that_does_not_answer_in_time_is_a_usage_error_that_names_the_bound(monkeypatch, capsys):
+    """A real loopback server that answers too late: the command says to bound the search, exit 2, no traceback."""
+    import http.server
+    import threading
+    import time
+
+    from bankapp.explore import command
+
+    class Late(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            time.sleep(1.5)
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Late)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(command, "CLIENT_TIMEOUT_S", 0.3)
+    try:
+        code = main(["explore", "deposit", "--guard", "lock", "--url", f"http://127.0.0.1:{server.server_port}"])
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 2
+    assert "bound the search with --max-schedules K" in capsys.readouterr().err

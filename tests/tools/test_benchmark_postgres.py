@@ -66,3 +66,13 @@ def test_deposit_profile_counts_the_round_trips_of_a_postgres_deposit(databases)
     assert [round(float(n)) for n in counted["postgres atomic-update"][2:4]] == [2, 2], result.stdout
     assert [round(float(n)) for n in counted["postgres row-lock"][2:4]] == [5, 5], result.stdout
     assert benchmark_databases(databases) == before
+
+
+def test_explore_speed_on_the_database_prints_a_row_for_every_database_case(database_url):
+    result = run("explore_speed.py", "--database-url", database_url, "--brute-limit", "30", timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()[1:] if line.strip()]
+    assert {(row[0], row[1]) for row in rows} >= {("deposit", "row-lock"), ("transfer", "naive")}
+    with psycopg.connect(database_url) as conn:  # every scratch schema dropped
+        left = conn.execute("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'bankapp_explore_%'").fetchone()
+    assert left == (0,)

@@ -68,7 +68,10 @@ function drawRoom(room) {
     roomCell(row, team.lost_cents.toLocaleString(), team.lost_cents ? "bad" : "");
     roomCell(row, (team.deadlocks + team.self_deadlocks).toLocaleString(), team.deadlocks + team.self_deadlocks ? "bad" : "");
     roomCell(row, team.share.refused.toLocaleString());
-    roomCell(row, team.grades === undefined ? "–" : String(team.grades));
+    const grades = Object.entries(team.grades || {});
+    const passed = grades.filter(([, ok]) => ok).length;
+    roomCell(row, grades.length ? `${passed}/${grades.length} passed` : "–");
+    if (grades.length) row.cells[row.cells.length - 1].title = grades.map(([name, ok]) => `${name}: ${ok ? "passed" : "failed"}`).join("\n");
   }
   roomEl("room-table").hidden = false;
 }

@@ -3,7 +3,7 @@
 from flask import request
 from flask_openapi3 import Tag
 
-from ...interleave import replay
+from ...explore import replay_anywhere
 from ..schemas import BreakOut, ConfigOut, ConfigPatch, InterleaveIn, InterleaveOut, Problem, ResetOut
 from . import lab
 from .dispatch import Blueprint as APIBlueprint
@@ -62,6 +62,8 @@ def interleave(body: InterleaveIn):
 
     A step a guard makes wait is shown waiting and the rest of the schedule
     goes on; a schedule nobody can finish ends within `lock_timeout_ms`.
-    422 `invalid-schedule` names the bad step; 503 while another replay runs.
+    422 `invalid-schedule` names the bad step; 503 while another replay runs. On the postgres store, the
+    database guards and the transfer policies replay on its database (a step is a SQL statement), in a
+    scratch schema: the schedules `POST /admin/explore` found there.
     """
-    return replay(lab().config(), body.scenario, body.guard, body.schedule)
+    return replay_anywhere(lab().config(), body.scenario, body.guard, body.schedule)  # postgres: the SQL steps

@@ -14,6 +14,7 @@ from ...settings import Config
 from .. import admin_auth
 from ..problems import Problem
 from ..schemas import Problem as ProblemOut
+from ..scoreboard.board import EXTENSION as SCOREBOARD
 from .dispatch import Blueprint as APIBlueprint
 from .dispatch import current_app_object
 
@@ -39,7 +40,9 @@ class RoomCreated(BaseModel):
 
 
 class RoomOut(BaseModel):
-    teams: list[dict[str, Any]] = Field(description="each team's summary: guards, deposits/s, lost cents, deadlocks")
+    teams: list[dict[str, Any]] = Field(
+        description="each team's summary: guards, deposits/s, lost cents, deadlocks, grades (the scoreboard's)"
+    )
     limit: int
     share_rule: str
 
@@ -95,8 +98,12 @@ def create_teams():
 def list_teams():
     """Every team, the default first, with what the instructor's console shows of it."""
     the_room = room()
+    board = current_app_object().extensions.get(SCOREBOARD)
+    grades: dict[str, dict[str, bool]] = {}
+    for row in board.rows() if board is not None else []:  # each team's best grade per exercise: passed or not
+        grades.setdefault(row.team, {})[row.exercise] = row.best.passed
     return {
-        "teams": [the_room.summary(team) for team in the_room.teams()],
+        "teams": [the_room.summary(team) | {"grades": grades.get(team.name, {})} for team in the_room.teams()],
         "limit": MAX_TEAMS,
         "share_rule": SHARE_RULE,
     }
@@ -166,7 +173,7 @@ def check_team(req: Request, config: Config, team: Team | None) -> None:
                 )
         elif token is None or not team.opens(token):
             admin_auth.require_admin_token(req, config)
-    if req.method in STATE_CHANGES and room().frozen:
+    if req.method in STATE_CHANGES and not path.startswith("/scoreboard") and room().frozen:  # grades go on
         raise Problem(
             423,
             "team-frozen",

@@ -1,0 +1,1 @@
+"""Exercises: the trainee writes the guard, the lab judges it (docs/exercises.md)."""
