@@ -87,6 +87,13 @@ def team_schema(team: str) -> str | None:
     return TEAM_SCHEMA_PREFIX + team.replace("-", "_")
 
 
+#: A connection passed to a team: its tables first in the search path, and its name saying whose it is now
+#: (`/debug/locks` and `pg_stat_activity` tell the teams apart by it), in one round trip.
+POINT_AT_TEAM = "SELECT set_config('search_path', %s, false), set_config('application_name', %s, false)"
+#: A connection passed back to the default team: the search path it started with (what `RESET` restores).
+POINT_AT_DEFAULT = """
+SELECT set_config('search_path', reset_val, false), set_config('application_name', %s, false)
+FROM pg_settings WHERE name = 'search_path'"""
 #: Which team's schema each pooled connection points at now (absent: the session's default search path).
 _POINTED: weakref.WeakKeyDictionary[psycopg.Connection, str] = weakref.WeakKeyDictionary()
 #: The pools of this process and their teams, by database URL: each serves one `Database` per team at most.
@@ -262,11 +269,12 @@ class Database:
         """Point a connection just taken from the shared pool at this team's tables, if another team's were
         last; a team learns its key range on its first connection."""
         if _POINTED.get(conn) != self.schema:
+            name = f"bankapp {os.getpid()}" if self.schema is None else f"bankapp {os.getpid()} team {self.team}"
             if self.schema is None:
-                conn.execute("RESET search_path")
+                conn.execute(POINT_AT_DEFAULT, (name,))
                 _POINTED.pop(conn, None)
             else:
-                conn.execute(query.SQL("SET search_path TO {}").format(query.Identifier(self.schema)))
+                conn.execute(POINT_AT_TEAM, (query.Identifier(self.schema).as_string(conn), name))
                 _POINTED[conn] = self.schema
         if self._key_base is None:
             try:

@@ -30,7 +30,7 @@ from psycopg.types.json import Jsonb
 from ..lab.locks import RECENT_DEADLOCKS, DeadlockVictim
 from ..settings import Config
 from . import sql
-from .database import KEYS_PER_TEAM, TEAM_SCHEMA_PREFIX, Database, one, worker_name
+from .database import DEFAULT_TEAM, KEYS_PER_TEAM, TEAM_SCHEMA_PREFIX, Database, one, worker_name
 
 #: First key of the advisory locks, and what each names.
 ADVISORY_KEYS = {
@@ -42,6 +42,8 @@ ADVISORY_KEYS = {
     6: "reset",
 }
 
+#: The team a bankapp backend's name ends with (`bankapp 4242/Thread-3 team red`); none: the default team.
+BACKEND_TEAM = re.compile(r" team ([a-z0-9-]+)$")
 STEP = re.compile(r"Process (\d+) waits for (.+?); blocked by process (\d+)\.")
 
 
@@ -124,7 +126,8 @@ def debug_locks(db: Database, config: Config) -> dict[str, Any]:
     with db.transaction() as conn:
         backends = conn.execute(sql.BLOCKING).fetchall()
         pids = sorted({row[0] for row in backends} | {pid for row in backends for pid in row[7]})
-        mine = team_backends(db, conn.execute(sql.LOCK_OWNERS, (KEYS_PER_TEAM, pids)).fetchall(), pids)
+        owners = conn.execute(sql.LOCK_OWNERS, (KEYS_PER_TEAM, pids)).fetchall()
+        mine = team_backends(db, owners, {pid: None for pid in pids} | {row[0]: row[1] for row in backends})
         backends = [row for row in backends if row[0] in mine]
         locks = conn.execute(sql.LOCKS, (sorted(mine),)).fetchall()
         recent = conn.execute(sql.RECENT_DEADLOCKS, (RECENT_DEADLOCKS,)).fetchall()
@@ -160,12 +163,19 @@ def debug_locks(db: Database, config: Config) -> dict[str, Any]:
     }
 
 
-def team_backends(db: Database, owners: list[tuple[int, str | None, int | None]], pids: list[int]) -> set[int]:
-    """The backends `/debug/locks` shows a team: those holding or awaiting a lock on its tables (`bankapp_*`
-    in its schema) or an advisory lock in its key range. The default team also sees every backend that is no
-    team's (a `psql` session, another application), as before rooms; it never sees another team's."""
+def team_backends(
+    db: Database, owners: list[tuple[int, str | None, int | None]], names: dict[int, str | None]
+) -> set[int]:
+    """The backends `/debug/locks` shows a team: those named for it (`Database._point`), or holding or
+    awaiting a lock on its tables (`bankapp_*` in its schema) or an advisory lock in its key range. The default
+    team also sees every backend that is no team's (a `psql` session, another application), as before rooms;
+    it never sees another team's."""
     number = db.key(0) // KEYS_PER_TEAM
-    marks: dict[int, set[bool]] = {pid: set() for pid in pids}
+    marks: dict[int, set[bool]] = {pid: set() for pid in names}
+    for pid, name in names.items():
+        if name and name.startswith("bankapp "):
+            team = BACKEND_TEAM.search(name)
+            marks[pid].add((team.group(1) if team else DEFAULT_TEAM) == db.team)
     for pid, schema, keys in owners:
         if schema is not None:
             owner = schema if schema.startswith(TEAM_SCHEMA_PREFIX) else None

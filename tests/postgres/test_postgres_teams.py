@@ -71,8 +71,11 @@ def test_each_team_has_its_own_books_settings_and_counters(make_team_lab):
     assert red.config().deposit_guard == "row-lock"
     assert blue.config().deposit_guard == default.config().deposit_guard == "unsafe"
     assert (version(blue), version(default)) == before and version(red) == 2
-    # another worker of red takes red's settings, not the default team's
-    assert make_team_lab("red", join=True).config().deposit_guard == "row-lock"
+    # another worker of red (a pool of its own) shares red's books and settings, not the default team's
+    other = make_team_lab("red", join=True)
+    assert other.config().deposit_guard == "row-lock" and other.bank.balance("acc-00") == OPENING + 10
+    other.bank.deposit("acc-00", 1)
+    assert red.bank.balance("acc-00") == OPENING + 11 and red.stats()["deposits"]["acknowledged"] == 3
 
 
 def test_a_reset_touches_only_its_team(make_team_lab):
@@ -182,6 +185,10 @@ def test_a_workers_teams_share_one_pool_and_never_read_each_others_tables(make_t
     amounts = {id(red): 1, id(blue): 10, id(default): 100}
     run_together([lambda lab=lab: [lab.bank.deposit("acc-03", amounts[id(lab)]) for _ in range(25)] for lab in labs])
     assert [lab.bank.balance("acc-03") for lab in (red, blue, default)] == [OPENING + 4 * 25 * n for n in (1, 10, 100)]
+    for lab, schema in ((red, "bankapp_team_red"), (default, "public"), (blue, "bankapp_team_blue")):
+        with lab.db.connection() as conn:  # whichever connection comes, it is this team's, and named so
+            name, current = conn.execute("SELECT current_setting('application_name'), current_schema()").fetchone()
+        assert current == schema and name.endswith(f" team {lab.team}") == (lab is not default), name
 
 
 def prepare_team(database_url, team, results):
