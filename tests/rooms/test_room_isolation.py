@@ -117,7 +117,7 @@ def test_bankapp_lesson_room_moves_every_team(server):
     import subprocess
     import sys
 
-    server.post("/admin/rooms", json={"teams": ["cli-a"]}, headers=ADMIN)
+    (made,) = server.post("/admin/rooms", json={"teams": ["cli-a"]}, headers=ADMIN).json()["teams"]
     done = subprocess.run(
         [sys.executable, "-m", "bankapp", "lesson", "3", "--room", server.url, "--token", TOKEN],
         capture_output=True,
@@ -128,3 +128,23 @@ def test_bankapp_lesson_room_moves_every_team(server):
     assert "teams moved" in done.stdout
     assert server.get("/teams/cli-a/stats").json()["settings"]["race_window_ms"] == 500
     assert server.get("/stats").json()["settings"]["race_window_ms"] == 500
+    # a team moves itself alone: its URL, its token
+    alone = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bankapp",
+            "lesson",
+            "4",
+            "--url",
+            f"{server.url}/teams/cli-a",
+            "--token",
+            made["token"],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert alone.returncode == 0, alone.stderr
+    assert server.get("/teams/cli-a/stats").json()["settings"]["deposit_guard"] == "lock"
+    assert server.get("/stats").json()["settings"]["deposit_guard"] == "unsafe"  # lesson 3's, still
