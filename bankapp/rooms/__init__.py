@@ -6,14 +6,13 @@ request, a WSGI middleware). No Flask here: the web service asks.
 """
 
 from .room import DEFAULT_TEAM, MAX_TEAMS, NAME, Room, RoomRefused, Team
-from .routing import REFUSED, TEAM, TEAM_NAME, TeamRouting
+from .routing import TEAM, TEAM_NAME, TeamRouting
 from .share import RETRY_AFTER_S, FairShare
 
 __all__ = [
     "DEFAULT_TEAM",
     "MAX_TEAMS",
     "NAME",
-    "REFUSED",
     "RETRY_AFTER_S",
     "TEAM",
     "TEAM_NAME",

@@ -25,8 +25,8 @@ from .room import DEFAULT_TEAM, Room
 from .share import RETRY_AFTER_S, FairShare, counted
 
 PREFIX = "/teams/"
-#: The environ's keys: the name the request gave, the team found, and whether its share refused it.
-TEAM_NAME, TEAM, REFUSED = "bankapp.team_name", "bankapp.team", "bankapp.team_refused"
+#: The environ's keys: the name the request gave, and the team found.
+TEAM_NAME, TEAM = "bankapp.team_name", "bankapp.team"
 
 
 class TeamRouting:
@@ -56,7 +56,6 @@ class TeamRouting:
         if self.room.alone or not counted(environ["PATH_INFO"]):
             return self.wsgi_app(environ, start_response)
         if not share.enter(name):
-            environ[REFUSED] = True
             return refuse(name, share, start_response)
         try:
             return self.wsgi_app(environ, start_response)
