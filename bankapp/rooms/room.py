@@ -138,6 +138,10 @@ class Room:
             self._learn(self.registered())
         return list(self._teams.values())
 
+    def labs(self) -> list[LabLike]:
+        """The labs of the teams this worker met, the default team's first (nothing asked of the store)."""
+        return [team.lab for team in list(self._teams.values())]
+
     def _learn(self, registered: dict[str, bytes | None]) -> dict[str, Team]:
         """Keep a lab of each team the store holds that this worker has not met yet."""
         missing = [name for name in registered if name not in self._teams]
