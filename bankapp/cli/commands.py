@@ -22,6 +22,7 @@ from typing import Any
 import requests
 
 from .. import boot
+from ..exercise import command as exercise_command
 from ..explore import command as explore_command
 from ..interleave import SCENARIOS, render
 from ..isolation import console as isolation
@@ -170,6 +171,7 @@ def make_parser() -> argparse.ArgumentParser:
     isolation.add_parser(commands)
     explore_command.add_parser(commands)
     sweep_command.add_parser(commands)
+    exercise_command.add_parser(commands)
     doctor.add_parser(commands)
     return parser
 
@@ -229,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         return explore_command.run(args)
     if args.command == "sweep":
         return sweep_command.run(args)
+    if args.command == "exercise":
+        return exercise_command.run(args)
     if args.command == "doctor":
         return doctor.run(args)
     if args.command in {"demo", "compare"}:

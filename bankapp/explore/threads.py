@@ -27,14 +27,17 @@ from .primitives import patched, restart_numbering
 def explore_threads(
     setup: Callable[[], Any],
     workers: list[Callable[[Any], Any]],
-    invariant: Callable[[Any], bool],
+    invariant: Callable[[Any], bool | str],
     *,
     modules: tuple[ModuleType, ...] = (),
     max_schedules: int | None = None,
     reduce: bool = True,
 ) -> dict:
     """Every schedule of `workers` (threads a, b, c, ...) on a fresh `setup()`; the counts and the shortest
-    failing schedule: {schedules, equivalent, complete, stopped, outcomes, counterexample}."""
+    failing schedule: {schedules, equivalent, complete, stopped, outcomes, counterexample}.
+
+    `invariant` answers True (`ok`), False (`invariant`) or, to name what went wrong, the outcome's name.
+    """
     outcomes: Counter[str] = Counter()
     found: list[dict] = []
 
@@ -74,7 +77,7 @@ def explore_threads(
 def replay_threads(
     setup: Callable[[], Any],
     workers: list[Callable[[Any], Any]],
-    invariant: Callable[[Any], bool],
+    invariant: Callable[[Any], bool | str],
     schedule: str,
     *,
     modules: tuple[ModuleType, ...] = (),
@@ -119,10 +122,13 @@ def _run(setup: Callable[[], Any], workers: list[Callable[[Any], Any]], choose) 
     return execution
 
 
-def _judge(execution: Execution, invariant: Callable[[Any], bool]) -> tuple[str, list[Runner]]:
+def _judge(execution: Execution, invariant: Callable[[Any], bool | str]) -> tuple[str, list[Runner]]:
     errors = [r for r in execution.runners.values() if r.error is not None]
     if execution.end in ("deadlock", "self-deadlock"):
         return execution.end, errors
     if errors:
         return "error", errors
-    return ("ok" if invariant(execution.lab) else "invariant"), errors
+    verdict = invariant(execution.lab)
+    if isinstance(verdict, str):
+        return verdict, errors
+    return ("ok" if verdict else "invariant"), errors

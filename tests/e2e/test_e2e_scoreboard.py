@@ -81,7 +81,7 @@ def test_grades_posted_over_http_show_on_the_panel(server, page):
     red = page.locator('#scoreboard td[data-team="red"][data-exercise="deposit-guard"]')
     expect(red).to_contain_text("✓ pass", timeout=WAIT_MS)
     expect(red).to_contain_text("42 schedules")
-    expect(red).to_contain_text("\u00d71.25")  # x the model's time
+    expect(red).to_contain_text("1.25\u00d7 the model's speed")
     failed = page.locator('#scoreboard td[data-team="blue"][data-exercise="transfer-order"]')
     expect(failed).to_contain_text("✗ fail")
     expect(failed).to_have_attribute("data-passed", "false")

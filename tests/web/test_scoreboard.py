@@ -56,16 +56,16 @@ def test_a_grade_lands_in_its_teams_row_and_the_board_says_it_is_self_reported(c
 
 def test_the_best_and_the_latest_are_kept_apart(client):
     client.post("/scoreboard", json=grade(passed=False, schedules=3, speed_ratio=None))
-    client.post("/scoreboard", json=grade(passed=True, schedules=40, speed_ratio=2.0))
+    client.post("/scoreboard", json=grade(passed=True, schedules=40, speed_ratio=0.5))
     client.post("/scoreboard", json=grade(passed=False, schedules=50, speed_ratio=None))
     (row,) = board(client)["rows"]
     assert row["attempts"] == 3
-    assert (row["best"]["passed"], row["best"]["speed_ratio"]) == (True, 2.0)  # a later fail keeps the pass
+    assert (row["best"]["passed"], row["best"]["speed_ratio"]) == (True, 0.5)  # a later fail keeps the pass
     assert (row["latest"]["passed"], row["latest"]["schedules"]) == (False, 50)
-    client.post("/scoreboard", json=grade(passed=True, schedules=40, speed_ratio=1.2))  # faster: the new best
-    client.post("/scoreboard", json=grade(passed=True, schedules=40, speed_ratio=3.0))  # slower: the latest only
+    client.post("/scoreboard", json=grade(passed=True, schedules=40, speed_ratio=0.8))  # faster: the new best
+    client.post("/scoreboard", json=grade(passed=True, schedules=40, speed_ratio=0.3))  # slower: the latest only
     (row,) = board(client)["rows"]
-    assert (row["attempts"], row["best"]["speed_ratio"], row["latest"]["speed_ratio"]) == (5, 1.2, 3.0)
+    assert (row["attempts"], row["best"]["speed_ratio"], row["latest"]["speed_ratio"]) == (5, 0.8, 0.3)
 
 
 def test_columns_come_in_the_courses_order_then_other_levels(client):

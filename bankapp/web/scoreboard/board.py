@@ -43,8 +43,8 @@ TokenCheck = Callable[[str, str | None], bool]
 
 @dataclass(frozen=True)
 class Grade:
-    """One posted grade, as the trainee's machine judged it. `speed_ratio`: the trainee's time over the model
-    solution's (1.0 as fast, 2.0 twice as slow), or None when not measured."""
+    """One posted grade, as the trainee's machine judged it. `speed_ratio`: the trainee's throughput under HTTP
+    load over the model solution's in the same run (1.0 as fast, 0.5 half as fast), or None when not measured."""
 
     passed: bool
     schedules: int
@@ -61,7 +61,7 @@ class Grade:
                 return True
             if self.speed_ratio is None:
                 return False
-            return self.speed_ratio < other.speed_ratio
+            return self.speed_ratio > other.speed_ratio
         return self.schedules > other.schedules
 
     def as_json(self) -> dict[str, Any]:

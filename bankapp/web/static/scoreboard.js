@@ -21,7 +21,7 @@
 
   function describe(grade) {
     const parts = [`${grade.schedules.toLocaleString("en-US")} schedule${grade.schedules === 1 ? "" : "s"}`];
-    if (grade.speed_ratio != null) parts.push(`×${grade.speed_ratio.toFixed(2)} model's time`);
+    if (grade.speed_ratio != null) parts.push(`${grade.speed_ratio.toFixed(2)}× the model's speed`);
     return parts.join(" · ");
   }
 

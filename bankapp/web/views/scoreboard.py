@@ -57,7 +57,7 @@ class GradeIn(Strict):
         gt=0,
         le=MAX_SPEED_RATIO,
         allow_inf_nan=False,
-        description="the trainee's time over the model solution's (2.0: twice as slow), or null",
+        description="the trainee's throughput over the model solution's in the same run (0.5: half as fast), or null",
     )
 
 
