@@ -163,3 +163,16 @@ def test_past_its_share_a_team_is_answered_503_with_retry_after_and_others_are_n
     for _ in range(4):
         share.leave("red")
     assert client.post("/teams/red/accounts/acc-00/deposit", json={"amount": 1}).status_code == 200
+
+
+def test_in_a_room_a_grade_needs_its_teams_token_and_the_console_shows_it(client, tokens):
+    grade = {"team": "red", "exercise": "deposit-guard", "passed": True, "schedules": 12, "speed_ratio": 0.9}
+    assert client.post("/scoreboard", json=grade, headers=bearer(tokens["blue"])).status_code in (401, 403)
+    assert client.post("/scoreboard", json=grade).status_code == 401
+    assert client.post("/scoreboard", json=grade, headers=bearer(tokens["red"])).status_code in (200, 201)
+    client.post("/admin/rooms/freeze", json={"frozen": True}, headers=ADMIN)
+    failed = grade | {"exercise": "fair-lock", "passed": False}
+    assert client.post("/scoreboard", json=failed, headers=bearer(tokens["red"])).status_code in (200, 201)
+    room = {team["name"]: team for team in client.get("/admin/rooms", headers=ADMIN).json["teams"]}
+    assert room["red"]["grades"] == {"deposit-guard": True, "fair-lock": False}
+    assert room["blue"]["grades"] == {}
