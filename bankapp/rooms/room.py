@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..lab import LabLike
+from ..lab.admission import ResetBlocked
 from ..settings.lessons import LESSONS, lesson_settings
 from .share import FairShare
 
@@ -179,15 +180,27 @@ class Room:
         if isinstance(number, bool) or not isinstance(number, int) or number not in LESSONS:
             raise RoomRefused(422, "unknown-lesson", f"lesson: a whole number from 1 to {max(LESSONS)}, not {number!r}")
         settings = lesson_settings(number)
+        failed: dict[str, str] = {}
         for team in self.teams():
             team.lab.settings.patch(dict(settings))
-            team.lab.reset()
-        return {"lesson": number, "title": LESSONS[number].title, "settings": settings, "teams": len(self._teams)}
+            try:
+                team.lab.reset()
+            except ResetBlocked as error:  # one team's request running on must not keep the room from moving
+                failed[team.name] = str(error)
+        answer = {"lesson": number, "title": LESSONS[number].title, "settings": settings, "teams": len(self._teams)}
+        return answer | ({"failed": failed} if failed else {})
 
     def reset_all(self) -> dict[str, Any]:
-        """Every team's books reset (settings stay), frozen or not."""
-        broken = {team.name: len(team.lab.reset()["deadlocks_broken"]) for team in self.teams()}
-        return {"status": "reset", "teams": len(broken), "deadlocks_broken": broken}
+        """Every team's books reset (settings stay), frozen or not; a team whose reset gave up is named."""
+        broken: dict[str, int] = {}
+        failed: dict[str, str] = {}
+        for team in self.teams():
+            try:
+                broken[team.name] = len(team.lab.reset()["deadlocks_broken"])
+            except ResetBlocked as error:
+                failed[team.name] = str(error)
+        answer = {"status": "reset", "teams": len(broken), "deadlocks_broken": broken}
+        return answer | ({"failed": failed} if failed else {})
 
     def freeze_all(self, frozen: Any) -> dict[str, Any]:
         """Freeze (or thaw) every team: a frozen team's state changes are refused (423) until thawed."""

@@ -65,3 +65,25 @@ def test_a_freeze_reaches_the_other_workers_within_a_second():
     assert one.frozen
     time.sleep(FROZEN_READ_S + 0.05)
     assert other.frozen
+
+
+def test_a_team_whose_reset_gives_up_is_named_and_the_rest_of_the_room_moves():
+    from bankapp.lab.admission import ResetBlocked
+
+    register = Register()
+    room = register.worker()
+    room.create(["red", "blue"])
+    red = room.get("red")
+    assert red is not None
+
+    def blocked() -> dict:
+        raise ResetBlocked(
+            10, [{"operation": "deposit", "thread": "t1", "running_ms": 10_000, "holds": [], "waits_for": []}]
+        )
+
+    red.lab.reset = blocked  # type: ignore[method-assign]  # a request of red's runs on past the reset's wait
+    moved = room.move_to_lesson(4)
+    assert list(moved["failed"]) == ["red"] and "deposit on thread t1" in moved["failed"]["red"]
+    assert all(team.lab.config().deposit_guard == "lock" for team in room.teams())
+    reset = room.reset_all()
+    assert reset["teams"] == 2 and list(reset["failed"]) == ["red"]

@@ -52,12 +52,14 @@ class LessonOut(BaseModel):
     title: str
     settings: dict[str, Any]
     teams: int
+    failed: dict[str, str] = Field(default={}, description="teams whose reset gave up (absent: none), and why")
 
 
 class RoomResetOut(BaseModel):
     status: str
     teams: int
     deadlocks_broken: dict[str, int] = Field(description="deadlocks broken in each team's lab by the reset")
+    failed: dict[str, str] = Field(default={}, description="teams whose reset gave up (absent: none), and why")
 
 
 class FreezeOut(BaseModel):
