@@ -67,7 +67,9 @@ class FreezeOut(BaseModel):
     teams: int
 
 
-REFUSALS: dict[int | str, type[ProblemOut]] = {409: ProblemOut, 422: ProblemOut}
+REFUSALS: dict[int | str, type[ProblemOut]] = {400: ProblemOut, 409: ProblemOut, 415: ProblemOut, 422: ProblemOut}
+#: What a room route with a body may answer besides its success: malformed JSON, not JSON, a bad value.
+BAD_BODY: dict[int | str, type[ProblemOut]] = {400: ProblemOut, 415: ProblemOut, 422: ProblemOut}
 
 
 def room() -> Room:
@@ -79,7 +81,7 @@ def refused(error: RoomRefused) -> Problem:
 
 
 def body_of(name: str, default: Any = None) -> Any:
-    data = request.get_json(silent=True) if request.content_length else None
+    data = request.get_json() if request.content_length else None  # malformed: 400, not JSON: 415 (`body`)
     if data is None:
         return default
     if not isinstance(data, dict):
@@ -111,7 +113,7 @@ def list_teams():
     }
 
 
-@bp.post(ROOM_PREFIX + "/lesson", responses={200: LessonOut, 422: ProblemOut})
+@bp.post(ROOM_PREFIX + "/lesson", responses={200: LessonOut, **BAD_BODY})
 def move_to_lesson():
     """Every team to lesson N (`{"lesson": 8}`): its settings (the rest at defaults), every team's books reset."""
     try:
@@ -126,7 +128,7 @@ def reset_all():
     return room().reset_all()
 
 
-@bp.post(ROOM_PREFIX + "/freeze", responses={200: FreezeOut, 422: ProblemOut})
+@bp.post(ROOM_PREFIX + "/freeze", responses={200: FreezeOut, **BAD_BODY})
 def freeze_all():
     """`{"frozen": true}` freezes every team (its state changes answer 423), `false` thaws them."""
     try:
