@@ -176,3 +176,21 @@ def test_in_a_room_a_grade_needs_its_teams_token_and_the_console_shows_it(client
     room = {team["name"]: team for team in client.get("/admin/rooms", headers=ADMIN).json["teams"]}
     assert room["red"]["grades"] == {"deposit-guard": True, "fair-lock": False}
     assert room["blue"]["grades"] == {}
+
+
+@pytest.mark.parametrize(
+    ("path", "data", "content_type", "status", "slug"),
+    [
+        ("/admin/rooms", "{bad", "application/json", 400, "malformed-json"),
+        ("/admin/rooms", '{"teams": ["a"]}', "text/plain", 415, "unsupported-media-type"),
+        ("/admin/rooms/lesson", '{"lesson": "3"}', "application/json", 422, "unknown-lesson"),
+        ("/admin/rooms/lesson", '{"lesson": true}', "application/json", 422, "unknown-lesson"),
+        ("/admin/rooms/freeze", '{"frozen": "yes"}', "application/json", 422, "invalid-input"),
+    ],
+)
+def test_bad_bodies_to_the_room_are_refused_and_change_nothing(client, path, data, content_type, status, slug):
+    answer = client.post(path, data=data, content_type=content_type, headers=ADMIN)
+    assert (answer.status_code, answer.json["type"]) == (status, f"urn:bankapp:problem:{slug}")
+    room = client.get("/admin/rooms", headers=ADMIN).json["teams"]
+    assert [team["name"] for team in room] == ["default"] and room[0]["frozen"] is False
+    assert client.get("/stats").json["settings"]["race_window_ms"] == 1
