@@ -15,7 +15,7 @@ Every way of starting bankapp passes through these two functions:
 `settings` and `build_lab` take `team` (rooms): with the postgres store, `settings(chosen,
 team="red")` prepares that team's tables (its own schema: idempotent, safe
 from several workers at once) and `build_lab(config, team="red")` builds
-its lab; the default team is today's bank.
+its lab (`team` by keyword); the default team is today's bank.
 
 The domain (`bankapp.lab`) never picks its own store, and psycopg is
 imported only here, and only for the postgres store.
@@ -53,7 +53,7 @@ def explicit_settings(chosen: Mapping[str, Any] | None = None) -> set[str]:
     return set(expand_guard(from_environment())) | set(expand_guard(dict(chosen or {})))
 
 
-def build_lab(config: Config, team: str = "default", plugged: Plugged | None = None) -> LabLike:
+def build_lab(config: Config, plugged: Plugged | None = None, *, team: str = "default") -> LabLike:
     """The lab `config.store` asks for: `Lab` in memory, or `PostgresLab` over the shared database (`team`'s
     tables there; a memory lab is its team's by being its own object).
 
@@ -85,5 +85,5 @@ def make_team_lab(config: Config, team: str = DEFAULT_TEAM, token_digest: bytes 
     if config.store == "postgres":
         from .postgres import prepare  # psycopg only for the postgres store
 
-        return build_lab(prepare(config, set(), team=team, token_digest=token_digest), team)
+        return build_lab(prepare(config, set(), team=team, token_digest=token_digest), team=team)
     return Lab(config)
