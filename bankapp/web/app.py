@@ -61,7 +61,12 @@ def create_app(config: Config | dict[str, Any] | None = None, plugged: Plugged |
         config = load(config)
     app = BankApp(
         __name__,
-        info=Info(title="bankapp", version="1.0", description="A concurrency lab served over HTTP."),
+        info=Info(
+            title="bankapp",
+            version="1.0",
+            description="A concurrency lab served over HTTP. In a room (POST /admin/rooms) every route is also "
+            "served under /teams/{team}/, or with an X-Team header, for that team's own lab.",
+        ),
         validation_error_status=422,
         validation_error_callback=problems.validation_error_response,
         doc_prefix="/docs",
