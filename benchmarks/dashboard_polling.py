@@ -6,7 +6,8 @@ Starts `bankapp serve --race-window-ms 0` on a free loopback port and drives
 `POST /accounts/<random>/deposit` (under `--guard`, `lock` by default) with
 wrk, first alone, then with N pollers running: plain HTTP clients (one
 keep-alive session each) that read what the page reads, `/stats`,
-`/debug/locks` and `/debug/races`, once a second. Each round measures deposits
+`/debug/locks`, `/debug/races`, `/debug/explore` and the newest part of
+`/dashboard/history`, once a second. Each round measures deposits
 alone, with each N, and alone again; each N is compared with the mean of
 the two alone runs of its own round (seconds apart, so a noisy neighbour
 hits both sides), and the median of those ratios is reported. Target: a
@@ -39,7 +40,7 @@ from deposit_guards import DEPOSIT_LUA, send, wrk
 from prometheus_client.parser import text_string_to_metric_families
 
 #: What the page's script fetches on every poll.
-POLLED = ("/stats", "/debug/locks", "/debug/races?limit=1")
+POLLED = ("/stats", "/debug/locks", "/debug/races?limit=1", "/debug/explore", "/dashboard/history?since={since}")
 ROUTES = tuple(path.partition("?")[0] for path in POLLED)
 DEPOSIT_ROUTE = "/accounts/<account_id>/deposit"
 
@@ -61,7 +62,8 @@ class Pollers:
                 started = time.perf_counter()
                 for path in POLLED:
                     try:
-                        if session.get(self.url + path, timeout=10).status_code != 200:
+                        polled = path.format(since=time.time() - 1)  # the page asks for what came after its last
+                        if session.get(self.url + polled, timeout=10).status_code != 200:
                             self.failures += 1
                     except requests.RequestException:
                         self.failures += 1

@@ -12,7 +12,7 @@ from ..boot import build_lab, make_team_lab
 from ..lab.plugged import Plugged
 from ..rooms import Room, TeamRouting
 from ..settings import RESERVED_THREADS, Config, load
-from . import contract, dashboard, every_request, idempotency, metrics, problems
+from . import contract, dashboard, every_request, history, idempotency, metrics, problems
 from .body import MAX_BODY_BYTES, BodyRequest
 from .scoreboard import RoomTokens, install_token_check
 from .views import (
@@ -97,6 +97,7 @@ def create_app(config: Config | dict[str, Any] | None = None, plugged: Plugged |
     app.wsgi_app = TeamRouting(app.wsgi_app, room)  # type: ignore[method-assign]  # the team, before the view
     # around it all: every answer, a refusal too, names its request, is timed and says who served it
     every_request.init_app(app, lab, timing)
+    history.init_app(app, lab)  # the dashboard's history: GET /dashboard/history, samples after answers
     idempotency.init_app(app, shared=lab.answers)
     scoreboard.init_app(app)
     install_token_check(app.extensions, RoomTokens(room))  # in a room, a grade needs its team's token

@@ -20,8 +20,8 @@ def g(passed: bool, schedules: int = 10, speed_ratio: float | None = None) -> Gr
     [
         (g(True), g(False, 99), True),  # a pass beats any fail
         (g(False, 99), g(True), False),
-        (g(True, speed_ratio=1.1), g(True, speed_ratio=1.5), True),  # the faster pass
-        (g(True, speed_ratio=1.5), g(True, speed_ratio=1.1), False),
+        (g(True, speed_ratio=1.5), g(True, speed_ratio=1.1), True),  # the faster pass (throughput over the model's)
+        (g(True, speed_ratio=1.1), g(True, speed_ratio=1.5), False),
         (g(True, speed_ratio=3.0), g(True, speed_ratio=None), True),  # measured beats not measured
         (g(True, speed_ratio=None), g(True, speed_ratio=3.0), False),
         (g(True, 20, 1.0), g(True, 10, 1.0), True),  # as fast: more schedules tried

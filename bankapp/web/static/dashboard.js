@@ -1,7 +1,9 @@
 /* bankapp's live dashboard. One script, no build step.
  *
- * About once a second it reads /stats, /debug/locks and /debug/races (plain
- * GETs, none of which waits on a guard) and redraws; uPlot (vendored) draws
+ * On load it draws the run so far from /dashboard/history (kept by the server,
+ * so a tab opened late sees the run from its start). Then, about once a second,
+ * it reads /stats, /debug/locks, /debug/races and the history's newest part
+ * (plain GETs, none of which waits on a guard) and redraws; uPlot (vendored) draws
  * the time series, and plain SVG the latest deadlock and the latest erasure. The controls PATCH /admin/config; when the server wants
  * the admin token (401/403) the page asks for it and keeps it in this tab's
  * sessionStorage. A refusal is shown as the problem's `detail`.
@@ -9,8 +11,12 @@
 "use strict";
 
 const POLL_MS = 1000;
-const HISTORY = 180; // samples kept on the charts: three minutes
+let HISTORY = 3600; // samples kept on the charts: the server's history's capacity (an hour), set on load
 const TOKEN_KEY = "bankapp-admin-token";
+// A team's dashboard (a room's /teams/NAME/, or /?team=NAME as the console links it) reads that team's routes:
+// its stats, its history, its settings.
+const TEAM = location.pathname.match(/^\/teams\/([^/]+)\//)?.[1] ?? new URLSearchParams(location.search).get("team");
+const BASE = TEAM && /^[a-z0-9-]{1,32}$/.test(TEAM) ? `/teams/${TEAM}` : "";
 const C = { blue: "#0072B2", orange: "#E69F00", green: "#009E73", vermillion: "#D55E00", ink: "#111", grey: "#777" };
 const WATCHED = { deposit_guard: "deposits", checkout_guard: "checkout", transfer_policy: "transfers", race_window_ms: "all" };
 
@@ -19,7 +25,8 @@ const fmt = (n) => (n == null ? "–" : Math.round(n).toLocaleString("en-US"));
 const ms = (n) => (n == null ? "–" : n < 10 ? n.toFixed(1) : fmt(n));
 
 const state = {
-  previous: null, settings: null, counted: null, markers: [], pending: null,
+  previous: null, settings: null, counted: null, markers: [], pending: null, money: null, historyT: null,
+  skew: 0, // the server's clock less this browser's, in seconds: live points go on the history's time axis
   pageServers: new Set(), // who served this page's last poll (X-Served-By)
   threadCounts: new Map(), // requests each server thread had served when last seen
 };
@@ -124,7 +131,7 @@ const charts = {
     { label: "threads serving", stroke: C.orange, width: 3, dash: [10, 6], scale: "threads" },
   ]),
 };
-window.dashboard = { charts, series, markers: state.markers, race: null }; // what is drawn, for the browser tests
+window.dashboard = { charts, series, markers: state.markers, race: null, loaded: 0 }; // what is drawn, for the browser tests
 
 function redrawCharts() {
   const s = series;
@@ -138,19 +145,71 @@ function redrawCharts() {
 // ---------- polling ----------
 
 async function getJSON(path, servedBy) {
-  const response = await fetch(path, { cache: "no-store", signal: AbortSignal.timeout(5000) });
+  const response = await fetch(BASE + path, { cache: "no-store", signal: AbortSignal.timeout(5000) });
   servedBy.add(response.headers.get("X-Served-By"));
   if (!response.ok) throw new Error(`${path} answered ${response.status}`);
   return response.json();
+}
+
+/** The run before this tab opened, from the server's history: the same series the live polls add to. */
+async function loadHistory() {
+  try {
+    const asked = Date.now() / 1000;
+    const history = await getJSON("/dashboard/history", new Set());
+    state.skew = history.now - (asked + Date.now() / 1000) / 2;
+    HISTORY = Math.max(HISTORY, history.capacity);
+    const h = history.series;
+    for (let i = 0; i < h.t.length; i++) {
+      const dt = i ? h.t[i] - h.t[i - 1] : 0;
+      // after an idle stretch (no request, so no sample) the rate is the mean over it, as it was
+      const per = (key) => (i ? rate(h[key][i], h[key][i - 1], dt) : 0);
+      series.t.push(h.t[i]);
+      series.ack.push(h.balance_change[i] + h.lost_updates[i]);
+      series.change.push(h.balance_change[i]);
+      series.inFlight.push(h.in_flight[i]);
+      series.waiting.push(h.waiting[i]);
+      series.capacity.push(h.limit[i]);
+      series.gateway.push(h.gateway_capacity[i]);
+      series.admitted.push(per("admitted"));
+      series.rejected.push(per("rejected"));
+      series.committed.push(per("committed"));
+      series.deadlocks.push(per("deadlocks"));
+      series.requests.push(per("requests"));
+      series.serving.push(null);
+    }
+    history.settings.forEach((change, i) => {
+      const before = history.settings[i - 1];
+      if (!before) return;
+      for (const [name, scope] of Object.entries(WATCHED)) {
+        if (before[name] !== change[name]) state.markers.push({ t: change.t, label: `${name} ${change[name]}`, scopes: [scope] });
+      }
+    });
+    const last = h.t.length - 1;
+    if (last >= 0) {
+      state.previous = {
+        t: h.t[last], acknowledged: h.acknowledged[last], admitted: h.admitted[last], rejected: h.rejected[last],
+        committed: h.committed[last], deadlocks: h.deadlocks[last],
+      };
+      state.historyT = h.t[last];
+    }
+    state.money = history.money;
+    window.dashboard.loaded = h.t.length;
+    redrawCharts();
+  } catch (error) {
+    $("status").textContent = `no history: ${error.message}`;
+  }
 }
 
 async function poll() {
   const started = performance.now();
   try {
     const servedBy = new Set();
-    const paths = ["/stats", "/debug/locks", "/debug/races?limit=1", "/debug/explore"];
-    const [stats, locks, races, explored] = await Promise.all(paths.map((path) => getJSON(path, servedBy)));
+    const since = state.historyT == null ? "" : `?since=${state.historyT}`;
+    const paths = ["/stats", "/debug/locks", "/debug/races?limit=1", "/debug/explore", `/dashboard/history${since}`];
+    const [stats, locks, races, explored, history] = await Promise.all(paths.map((path) => getJSON(path, servedBy)));
     state.pageServers = servedBy;
+    state.money = history.money;
+    if (history.series.t.length) state.historyT = history.series.t.at(-1);
     render(stats, locks);
     drawRace(races);
     drawExploration(explored.exploration);
@@ -170,7 +229,7 @@ function rate(now, before, seconds) {
 
 function render(stats, locks) {
   const d = stats.deposits, c = stats.checkout, x = stats.transfers, settings = stats.settings;
-  const t = Date.now() / 1000;
+  const t = Date.now() / 1000 + state.skew;
   const prev = state.previous;
   const dt = prev ? t - prev.t : 0;
   noteChanges(settings, stats, t);
@@ -201,7 +260,7 @@ function render(stats, locks) {
   setFigure("deadlocks", x.deadlocks, x.deadlocks > 0);
   setFigure("lock-timeouts", x.lock_timeouts, x.lock_timeouts > 0);
   setFigure("wrong-total", x.wrong_total_reads, x.wrong_total_reads > 0);
-  setFigure("conserved", x.total - x.expected_total, !x.total_conserved); // money created or destroyed
+  drawMoney(x, state.money);
   drawCycle(locks);
 
   // threads
@@ -228,6 +287,28 @@ function render(stats, locks) {
   state.previous = {
     t, acknowledged: d.acknowledged, admitted: c.admitted, rejected: c.rejected, committed: x.committed, deadlocks: x.deadlocks,
   };
+}
+
+/** The total's change split by who made it: deposits' lost updates are not the transfers' doing. */
+function drawMoney(x, m) {
+  const off = x.total - x.expected_total;
+  const by = m ? m.lost_by : { deposits: 0, transfers: 0, either: 0, unexplained: 0 };
+  const transfersToBlame = by.transfers + by.either + by.unexplained;
+  setFigure("conserved", off, !x.total_conserved && (!m || transfersToBlame !== 0)); // money created or destroyed
+  $("conserved").classList.toggle("warn", !x.total_conserved && m != null && transfersToBlame === 0);
+  setFigure("off-deposits", by.deposits, false);
+  $("off-deposits").classList.toggle("warn", by.deposits !== 0);
+  setFigure("off-transfers", by.transfers, by.transfers !== 0);
+  if (!m) return;
+  const signed = (n) => (n > 0 ? "+" : n < 0 ? "−" : "") + fmt(Math.abs(n));
+  const parts = [`deposits acknowledged ${signed(m.deposits)} (net of withdrawals)`];
+  if (by.deposits) parts.push(`${signed(by.deposits)} lost by deposits' races (${m.deposits_could_lose}: deposits take no account lock)`);
+  if (by.transfers) parts.push(`${signed(by.transfers)} lost by transfers (${m.transfers_could_lose}: no lock at all)`);
+  if (by.either) parts.push(`${signed(by.either)} lost by deposits or transfers: both wrote unguarded (${m.deposits_could_lose}, ${m.transfers_could_lose})`);
+  if (by.unexplained) parts.push(`${signed(by.unexplained)} that no setting explains`);
+  if (m.in_flight) parts.push(`${signed(-m.in_flight)} inside transfers in flight`);
+  if (!by.transfers && !by.either && !by.unexplained) parts.push("transfers conserved money");
+  $("money-caption").textContent = `the total moved by ${signed(m.total_change)} ¢: ${parts.join("; ")}`;
 }
 
 function setFigure(id, value, bad) {
@@ -468,7 +549,7 @@ async function admin(method, path, body) {
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers.Authorization = `Bearer ${token}`;
-  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const response = await fetch(BASE + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   if (response.ok) {
     showProblem("");
     return response.json();
@@ -544,4 +625,4 @@ $("token").addEventListener("submit", (event) => {
   if (retry) retry();
 });
 
-poll();
+loadHistory().then(poll);

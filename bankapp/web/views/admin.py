@@ -4,6 +4,7 @@ from flask import request
 from flask_openapi3 import Tag
 
 from ...explore import replay_anywhere
+from ..history import history_of
 from ..schemas import BreakOut, ConfigOut, ConfigPatch, InterleaveIn, InterleaveOut, Problem, ResetOut
 from . import lab
 from .dispatch import Blueprint as APIBlueprint
@@ -41,6 +42,7 @@ def reset():
     after 10 s; then nothing changed.
     """
     outcome = lab().reset()
+    history_of(lab()).clear()  # the dashboard's history starts again
     return {"status": "reset", **outcome, "settings": lab().config().public()}
 
 

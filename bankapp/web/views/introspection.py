@@ -6,6 +6,7 @@ import threading
 from flask import current_app
 from flask_openapi3 import Tag
 
+from ..history import history_of
 from ..schemas import DebugRacesOut, HealthOut, Problem, RacesQuery, StatsOut, ThreadsOut
 from . import lab
 from .dispatch import Blueprint as APIBlueprint
@@ -47,7 +48,9 @@ def threads():
 def stats():
     """Every counter, exact whatever the guard, the settings in force, and which threads of
     this worker served requests in the last few seconds (`served_by`)."""
-    return {**lab().stats(), "served_by": current_app.extensions["bankapp.metrics"].servers.report()}
+    counters = lab().stats()
+    history_of(lab()).record(counters)  # the dashboard's history: a sample, if one is due
+    return {**counters, "served_by": current_app.extensions["bankapp.metrics"].servers.report()}
 
 
 @bp.get("/debug/races", responses={200: DebugRacesOut, 503: Problem})
