@@ -9,6 +9,8 @@ Every way of starting bankapp passes through these two functions:
   a plain `gunicorn bankapp.wsgi:app` in each worker.
 - `build_lab(config)`: the lab `config.store` asks for, `Lab` in memory
   or `PostgresLab`; `create_app` calls it, so every app starts fresh.
+- `make_team_lab(config, team)`: a room's team's own lab (bank, shop,
+  settings, counters, forensics); the default team's is `build_lab`'s.
 
 `settings` and `build_lab` take `team` (rooms): with the postgres store, `settings(chosen,
 team="red")` prepares that team's tables (its own schema: idempotent, safe
@@ -62,3 +64,26 @@ def build_lab(config: Config, plugged: Plugged | None = None, *, team: str = "de
 
         return PostgresLab(config, team=team)
     return Lab(config, plugged=plugged)
+
+
+#: The team every request belongs to when it names none: today's lab, today's routes.
+DEFAULT_TEAM = "default"
+
+
+def make_team_lab(config: Config, team: str = DEFAULT_TEAM, token_digest: bytes | None = None) -> LabLike:
+    """Team `team`'s own lab, and the one way a room makes one (see `bankapp.rooms`).
+
+    In memory a team's lab is a `Lab` of its own: nothing is shared with
+    another team's but the process. On postgres its tables are in its own
+    schema: with `token_digest` the team is made in the database's register
+    (a `ValueError`, `TeamExists`, when another worker made it first), without
+    it found there (a team another worker made; `LookupError` if none did).
+    The default team's is `build_lab`'s.
+    """
+    if team == DEFAULT_TEAM:
+        return build_lab(config)
+    if config.store == "postgres":
+        from .postgres import prepare  # psycopg only for the postgres store
+
+        return build_lab(prepare(config, set(), team=team, token_digest=token_digest), team=team)
+    return Lab(config)

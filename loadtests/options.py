@@ -48,6 +48,11 @@ def add_options(parser) -> None:
     )
     option("--verdict-json", "", "write the verdict as JSON to this path", include_in_web_ui=False)
     option(
+        "--team",
+        "",
+        "a room's team: every request goes to /teams/NAME/... and the verdict reads that team's books",
+    )
+    option(
         "--fail-on-anomaly",
         False,
         "exit with code 1 when any check of the verdict fails",

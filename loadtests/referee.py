@@ -66,6 +66,7 @@ class Referee:
         events.quitting.add_listener(self.on_quitting)
 
     def on_init(self, environment, **_kwargs) -> None:
+        environment.host = server.team_host(environment.host, getattr(environment.parsed_options, "team", ""))
         if isinstance(environment.runner, MasterRunner):
             environment.runner.register_message(FINAL_TALLY, self.on_final_tally)
         if isinstance(environment.runner, WorkerRunner):
@@ -76,8 +77,9 @@ class Referee:
         environment.runner.stop()
 
     def on_test_start(self, environment, **_kwargs) -> None:
-        host = environment.host or ""
         options = environment.parsed_options
+        environment.host = server.team_host(environment.host, options.team)  # a host typed in the web UI too
+        host = environment.host or ""
         BankUser.tally.drain()  # nothing from an earlier run may leak into this one
         BankUser.plan = make_plan(options, server.account_ids(host) if "all" in str(options.accounts) else [])
         self.unit_amount = BankUser.plan.unit_amount

@@ -102,3 +102,13 @@ def wait_until_quiet(host: str, timeout: float, pause: float = 0.05) -> int:
         if quiet == 2 or time.monotonic() >= deadline:
             return busy
         time.sleep(pause)
+
+
+def team_host(host: str | None, team: str) -> str | None:
+    """The host a run against a room's `team` uses: `http://h:8000/teams/red`, so that every path the users and
+    the verdict ask for is the team's own (`--team`). Once only: a worker may be handed the master's already."""
+    if not host or not team:
+        return host
+    suffix = f"/teams/{team}"
+    host = host.rstrip("/")
+    return host if host.endswith(suffix) else host + suffix

@@ -145,6 +145,8 @@ def make_parser() -> argparse.ArgumentParser:
         "number", type=int, choices=sorted(lessons.LESSONS), metavar="N", help=f"lesson, 1 to {max(lessons.LESSONS)}"
     )
     lesson_parser.add_argument("--url", default="http://127.0.0.1:8000", help="the server [%(default)s]")
+    lesson_parser.add_argument("--room", metavar="URL", help="move every team of the room at URL to lesson N")
+    lesson_parser.add_argument("--token", help="the admin token (default: BANKAPP_ADMIN_TOKEN)")
     interleave_parser = commands.add_parser(
         "interleave",
         help="replay one interleaving of real threads, step by step, on a running server",
@@ -212,7 +214,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "lesson":
         try:
-            print("\n".join(lessons.start(args.number, args.url.rstrip("/"), lessons.token_from_environment())))
+            token = args.token or lessons.token_from_environment()
+            if args.room:
+                print("\n".join(lessons.start_room(args.number, args.room.rstrip("/"), token)))
+            else:
+                print("\n".join(lessons.start(args.number, args.url.rstrip("/"), token)))
         except lessons.LessonError as error:
             print(f"bankapp lesson: {error}", file=sys.stderr)
             return 2

@@ -144,6 +144,19 @@ class PostgresLab(OperatorActions):
         with self.db.connection() as conn:
             return registered_teams(conn)
 
+    def room_frozen(self) -> bool:
+        """Whether the instructor froze the room (rooms; asked of the default team's lab, as `teams`)."""
+        with self.db.connection() as conn:
+            if not one(conn.execute(sql.ROOM_STATE_MADE))[0]:
+                return False
+            return bool(one(conn.execute(sql.ROOM_FROZEN))[0])
+
+    def freeze_room(self, frozen: bool) -> None:
+        """Freeze or thaw the room for every worker of the fleet."""
+        with self.db.transaction() as conn:
+            conn.execute(sql.ROOM_STATE)
+            conn.execute(sql.ROOM_FREEZE, (frozen,))
+
     @property
     def resets(self) -> int:
         """`POST /admin/reset` calls, fleet-wide, never zeroed (for `bankapp_lab_resets_total`)."""

@@ -109,6 +109,7 @@ class Stopping:
     def __init__(self, worker, app):
         self.worker = worker
         self.lab = app.extensions["bankapp"]
+        self.room = app.extensions.get("bankapp.room")  # a room's teams: their labs close with the default's
         self.in_flight = InFlight(app, self._maybe_final)
         self.graceful_timeout = float(worker.cfg.graceful_timeout)
         self._lock = threading.Lock()
@@ -288,4 +289,6 @@ def worker_exit(server, worker) -> None:
     if stopping is not None:
         stopping.worker_exited()
         if not stopping.in_flight.requests():  # else the last request still needs the store for the last line
+            for lab in stopping.room.labs()[1:] if stopping.room is not None else []:
+                lab.close()
             stopping.lab.close()

@@ -8,12 +8,25 @@ from flask.globals import request_ctx
 from flask.json.provider import DefaultJSONProvider
 from flask_openapi3 import Info
 
-from ..boot import build_lab
+from ..boot import build_lab, make_team_lab
 from ..lab.plugged import Plugged
-from ..settings import Config, load
+from ..rooms import Room, TeamRouting
+from ..settings import RESERVED_THREADS, Config, load
 from . import contract, dashboard, every_request, history, idempotency, metrics, problems
 from .body import MAX_BODY_BYTES, BodyRequest
-from .views import accounts, admin, checkout, customers, explore, introspection, isolation, scoreboard, transfers
+from .scoreboard import RoomTokens, install_token_check
+from .views import (
+    accounts,
+    admin,
+    checkout,
+    customers,
+    explore,
+    introspection,
+    isolation,
+    rooms,
+    scoreboard,
+    transfers,
+)
 
 
 class BankApp(contract.BankAPI):
@@ -48,7 +61,12 @@ def create_app(config: Config | dict[str, Any] | None = None, plugged: Plugged |
         config = load(config)
     app = BankApp(
         __name__,
-        info=Info(title="bankapp", version="1.0", description="A concurrency lab served over HTTP."),
+        info=Info(
+            title="bankapp",
+            version="1.0",
+            description="A concurrency lab served over HTTP. In a room (POST /admin/rooms) every route is also "
+            "served under /teams/{team}/, or with an X-Team header, for that team's own lab.",
+        ),
         validation_error_status=422,
         validation_error_callback=problems.validation_error_response,
         doc_prefix="/docs",
@@ -62,14 +80,27 @@ def create_app(config: Config | dict[str, Any] | None = None, plugged: Plugged |
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     assert isinstance(app.json, DefaultJSONProvider)  # Flask's own, which can keep keys in order
     app.json.sort_keys = False
-    app.extensions["bankapp"] = lab = build_lab(config, plugged)
+    app.extensions["bankapp"] = lab = build_lab(config, plugged=plugged)
     problems.init_app(app)
     timing = metrics.init_app(app, lab, config.workers)
+    # a room: the default team is this lab; each team made later gets its own, through the composition root
+    room = Room(
+        lab,
+        lambda team, token_digest: make_team_lab(config, team, token_digest),
+        config.threads - RESERVED_THREADS,
+        registered=getattr(lab, "teams", None),  # the postgres store's register: every worker's room
+    )
+    read_freeze, write_freeze = getattr(lab, "room_frozen", None), getattr(lab, "freeze_room", None)
+    if read_freeze and write_freeze:  # the postgres store: the freeze is every worker's
+        room.shared_freeze = (read_freeze, write_freeze)
+    app.extensions["bankapp.room"] = timing.room = room
+    app.wsgi_app = TeamRouting(app.wsgi_app, room)  # type: ignore[method-assign]  # the team, before the view
     # around it all: every answer, a refusal too, names its request, is timed and says who served it
     every_request.init_app(app, lab, timing)
     history.init_app(app, lab)  # the dashboard's history: GET /dashboard/history, samples after answers
     idempotency.init_app(app, shared=lab.answers)
     scoreboard.init_app(app)
+    install_token_check(app.extensions, RoomTokens(room))  # in a room, a grade needs its team's token
     blueprints = (
         accounts.bp,
         customers.bp,
@@ -80,6 +111,7 @@ def create_app(config: Config | dict[str, Any] | None = None, plugged: Plugged |
         explore.bp,
         scoreboard.bp,
         dashboard.bp,
+        rooms.bp,
     )
     for blueprint in (introspection.bp, *blueprints):
         app.register_api(blueprint)

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 from typing import get_args
 
-from flask import render_template
+from flask import current_app, render_template
 from flask_openapi3 import Tag
 
 from ..settings import Config
+from ..settings.lessons import LESSONS
 from .views.dispatch import Blueprint as APIBlueprint
 
 bp = APIBlueprint("dashboard", __name__, abp_tags=[Tag(name="dashboard", description="the live dashboard")])
@@ -35,6 +36,9 @@ def choices(setting: str) -> tuple[str, ...]:
 
 @bp.get("/", responses={200: HTML_RESPONSE})
 def dashboard():
-    """The live dashboard: guards and their controls, deposits, checkout, transfers, threads."""
+    """The live dashboard: guards and their controls, deposits, checkout, transfers, threads; in a room, the
+    instructor's console (`static/console.js`); `?team=NAME`, a team's own."""
     controls = {name: choices(name) for name in ("deposit_guard", "checkout_guard", "transfer_policy")}
-    return render_template("dashboard.html", controls=controls, uplot=UPLOT)
+    room = current_app.extensions["bankapp.room"]
+    lessons = [(number, lesson.title.replace("`", "")) for number, lesson in LESSONS.items() if lesson.server]
+    return render_template("dashboard.html", controls=controls, uplot=UPLOT, room_open=not room.alone, lessons=lessons)

@@ -35,9 +35,12 @@ from flask import Flask, Request
 
 from ..lab import LabLike
 from ..lab.forensics import CALLER, Caller
+from ..rooms import TEAM, TEAM_NAME
 from . import admin_auth
 from .metrics import Metrics
 from .request_id import ENVIRON_KEY, HEADER, WELL_FORMED, new_request_id, operation
+from .views import rooms
+from .views.rooms import is_metrics
 
 SERVED_BY = "X-Served-By"
 #: Where `before_view` leaves (route, guard) for the middleware: a request that never got there is not timed.
@@ -74,16 +77,23 @@ class EveryRequest:
             route, guard = labels
             self.metrics.observe(environ.get("REQUEST_METHOD", ""), route, guard, time.perf_counter() - started)
         self.metrics.servers.record(served_by)
-        self.lab.served()
+        team = environ.get(TEAM)
+        (self.lab if team is None else team.lab).served()
         return response
 
 
 def before_view(request: Request, lab: LabLike, metrics: Metrics) -> None:
-    """After routing, before the view: the latency's labels under the settings in force now, and the admin check."""
+    """After routing, before the view: the latency's labels under the settings in force now, and the admin check
+    (with the team's checks of a room: `rooms_checks.check_team`)."""
     config = lab.config()
-    request.environ[LATENCY_LABELS] = metrics.labels(request, config)
+    environ = request.environ
+    team = environ.get(TEAM)
+    request.environ[LATENCY_LABELS] = metrics.labels(request, config if team is None else team.lab.config())
     admin_auth.check_host(request, config)
-    admin_auth.require_admin_token(request, config)
+    if TEAM_NAME in environ or is_metrics(request):
+        rooms.check_team(request, config, team)
+    else:
+        admin_auth.require_admin_token(request, config)
     admin_auth.check_same_site(request, config)
 
 

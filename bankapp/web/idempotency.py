@@ -51,6 +51,7 @@ from typing import Protocol
 from flask import Flask, Response, current_app, request
 
 from ..lab.store import StoreUnavailable
+from ..rooms import DEFAULT_TEAM, TEAM_NAME
 from .problems import Problem
 from .views.dispatch import current_request
 
@@ -269,7 +270,9 @@ def idempotent(view: Callable) -> Callable:
         if key is None:
             return view(*args, **kwargs)
         check_key(key)
-        return run_once(current_app.extensions[EXTENSION], key, fingerprint(kwargs), lambda: view(*args, **kwargs))
+        team = current_request().environ.get(TEAM_NAME)  # a room's teams each have keys of their own
+        scoped = key if team in (None, DEFAULT_TEAM) else f"team:{team}:{key}"
+        return run_once(current_app.extensions[EXTENSION], scoped, fingerprint(kwargs), lambda: view(*args, **kwargs))
 
     wrapper.__dict__["__idempotent__"] = True  # read back by `documented_operations`
     return wrapper

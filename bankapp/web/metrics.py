@@ -40,6 +40,7 @@ import shutil
 import tempfile
 import threading
 import time
+from typing import Any
 
 from flask import Request, Response, current_app, request
 from flask_openapi3 import OpenAPI, Tag
@@ -133,6 +134,7 @@ class Metrics:
             registry=None,  # each app registers its own, so every create_app() starts from zero
         )
         self._children: dict[tuple[str, str, str], Histogram] = {}  # labels -> the histogram's child
+        self.room: Any = None  # a room (`bankapp.rooms.Room`): with teams, each lab's families with a team label
 
     def registry(self):
         from prometheus_client import CollectorRegistry
@@ -143,7 +145,8 @@ class Metrics:
             MultiProcessCollector(registry)  # every worker's histogram files, added up
         else:
             registry.register(self.latency)
-        registry.register(LabCollector(self.lab))
+        teams = None if self.room is None or self.room.alone else self.room.teams()
+        registry.register(LabCollector(self.lab) if teams is None else RoomCollector(teams))
         return registry
 
     def labels(self, request: Request, config: Config) -> tuple[str, str]:
@@ -173,20 +176,41 @@ class LabCollector:
         return lab_families(self.lab.stats(), created, resets)
 
 
-def lab_families(stats: dict, created: float, resets: int) -> list:
-    """The metric families of one `/stats` answer; counters started from zero at `created`."""
+class RoomCollector:
+    """A room's families: every team's lab, each sample labelled with its `team` (docs/rooms.md)."""
+
+    def __init__(self, teams: list):
+        self.teams = teams
+
+    def collect(self):
+        merged: dict[str, Any] = {}
+        for team in self.teams:
+            lab = team.lab
+            created, resets = lab.counters_since, lab.resets
+            for family in lab_families(lab.stats(), created, resets, team=team.name):
+                if family.name in merged:
+                    merged[family.name].samples.extend(family.samples)
+                else:
+                    merged[family.name] = family
+        return list(merged.values())
+
+
+def lab_families(stats: dict, created: float, resets: int, team: str | None = None) -> list:
+    """The metric families of one `/stats` answer; counters started from zero at `created`; `team`: a room's."""
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 
     families = []
+    teamed = ["team"] if team else []
+    named = [team] if team else []
 
     def add(kind, name: str, doc: str, value, label: str | None = None) -> None:
         """One family; `value` a number, None (no sample), or {label value: number}."""
-        family = kind(f"bankapp_{name}", doc, labels=[label] if label else None)
+        family = kind(f"bankapp_{name}", doc, labels=([label] if label else []) + teamed or None)
         samples = value.items() if label else [((), value)]
         for key, number in samples:
             if number is not None:
                 extra = {"created": created} if kind is CounterMetricFamily else {}
-                family.add_metric([key] if label else [], number, **extra)
+                family.add_metric(([key] if label else []) + named, number, **extra)
         families.append(family)
 
     def counter(name, doc, value, label=None):
@@ -244,14 +268,16 @@ def lab_families(stats: dict, created: float, resets: int) -> list:
     gauge("bank_expected_total_cents", "What the bank should hold", transfers["expected_total"])
     gauge("negative_balances", "Accounts with a negative balance", transfers["negative_balances"])
 
-    info = InfoMetricFamily("bankapp_guards", "The guards in force")
-    info.add_metric([], {name: str(settings[name]) for name in ("deposit_guard", "checkout_guard", "transfer_policy")})
+    info = InfoMetricFamily("bankapp_guards", "The guards in force", labels=teamed or None)
+    info.add_metric(
+        named, {name: str(settings[name]) for name in ("deposit_guard", "checkout_guard", "transfer_policy")}
+    )
     families.append(info)
     gauge("race_window_seconds", "race_window_ms, in seconds", settings["race_window_ms"] / 1000)
     resets_family = CounterMetricFamily(
-        "bankapp_lab_resets", "POST /admin/reset calls: every counter restarted from zero"
+        "bankapp_lab_resets", "POST /admin/reset calls: every counter restarted from zero", labels=teamed or None
     )
-    resets_family.add_metric([], resets)
+    resets_family.add_metric(named, resets)
     families.append(resets_family)
     return families
 

@@ -113,3 +113,9 @@ def test_adaptive_admission_settles_and_compares_with_a_hand_tuned_semaphore():
     out = run("adaptive_admission.py", "--duration", "1")
     assert "settled" in out and "limits every 0.5 s" in out
     assert "adaptive / semaphore(8): completed" in out
+
+
+def test_rooms_flood_measures_a_quiet_team_beside_a_flooding_one():
+    out = run("rooms_flood.py", "--duration", "0.5", "--rounds", "1", "--rate", "100", "--senders", "8")
+    assert "median p99 ratio, flooded / alone:" in out, out
+    assert "flood's share:" in out and "refused 503" in out, out

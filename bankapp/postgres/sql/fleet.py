@@ -162,3 +162,20 @@ LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE l.pid = ANY(%s) AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"""
 """Whose each backend is (rooms): the schemas of the bankapp tables it locks, and the team numbers of its
 advisory keys (a team owns 16 first keys: `database.KEYS_PER_TEAM`)."""
+
+ROOM_STATE = """
+CREATE TABLE IF NOT EXISTS bankapp_room (
+    one boolean PRIMARY KEY DEFAULT true CHECK (one), frozen boolean NOT NULL DEFAULT false)"""
+"""The room's own state (rooms), beside the default team's tables: whether the instructor froze it."""
+
+ROOM_STATE_MADE = """
+SELECT to_regclass('bankapp_room') IS NOT NULL"""
+"""Whether the room's state was ever written (no table: the room was never frozen)."""
+
+ROOM_FROZEN = """
+SELECT coalesce((SELECT frozen FROM bankapp_room), false)"""
+"""Whether the room is frozen; no row reads as not."""
+
+ROOM_FREEZE = """
+INSERT INTO bankapp_room (one, frozen) VALUES (true, %s) ON CONFLICT (one) DO UPDATE SET frozen = EXCLUDED.frozen"""
+"""Freeze or thaw the whole room, for every worker at once (each reads it within a second)."""
