@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from werkzeug.wsgi import ClosingIterator
 
 from ...lab import LabLike
+from ...rooms import TEAM  # where a room's routing leaves the request's team, whose `lab` serves it
 from .samples import History
 
 log = logging.getLogger("bankapp.history")
@@ -59,10 +60,6 @@ def after_answer(lab: LabLike, environ: dict, answer: Iterable[bytes]) -> Iterab
     if not (due or admin):
         return answer
     return ClosingIterator(answer, lambda: take_sample(lab, history, always=admin))
-
-
-#: Where a room's routing leaves the request's team (`bankapp.rooms.routing.TEAM`), whose `lab` serves it.
-TEAM = "bankapp.team"
 
 
 class Sampling:
