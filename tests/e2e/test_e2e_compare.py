@@ -55,6 +55,7 @@ def wait_until_gone(pgid: int, out: Path, timeout: float = 20) -> list[str]:
     return left
 
 
+@pytest.mark.slow  # 26 s of load runs: the slow step
 def test_quick_compare_writes_a_report_whose_rows_show_the_lessons(tmp_path):
     out = tmp_path / "report"
     process = compare(out)

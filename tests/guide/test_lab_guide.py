@@ -91,13 +91,20 @@ from .guide import GuideError, Section, matches, parse
 
 #: The URL of the server a lesson works on: `U`, the one of "Before you start"; `P`, the PostgreSQL fleet of 13 to 16.
 SERVER_URL = re.compile(r"\$\{?(U|P)\b")
-#: Every lesson runs alone, each on a fresh server, in the default suite; the whole guide in order is `slow`.
+#: Every lesson runs alone, each on a fresh server (the long ones under `slow`); the whole guide in order is `slow`.
 #: Under xdist each is a group of its own, so they spread over the workers, but lessons 13 to 16 start a
 #: PostgreSQL fleet of 4 workers x 16 threads (a pool each) and share one group: one fleet at a time.
 FLEET_LESSONS = range(13, 17)
+#: Lessons whose run alone takes over 15 s on the 2-core machine (timed runs, load, a fleet): they run alone under
+#: `slow` (the slow step also runs the whole guide in order, every lesson of it).
+LONG_LESSONS = {3, 7, 9, 12, 13, 14, 18}
 ALONE = [
     pytest.param(
-        number, marks=pytest.mark.xdist_group("postgres-fleet" if number in FLEET_LESSONS else f"lesson-{number}")
+        number,
+        marks=[
+            pytest.mark.xdist_group("postgres-fleet" if number in FLEET_LESSONS else f"lesson-{number}"),
+            *([pytest.mark.slow] if number in LONG_LESSONS else []),
+        ],
     )
     for number in sorted(LESSONS)
 ]
