@@ -207,6 +207,7 @@ def locust_argv(service: dict, loopback: compose.Loopback) -> list[str]:
     return [sys.executable, "-m", "locust", *argv[1:]]
 
 
+@pytest.mark.slow  # over 6 s of servers, load or a fault: the slow step runs it (the suite stays under 5 min)
 def test_a_locust_master_and_two_workers_deliver_the_verdict(lab, tmp_path):
     services = lab.services
     assert lab.admin("PATCH", "/admin/config", json={"deposit_guard": "row-lock"}).status_code == 200

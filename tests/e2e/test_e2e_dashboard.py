@@ -333,6 +333,7 @@ def test_the_isolation_panel_names_the_store_it_needs(server, page):
     assert opened.locator("#isolation-table").is_hidden()
 
 
+@pytest.mark.slow  # over 6 s of servers, load or a fault: the slow step runs it (the suite stays under 5 min)
 @pytest.mark.postgres
 def test_the_isolation_panel_draws_the_matrix_on_the_postgres_store(databases, browser):
     url = databases.create()

@@ -113,6 +113,7 @@ def test_a_teams_dashboard_reads_only_that_teams_routes(browser, opened):
     assert all(path.startswith("/teams/red/") for path in api), api
 
 
+@pytest.mark.slow  # over 6 s of servers, load or a fault: the slow step runs it (the suite stays under 5 min)
 def test_a_browser_whose_clock_is_an_hour_off_draws_its_live_points_after_the_history(browser, page):
     """The projector's laptop keeps its own time: the page puts its live points on the server's clock."""
     with live_server("--race-window-ms", "0") as server:

@@ -174,6 +174,7 @@ def backends_waiting_on_locks(databases, url: str) -> int:
         ).fetchone()[0]
 
 
+@pytest.mark.slow  # over 6 s of servers, load or a fault: the slow step runs it (the suite stays under 5 min)
 def test_row_lock_waiters_count_against_the_cap_and_the_operator_keeps_answering(databases):
     """Issue 19, item 2: 80 deposits at once on acc-00 under `row-lock`, the first holding the row 6 s, the
     others waiting up to 5 s: at most 4 x (16 - 2) wait in the database, the rest are refused at once (503

@@ -78,7 +78,9 @@ def check_deposit_counts_agree_with_server(run: LocustRun, server) -> dict:
     return section
 
 
-@pytest.mark.parametrize("extra", [(), processes(2)], ids=["one-process", "processes-2"])
+@pytest.mark.parametrize(
+    "extra", [pytest.param((), id="one-process"), pytest.param(processes(2), id="processes-2", marks=pytest.mark.slow)]
+)
 def test_deposits_under_unsafe_lose_updates_and_fail_the_run(server, tmp_path, extra):
     server.configure(guard="unsafe")
     run = run_locust(server, tmp_path, "DepositUser", extra=extra)
@@ -104,7 +106,9 @@ def test_deposits_under_unsafe_lose_updates_and_fail_the_run(server, tmp_path, e
     assert "races      the server named" in run.output and "for example:" in run.output
 
 
-@pytest.mark.parametrize("extra", [(), processes(2)], ids=["one-process", "processes-2"])
+@pytest.mark.parametrize(
+    "extra", [pytest.param((), id="one-process"), pytest.param(processes(2), id="processes-2", marks=pytest.mark.slow)]
+)
 def test_deposits_under_lock_lose_nothing_and_pass(server, tmp_path, extra):
     server.configure(guard="lock")
     run = run_locust(server, tmp_path, "DepositUser", extra=extra)
@@ -201,6 +205,7 @@ def test_retries_without_idempotency_keys_apply_deposits_twice_and_fail_the_run(
     assert "applied twice" in run.output
 
 
+@pytest.mark.slow  # over 6 s of servers, load or a fault: the slow step runs it (the suite stays under 5 min)
 def test_the_master_sends_the_admin_token_a_server_wants(tmp_path):
     """A server with an admin_token (bound beyond loopback, as in docker-compose.yml) answers the reset and the
     settings read only with the token: Locust given it judges the run; without it, it says what is missing."""

@@ -313,6 +313,7 @@ def comes_back(fleet, plug) -> None:
     until(lambda: fleet.post("/accounts/acc-00/deposit", json={"amount": 1}).status_code == 200)
 
 
+@pytest.mark.slow  # over 6 s of servers, load or a fault: the slow step runs it (the suite stays under 5 min)
 def test_a_fleet_whose_database_port_closes_says_so_and_comes_back(databases):
     with plugged_fleet(databases) as (fleet, plug):
         plug.pull()
@@ -322,6 +323,7 @@ def test_a_fleet_whose_database_port_closes_says_so_and_comes_back(databases):
         comes_back(fleet, plug)
 
 
+@pytest.mark.slow  # over 6 s of servers, load or a fault: the slow step runs it (the suite stays under 5 min)
 def test_a_worker_respawned_while_the_database_is_gone_boots_and_serves(databases):
     """gunicorn respawns a worker at any time; one that cannot boot makes gunicorn halt the whole server.
     So a worker boots without the database: it answers 503 until the database is back."""

@@ -95,9 +95,9 @@ SERVER_URL = re.compile(r"\$\{?(U|P)\b")
 #: Under xdist each is a group of its own, so they spread over the workers, but lessons 13 to 16 start a
 #: PostgreSQL fleet of 4 workers x 16 threads (a pool each) and share one group: one fleet at a time.
 FLEET_LESSONS = range(13, 17)
-#: Lessons whose run alone takes over 15 s on the 2-core machine (timed runs, load, a fleet): they run alone under
+#: Lessons whose run alone takes over 7 s on the 2-core machine (timed runs, load, a fleet): they run alone under
 #: `slow` (the slow step also runs the whole guide in order, every lesson of it).
-LONG_LESSONS = {3, 7, 9, 12, 13, 14, 18}
+LONG_LESSONS = {3, 4, 7, 8, 9, 12, 13, 14, 15, 16, 18}
 ALONE = [
     pytest.param(
         number,

@@ -95,6 +95,7 @@ def test_terminated_backends_cost_answers_never_the_service(databases, database_
     app.extensions["bankapp"].close()
 
 
+@pytest.mark.slow  # over 6 s of servers, load or a fault: the slow step runs it (the suite stays under 5 min)
 def test_a_closed_port_is_a_store_down_and_the_service_comes_back(databases, database_url):
     plug = Plug(("127.0.0.1", 5432))
     app, client = make_client(plug.url(database_url), deposit_guard="atomic-update")

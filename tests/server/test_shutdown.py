@@ -126,6 +126,7 @@ def test_sigterm_stops_requests_stuck_in_a_deadlock_says_so_and_is_not_killed():
     assert "{" not in output.split("Handling signal")[-1], "no JSON at the default log level"
 
 
+@pytest.mark.slow  # over 6 s of servers, load or a fault: the slow step runs it (the suite stays under 5 min)
 @pytest.mark.e2e
 def test_ctrl_c_with_a_request_stuck_for_good_stops_it_before_the_graceful_timeout_ends():
     """A batch deposit under `lock` waits for its own guard forever; Ctrl-C (SIGINT to the whole

@@ -46,6 +46,7 @@ def test_deposit_profile_prints_the_cpu_of_each_app():
     assert "minimal / bankapp" in out
 
 
+@pytest.mark.slow  # over 6 s of servers, load or a fault: the slow step runs it (the suite stays under 5 min)
 def test_checkout_admission_prints_its_table_and_verdicts():
     out = run("checkout_admission.py", "--duration", "0.5", "--warmup", "0", "--clients", "12")
     assert "guard                  done/s" in out
