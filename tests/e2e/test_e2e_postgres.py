@@ -113,13 +113,20 @@ def test_a_python_lock_loses_updates_across_workers_and_stats_count_them(fleet):
 
 @pytest.mark.parametrize("guard", ["row-lock", "advisory-lock", "atomic-update", "serializable"])
 def test_the_database_guards_lose_nothing_across_workers(fleet, guard):
-    responses, stats = deposits(fleet, guard)
-    statuses = Counter(response.status_code for response in responses)
-    assert set(statuses) <= {200, 503} and statuses[200] > 0, statuses  # serializable may give up (503)
-    if guard != "serializable":
-        assert statuses[503] == 0, [r.json() for r in responses if r.status_code != 200][:3]
-    assert len(pids(responses)) >= 2
-    assert stats["lost_updates"] == 0
+    # Which worker accepts a connection is the kernel's choice, and a loaded machine can hand one worker a whole
+    # burst: a connection per request, and bursts (bounded) until a second worker has served some of them.
+    for _ in range(5):
+        responses, stats = deposits(fleet, guard, fresh=True)
+        statuses = Counter(response.status_code for response in responses)
+        assert set(statuses) <= {200, 503} and statuses[200] > 0, statuses  # serializable may give up (503)
+        if guard != "serializable":
+            refused = {r.json()["type"].rsplit(":", 1)[-1] for r in responses if r.status_code == 503}
+            assert refused <= {"server-busy"}, refused  # the door's 503 to a burst, nothing of the guard's
+        assert stats["lost_updates"] == 0
+        if len(pids(responses)) >= 2:
+            break
+    else:
+        pytest.fail("one worker served all of five bursts: nothing was tried across workers")
 
 
 def test_a_patch_answered_by_one_worker_is_in_force_on_every_worker(fleet):
