@@ -1,0 +1,118 @@
+"""A room of curious trainees against a real server (memory store, real HTTP): what one team's token, path or
+header tricks could reach of another team or of the room, each found once and kept shut here."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import requests
+
+from ..live import live_server, read_response
+
+pytestmark = [pytest.mark.timeout(60)]
+
+TOKEN = "room-admin"
+ADMIN = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture(scope="module")
+def room():
+    with live_server("--admin-token", TOKEN, "--race-window-ms", "1") as server:
+        made = server.post("/admin/rooms", json={"teams": ["red", "blue"]}, headers=ADMIN)
+        assert made.status_code == 201, made.text
+        yield server, {team["name"]: team["token"] for team in made.json()["teams"]}
+
+
+def test_a_team_token_cannot_empty_the_room_scoreboard(room):
+    server, tokens = room
+    grade = {"team": "blue", "exercise": "deposit-guard", "passed": True, "schedules": 5}
+    assert server.post("/scoreboard", json=grade, headers=bearer(tokens["blue"])).status_code == 200
+    for path in ("/teams/red/admin/scoreboard", "/admin/scoreboard"):
+        answer = requests_delete(server, path, bearer(tokens["red"]))
+        assert answer.status_code == 403, answer.text
+        assert answer.headers["Content-Type"] == "application/problem+json"
+    rows = server.get("/scoreboard").json()["rows"]
+    assert [(row["team"], row["exercise"]) for row in rows] == [("blue", "deposit-guard")]  # blue's grade stays
+    assert requests_delete(server, "/admin/scoreboard", ADMIN).json() == {"cleared": 1}  # the instructor's
+
+
+def requests_delete(server, path: str, headers: dict[str, str]) -> requests.Response:
+    return requests.delete(server.url + path, headers=headers, timeout=10)
+
+
+def test_an_idempotency_key_never_reaches_another_team(room):
+    server, _ = room
+    key = "hostile-key-1"
+    red = server.post("/teams/red/accounts/acc-03/deposit", json={"amount": 7}, headers={"Idempotency-Key": key})
+    assert red.status_code == 200
+    before = server.post("/accounts/acc-03/deposit", json={"amount": 1}).json()["balance"]  # unlike red's
+    # the default team's key spelled as red's scoped key: its own deposit, not red's answer replayed
+    forged = server.post("/accounts/acc-03/deposit", json={"amount": 7}, headers={"Idempotency-Key": f"team:red:{key}"})
+    assert forged.status_code == 200 and forged.json()["balance"] == before + 7, forged.text
+    blue = server.post("/teams/blue/accounts/acc-03/deposit", json={"amount": 7}, headers={"Idempotency-Key": key})
+    assert blue.json()["balance"] == server.get("/teams/blue/accounts/acc-03").json()["balance"]
+    again = server.post("/teams/red/accounts/acc-03/deposit", json={"amount": 7}, headers={"Idempotency-Key": key})
+    assert again.json() == red.json()  # red's own retry still answers red's first result
+
+
+def test_an_exploration_is_its_team_own(room):
+    server, tokens = room
+    body = {"scenario": "deposit", "max_schedules": 5}
+    ran = server.post("/teams/red/admin/explore", json=body, headers=bearer(tokens["red"]))
+    assert ran.status_code == 200, ran.text
+    assert server.get("/teams/red/debug/explore").json()["exploration"] == ran.json()
+    assert server.get("/teams/blue/debug/explore").json()["exploration"] is None
+    assert server.get("/debug/explore").json()["exploration"] is None
+
+
+def raw(server, request: str) -> tuple[int, dict[str, str], bytes]:
+    host, port = server.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request.encode())
+        return read_response(sock)
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "named"),
+    [
+        ("/teams/red/admin/config", "X-Team: blue\r\n", "X-Team names 'blue'"),
+        ("/admin/config", "X-Team: red\r\nX-Team: blue\r\n", "two X-Team headers"),
+        ("/teams/red/admin/config", "X-Team: red\r\nX-Team: red\r\n", "two X-Team headers"),
+    ],
+)
+def test_a_team_named_two_ways_is_a_400_naming_it(room, path, headers, named):
+    server, tokens = room
+    request = (
+        f"PATCH {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}Authorization: Bearer {tokens['red']}\r\n"
+        'Content-Type: application/json\r\nContent-Length: 22\r\nConnection: close\r\n\r\n{"race_window_ms": 3 }'
+    )
+    status, head, body = raw(server, request)
+    assert status == 400 and head["content-type"] == "application/problem+json", body
+    assert b"urn:bankapp:problem:bad-team" in body and named.encode() in body
+    for team in ("red", "blue"):  # nothing changed
+        config = server.get(f"/teams/{team}/admin/config", headers=bearer(tokens[team])).json()
+        assert config["race_window_ms"] == 1
+
+
+def test_path_tricks_never_reach_another_team(room):
+    server, tokens = room
+    red = bearer(tokens["red"])
+    tricks = ("/teams/red/../blue/admin/config", "/teams/red%2f..%2fblue/admin/config", "/teams/red/teams/blue/stats")
+    for path in tricks:
+        request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{header(red)}Connection: close\r\n\r\n"
+        status, _, body = raw(server, request)
+        assert status == 404, (path, body)
+    assert server.get("/teams/RED/stats").status_code == 404
+    assert server.get("/stats", headers={"X-Team": ""}).status_code == 404
+    assert server.get("/teams/blue/admin/config", headers=red).status_code == 403
+    assert server.get("/teams/red/admin/rooms", headers=red).status_code == 403
+    assert server.get("/teams/red/metrics", headers=red).status_code == 403
+
+
+def header(headers: dict[str, str]) -> str:
+    return "".join(f"{name}: {value}\r\n" for name, value in headers.items())
