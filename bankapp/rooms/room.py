@@ -208,6 +208,8 @@ class Room:
             raise RoomRefused(422, "invalid-input", f"frozen: true or false, not {frozen!r}")
         if self.shared_freeze is not None:
             self.shared_freeze[1](frozen)
+            if frozen:  # every worker re-reads within FROZEN_READ_S: once answered, no worker takes a change
+                time.sleep(FROZEN_READ_S)
         self._frozen, self._frozen_read = frozen, time.monotonic()
         return {"frozen": frozen, "teams": len(self.teams())}
 

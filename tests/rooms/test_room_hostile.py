@@ -116,3 +116,26 @@ def test_path_tricks_never_reach_another_team(room):
 
 def header(headers: dict[str, str]) -> str:
     return "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+
+
+@pytest.mark.postgres
+def test_on_postgres_a_freeze_answered_holds_on_every_worker(databases):
+    """Each worker re-reads the shared freeze at most once a second: the freeze answers only once every worker
+    will have seen it, so no deposit right after it lands on a worker still thawed."""
+    flags = ("--store", "postgres", "--workers", "2", "--database-url", databases.create(), "--admin-token", TOKEN)
+    with live_server(*flags, startup_timeout=40) as server:
+        assert server.post("/admin/rooms", json={"teams": ["red"]}, headers=ADMIN).status_code == 201
+        for _ in range(8):  # the console's poll: each worker reads the freeze (thawed) just now
+            assert requests.get(server.url + "/admin/rooms", headers=ADMIN | {"Connection": "close"}).ok
+        assert server.post("/admin/rooms/freeze", json={"frozen": True}, headers=ADMIN).json()["frozen"] is True
+        answers = [
+            requests.post(
+                server.url + "/teams/red/accounts/acc-00/deposit",
+                json={"amount": 1},
+                headers={"Connection": "close"},
+                timeout=10,
+            ).status_code
+            for _ in range(8)
+        ]
+        assert answers == [423] * 8
+        assert server.get("/teams/red/stats").json()["deposits"]["acknowledged"] == 0
