@@ -3,7 +3,10 @@ header tricks could reach of another team or of the room, each found once and ke
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
+import time
 
 import pytest
 import requests
@@ -139,3 +142,27 @@ def test_on_postgres_a_freeze_answered_holds_on_every_worker(databases):
         ]
         assert answers == [423] * 8
         assert server.get("/teams/red/stats").json()["deposits"]["acknowledged"] == 0
+
+
+def test_a_stop_names_the_guard_a_team_request_holds_forever():
+    """A team's batch deposit under `lock` with no timeout waits for itself forever; the stop that cuts it
+    says which guard it held, as it does for the default team's (it said 'no guard or lock held')."""
+    with live_server("--admin-token", TOKEN) as server:
+        made = server.post("/admin/rooms", json={"teams": ["red"]}, headers=ADMIN).json()["teams"][0]
+        settings = {"deposit_guard": "lock", "lock_timeout_ms": None}
+        assert server.patch("/teams/red/admin/config", json=settings, headers=bearer(made["token"])).ok
+        stuck = threading.Thread(
+            target=lambda: suppress(server.post, "/teams/red/accounts/acc-00/batch-deposit", json={"amounts": [1, 2]}),
+            daemon=True,
+        )
+        stuck.start()
+        time.sleep(0.5)  # the batch holds red's guard of acc-00 and waits for it again
+        server.stop()
+    lines = [line.rstrip("\n") for line in server.output if line.startswith("bankapp: ")]
+    assert "holding the lock guard of acc-00" in lines[-2], lines[-3:]
+    assert lines[-1].endswith("still held: lock guard of acc-00"), lines[-3:]
+
+
+def suppress(call, *args, **kwargs) -> None:
+    with contextlib.suppress(requests.RequestException):  # the server stopped under it
+        call(*args, **kwargs)
