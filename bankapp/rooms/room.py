@@ -169,6 +169,13 @@ class Room:
                     lab = self.make_lab(name, digest(token))
                 except ValueError:  # another worker made it a moment ago
                     raise RoomRefused(409, "team-exists", f"team {name!r} already exists", team=name) from None
+                except OverflowError:  # other workers filled the room meanwhile (the shared register says so)
+                    raise RoomRefused(
+                        409,
+                        "too-many-teams",
+                        f"team {name!r} would pass the server's limit of {MAX_TEAMS} teams",
+                        limit=MAX_TEAMS,
+                    ) from None
                 lab.start()
                 self._teams[name] = Team(name, lab, digest(token))
                 answer.append({"name": name, "token": token})

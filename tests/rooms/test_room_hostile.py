@@ -121,27 +121,65 @@ def header(headers: dict[str, str]) -> str:
     return "".join(f"{name}: {value}\r\n" for name, value in headers.items())
 
 
-@pytest.mark.postgres
-def test_on_postgres_a_freeze_answered_holds_on_every_worker(databases):
-    """Each worker re-reads the shared freeze at most once a second: the freeze answers only once every worker
-    will have seen it, so no deposit right after it lands on a worker still thawed."""
+@pytest.fixture(scope="module")
+def pg_room(databases):
     flags = ("--store", "postgres", "--workers", "2", "--database-url", databases.create(), "--admin-token", TOKEN)
     with live_server(*flags, startup_timeout=40) as server:
         assert server.post("/admin/rooms", json={"teams": ["red"]}, headers=ADMIN).status_code == 201
-        for _ in range(8):  # the console's poll: each worker reads the freeze (thawed) just now
-            assert requests.get(server.url + "/admin/rooms", headers=ADMIN | {"Connection": "close"}).ok
-        assert server.post("/admin/rooms/freeze", json={"frozen": True}, headers=ADMIN).json()["frozen"] is True
-        answers = [
-            requests.post(
-                server.url + "/teams/red/accounts/acc-00/deposit",
-                json={"amount": 1},
-                headers={"Connection": "close"},
-                timeout=10,
-            ).status_code
-            for _ in range(8)
-        ]
-        assert answers == [423] * 8
-        assert server.get("/teams/red/stats").json()["deposits"]["acknowledged"] == 0
+        yield server
+
+
+@pytest.mark.postgres
+def test_on_postgres_a_freeze_answered_holds_on_every_worker(pg_room):
+    """Each worker re-reads the shared freeze at most once a second: the freeze answers only once every worker
+    will have seen it, so no deposit right after it lands on a worker still thawed."""
+    server = pg_room
+    for _ in range(8):  # the console's poll: each worker reads the freeze (thawed) just now
+        assert requests.get(server.url + "/admin/rooms", headers=ADMIN | {"Connection": "close"}).ok
+    assert server.post("/admin/rooms/freeze", json={"frozen": True}, headers=ADMIN).json()["frozen"] is True
+    answers = [
+        requests.post(
+            server.url + "/teams/red/accounts/acc-00/deposit",
+            json={"amount": 1},
+            headers={"Connection": "close"},
+            timeout=10,
+        ).status_code
+        for _ in range(8)
+    ]
+    assert answers == [423] * 8
+    assert server.get("/teams/red/stats").json()["deposits"]["acknowledged"] == 0
+    assert server.post("/admin/rooms/freeze", json={"frozen": False}, headers=ADMIN).ok
+
+
+@pytest.mark.postgres
+def test_on_postgres_workers_making_teams_at_once_never_pass_the_limit(pg_room):
+    """Each worker checked the limit against the teams it knew: two workers making 40 teams each at once made 80,
+    and each worker then knew only 64 of them (a team whose token was shown was a 404 on one worker)."""
+    server = pg_room
+    answers: dict[str, requests.Response] = {}
+
+    def make(prefix: str) -> None:
+        names = [f"{prefix}{i}" for i in range(16)]
+        answers[prefix] = requests.post(
+            server.url + "/admin/rooms", json={"teams": names}, headers=ADMIN | {"Connection": "close"}, timeout=60
+        )
+
+    makers = [threading.Thread(target=make, args=(prefix,)) for prefix in "abcdefgh"]
+    for maker in makers:
+        maker.start()
+    for maker in makers:
+        maker.join(90)
+    assert all(answer.status_code in (201, 409) for answer in answers.values()), answers
+    shown = [
+        team["name"] for answer in answers.values() if answer.status_code == 201 for team in answer.json()["teams"]
+    ]
+    room = [team["name"] for team in server.get("/admin/rooms", headers=ADMIN).json()["teams"]]
+    assert len(room) <= 64 and set(shown) <= set(room), (len(room), shown)
+    for name in shown[-3:]:  # a team whose token was shown is found on every worker
+        assert {
+            requests.get(f"{server.url}/teams/{name}/stats", headers={"Connection": "close"}).status_code
+            for _ in range(6)
+        } == {200}, name
 
 
 def test_a_stop_names_the_guard_a_team_request_holds_forever():
@@ -166,3 +204,10 @@ def test_a_stop_names_the_guard_a_team_request_holds_forever():
 def suppress(call, *args, **kwargs) -> None:
     with contextlib.suppress(requests.RequestException):  # the server stopped under it
         call(*args, **kwargs)
+
+
+def test_the_register_and_the_room_agree_on_the_limit():
+    from bankapp.postgres.schema import MAX_TEAMS as REGISTER_LIMIT
+    from bankapp.rooms import MAX_TEAMS
+
+    assert REGISTER_LIMIT == MAX_TEAMS
