@@ -167,9 +167,21 @@ def prepare(
     return settled
 
 
+class RoomFull(OverflowError):
+    """`prepare` was asked to make a team past `MAX_TEAMS` (other workers made the rest meanwhile)."""
+
+
+#: Teams a room's register holds, the default team included (as `bankapp.rooms.MAX_TEAMS`): checked here, under
+#: `prepare`'s lock, so workers making teams at once cannot pass it between them.
+MAX_TEAMS = 64
+
+
 def register_team(conn: psycopg.Connection, team: str, schema: str, token_digest: bytes | None = None) -> None:
     """The team's number and schema, made if missing; the rest of the transaction then works in its schema."""
     conn.execute(TEAMS[0])
+    count = conn.execute("SELECT count(*) FROM bankapp_teams WHERE name <> %s", (team,)).fetchone()
+    if token_digest is not None and count is not None and count[0] + 1 >= MAX_TEAMS:
+        raise RoomFull(f"the room holds its {MAX_TEAMS} teams already")
     made = conn.execute(TEAMS[1], {"name": team, "schema": schema, "token_digest": token_digest}).fetchone()
     if made is None and token_digest is not None:
         raise TeamExists(team)

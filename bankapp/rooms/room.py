@@ -169,6 +169,13 @@ class Room:
                     lab = self.make_lab(name, digest(token))
                 except ValueError:  # another worker made it a moment ago
                     raise RoomRefused(409, "team-exists", f"team {name!r} already exists", team=name) from None
+                except OverflowError:  # other workers filled the room meanwhile (the shared register says so)
+                    raise RoomRefused(
+                        409,
+                        "too-many-teams",
+                        f"team {name!r} would pass the server's limit of {MAX_TEAMS} teams",
+                        limit=MAX_TEAMS,
+                    ) from None
                 lab.start()
                 self._teams[name] = Team(name, lab, digest(token))
                 answer.append({"name": name, "token": token})
@@ -208,6 +215,8 @@ class Room:
             raise RoomRefused(422, "invalid-input", f"frozen: true or false, not {frozen!r}")
         if self.shared_freeze is not None:
             self.shared_freeze[1](frozen)
+            if frozen:  # every worker re-reads within FROZEN_READ_S: once answered, no worker takes a change
+                time.sleep(FROZEN_READ_S)
         self._frozen, self._frozen_read = frozen, time.monotonic()
         return {"frozen": frozen, "teams": len(self.teams())}
 

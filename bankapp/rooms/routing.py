@@ -39,11 +39,16 @@ class TeamRouting:
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
         name = None
+        header = environ.get("HTTP_X_TEAM")
+        if header is not None and "," in header:  # WSGI servers join repeated headers with a comma
+            return bad_team(start_response, "X-Team: one header naming one team (two X-Team headers were sent)")
         if path.startswith(PREFIX):
             name, _, rest = path[len(PREFIX) :].partition("/")
             environ["PATH_INFO"] = "/" + rest
-        elif "HTTP_X_TEAM" in environ:
-            name = environ["HTTP_X_TEAM"].strip()
+            if header is not None and header.strip() != name:  # which team would a state change be for?
+                return bad_team(start_response, f"the path names team {name!r} but X-Team names {header.strip()!r}")
+        elif header is not None:
+            name = header.strip()
         elif self.room.alone:
             return self.wsgi_app(environ, start_response)
         name = DEFAULT_TEAM if name is None else name
@@ -61,6 +66,16 @@ class TeamRouting:
             return self.wsgi_app(environ, start_response)
         finally:
             share.leave(name)
+
+
+def bad_team(start_response, detail: str):
+    """400 `bad-team`: a request that names its team two ways, or twice; nothing is run."""
+    body = json.dumps(
+        {"type": "urn:bankapp:problem:bad-team", "title": "Bad team", "status": 400, "detail": detail}
+    ).encode()
+    headers = [("Content-Type", "application/problem+json"), ("Content-Length", str(len(body)))]
+    start_response("400 BAD REQUEST", headers)
+    return [body]
 
 
 def refuse(name: str, share: FairShare, start_response):

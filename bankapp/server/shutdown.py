@@ -167,9 +167,14 @@ class Stopping:
     def _cut(self, running: dict[int, str]) -> None:
         """Say what is stuck and the last line, then end the process: the stuck threads never will."""
         self._last_line(
-            f"bankapp: {stuck_sentence(running, self.lab)}: stopping {'them' if len(running) > 1 else 'it'}"
+            f"bankapp: {stuck_sentence(running, self.lab, self.team_labs())}: "
+            f"stopping {'them' if len(running) > 1 else 'it'}"
         )
         os._exit(0)
+
+    def team_labs(self) -> list:
+        """A room's other teams' labs (this worker's): their guards are held by requests of this worker too."""
+        return self.room.labs()[1:] if self.room is not None else []
 
     def worker_exited(self) -> None:
         """gunicorn's `worker_exit`: the worker left its loop; say the last line now, or once the last request ends."""
@@ -190,7 +195,7 @@ class Stopping:
             if self._said_last:
                 return
             self._said_last = True
-        report = final_report(self.lab)
+        report = final_report(self.lab, self.team_labs())
         say(f"{before}\n{summary(report)}" if before else summary(report))
         self.worker.log.debug("bankapp: worker %s final report %s", report["pid"], json.dumps(report))
 
@@ -211,7 +216,7 @@ def names(items: list[str]) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
-def stuck_sentence(running: dict[int, str], lab) -> str:
+def stuck_sentence(running: dict[int, str], lab, others: list | tuple = ()) -> str:
     """What the requests still running wait on: a deadlock, an account lock, or (else) what they are."""
     graph = lab.locks.snapshot()
     parts, left = [], dict(running)
@@ -229,7 +234,7 @@ def stuck_sentence(running: dict[int, str], lab) -> str:
     for account, count in sorted(waiting.items()):
         parts.append(f"{plural(count, 'request')} still waiting on {account}")
     if left:
-        held = [guard.describe() for guard in held_guards(lab) if set(guard.holders()) & set(left)]
+        held = [guard.describe() for guard in held_guards(lab, others) if set(guard.holders()) & set(left)]
         what = names(sorted(set(left.values())))
         parts.append(
             f"{plural(len(left), 'request')} still running ({what})" + (f", holding the {names(held)}" if held else "")
@@ -237,17 +242,18 @@ def stuck_sentence(running: dict[int, str], lab) -> str:
     return "; ".join(parts)
 
 
-def held_guards(lab) -> list:
-    return [guard for guard in [*lab.guards.all(), *lab.locks.all()] if guard.holders()]
+def held_guards(lab, others: list | tuple = ()) -> list:
+    """The guards some thread holds, in `lab` and in a room's `others` (each team's lab)."""
+    return [guard for one in (lab, *others) for guard in [*one.guards.all(), *one.locks.all()] if guard.holders()]
 
 
-def final_report(lab) -> dict:
+def final_report(lab, others: list | tuple = ()) -> dict:
     """The worker's counters and the guards some thread still holds."""
     try:
         stats = lab.stats()
     except StoreUnavailable as error:  # the database is away: say so, and still say what is held
         stats = {"store_unavailable": str(error)}
-    return {"pid": os.getpid(), "stats": stats, "held_guards": [g.describe() for g in held_guards(lab)]}
+    return {"pid": os.getpid(), "stats": stats, "held_guards": [g.describe() for g in held_guards(lab, others)]}
 
 
 def summary(report: dict) -> str:

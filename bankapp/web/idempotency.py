@@ -271,7 +271,10 @@ def idempotent(view: Callable) -> Callable:
             return view(*args, **kwargs)
         check_key(key)
         team = current_request().environ.get(TEAM_NAME)  # a room's teams each have keys of their own
-        scoped = key if team in (None, DEFAULT_TEAM) else f"team:{team}:{key}"
+        if team not in (None, DEFAULT_TEAM):
+            scoped = f"team:{team}:{key}"
+        else:  # the default team's keys as they were, unless one could pass for a team's scoped key
+            scoped = f"default:{key}" if key.startswith(("team:", "default:")) else key
         return run_once(current_app.extensions[EXTENSION], scoped, fingerprint(kwargs), lambda: view(*args, **kwargs))
 
     wrapper.__dict__["__idempotent__"] = True  # read back by `documented_operations`

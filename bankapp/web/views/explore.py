@@ -2,12 +2,13 @@
 
 from typing import Any, Literal
 
-from flask import current_app
+from flask import current_app, request
 from flask_openapi3 import Tag
 from pydantic import BaseModel, Field
 
 from ...explore import explore as explore_schedules
 from ...interleave import SCENARIOS
+from ...rooms import DEFAULT_TEAM, TEAM_NAME
 from ..schemas import Problem, Strict
 from . import lab
 from .dispatch import Blueprint as APIBlueprint
@@ -51,7 +52,7 @@ def explore(body: ExploreIn):
     under the settings in force, in this process; what `bankapp explore --url` prints. On the postgres store
     the database guards too, on a scratch schema. 422 names a bad value."""
     result = explore_schedules(lab().config(), body.scenario, body.guard, body.threads, body.max_schedules)
-    current_app.extensions["bankapp.exploration"] = result  # the dashboard draws its counterexample
+    current_app.extensions[exploration_key()] = result  # the dashboard draws its counterexample
     return result
 
 
@@ -59,4 +60,10 @@ def explore(body: ExploreIn):
 def last_exploration():
     """The last exploration this server ran (`POST /admin/explore`, `bankapp explore --url`), or null:
     the dashboard draws its shortest failing schedule, a lane per thread."""
-    return {"exploration": current_app.extensions.get("bankapp.exploration")}
+    return {"exploration": current_app.extensions.get(exploration_key())}
+
+
+def exploration_key() -> str:
+    """Where the last exploration is kept: the default team's as before rooms, each other team's its own."""
+    team = request.environ.get(TEAM_NAME)
+    return "bankapp.exploration" if team in (None, DEFAULT_TEAM) else f"bankapp.exploration:{team}"

@@ -21,6 +21,8 @@ from .dispatch import current_app_object
 bp = APIBlueprint("rooms", __name__, abp_tags=[Tag(name="rooms", description="a room: a lab per team")])
 
 ROOM_PREFIX = "/admin/rooms"
+#: The room's one scoreboard (every team's rows): emptied by the instructor, never by a team's token.
+ROOM_SCOREBOARD = "/admin/scoreboard"
 STATE_CHANGES = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 #: The share rule in one line, as `GET /admin/rooms` and docs/rooms.md name it.
 SHARE_RULE = (
@@ -158,7 +160,7 @@ def check_team(req: Request, config: Config, team: Team | None) -> None:
     if is_metrics(req):
         check_metrics(req, config, name)
         return
-    if path == ROOM_PREFIX or path.startswith(ROOM_PREFIX + "/"):
+    if path in (ROOM_PREFIX, ROOM_SCOREBOARD) or path.startswith(ROOM_PREFIX + "/"):  # every team's
         if name not in (None, DEFAULT_TEAM):
             raise Problem(403, "room-admin-only", "Forbidden", "the room's routes are the instructor's: no team's")
         admin_auth.require_admin_token(req, config)
