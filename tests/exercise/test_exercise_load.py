@@ -221,7 +221,7 @@ def test_judging_a_file_the_server_refuses_is_a_plug_error_not_a_crash(tmp_path)
 #: Every exercise: a known-wrong solution, what its verdict must say, and a correct one (the model of the run).
 WRONG_AND_RIGHT = {
     "deposit-guard": ("flag_guard.py", "lost", "good_guard.py"),
-    "fair-lock": ("good_guard.py", "not in arrival order", "fair_guard.py"),
+    "fair-lock": ("lifo_guard.py", "not in arrival order", "fair_guard.py"),  # a stack: the newest waiter first
     "reentrant-guard": ("good_guard.py", "self-deadlocked", "good_reentrant.py"),
     "counting-semaphore": ("leaky_semaphore.py", "above the capacity of 4", "good_semaphore.py"),
     "admission": ("slow_admission.py", "rejections must be prompt", "good_admission.py"),
