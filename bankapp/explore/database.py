@@ -30,6 +30,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from ..interleave.actors import error_record
+from ..interleave.replay import end_state
 from ..interleave.scenarios import CUSTOMER, PAIR, SCENARIOS, TRANSFER_AMOUNT, skew_amount
 from ..interleave.schedule import THREAD_NAMES
 from ..postgres.database import database_url
@@ -138,17 +139,7 @@ def final_and_answers(lab: Any, execution: DatabaseExecution, scenario: str) -> 
     deposits, transfers = stats["deposits"], stats["transfers"]
     balances = lab.store.snapshot()
     written = sorted(execution.written | (set(PAIR) if scenario == "write-skew" else set()))
-    final = {
-        "balances": {account: balances[account] for account in written if account in balances},
-        "acknowledged_amount": deposits["acknowledged_amount"],
-        "withdrawn_amount": deposits["withdrawn_amount"],
-        "balance_change": deposits["balance_change"],
-        "lost_updates": deposits["lost_updates"],
-        "total": transfers["total"],
-        "expected_total": transfers["expected_total"],
-        "negative_accounts": sorted(account for account, balance in balances.items() if balance < 0),
-        "deadlocks": transfers["deadlocks"],
-    }
+    final = end_state(balances, written, deposits, transfers)
     answers = []
     for session in execution.sessions.values():
         if session.state != "done" or session.aborted:

@@ -177,8 +177,12 @@ def _final(lab: Lab, steps: dict[str, list[Step]]) -> dict:
         {target for each in steps.values() for step in each if step.kind == "write" for target in step.targets}
     )
     balances = lab.store.snapshot()
-    deposits = lab.ledger.report(balances)
-    transfers = lab.transfers.stats()
+    return {**end_state(balances, written, lab.ledger.report(balances), lab.transfers.stats()), **_checkout(lab)}
+
+
+def end_state(balances: dict[str, int], written: list[str], deposits: dict, transfers: dict) -> dict:
+    """What a replay's end is judged on, from the balances, the deposit books and the transfers' stats: the
+    memory replay's and the database explorer's alike."""
     return {
         "balances": {account: balances[account] for account in written if account in balances},
         "acknowledged_amount": deposits["acknowledged_amount"],
@@ -189,7 +193,6 @@ def _final(lab: Lab, steps: dict[str, list[Step]]) -> dict:
         "expected_total": transfers["expected_total"],
         "negative_accounts": sorted(account for account, balance in balances.items() if balance < 0),
         "deadlocks": transfers["deadlocks"],
-        **_checkout(lab),
     }
 
 
