@@ -198,7 +198,8 @@ class HardenedWorker(ThreadWorker):
     in_flight = None
 
     def init_process(self):
-        self.cfg = ReadOnce(self.cfg)  # after the fork: the master's worker object keeps gunicorn's own
+        # after the fork (the master keeps its own); gunicorn is untyped, so mypy knows no type for `cfg`
+        self.cfg = ReadOnce(self.cfg)  # type: ignore[has-type]
         self.client_slots = threading.BoundedSemaphore(max(1, self.cfg.threads - RESERVED_THREADS))
         self.lingering: list[LingeringConn] = []
         self.tls = self.cfg.is_ssl  # read once: a gunicorn setting costs a lookup per access

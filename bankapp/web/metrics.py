@@ -134,6 +134,8 @@ class Metrics:
             registry=None,  # each app registers its own, so every create_app() starts from zero
         )
         self._children: dict[tuple[str, str, str], Histogram] = {}  # labels -> the histogram's child
+        #: id of a URL rule -> its route label and the setting naming its guard; the app's rules live as long as it
+        self._rules: dict[int, tuple[str, str | None]] = {}
         self.room: Any = None  # a room (`bankapp.rooms.Room`): with teams, each lab's families with a team label
 
     def registry(self):
@@ -150,9 +152,15 @@ class Metrics:
         return registry
 
     def labels(self, request: Request, config: Config) -> tuple[str, str]:
-        """The route and guard labels of a routed request: the guard is the one in force as it starts."""
-        setting = GUARD_OF_BLUEPRINT.get(request.blueprint or "")
-        route = request.url_rule.rule if request.url_rule else "unmatched"
+        """The route and guard labels of a routed request: the guard is the one in force as it starts.
+
+        What comes from the URL rule (its route, its blueprint's guard setting) is worked out once per rule."""
+        rule = request.url_rule
+        found = self._rules.get(id(rule))
+        if found is None:
+            setting = GUARD_OF_BLUEPRINT.get(request.blueprint or "")
+            found = self._rules[id(rule)] = (rule.rule if rule else "unmatched", setting)
+        route, setting = found
         return route, getattr(config, setting) if setting else "none"
 
     def observe(self, method: str, route: str, guard: str, seconds: float) -> None:
