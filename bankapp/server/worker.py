@@ -48,6 +48,7 @@ import time
 
 from gunicorn import util
 from gunicorn.http import errors
+from gunicorn.http.body import LengthReader
 from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers.gthread import _DEFER, TConn, ThreadWorker
 
@@ -254,7 +255,21 @@ class HardenedWorker(ThreadWorker):
                 in_flight.on_idle()
 
     def _keepalive_after(self, conn, keepalive):
-        conn.parser.unreader.deadline = None  # answered: what is left of the body is drained, never waited for
+        """gthread's, with nothing to drain when the app read a body of known length to its end.
+
+        gthread drains what is left of the body before the connection goes
+        back to the poller (else leftover bytes would look like the next
+        request), under a deadline set on the socket and put back after: three
+        socket calls even when nothing is left, as after every deposit and
+        every GET. A body whose `Content-Length` has been read in full has
+        nothing left on the socket, so that keeps its connection at once."""
+        parser = conn.parser
+        parser.unreader.deadline = None  # answered: what is left of the body is drained, never waited for
+        if keepalive:
+            body = getattr(parser.mesg, "body", None)
+            reader = getattr(body, "reader", None)
+            if type(reader) is LengthReader and reader.length == 0 and not getattr(body, "failed", False):
+                return True
         return super()._keepalive_after(conn, keepalive)
 
     def linger(self, conn: LingeringConn) -> None:
