@@ -268,7 +268,7 @@ class HardenedWorker(ThreadWorker):
         if keepalive:
             body = getattr(parser.mesg, "body", None)
             reader = getattr(body, "reader", None)
-            if type(reader) is LengthReader and reader.length == 0 and not getattr(body, "failed", False):
+            if isinstance(reader, LengthReader) and reader.length == 0 and not getattr(body, "failed", False):
                 return True
         return super()._keepalive_after(conn, keepalive)
 
