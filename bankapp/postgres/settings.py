@@ -85,9 +85,57 @@ class DatabaseSettings:
 
     @property
     def cached(self) -> Config:
-        """The settings this worker read last, without a round trip: for what only changes with a restart
-        (which accounts exist)."""
+        """The settings this worker read last, without a round trip: exact for what only changes with a restart
+        (which accounts exist, this process's own settings); the shared rest may be a PATCH behind."""
         return self._cached[1]
+
+    @property
+    def of_request(self) -> Config:
+        """The settings the current request runs under if it read them, else `cached`; never a round trip.
+
+        What the latency histogram labels a request with, once it has run."""
+        held = getattr(self._request, "held", None)
+        if held is not None and held[0] is CALLER.get() and held[0] is not NOBODY:
+            return held[1]
+        return self._cached[1]
+
+    def provisional(self) -> tuple[int | None, Config]:
+        """(version, settings) a statement may check instead of reading them first.
+
+        Within a request that has read its settings, (None, them): nothing to
+        check. Otherwise the version and settings this worker read last: a
+        statement that does the work only `WHERE` the settings' version is
+        still this one, and returns the version it found (`adopt`), reads
+        them in the same round trip as the work. Its snapshot is taken after
+        the request started, so a PATCH answered before that is seen, as by
+        `current`.
+        """
+        caller = CALLER.get()
+        if caller is not NOBODY:
+            held = getattr(self._request, "held", None)
+            if held is not None and held[0] is caller:
+                return None, held[1]
+        return self._cached
+
+    def adopt(self, checked: tuple[int, Config], latest: int, body: dict[str, Any] | None) -> Config:
+        """What a statement read of the settings while it checked version `checked` (see `provisional`).
+
+        `latest` is the version it found and `body` the settings when they
+        were not `checked`'s. The settings this request runs under from now
+        on: `checked`'s when they were still in force (the statement did its
+        work), else the new ones (it changed nothing: run the work again).
+        """
+        version, config = checked
+        if latest != version:
+            if body is None:
+                raise AssertionError("a statement that found newer settings returns their body")
+            config = self._build(body)
+            if latest > self._cached[0]:
+                self._cached = (latest, config)
+            config.apply_to_interpreter()
+        if CALLER.get() is not NOBODY:
+            self._request.held = (CALLER.get(), config)
+        return config
 
     def _build(self, body: dict[str, Any]) -> Config:
         try:

@@ -149,11 +149,13 @@ class Metrics:
         registry.register(LabCollector(self.lab) if teams is None else RoomCollector(teams))
         return registry
 
-    def labels(self, request: Request, config: Config) -> tuple[str, str]:
-        """The route and guard labels of a routed request: the guard is the one in force as it starts."""
-        setting = GUARD_OF_BLUEPRINT.get(request.blueprint or "")
+    def labels(self, request: Request) -> tuple[str, str | None]:
+        """The route label of a routed request, and which setting names its guard (None: no guard).
+
+        The guard label itself is read once the request has run (`guard_label`):
+        the guard it ran under."""
         route = request.url_rule.rule if request.url_rule else "unmatched"
-        return route, getattr(config, setting) if setting else "none"
+        return route, GUARD_OF_BLUEPRINT.get(request.blueprint or "")
 
     def observe(self, method: str, route: str, guard: str, seconds: float) -> None:
         """One request's latency; the histogram's child of each label set is looked up once and kept."""
@@ -162,6 +164,11 @@ class Metrics:
         if child is None:
             child = self._children[key] = self.latency.labels(*key)  # the same child whoever asks first
         child.observe(seconds)
+
+
+def guard_label(setting: str | None, config: Config) -> str:
+    """The guard label of a request whose guard is `setting`, which ran under `config`."""
+    return getattr(config, setting) if setting else "none"
 
 
 class LabCollector:
