@@ -52,7 +52,7 @@ class PostgresStore:
         self.db = db
         self._config = config
 
-    def account_ids(self) -> list[str]:
+    def account_ids(self) -> tuple[str, ...]:
         return self._config().account_ids
 
     def exists(self, account_id: str) -> bool:
