@@ -330,9 +330,8 @@ class RowLock(DatabaseGuard):
     """`SELECT ... FOR UPDATE`: the row stays locked until the transaction commits.
 
     The transaction's settings (its `lock_timeout`, its name) ride with its
-    first `FOR UPDATE`, set before the row is waited for, and so does its
-    `BEGIN` (sent in one pipeline with it): the locking read, the write,
-    `COMMIT`, three round trips."""
+    first `FOR UPDATE`, set before the row is waited for: `BEGIN`, the
+    locking read, the write, `COMMIT`, and no round trip of their own."""
 
     name = "row-lock"
 
@@ -340,9 +339,8 @@ class RowLock(DatabaseGuard):
         self._first = threading.local()  # the settings the transaction's first read sets
 
     def run(self, bank: DatabaseBank, config: Config, work: Callable[[Connection], Answer]) -> Answer:
-        with bank.db.transaction_begun_by_first_statement() as conn:  # every operation here reads first
+        with bank.db.transaction(config, configure=False) as conn:
             self._first.settings = bank.db.settings_params(conn, config)
-            self._first.db = bank.db
             return work(conn)
 
     def checks_settings(self, operation: str) -> bool:
@@ -356,13 +354,11 @@ class RowLock(DatabaseGuard):
         `lock_timeout` that may be the old one), and the deposit runs again
         under the new ones."""
         settings, self._first.settings = getattr(self._first, "settings", None), None
-        first = self._first.db if settings is not None else None  # its BEGIN rides with this read
         check = checking()
         if settings is None or check is None:
-            return read_balance(conn, account_id, lock="wait", settings=settings, first=first)
+            return read_balance(conn, account_id, lock="wait", settings=settings)
         try:
-            settings = {**settings, "version": check.version}
-            balance = read_balance(conn, account_id, lock="wait", settings=settings, first=first)
+            balance = read_balance(conn, account_id, lock="wait", settings={**settings, "version": check.version})
         except UnknownAccount:
             check.read(conn)  # no row: the settings moved (raises), or the account is unknown
             raise

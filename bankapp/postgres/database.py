@@ -326,41 +326,6 @@ class Database:
                     self._configure(conn, config)
                 yield conn
 
-    @contextmanager
-    def transaction_begun_by_first_statement(self) -> Iterator[psycopg.Connection]:
-        """`BEGIN ... COMMIT` whose `BEGIN` is sent with the block's first statement (`execute_first`), in one
-        round trip: psycopg's own `transaction()` sends it alone and waits for its answer.
-
-        Rolled back on error, committed at the end; inside another transaction, a savepoint as `transaction()`.
-        """
-        with self.connection() as conn:
-            if conn.info.transaction_status != pq.TransactionStatus.IDLE:
-                with conn.transaction():
-                    yield conn
-                return
-            self._local.begin_pending = True
-            try:
-                yield conn
-            except BaseException:
-                if not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE:
-                    conn.rollback()
-                raise
-            else:
-                conn.commit()  # nothing to do if no statement was sent
-            finally:
-                self._local.begin_pending = False
-
-    def execute_first(self, conn: psycopg.Connection, statement: str, params: Any) -> Any:
-        """Run `statement` and fetch its row; the first in `transaction_begun_by_first_statement` takes the
-        transaction's `BEGIN` with it, in a pipeline: both sent, then both answers read."""
-        if not getattr(self._local, "begin_pending", False):
-            return conn.execute(statement, params).fetchone()
-        self._local.begin_pending = False
-        with conn.pipeline():
-            conn.execute("BEGIN")
-            cursor = conn.execute(statement, params)
-        return cursor.fetchone()  # the pipeline's end sent both with one Sync and read both answers
-
     def settings_params(self, conn: psycopg.Connection, config: Config) -> dict[str, str]:
         """What `_configure` sets, as parameters of a statement that sets them itself."""
         params = {

@@ -97,28 +97,16 @@ LOCKS_CONFIGURED = {
 }
 
 
-def read_balance(
-    conn: Connection,
-    account_id: str,
-    lock: str = "",
-    settings: dict[str, Any] | None = None,
-    first: Database | None = None,
-) -> int:
+def read_balance(conn: Connection, account_id: str, lock: str = "", settings: dict[str, Any] | None = None) -> int:
     """The balance (its version remembered for the write to come); `lock` is '', 'wait' (FOR UPDATE)
     or 'nowait' (FOR UPDATE NOWAIT).
 
     `settings` (`Database.settings_params`), with `lock="wait"`: the transaction's settings, set by the same
     statement before it waits for the row (`sql.LOCK_BALANCE_CONFIGURED`): one round trip, not two. With a
-    `version` among them, only while the lab's settings are that version (no row, `UnknownAccount`, else).
-    `first`: the database whose `transaction_begun_by_first_statement` this read opens (its `BEGIN` rides along)."""
+    `version` among them, only while the lab's settings are that version (no row, `UnknownAccount`, else)."""
     if settings is not None and lock == "wait":
         statement = LOCKS_CONFIGURED["deadlock_timeout" in settings, "version" in settings]
-        params = {"id": account_id, **settings}
-        row = (
-            conn.execute(statement, params).fetchone()
-            if first is None
-            else first.execute_first(conn, statement, params)
-        )
+        row = conn.execute(statement, {"id": account_id, **settings}).fetchone()
     else:
         statement = {"": sql.READ_BALANCE, "wait": sql.LOCK_BALANCE, "nowait": sql.LOCK_BALANCE_NOWAIT}[lock]
         row = conn.execute(statement, (account_id,)).fetchone()

@@ -71,7 +71,7 @@ def traced(lab):
     ("guard", "statements", "round_trips"),
     [
         ("atomic-update", 1, 1),  # the guarded UPDATE, which reads the settings' version
-        ("row-lock", 4, 3),  # BEGIN with the locking read (which reads the version), the write, COMMIT
+        ("row-lock", 4, 4),  # BEGIN, the locking read (which reads the version), the write, COMMIT
     ],
 )
 def test_a_deposit_reads_the_settings_in_the_statement_that_writes_or_locks(
