@@ -66,7 +66,7 @@ class PostgresLab(OperatorActions):
         self.answers = SharedAnswers(self.db)  # Idempotency-Key answers, remembered by the fleet
 
     def config(self) -> Config:
-        """The settings in force now, read from the database; read once at the start of a request."""
+        """The settings in force now, read from the database (once per request: asked again, the same)."""
         return self.settings.current
 
     def start(self) -> None:
