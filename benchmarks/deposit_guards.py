@@ -65,10 +65,12 @@ def send(url: str, method: str, body: dict | None = None) -> None:
 
 
 def worker_cpu(master_pid: int) -> float:
-    """CPU seconds the gunicorn worker of `master_pid` has used so far."""
-    worker = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()[0]
-    fields = Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    """CPU seconds the gunicorn workers of `master_pid` have used so far (all of them, on a fleet)."""
+    total = 0
+    for worker in Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split():
+        fields = Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime + stime
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def wrk(url: str, duration: int, connections: int, master_pid: int, script: str | None = None) -> dict:

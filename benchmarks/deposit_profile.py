@@ -298,7 +298,7 @@ def profile_postgres(args: argparse.Namespace) -> int:
             like = (prefix.replace("_", r"\_") + "%",)
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname LIKE %s", like)
             for (name,) in admin.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", like).fetchall():
-                admin.execute(f'DROP DATABASE "{name}"')
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')  # the profile's pools reconnect
     print(f"\nleast of {args.runs} runs of {args.requests} deposits, each app in a process of its own, in turns")
     print(f"{'row':<40} {'CPU us':>7} {'vs memory':>9} {'statements':>10} {'round trips':>11} {'wall ms':>8}")
     for row, cost in costs.items():

@@ -125,6 +125,19 @@ class Fleet:
             server.stop()
 
 
+def cpu_times() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine so far, from /proc/stat (Linux)."""
+    fields = [int(each) for each in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of all the machine's cores that was busy between two `cpu_times()` (wrk, PostgreSQL, the
+    workers and any neighbour): near 1, a second worker has no core left to run on."""
+    return (after[0] - before[0]) / max(1, after[1] - before[1])
+
+
 def measure_round(fleets: list[Fleet], args: argparse.Namespace, script_dir: Path, step: list[int]) -> dict:
     """One round: pgbench for each guard, then every fleet's rows, each measured once (the caller alternates
     the fleets' order from round to round, so that neither code always goes first)."""
@@ -135,7 +148,9 @@ def measure_round(fleets: list[Fleet], args: argparse.Namespace, script_dir: Pat
         step[0] += 1
         print(f"[{step[0]}/{step[1]}] {' '.join(map(str, key))} ...", file=sys.stderr, flush=True)
         send(server.url + "/admin/reset", "POST")
+        before = cpu_times()
         found[key] = wrk(server.url, args.duration, args.connections, server.pid, lua)
+        found[key]["busy"] = busy(before, cpu_times())
 
     for guard in GUARDS:
         step[0] += 1
@@ -229,7 +244,7 @@ def report(rounds: list[dict], args: argparse.Namespace, labels: list[str], sett
         print(f"pgbench, {guard}'s SQL: {median(rps(('pgbench', guard))):.0f} tps")
     print(
         f"\n{'code':<10} {'store':<9} {'guard':<14} {'workers':>7} {'deposits/s':>10} {'p99 ms':>7} {'non-2xx':>7} "
-        f"{'vs memory':>9} {'vs pgbench':>10}  per round, vs memory"
+        f"{'vs memory':>9} {'vs pgbench':>10} {'CPU us':>6} {'busy':>5}  per round, vs memory"
     )
     rows = []
     for label in labels:
@@ -249,13 +264,15 @@ def report(rounds: list[dict], args: argparse.Namespace, labels: list[str], sett
                 "vs_memory": median(vs_memory),
                 "vs_memory_rounds": vs_memory,
                 "vs_pgbench": None if store == "memory" else median(ratios(key, ("pgbench", guard))),
+                "worker_cpu_us": median(found[key]["cpu_us"] for found in rounds),
+                "machine_busy": median(found[key]["busy"] for found in rounds),
             }
             rows.append(row)
             vs_pgbench = "" if row["vs_pgbench"] is None else f"{row['vs_pgbench']:.2f}"
             print(
                 f"{label:<10} {store:<9} {guard:<14} {workers:>7} {row['deposits_per_s']:>10.0f} "
-                f"{row['p99_ms']:>7.1f} {row['non_2xx']:>7} {row['vs_memory']:>9.2f} {vs_pgbench:>10}  "
-                f"{listed(vs_memory)}"
+                f"{row['p99_ms']:>7.1f} {row['non_2xx']:>7} {row['vs_memory']:>9.2f} {vs_pgbench:>10} "
+                f"{row['worker_cpu_us']:>6.0f} {row['machine_busy']:>5.0%}  {listed(vs_memory)}"
             )
     print()
     for label in labels:

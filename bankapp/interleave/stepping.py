@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ..lab.guards import Guard, GuardSet, UnsafeGuard
@@ -160,7 +160,7 @@ class AccountPrimitive(Primitive):
 class SteppingLockTable(LockTable):
     """The account locks, each acquire and release announced; queues, graph and detector are `LockTable`'s."""
 
-    def __init__(self, account_ids: list[str], conductor: Conductor):
+    def __init__(self, account_ids: Sequence[str], conductor: Conductor):
         super().__init__(account_ids)
         self._conductor = conductor
 

@@ -22,6 +22,8 @@ two of them read what the other writes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .store import InsufficientFunds
 
 
@@ -58,12 +60,12 @@ class CombinedFundsShort(InsufficientFunds):
         self.balances = balances
 
 
-def customer_ids(account_ids: list[str]) -> list[str]:
+def customer_ids(account_ids: Sequence[str]) -> list[str]:
     width = max(2, len(str(len(account_ids) // 2 - 1)))
     return [f"cust-{i:0{width}d}" for i in range(len(account_ids) // 2)]
 
 
-def accounts_of(account_ids: list[str], customer_id: str) -> tuple[str, str]:
+def accounts_of(account_ids: Sequence[str], customer_id: str) -> tuple[str, str]:
     """The customer's two accounts, in id order (the order every guard takes them in)."""
     customers = customer_ids(account_ids)
     if customer_id not in customers:
@@ -72,7 +74,7 @@ def accounts_of(account_ids: list[str], customer_id: str) -> tuple[str, str]:
     return account_ids[2 * index], account_ids[2 * index + 1]
 
 
-def pair_for(account_ids: list[str], customer_id: str, account_id: str) -> tuple[str, str]:
+def pair_for(account_ids: Sequence[str], customer_id: str, account_id: str) -> tuple[str, str]:
     """The customer's accounts, `account_id` among them, or the refusal that says why not."""
     pair = accounts_of(account_ids, customer_id)
     if account_id not in pair:

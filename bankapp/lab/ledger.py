@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 
@@ -36,7 +37,7 @@ class Tally(Protocol):
 class LedgerStats:
     """What the bank acknowledged, per account, against what it holds."""
 
-    def __init__(self, account_ids: list[str], initial_balance: int):
+    def __init__(self, account_ids: Sequence[str], initial_balance: int):
         self._lock = threading.Lock()
         self._ids = list(account_ids)
         self.initial_balance = initial_balance

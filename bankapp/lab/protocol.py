@@ -25,6 +25,16 @@ class SettingsHolder(Protocol):
     @property
     def current(self) -> Config: ...
 
+    @property
+    def cached(self) -> Config:
+        """Without a round trip: exact for this process's own settings (host, admin token, accounts)."""
+        ...
+
+    @property
+    def of_request(self) -> Config:
+        """The settings the current request runs under, if it read them (else `cached`): no round trip."""
+        ...
+
     def patch(self, changes: Any) -> Config: ...
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from .forensics import CALLER, HISTORY, HISTORY_EACH, RECENT, History, Races, ReadsSeen, Write, erasure, thread_and_pid
@@ -51,7 +52,7 @@ class StoreUnavailable(Exception):
 
 
 class Store(Protocol):
-    def account_ids(self) -> list[str]: ...
+    def account_ids(self) -> Sequence[str]: ...
 
     def exists(self, account_id: str) -> bool: ...
 
@@ -76,7 +77,7 @@ class MemoryStore:
     between a read and its write, which is the point of the lab.
     """
 
-    def __init__(self, account_ids: list[str], initial_balance: int):
+    def __init__(self, account_ids: Sequence[str], initial_balance: int):
         self.initial_balance = initial_balance
         self._ids = list(account_ids)
         self._rows: dict[str, tuple[int, int]] = dict.fromkeys(self._ids, (initial_balance, 0))

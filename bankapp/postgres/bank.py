@@ -46,7 +46,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from psycopg import Connection, errors
 
@@ -60,7 +60,16 @@ from ..settings import Config
 from . import sql
 from .database import Database
 from .locks import DatabaseDeadlock, record_deadlock
-from .store import DatabaseLedger, PostgresStore, add_to_balance, read_balance, withdraw_if_pair_covers, write_balance
+from .settings import DatabaseSettings
+from .store import (
+    DatabaseLedger,
+    PostgresStore,
+    add_to_balance,
+    add_to_balance_if_settings,
+    read_balance,
+    withdraw_if_pair_covers,
+    write_balance,
+)
 
 #: What an operation answers: a balance, or a balance and the pair's sum the check read.
 Answer = TypeVar("Answer")
@@ -69,6 +78,44 @@ Answer = TypeVar("Answer")
 SERIALIZABLE_ATTEMPTS = 20
 #: Keys of the advisory locks: (ACCOUNT_KEY, account number) for deposits.
 ACCOUNT_KEY = 1
+
+
+class SettingsMoved(Exception):
+    """A statement found settings newer than those it checked: it changed nothing; `config` is the new ones."""
+
+    def __init__(self, config: Config):
+        super().__init__("the settings moved")
+        self.config = config
+
+
+class SettingsCheck(NamedTuple):
+    """The settings an operation runs under without having read them: its statement checks their version."""
+
+    holder: DatabaseSettings
+    version: int
+    config: Config
+
+    def found(self, latest: int, body: dict[str, Any] | None) -> None:
+        """What the statement read of the settings: adopted for the request; `SettingsMoved` if they moved."""
+        CHECKING.settings = None  # checked once: the operation's later statements need not
+        config = self.holder.adopt((self.version, self.config), latest, body)
+        if latest != self.version:
+            raise SettingsMoved(config)
+
+    def read(self, conn: Connection) -> None:
+        """The settings read by a statement of their own, when the checking statement could not tell."""
+        row = conn.execute(sql.READ_SETTINGS, (self.version,)).fetchone()
+        if row is None:
+            raise StoreUnavailable("the database has no bankapp settings", store="postgres")
+        self.found(*row)
+
+
+#: `settings`: the `SettingsCheck` of the operation this thread runs (`DatabaseBank._dispatch`), or None.
+CHECKING = threading.local()
+
+
+def checking() -> SettingsCheck | None:
+    return getattr(CHECKING, "settings", None)
 
 
 class DatabaseLock(Guard):
@@ -91,7 +138,7 @@ class DatabaseBank(Bank):
         self,
         db: Database,
         store: PostgresStore,
-        config: Callable[[], Config],
+        settings: DatabaseSettings,
         stats: DatabaseLedger,
         guards: GuardSet,
         locks: LockTable,
@@ -99,12 +146,12 @@ class DatabaseBank(Bank):
     ):
         super().__init__(store, self._request_config, stats, guards, locks, gate)
         self.db = db
-        self._read_config = config
+        self.settings = settings
         self._request = threading.local()
 
     def _request_config(self) -> Config:
         """The settings this request read at its start: the domain's methods ask again, and get the same."""
-        return getattr(self._request, "config", None) or self._read_config()
+        return getattr(self._request, "config", None) or self.settings.current
 
     def deposit(self, account_id: str, amount: int) -> int:
         return self._dispatch(
@@ -146,15 +193,42 @@ class DatabaseBank(Bank):
     ) -> Answer:
         """Read the settings once; run the domain's own path under a Python guard, or the database guard's.
 
+        A database guard whose statement can check the settings' version
+        itself (`DatabaseGuard.checks_settings`) saves their read: it runs
+        under the settings this worker read last, `WHERE` they are still in
+        force, and when another worker's PATCH moved them it changes nothing
+        and raises `SettingsMoved` with the new ones, under which it runs
+        again (see `DatabaseSettings.provisional`).
+
         A database guard's wait for a row or an advisory lock holds a server
         thread as a Python guard's does, so it passes the same door (the
         lab's `Gate`): at most `threads - RESERVED_THREADS` requests of this
         worker wait on locks of either kind, and the operator's routes keep
         their threads (and their connections: the pool has one per thread).
         """
-        config = self._request.config = self._read_config()
-        try:
+        checked: tuple[int | None, Config] = self.settings.provisional()
+        while True:
+            try:
+                return self._attempt(operation, account_id, checked, in_process, database)
+            except SettingsMoved as moved:  # nothing was changed: again, under the settings in force
+                checked = (None, moved.config)
+
+    def _attempt(
+        self,
+        operation: str,
+        account_id: str,
+        checked: tuple[int | None, Config],
+        in_process: Callable[[], Answer],
+        database: Callable[..., Answer],
+    ) -> Answer:
+        version, config = checked
+        tool = TOOLS.get(config.deposit_guard)
+        if version is not None and (tool is None or not tool.checks_settings(operation)):
+            version, config = None, self.settings.current  # read first: a round trip of its own
             tool = TOOLS.get(config.deposit_guard)
+        self._request.config = config
+        CHECKING.settings = None if version is None else SettingsCheck(self.settings, version, config)
+        try:
             with self._database_refusals(config, account_id):
                 if tool is None:
                     return in_process()  # counts its own refusals
@@ -163,6 +237,7 @@ class DatabaseBank(Bank):
                     return tool.run(self, config, lambda conn: database(tool, conn, config))
         finally:
             self._request.config = None
+            CHECKING.settings = None
 
     def _known(self, account_id: str) -> None:
         if not self.store.exists(account_id):
@@ -210,6 +285,10 @@ class DatabaseGuard:
 
     name: str
     isolation: str | None = None
+
+    def checks_settings(self, operation: str) -> bool:
+        """Whether this guard's statement for `operation` checks the settings' version (see `SettingsCheck`)."""
+        return False
 
     def read(self, conn: Connection, account_id: str, config: Config) -> int:
         raise NotImplementedError
@@ -264,9 +343,27 @@ class RowLock(DatabaseGuard):
             self._first.settings = bank.db.settings_params(conn, config)
             return work(conn)
 
+    def checks_settings(self, operation: str) -> bool:
+        return operation in ("deposit", "withdrawal")
+
     def read(self, conn: Connection, account_id: str, config: Config) -> int:
+        """The first read of a transaction sets its settings; in a deposit it also checks the lab's settings.
+
+        Locked only where the settings are still the version checked: when
+        they moved, nothing is locked, nothing waited for (under a
+        `lock_timeout` that may be the old one), and the deposit runs again
+        under the new ones."""
         settings, self._first.settings = getattr(self._first, "settings", None), None
-        return read_balance(conn, account_id, lock="wait", settings=settings)
+        check = checking()
+        if settings is None or check is None:
+            return read_balance(conn, account_id, lock="wait", settings=settings)
+        try:
+            balance = read_balance(conn, account_id, lock="wait", settings={**settings, "version": check.version})
+        except UnknownAccount:
+            check.read(conn)  # no row: the settings moved (raises), or the account is unknown
+            raise
+        check.found(check.version, None)
+        return balance
 
 
 class AdvisoryLock(DatabaseGuard):
@@ -296,11 +393,29 @@ class AtomicUpdate(DatabaseGuard):
         with bank.db.connection() as conn:  # one statement is its own transaction: no BEGIN, no COMMIT to send
             return work(conn)
 
+    def checks_settings(self, operation: str) -> bool:
+        return operation in ("deposit", "withdrawal")
+
     def deposit(self, conn: Connection, account_id: str, amount: int, config: Config) -> int:
-        return add_to_balance(conn, account_id, amount, sql.Counts.deposit(amount))
+        check = checking()
+        if check is None:
+            return add_to_balance(conn, account_id, amount, sql.Counts.deposit(amount))
+        balance, latest, body = add_to_balance_if_settings(
+            conn, account_id, amount, sql.Counts.deposit(amount), check.version
+        )
+        check.found(latest, body)
+        if balance is None:
+            raise UnknownAccount(account_id)
+        return balance
 
     def withdraw(self, conn: Connection, account_id: str, amount: int, config: Config) -> int:
-        balance = add_to_balance(conn, account_id, -amount, sql.Counts.withdrawal(amount), floor=0)
+        check = checking()
+        if check is None:
+            balance = add_to_balance(conn, account_id, -amount, sql.Counts.withdrawal(amount), floor=0)
+        else:
+            counts = sql.Counts.withdrawal(amount)
+            balance, latest, body = add_to_balance_if_settings(conn, account_id, -amount, counts, check.version, 0)
+            check.found(latest, body)
         if balance is None:  # the guarded update changed nothing: the balance did not cover it
             raise InsufficientFunds(account_id, read_balance(conn, account_id), amount)
         return balance

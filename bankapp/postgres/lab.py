@@ -60,13 +60,13 @@ class PostgresLab(OperatorActions):
         self.ledger = DatabaseLedger(self.db, self.counters, config.initial_balance)
         # this worker's reserve: RESERVED_THREADS threads no operation waiting on a lock can take
         self.gate = Gate(config.threads - RESERVED_THREADS)
-        self.bank = DatabaseBank(self.db, self.store, self.config, self.ledger, self.guards, self.locks, self.gate)
+        self.bank = DatabaseBank(self.db, self.store, self.settings, self.ledger, self.guards, self.locks, self.gate)
         self.transfers = DatabaseTransferDesk(self.db, self.config, self.counters, self.gate)
         self.shop = DatabaseShop(self.db, self.config, self.guards, self.gate, self.counters)
         self.answers = SharedAnswers(self.db)  # Idempotency-Key answers, remembered by the fleet
 
     def config(self) -> Config:
-        """The settings in force now, read from the database; read once at the start of a request."""
+        """The settings in force now, read from the database (once per request: asked again, the same)."""
         return self.settings.current
 
     def start(self) -> None:

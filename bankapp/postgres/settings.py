@@ -1,25 +1,35 @@
-"""Settings that every worker of a fleet shares, in one database row, read at the start of each request.
+"""Settings that every worker of a fleet shares, in one database row, read by each request that needs them.
 
 How a `PATCH /admin/config` answered by one worker reaches the others: it
-does not travel at all. Each request asks the database for the settings'
-version (one short `SELECT`, `sql.READ_SETTINGS`) and builds a new
-`Config` only when the version moved. A change committed before the answer
-to the PATCH went out is therefore in force for every request, on every
-worker and machine, that starts after it: the contract, with no window.
+does not travel at all. A request that needs the shared settings asks the
+database for their version (one short `SELECT`, `sql.READ_SETTINGS`) and
+builds a new `Config` only when the version moved. A change committed
+before the answer to the PATCH went out is therefore in force for every
+request, on every worker and machine, that starts after it: the contract,
+with no window.
 
-`LISTEN/NOTIFY` would save that round trip, but a notification reaches
+A deposit under `atomic-update` or `row-lock` saves even that round trip:
+its statement checks the version itself (`provisional`, `adopt`; see
+`bank.SettingsCheck`). It runs under the settings this worker read last,
+`WHERE` their version is still that one, and returns the version it
+found; when another worker's PATCH moved it, the statement changed
+nothing, and the deposit runs again under the new settings. The
+statement's snapshot is taken after the request started, so the contract
+holds as with the read. What the web layer checks before any view (the
+host, the admin token) is this process's own and never PATCHed, so it
+takes the settings without a round trip (`cached`).
+
+`LISTEN/NOTIFY` would save the round trip too, but a notification reaches
 another worker some time after the commit, and a request that starts on
 that worker in between would still run under the old settings. It would
 also need a connection per worker set aside to listen, and a fallback when
-that connection drops. The per-request read is exact and simple, and it
-costs one round trip (measured in `benchmarks/postgres_deposits.py`).
+that connection drops.
 
-A request reads them once: the web layer asks at its start (for the
-latency's labels and the admin check) and the bank asks again as it
-dispatches the deposit; the second answer is the first, kept for the
-request (`CALLER`, a new object for each request, says which request a
-thread serves). One settings read per request, not two, and a request runs
-under one version of the settings from its start to its end.
+A request reads them once: asked again (the bank asks as it dispatches,
+a view may ask too), it gets what it read first, kept for the request
+(`CALLER`, a new object for each request, says which request a thread
+serves). A request runs under one version of the settings from its first
+read to its end.
 
 What is this process's own (its threads, workers, address, store, the
 database URL and admin token) is never written to the database: each
@@ -85,9 +95,57 @@ class DatabaseSettings:
 
     @property
     def cached(self) -> Config:
-        """The settings this worker read last, without a round trip: for what only changes with a restart
-        (which accounts exist)."""
+        """The settings this worker read last, without a round trip: exact for what only changes with a restart
+        (which accounts exist, this process's own settings); the shared rest may be a PATCH behind."""
         return self._cached[1]
+
+    @property
+    def of_request(self) -> Config:
+        """The settings the current request runs under if it read them, else `cached`; never a round trip.
+
+        What the latency histogram labels a request with, once it has run."""
+        held = getattr(self._request, "held", None)
+        if held is not None and held[0] is CALLER.get() and held[0] is not NOBODY:
+            return held[1]
+        return self._cached[1]
+
+    def provisional(self) -> tuple[int | None, Config]:
+        """(version, settings) a statement may check instead of reading them first.
+
+        Within a request that has read its settings, (None, them): nothing to
+        check. Otherwise the version and settings this worker read last: a
+        statement that does the work only `WHERE` the settings' version is
+        still this one, and returns the version it found (`adopt`), reads
+        them in the same round trip as the work. Its snapshot is taken after
+        the request started, so a PATCH answered before that is seen, as by
+        `current`.
+        """
+        caller = CALLER.get()
+        if caller is not NOBODY:
+            held = getattr(self._request, "held", None)
+            if held is not None and held[0] is caller:
+                return None, held[1]
+        return self._cached
+
+    def adopt(self, checked: tuple[int, Config], latest: int, body: dict[str, Any] | None) -> Config:
+        """What a statement read of the settings while it checked version `checked` (see `provisional`).
+
+        `latest` is the version it found and `body` the settings when they
+        were not `checked`'s. The settings this request runs under from now
+        on: `checked`'s when they were still in force (the statement did its
+        work), else the new ones (it changed nothing: run the work again).
+        """
+        version, config = checked
+        if latest != version:
+            if body is None:
+                raise AssertionError("a statement that found newer settings returns their body")
+            config = self._build(body)
+            if latest > self._cached[0]:
+                self._cached = (latest, config)
+            config.apply_to_interpreter()
+        if CALLER.get() is not NOBODY:
+            self._request.held = (CALLER.get(), config)
+        return config
 
     def _build(self, body: dict[str, Any]) -> Config:
         try:

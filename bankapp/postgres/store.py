@@ -29,7 +29,7 @@ from psycopg.types.json import Jsonb
 
 from ..lab.forensics import RECENT, ReadsSeen, Write, described, erasure, totals_json, who
 from ..lab.shop import CATALOGUE
-from ..lab.store import UnknownAccount
+from ..lab.store import StoreUnavailable, UnknownAccount
 from ..settings import Config
 from . import sql
 from .counters import Counters
@@ -52,7 +52,7 @@ class PostgresStore:
         self.db = db
         self._config = config
 
-    def account_ids(self) -> list[str]:
+    def account_ids(self) -> tuple[str, ...]:
         return self._config().account_ids
 
     def exists(self, account_id: str) -> bool:
@@ -88,15 +88,24 @@ class PostgresStore:
 # --- the write path: every balance read and write of the postgres store ---------------------------------------
 
 
+#: (sets deadlock_timeout, checks the settings' version) -> the statement of a transaction's first locking read.
+LOCKS_CONFIGURED = {
+    (False, False): sql.LOCK_BALANCE_CONFIGURED,
+    (True, False): sql.LOCK_BALANCE_CONFIGURED_AND_DEADLOCK_TIMEOUT,
+    (False, True): sql.LOCK_BALANCE_CONFIGURED_IF_SETTINGS,
+    (True, True): sql.LOCK_BALANCE_CONFIGURED_AND_DEADLOCK_TIMEOUT_IF_SETTINGS,
+}
+
+
 def read_balance(conn: Connection, account_id: str, lock: str = "", settings: dict[str, Any] | None = None) -> int:
     """The balance (its version remembered for the write to come); `lock` is '', 'wait' (FOR UPDATE)
     or 'nowait' (FOR UPDATE NOWAIT).
 
     `settings` (`Database.settings_params`), with `lock="wait"`: the transaction's settings, set by the same
-    statement before it waits for the row (`sql.LOCK_BALANCE_CONFIGURED`): one round trip, not two."""
+    statement before it waits for the row (`sql.LOCK_BALANCE_CONFIGURED`): one round trip, not two. With a
+    `version` among them, only while the lab's settings are that version (no row, `UnknownAccount`, else)."""
     if settings is not None and lock == "wait":
-        configured = "deadlock_timeout" in settings
-        statement = sql.LOCK_BALANCE_CONFIGURED_AND_DEADLOCK_TIMEOUT if configured else sql.LOCK_BALANCE_CONFIGURED
+        statement = LOCKS_CONFIGURED["deadlock_timeout" in settings, "version" in settings]
         row = conn.execute(statement, {"id": account_id, **settings}).fetchone()
     else:
         statement = {"": sql.READ_BALANCE, "wait": sql.LOCK_BALANCE, "nowait": sql.LOCK_BALANCE_NOWAIT}[lock]
@@ -149,6 +158,19 @@ def add_to_balance(
     params = {"id": account_id, "delta": delta, "floor": -(2**62) if floor is None else floor, **counts.params()}
     row = conn.execute(sql.ADD_TO_BALANCE, {**params, **who()._asdict()}).fetchone()
     return None if row is None else row[0]
+
+
+def add_to_balance_if_settings(
+    conn: Connection, account_id: str, delta: int, counts: sql.Counts, settings_version: int, floor: int | None = None
+) -> tuple[int | None, int, dict[str, Any] | None]:
+    """`add_to_balance` while the settings are version `settings_version` (`sql.ADD_TO_BALANCE_IF_SETTINGS`):
+    (the new balance or None, the settings' version, their body when it is not `settings_version`)."""
+    params = {"id": account_id, "delta": delta, "floor": -(2**62) if floor is None else floor, **counts.params()}
+    params["settings_version"] = settings_version
+    row = conn.execute(sql.ADD_TO_BALANCE_IF_SETTINGS, {**params, **who()._asdict()}).fetchone()
+    if row is None:
+        raise StoreUnavailable("the database has no bankapp settings", store="postgres")
+    return row[0], row[1], row[2]
 
 
 def withdraw_if_pair_covers(

@@ -9,6 +9,7 @@ consistent view even if a PATCH lands while it runs.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -227,9 +228,8 @@ class Config(BaseModel):
         return self.lock_timeout()
 
     @property
-    def account_ids(self) -> list[str]:
-        width = max(2, len(str(self.accounts - 1)))
-        return [f"acc-{i:0{width}d}" for i in range(self.accounts)]
+    def account_ids(self) -> tuple[str, ...]:
+        return account_ids(self.accounts)
 
     def lock_timeout(self) -> float | None:
         """`lock_timeout_ms` in seconds, or None for 'wait forever'."""
@@ -266,6 +266,13 @@ class Config(BaseModel):
     def process(self) -> dict[str, Any]:
         """What is this process's own: how it runs, and where it finds the shared rest."""
         return self.model_dump(include=set(PROCESS_ONLY))
+
+
+@functools.cache
+def account_ids(accounts: int) -> tuple[str, ...]:
+    """acc-00 .. for `accounts` accounts: made once per count (every deposit asks whether its account exists)."""
+    width = max(2, len(str(accounts - 1)))
+    return tuple(f"acc-{i:0{width}d}" for i in range(accounts))
 
 
 class SettingsError(ValueError):
@@ -342,6 +349,9 @@ class ConfigHolder:
     @property
     def current(self) -> Config:
         return self._config
+
+    cached = current  # in one process the settings in force cost no round trip: the same
+    of_request = current
 
     def patch(self, changes: dict[str, Any]) -> Config:
         """Apply a partial change from JSON; types are checked strictly."""

@@ -38,7 +38,7 @@ from ..lab.forensics import CALLER, Caller
 from ..rooms import TEAM, TEAM_NAME
 from . import admin_auth
 from .history import after_answer
-from .metrics import Metrics
+from .metrics import Metrics, guard_label
 from .request_id import ENVIRON_KEY, HEADER, WELL_FORMED, new_request_id, operation
 from .views import rooms
 from .views.rooms import is_metrics
@@ -89,26 +89,36 @@ class EveryRequest:
 
         try:
             response = self.wsgi_app(environ, answer)
+            team = environ.get(TEAM)  # routed: the team whose lab served it, if any
+            lab = self.lab if team is None else team.lab
+            labels = environ.get(LATENCY_LABELS)
+            if labels is not None:  # the guard the request ran under: known while it is still the caller
+                guard = guard_label(labels[1], lab.settings.of_request)
         finally:
             CALLER.reset(token)  # the view has run: this thread's writes belong to nobody until its next request
-        labels = environ.get(LATENCY_LABELS)
         if labels is not None:
-            route, guard = labels
-            self.metrics.observe(environ.get("REQUEST_METHOD", ""), route, guard, time.perf_counter() - started)
+            self.metrics.observe(environ.get("REQUEST_METHOD", ""), labels[0], guard, time.perf_counter() - started)
         self.metrics.servers.record(served_by)
-        team = environ.get(TEAM)
-        lab = self.lab if team is None else team.lab
         lab.served()
         return after_answer(lab, environ, response)
 
 
 def before_view(request: Request, lab: LabLike, metrics: Metrics) -> None:
-    """After routing, before the view: the latency's labels under the settings in force now, and the admin check
-    (with the team's checks of a room: `rooms_checks.check_team`)."""
-    config = lab.config()
+    """After routing, before the view: the latency's route label, and the admin check (with the team's checks of
+    a room: `rooms_checks.check_team`).
+
+    The checks read only what is this process's own (its host, allowed
+    hosts and admin token, never changed by a PATCH), so they take the
+    settings without a round trip (`settings.cached`): on the postgres store
+    a request reads the shared settings when its work needs them, and a
+    deposit in the same round trip as its write (see
+    `bankapp.postgres.settings`). The guard label is read after the view,
+    from the settings the request ran under.
+    """
+    config = lab.settings.cached
     environ = request.environ
     team = environ.get(TEAM)
-    request.environ[LATENCY_LABELS] = metrics.labels(request, config if team is None else team.lab.config())
+    request.environ[LATENCY_LABELS] = metrics.labels(request)
     admin_auth.check_host(request, config)
     if TEAM_NAME in environ or is_metrics(request):
         rooms.check_team(request, config, team)

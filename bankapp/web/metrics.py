@@ -151,17 +151,17 @@ class Metrics:
         registry.register(LabCollector(self.lab) if teams is None else RoomCollector(teams))
         return registry
 
-    def labels(self, request: Request, config: Config) -> tuple[str, str]:
-        """The route and guard labels of a routed request: the guard is the one in force as it starts.
+    def labels(self, request: Request) -> tuple[str, str | None]:
+        """The route label of a routed request, and which setting names its guard (None: no guard).
 
-        What comes from the URL rule (its route, its blueprint's guard setting) is worked out once per rule."""
+        The guard label itself is read once the request has run (`guard_label`):
+        the guard it ran under. Both come from the URL rule only, so they are worked out once per rule."""
         rule = request.url_rule
         found = self._rules.get(id(rule))
         if found is None:
-            setting = GUARD_OF_BLUEPRINT.get(request.blueprint or "")
-            found = self._rules[id(rule)] = (rule.rule if rule else "unmatched", setting)
-        route, setting = found
-        return route, getattr(config, setting) if setting else "none"
+            found = (rule.rule if rule else "unmatched", GUARD_OF_BLUEPRINT.get(request.blueprint or ""))
+            self._rules[id(rule)] = found
+        return found
 
     def observe(self, method: str, route: str, guard: str, seconds: float) -> None:
         """One request's latency; the histogram's child of each label set is looked up once and kept."""
@@ -170,6 +170,11 @@ class Metrics:
         if child is None:
             child = self._children[key] = self.latency.labels(*key)  # the same child whoever asks first
         child.observe(seconds)
+
+
+def guard_label(setting: str | None, config: Config) -> str:
+    """The guard label of a request whose guard is `setting`, which ran under `config`."""
+    return getattr(config, setting) if setting else "none"
 
 
 class LabCollector:

@@ -5,9 +5,17 @@ does at the start of each request (a new `Caller`), so each block below is
 one request.
 """
 
+import itertools
+import tempfile
+import threading
+from contextlib import contextmanager
+
+import psycopg
 import pytest
+from psycopg import pq
 
 from bankapp.lab.forensics import calling
+from bankapp.lab.guards import GuardTimeout
 
 pytestmark = pytest.mark.postgres
 
@@ -30,3 +38,98 @@ def test_a_patch_in_a_request_is_in_force_for_the_rest_of_it(make_pg_lab):
         assert lab.config().deposit_guard == "unsafe"
         lab.settings.patch({"deposit_guard": "row-lock"})
         assert lab.config().deposit_guard == "row-lock"
+
+
+# --- a deposit under atomic-update or row-lock checks the settings in its own statement ---------------------
+
+
+@contextmanager
+def traced(lab):
+    """libpq's trace of the lab's pooled connections meanwhile: {"statements": n, "round_trips": n} once done."""
+    counted: dict[str, int] = {}
+    with lab.db.connection():  # the pool is open and has a connection
+        pass
+    connections = list(lab.db.pool()._pool)  # between operations every connection is idle in the pool
+    with tempfile.TemporaryFile("w+") as trace:
+        for conn in connections:
+            conn.pgconn.trace(trace.fileno())
+            conn.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            yield counted
+        finally:
+            for conn in connections:
+                conn.pgconn.untrace()
+        trace.seek(0)
+        sides = [parts[:3] for parts in (line.split("\t", 3) for line in trace) if len(parts) >= 3]
+    counted["statements"] = sum(1 for side, _, message in sides if side == "F" and message in ("Execute", "Query"))
+    counted["round_trips"] = sum(
+        1 for before, after in itertools.pairwise(sides) if (before[0], after[0]) == ("F", "B")
+    )
+
+
+@pytest.mark.parametrize(
+    ("guard", "statements", "round_trips"),
+    [
+        ("atomic-update", 1, 1),  # the guarded UPDATE, which reads the settings' version
+        ("row-lock", 4, 4),  # BEGIN, the locking read (which reads the version), the write, COMMIT
+    ],
+)
+def test_a_deposit_reads_the_settings_in_the_statement_that_writes_or_locks(
+    make_pg_lab, guard, statements, round_trips
+):
+    lab = make_pg_lab(deposit_guard=guard)
+    for number in range(6):  # psycopg has prepared the statements, the worker has read the settings
+        with calling(f"warm-{number}", "deposit"):
+            lab.bank.deposit("acc-01", 1)
+    with traced(lab) as counted, calling("req-1", "deposit"):
+        assert lab.bank.deposit("acc-01", 5) == 100_011
+        assert lab.config().deposit_guard == guard  # what it checked is this request's: no read again
+    assert counted == {"statements": statements, "round_trips": round_trips}
+
+
+def test_a_worker_one_patch_behind_runs_the_deposit_under_the_new_guard(make_pg_lab, database_url):
+    """atomic-update here, row-lock (200 ms lock timeout) by another worker's PATCH: the deposit times out
+    on a held row, as row-lock does, rather than waiting for it as the old guard's UPDATE would."""
+    stale = make_pg_lab(deposit_guard="atomic-update", lock_timeout_ms=200)
+    other = make_pg_lab(join=True)
+    with calling("req-0", "deposit"):
+        stale.bank.deposit("acc-02", 1)  # `stale` holds version N: atomic-update
+    other.settings.patch({"deposit_guard": "row-lock"})
+    with psycopg.connect(database_url, autocommit=True) as holder, holder.transaction():
+        holder.execute("SELECT balance FROM bankapp_accounts WHERE id = 'acc-02' FOR UPDATE")
+        with calling("req-1", "deposit"), pytest.raises(GuardTimeout, match="row-lock of acc-02"):
+            stale.bank.deposit("acc-02", 7)
+        with calling("req-2", "deposit"):
+            assert stale.config().deposit_guard == "row-lock"
+    with calling("req-3", "deposit"):
+        assert stale.bank.deposit("acc-02", 1) == 100_002  # the refused 7 was never applied
+
+
+def test_a_row_lock_worker_one_patch_behind_neither_locks_nor_times_out_under_the_old_settings(
+    make_pg_lab, database_url
+):
+    """row-lock with a 100 ms lock timeout here; another worker PATCHes atomic-update. The deposit's first read
+    finds the settings moved: it locks nothing, so the old timeout never fires, and it runs as atomic-update,
+    waiting for the held row until the holder lets go."""
+    stale = make_pg_lab(deposit_guard="row-lock", lock_timeout_ms=100)
+    other = make_pg_lab(join=True)
+    with calling("req-0", "deposit"):
+        stale.bank.deposit("acc-03", 1)
+    other.settings.patch({"deposit_guard": "atomic-update", "lock_timeout_ms": None})
+    answers: list[object] = []
+
+    def deposit():
+        with calling("req-1", "deposit"):
+            try:
+                answers.append(stale.bank.deposit("acc-03", 10))
+            except Exception as error:
+                answers.append(error)
+
+    with psycopg.connect(database_url, autocommit=True) as holder, holder.transaction():
+        holder.execute("SELECT balance FROM bankapp_accounts WHERE id = 'acc-03' FOR UPDATE")
+        depositor = threading.Thread(target=deposit)
+        depositor.start()
+        depositor.join(0.6)  # six times the old lock timeout
+        assert depositor.is_alive(), answers  # still waiting: the old 100 ms did not apply
+    depositor.join(30)
+    assert answers == [100_011]

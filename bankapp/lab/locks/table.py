@@ -11,6 +11,7 @@ import itertools
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 from ..guards import Guard, GuardTimeout
@@ -71,7 +72,7 @@ class LockTable(WaitForGraph):
     always has a holder: a release hands it on rather than letting it go.
     """
 
-    def __init__(self, account_ids: list[str]):
+    def __init__(self, account_ids: Sequence[str]):
         self._graph = threading.Lock()
         self._locks = {account: AccountLock(account, self) for account in account_ids}
         self._holder: dict[str, tuple[int, str]] = {}  # account -> (ident, thread name)

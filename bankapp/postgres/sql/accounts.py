@@ -84,6 +84,26 @@ LOCK_BALANCE_CONFIGURED_AND_DEADLOCK_TIMEOUT = _LOCK_CONFIGURED.format(
 )
 """The same, and `deadlock_timeout` (where the role may set it)."""
 
+_LOCK_CONFIGURED_IF_SETTINGS = """
+WITH settings AS MATERIALIZED (SELECT {settings}, (SELECT version FROM bankapp_settings) AS settings_version)
+SELECT {versioned} FROM bankapp_accounts, settings WHERE id = %(id)s AND settings_version = %(version)s
+FOR UPDATE OF bankapp_accounts"""
+
+LOCK_BALANCE_CONFIGURED_IF_SETTINGS = _LOCK_CONFIGURED_IF_SETTINGS.format(
+    settings=f"{_SET_LOCK_TIMEOUT}, {_SET_NAME}", versioned=_VERSIONED
+)
+"""`LOCK_BALANCE_CONFIGURED` only while the lab's settings are still `version`: the first read of a deposit
+under `row-lock` checks them in its own round trip (see `bank.SettingsCheck`).
+
+When they moved, the join gives no row, so no row is locked and none is
+waited for: the deposit runs again under the new settings, whose
+`lock_timeout` then bounds the wait."""
+
+LOCK_BALANCE_CONFIGURED_AND_DEADLOCK_TIMEOUT_IF_SETTINGS = _LOCK_CONFIGURED_IF_SETTINGS.format(
+    settings=f"{_SET_LOCK_TIMEOUT}, {_SET_NAME}, {_SET_DEADLOCK_TIMEOUT}", versioned=_VERSIONED
+)
+"""The same, and `deadlock_timeout` (where the role may set it)."""
+
 LOCK_BALANCE_NOWAIT = f"SELECT {_VERSIONED} FROM bankapp_accounts WHERE id = %s FOR UPDATE NOWAIT"
 """Lock the row or fail at once with `55P03`: the try-lock of policy `backoff`."""
 
@@ -120,6 +140,28 @@ SELECT balance FROM written"""
 It reads the version it overwrites, so it never erases anything. With a
 `floor` (0 for a withdrawal) it is also a guarded update: no row comes back
 when the balance would go below it, and nothing changed."""
+
+ADD_TO_BALANCE_IF_SETTINGS = f"""
+WITH settings AS MATERIALIZED (
+    SELECT version, CASE WHEN version = %(settings_version)s THEN NULL ELSE body END AS body FROM bankapp_settings
+), written AS (
+    UPDATE bankapp_accounts SET balance = balance + %(delta)s, version = version + 1, {_COUNTED}
+    WHERE id = %(id)s AND balance + %(delta)s >= %(floor)s AND (SELECT version FROM settings) = %(settings_version)s
+    RETURNING balance, version
+), logged AS (
+    {_LOGGED}
+    SELECT %(id)s, version, version - 1, %(delta)s, balance, %(request_id)s, %(operation)s, %(thread)s, %(pid)s,
+           {_NOW}
+    FROM written
+)
+SELECT (SELECT balance FROM written), version, body FROM settings"""
+"""`ADD_TO_BALANCE` only while the settings are still version `settings_version`, and the version it found.
+
+The settings' read rides with the work: one round trip. When they moved
+(another worker answered a PATCH), nothing is written, and their body
+comes back (`DatabaseSettings.adopt`) for the work to run again under
+them. The statement's snapshot is taken after its request started, so a
+PATCH answered before that is seen, as by `READ_SETTINGS`."""
 
 WRITES_BETWEEN = """
 SELECT account, version, parent, delta, balance, request_id, operation, thread, pid, read_at, at
