@@ -53,13 +53,13 @@ def test_one_connection_keeps_its_place_whether_or_not_the_app_read_the_body(ser
     """A deposit reads its body to the end (the worker keeps the connection without draining); a body the app
     never reads (`POST /healthz`, a 405) is drained before the next request, whose bytes it must not become."""
     deposit = b'{"amount": 3}'
-    unread = b"GET /accounts/acc-03 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"  # a request's bytes, as a body: never served
-    before = server.get("/accounts/acc-03").json()["balance"]
+    unread = b"GET /accounts/acc-09 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"  # a request's bytes, as a body: never served
+    before = server.get("/accounts/acc-09").json()["balance"]
     with server.connect() as sock:
         for path, body, status in (
-            ("/accounts/acc-03/deposit", deposit, 200),
+            ("/accounts/acc-09/deposit", deposit, 200),
             ("/healthz", unread, 405),
-            ("/accounts/acc-03/deposit", deposit, 200),
+            ("/accounts/acc-09/deposit", deposit, 200),
             ("/healthz", b"", 405),
         ):
             head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -67,7 +67,7 @@ def test_one_connection_keeps_its_place_whether_or_not_the_app_read_the_body(ser
             answer_status, headers, answer = read_response(sock)
             assert answer_status == status, answer
             assert headers.get("connection", "").lower() != "close"
-        sock.sendall(b"GET /accounts/acc-03 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        sock.sendall(b"GET /accounts/acc-09 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         answer_status, _, answer = read_response(sock)
     assert answer_status == 200 and json.loads(answer)["balance"] == before + 6
 
