@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import statistics
@@ -188,7 +189,7 @@ def main() -> int:
             print(f"{tool} is not installed (apt-get install -y wrk postgresql)", file=sys.stderr)
             return 2
     began = time.monotonic()
-    name = f"bankapp_bench_{int(time.time())}"
+    name = f"bankapp_bench_{os.getpid()}_{int(time.time())}"  # the pid: a test finds what this run made
     with psycopg.connect(args.admin_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     args.url = database(args.admin_url, name)

@@ -46,21 +46,21 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 from psycopg import Connection, errors
 
 from ..lab.admission import Gate
 from ..lab.bank import Bank, InsufficientFunds, race_window
 from ..lab.customers import covered, pair_for
-from ..lab.guards import Guard, GuardSet, GuardTimeout
+from ..lab.guards import Guard, GuardSet
 from ..lab.locks import LockTable
 from ..lab.store import StoreUnavailable, UnknownAccount
 from ..settings import Config
 from . import sql
 from .database import Database
-from .locks import DatabaseDeadlock, record_deadlock
-from .settings import DatabaseSettings
+from .locks import database_refusals
+from .settings import CHECKING, DatabaseSettings, SettingsCheck, SettingsMoved, checking
 from .store import (
     DatabaseLedger,
     PostgresStore,
@@ -78,55 +78,9 @@ Answer = TypeVar("Answer")
 SERIALIZABLE_ATTEMPTS = 20
 #: Keys of the advisory locks: (ACCOUNT_KEY, account number) for deposits.
 ACCOUNT_KEY = 1
-
-
-class SettingsMoved(Exception):
-    """A statement found settings newer than those it checked: it changed nothing; `config` is the new ones."""
-
-    def __init__(self, config: Config):
-        super().__init__("the settings moved")
-        self.config = config
-
-
-class SettingsCheck(NamedTuple):
-    """The settings an operation runs under without having read them: its statement checks their version."""
-
-    holder: DatabaseSettings
-    version: int
-    config: Config
-
-    def found(self, latest: int, body: dict[str, Any] | None) -> None:
-        """What the statement read of the settings: adopted for the request; `SettingsMoved` if they moved."""
-        CHECKING.settings = None  # checked once: the operation's later statements need not
-        config = self.holder.adopt((self.version, self.config), latest, body)
-        if latest != self.version:
-            raise SettingsMoved(config)
-
-    def read(self, conn: Connection) -> None:
-        """The settings read by a statement of their own, when the checking statement could not tell."""
-        row = conn.execute(sql.READ_SETTINGS, (self.version,)).fetchone()
-        if row is None:
-            raise StoreUnavailable("the database has no bankapp settings", store="postgres")
-        self.found(*row)
-
-
-#: `settings`: the `SettingsCheck` of the operation this thread runs (`DatabaseBank._dispatch`), or None.
-CHECKING = threading.local()
-
-
-def checking() -> SettingsCheck | None:
-    return getattr(CHECKING, "settings", None)
-
-
-class DatabaseLock(Guard):
-    """Names a lock that lives in the database, for the 503 that says which one timed out."""
-
-    def __init__(self, name: str, label: str):
-        super().__init__(label)
-        self.name = name
-
-    def describe(self) -> str:
-        return f"{self.name} of {self.label} in the database"
+#: (the settings' version an operation's statement checks, or None when they were read; the settings)
+Checked = tuple[int | None, Config]
+Operation = Callable[..., Any]  # (a database guard, its connection, the settings) -> the operation's answer
 
 
 class DatabaseBank(Bank):
@@ -191,14 +145,8 @@ class DatabaseBank(Bank):
     def _dispatch(
         self, operation: str, account_id: str, in_process: Callable[[], Answer], database: Callable[..., Answer]
     ) -> Answer:
-        """Read the settings once; run the domain's own path under a Python guard, or the database guard's.
-
-        A database guard whose statement can check the settings' version
-        itself (`DatabaseGuard.checks_settings`) saves their read: it runs
-        under the settings this worker read last, `WHERE` they are still in
-        force, and when another worker's PATCH moved them it changes nothing
-        and raises `SettingsMoved` with the new ones, under which it runs
-        again (see `DatabaseSettings.provisional`).
+        """Read the settings once (or check them in the guard's statement: `SettingsCheck`); run the domain's own
+        path under a Python guard, or the database guard's.
 
         A database guard's wait for a row or an advisory lock holds a server
         thread as a Python guard's does, so it passes the same door (the
@@ -206,7 +154,7 @@ class DatabaseBank(Bank):
         worker wait on locks of either kind, and the operator's routes keep
         their threads (and their connections: the pool has one per thread).
         """
-        checked: tuple[int | None, Config] = self.settings.provisional()
+        checked: Checked = self.settings.provisional()
         while True:
             try:
                 return self._attempt(operation, account_id, checked, in_process, database)
@@ -214,25 +162,20 @@ class DatabaseBank(Bank):
                 checked = (None, moved.config)
 
     def _attempt(
-        self,
-        operation: str,
-        account_id: str,
-        checked: tuple[int | None, Config],
-        in_process: Callable[[], Answer],
-        database: Callable[..., Answer],
+        self, operation: str, account: str, checked: Checked, in_process: Callable[[], Answer], database: Operation
     ) -> Answer:
         version, config = checked
         tool = TOOLS.get(config.deposit_guard)
-        if version is not None and (tool is None or not tool.checks_settings(operation)):
+        if version is not None and (tool is None or operation not in tool.checks_settings):
             version, config = None, self.settings.current  # read first: a round trip of its own
             tool = TOOLS.get(config.deposit_guard)
         self._request.config = config
         CHECKING.settings = None if version is None else SettingsCheck(self.settings, version, config)
         try:
-            with self._database_refusals(config, account_id):
+            with database_refusals(self.db, self.stats, config, account):
                 if tool is None:
                     return in_process()  # counts its own refusals
-                self._known(account_id)
+                self._known(account)
                 with self.gate.enter(operation), self._counting_refusals():
                     return tool.run(self, config, lambda conn: database(tool, conn, config))
         finally:
@@ -256,29 +199,6 @@ class DatabaseBank(Bank):
         with self.db.transaction(config):
             yield
 
-    @contextmanager
-    def _database_refusals(self, config: Config, account_id: str) -> Iterator[None]:
-        """PostgreSQL's `lock_timeout` (55P03) is a guard timeout, counted and answered as a Python guard's.
-
-        And its deadlock detector (40P01) can pick a deposit too: a deposit
-        queued for a row that a transfer holds is in that row's queue, ahead
-        of whoever comes next, and the queue is part of PostgreSQL's wait-for
-        graph. When opposing `naive` transfers close a cycle through that
-        queue, the deposit may be the victim: its transaction is rolled back
-        (nothing applied) and it answers 409 with PostgreSQL's account of the
-        cycle, as a transfer victim does.
-        """
-        try:
-            yield
-        except errors.DeadlockDetected as error:
-            self.stats.refused("deadlock_victim")
-            raise DatabaseDeadlock(record_deadlock(self.db, error, (account_id,))) from None
-        except errors.LockNotAvailable:
-            self.stats.refused("lock_timeout")
-            raise GuardTimeout(
-                DatabaseLock(config.deposit_guard, account_id), config.lock_timeout(), self_deadlock=False
-            ) from None
-
 
 class DatabaseGuard:
     """A database guard: one transaction around the read-window-write; `read` says how the row is read."""
@@ -286,9 +206,8 @@ class DatabaseGuard:
     name: str
     isolation: str | None = None
 
-    def checks_settings(self, operation: str) -> bool:
-        """Whether this guard's statement for `operation` checks the settings' version (see `SettingsCheck`)."""
-        return False
+    #: The operations whose statement checks the settings' version itself (see `SettingsCheck`).
+    checks_settings: frozenset[str] = frozenset()
 
     def read(self, conn: Connection, account_id: str, config: Config) -> int:
         raise NotImplementedError
@@ -343,16 +262,11 @@ class RowLock(DatabaseGuard):
             self._first.settings = bank.db.settings_params(conn, config)
             return work(conn)
 
-    def checks_settings(self, operation: str) -> bool:
-        return operation in ("deposit", "withdrawal")
+    checks_settings = frozenset({"deposit", "withdrawal"})
 
     def read(self, conn: Connection, account_id: str, config: Config) -> int:
-        """The first read of a transaction sets its settings; in a deposit it also checks the lab's settings.
-
-        Locked only where the settings are still the version checked: when
-        they moved, nothing is locked, nothing waited for (under a
-        `lock_timeout` that may be the old one), and the deposit runs again
-        under the new ones."""
+        """The first read of a transaction sets its settings; in a deposit it also checks the lab's: when they
+        moved, nothing is locked or waited for (under an old `lock_timeout`), and the deposit runs again."""
         settings, self._first.settings = getattr(self._first, "settings", None), None
         check = checking()
         if settings is None or check is None:
@@ -393,31 +307,28 @@ class AtomicUpdate(DatabaseGuard):
         with bank.db.connection() as conn:  # one statement is its own transaction: no BEGIN, no COMMIT to send
             return work(conn)
 
-    def checks_settings(self, operation: str) -> bool:
-        return operation in ("deposit", "withdrawal")
+    checks_settings = frozenset({"deposit", "withdrawal"})
 
     def deposit(self, conn: Connection, account_id: str, amount: int, config: Config) -> int:
-        check = checking()
-        if check is None:
-            return add_to_balance(conn, account_id, amount, sql.Counts.deposit(amount))
-        balance, latest, body = add_to_balance_if_settings(
-            conn, account_id, amount, sql.Counts.deposit(amount), check.version
-        )
-        check.found(latest, body)
+        balance = self._add(conn, account_id, amount, sql.Counts.deposit(amount))
         if balance is None:
             raise UnknownAccount(account_id)
         return balance
 
     def withdraw(self, conn: Connection, account_id: str, amount: int, config: Config) -> int:
-        check = checking()
-        if check is None:
-            balance = add_to_balance(conn, account_id, -amount, sql.Counts.withdrawal(amount), floor=0)
-        else:
-            counts = sql.Counts.withdrawal(amount)
-            balance, latest, body = add_to_balance_if_settings(conn, account_id, -amount, counts, check.version, 0)
-            check.found(latest, body)
+        balance = self._add(conn, account_id, -amount, sql.Counts.withdrawal(amount), floor=0)
         if balance is None:  # the guarded update changed nothing: the balance did not cover it
             raise InsufficientFunds(account_id, read_balance(conn, account_id), amount)
+        return balance
+
+    @staticmethod
+    def _add(conn: Connection, account_id: str, delta: int, counts: sql.Counts, floor: int | None = None) -> int | None:
+        """`add_to_balance`; checking the settings' version in the same statement when the operation asks it."""
+        check = checking()
+        if check is None:
+            return add_to_balance(conn, account_id, delta, counts, floor)
+        balance, latest, body = add_to_balance_if_settings(conn, account_id, delta, counts, check.version, floor)
+        check.found(latest, body)
         return balance
 
     def customer_withdraw(

@@ -21,12 +21,16 @@ victim's 409 carries, and what `/debug/locks` keeps.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from psycopg import errors
 from psycopg.types.json import Jsonb
 
+from ..lab.guards import Guard, GuardTimeout
+from ..lab.ledger import Tally
 from ..lab.locks import RECENT_DEADLOCKS, DeadlockVictim
 from ..settings import Config
 from . import sql
@@ -203,3 +207,38 @@ def cycles(graph: dict[int, list[int]], edges: list[dict[str, Any]]) -> list[dic
                 seen |= set(cycle)
                 found.append({"processes": cycle})
     return found
+
+
+class DatabaseLock(Guard):
+    """Names a lock that lives in the database, for the 503 that says which one timed out."""
+
+    def __init__(self, name: str, label: str):
+        super().__init__(label)
+        self.name = name
+
+    def describe(self) -> str:
+        return f"{self.name} of {self.label} in the database"
+
+
+@contextmanager
+def database_refusals(db: Database, stats: Tally, config: Config, account_id: str) -> Iterator[None]:
+    """PostgreSQL's `lock_timeout` (55P03) is a guard timeout, counted and answered as a Python guard's.
+
+    And its deadlock detector (40P01) can pick a deposit too: a deposit
+    queued for a row that a transfer holds is in that row's queue, ahead
+    of whoever comes next, and the queue is part of PostgreSQL's wait-for
+    graph. When opposing `naive` transfers close a cycle through that
+    queue, the deposit may be the victim: its transaction is rolled back
+    (nothing applied) and it answers 409 with PostgreSQL's account of the
+    cycle, as a transfer victim does.
+    """
+    try:
+        yield
+    except errors.DeadlockDetected as error:
+        stats.refused("deadlock_victim")
+        raise DatabaseDeadlock(record_deadlock(db, error, (account_id,))) from None
+    except errors.LockNotAvailable:
+        stats.refused("lock_timeout")
+        raise GuardTimeout(
+            DatabaseLock(config.deposit_guard, account_id), config.lock_timeout(), self_deadlock=False
+        ) from None

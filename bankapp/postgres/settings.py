@@ -39,8 +39,9 @@ process keeps its own, and the shared rest comes from the row.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
+from psycopg import Connection
 from psycopg.types.json import Jsonb
 from pydantic import ValidationError
 
@@ -173,3 +174,42 @@ class DatabaseSettings:
             self._request.held = (CALLER.get(), config)  # the rest of this request runs under what it wrote
         config.apply_to_interpreter()
         return config
+
+
+class SettingsMoved(Exception):
+    """A statement found settings newer than those it checked: it changed nothing; `config` is the new ones."""
+
+    def __init__(self, config: Config):
+        super().__init__("the settings moved")
+        self.config = config
+
+
+class SettingsCheck(NamedTuple):
+    """The settings an operation runs under without having read them: its statement checks their version
+    (`DatabaseSettings.provisional`; the bank's `_dispatch` makes one, a database guard's statement uses it)."""
+
+    holder: DatabaseSettings
+    version: int
+    config: Config
+
+    def found(self, latest: int, body: dict[str, Any] | None) -> None:
+        """What the statement read of the settings: adopted for the request; `SettingsMoved` if they moved."""
+        CHECKING.settings = None  # checked once: the operation's later statements need not
+        config = self.holder.adopt((self.version, self.config), latest, body)
+        if latest != self.version:
+            raise SettingsMoved(config)
+
+    def read(self, conn: Connection) -> None:
+        """The settings read by a statement of their own, when the checking statement could not tell."""
+        row = conn.execute(sql.READ_SETTINGS, (self.version,)).fetchone()
+        if row is None:
+            raise StoreUnavailable("the database has no bankapp settings", store="postgres")
+        self.found(*row)
+
+
+#: `settings`: the `SettingsCheck` of the operation this thread runs (`DatabaseBank._dispatch`), or None.
+CHECKING = threading.local()
+
+
+def checking() -> SettingsCheck | None:
+    return getattr(CHECKING, "settings", None)

@@ -40,10 +40,9 @@ from ..lab.store import UnknownAccount
 from ..lab.transfers import BACKOFF_MAX_MS, BACKOFF_TRY_MS, SameAccount, audit_answer
 from ..settings import Config
 from . import sql
-from .bank import DatabaseLock
 from .counters import FLIGHT_KEY, Counters
 from .database import Database, one, release_all
-from .locks import DatabaseDeadlock, debug_locks, record_deadlock
+from .locks import DatabaseDeadlock, DatabaseLock, debug_locks, record_deadlock
 from .store import read_balance, write_balance
 
 
