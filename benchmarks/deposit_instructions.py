@@ -1,6 +1,6 @@
 """Instructions per deposit inside the app, counted by callgrind: a figure a loaded machine does not move.
 
-    python benchmarks/deposit_instructions.py [--requests 200] [--base COMMIT] [--apps bankapp minimal]
+    python benchmarks/deposit_instructions.py [--requests 200] [--base COMMIT] [--apps ...] [--through-worker]
 
 CPU time per deposit (`deposit_profile.py`) is the least of many runs, and
 on a machine shared with other engineers' test suites even the least moves
@@ -12,6 +12,11 @@ is run under `valgrind --tool=callgrind` twice, in a process of its own:
 once for a warm-up and 50 deposits, once for the same warm-up and
 50 + `--requests` deposits; the difference over `--requests` is one
 deposit's instructions, start-up and warm-up cancelled out.
+
+`--through-worker` serves each deposit through the app's gunicorn worker
+instead (`worker_deposits.py`: bankapp's `HardenedWorker`, the minimal
+app's plain gthread worker, a kept-alive loopback connection, one thread):
+the server layer around the app is counted too.
 
 `--base COMMIT` counts bankapp at COMMIT too (exported with `git archive`,
 imported from there with `PYTHONPATH`). Under callgrind Python runs about
@@ -37,7 +42,7 @@ WARM = 200
 FIRST = 50
 
 
-def instructions(app: str, requests: int, pythonpath: str | None) -> int:
+def instructions(app: str, requests: int, pythonpath: str | None, through_worker: bool = False) -> int:
     """Instructions callgrind counted for a process serving WARM + `requests` deposits of `app`."""
     command = [
         "valgrind",
@@ -49,6 +54,7 @@ def instructions(app: str, requests: int, pythonpath: str | None) -> int:
         app,
         "--requests",
         str(requests),
+        *(["--through-worker"] if through_worker else []),
     ]
     env = {**os.environ, "PYTHONPATH": pythonpath} if pythonpath else None
     done = subprocess.run(command, cwd=HERE, env=env, capture_output=True, text=True, check=True)
@@ -58,9 +64,9 @@ def instructions(app: str, requests: int, pythonpath: str | None) -> int:
     return int(found.group(1))
 
 
-def per_deposit(pool: ThreadPoolExecutor, app: str, requests: int, pythonpath: str | None) -> Future:
-    short = pool.submit(instructions, app, FIRST, pythonpath)
-    long = pool.submit(instructions, app, FIRST + requests, pythonpath)
+def per_deposit(pool: ThreadPoolExecutor, app: str, requests: int, pythonpath: str | None, worker: bool) -> Future:
+    short = pool.submit(instructions, app, FIRST, pythonpath, worker)
+    long = pool.submit(instructions, app, FIRST + requests, pythonpath, worker)
     return pool.submit(lambda: (long.result() - short.result()) / requests)
 
 
@@ -71,8 +77,18 @@ def main() -> int:
     parser.add_argument(
         "--apps", nargs="+", default=["bankapp", "minimal"], choices=deposit_profile.MEMORY_APPS, help="[%(default)s]"
     )
+    parser.add_argument(
+        "--through-worker",
+        action="store_true",
+        help="serve each deposit through the app's gunicorn worker, over TCP, in one thread (worker_deposits.py)",
+    )
     parser.add_argument("--serve", choices=deposit_profile.MEMORY_APPS, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve and args.through_worker:  # the child, under callgrind
+        import worker_deposits
+
+        worker_deposits.serve(args.serve, WARM, args.requests)
+        return 0
     if args.serve:  # the child, under callgrind
         app = deposit_profile.APPS[args.serve]()
         deposit_profile.serve(app, WARM)
@@ -84,9 +100,10 @@ def main() -> int:
             deposit_profile.export(args.base, folder)
             rows += [(f"{app} at {args.base}", app, folder) for app in args.apps if app != "minimal"]
         with ThreadPoolExecutor(max_workers=4 * len(rows)) as pool:
-            futures = {row: per_deposit(pool, app, args.requests, path) for row, app, path in rows}
+            futures = {row: per_deposit(pool, app, args.requests, path, args.through_worker) for row, app, path in rows}
             counts = {row: future.result() for row, future in futures.items()}
-    print(f"instructions per deposit (callgrind, {args.requests} deposits after a warm-up)")
+    where = ", through the gunicorn worker" if args.through_worker else ""
+    print(f"instructions per deposit (callgrind, {args.requests} deposits after a warm-up{where})")
     for row, count in counts.items():
         print(f"{row:<34} {count:>10,.0f}")
     if "minimal" in counts:

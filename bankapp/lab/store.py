@@ -13,13 +13,12 @@ are named (see `forensics`): `races()` is what `/debug/races` shows.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from .forensics import CALLER, HISTORY, HISTORY_EACH, RECENT, History, Races, ReadsSeen, Write, erasure
+from .forensics import CALLER, HISTORY, HISTORY_EACH, RECENT, History, Races, ReadsSeen, Write, erasure, thread_and_pid
 
 
 class UnknownAccount(KeyError):
@@ -104,7 +103,7 @@ class MemoryStore:
     def write(self, account_id: str, balance: int) -> None:
         """Store `balance` as the next version; if the read it came from is not the head, record the erasure."""
         read = self._seen.take(account_id)
-        caller, thread, pid = CALLER.get(), threading.current_thread().name, os.getpid()
+        caller, (thread, pid) = CALLER.get(), thread_and_pid()
         with self._write_lock:
             try:
                 head_balance, head = self._rows[account_id]

@@ -34,6 +34,7 @@ import signal
 import sys
 import threading
 import time
+from typing import Any
 
 from ..lab.store import StoreUnavailable
 
@@ -45,22 +46,25 @@ SUMMARY_PREFIX = "bankapp: worker "
 
 
 class InFlight:
-    """WSGI middleware: which thread serves which request right now.
+    """Which thread serves which request right now.
 
     Every request passes here, so it takes no lock: each thread writes and
     removes only its own entry (one dict operation each, atomic in CPython),
-    and whoever reads copies the dict first. The request's name is made only
-    when someone asks (`requests()`), from the environ kept meanwhile.
+    and whoever reads copies the dict first. The hardened worker keeps the
+    entries itself (`HardenedWorker.handle_request`: gunicorn's parsed
+    request, from its head to its answer's close); any other worker serves
+    through this object as a WSGI middleware, which keeps the environ. The
+    request's name is made only when someone asks (`requests()`).
     """
 
     def __init__(self, app, on_idle):
         self.app = app
-        self._on_idle = on_idle  # called when the last request ends
-        self._requests: dict[int, dict] = {}  # thread ident -> the environ of the request it serves
+        self.on_idle = on_idle  # called when the last request ends
+        self.running: dict[int, Any] = {}  # thread ident -> gunicorn's request, or the WSGI environ
 
     def __call__(self, environ, start_response):
         ident = threading.get_ident()
-        self._requests[ident] = environ
+        self.running[ident] = environ
         try:
             body = self.app(environ, start_response)
         except BaseException:
@@ -69,17 +73,20 @@ class InFlight:
         return Closing(body, self, ident)
 
     def _done(self, ident: int) -> None:
-        self._requests.pop(ident, None)
-        if not self._requests:
-            self._on_idle()  # two requests ending together may both call it: it says the last line once
+        self.running.pop(ident, None)
+        if not self.running:
+            self.on_idle()  # two requests ending together may both call it: it says the last line once
 
     def requests(self) -> dict[int, str]:
         """Thread ident -> "METHOD /path" of every request being served."""
-        running = self._requests.copy()
-        return {
-            ident: f"{environ.get('REQUEST_METHOD', '?')} {environ.get('PATH_INFO', '?')}"
-            for ident, environ in running.items()
-        }
+        return {ident: name(request) for ident, request in self.running.copy().items()}
+
+
+def name(request) -> str:
+    """`METHOD /path` of gunicorn's request (its path as sent) or of a WSGI environ."""
+    if isinstance(request, dict):
+        return f"{request.get('REQUEST_METHOD', '?')} {request.get('PATH_INFO', '?')}"
+    return f"{request.method} {request.path}"
 
 
 class Closing:
@@ -118,8 +125,11 @@ class Stopping:
         self._said_last = False
 
     def install(self) -> None:
-        """Serve through `InFlight`, and start watching on SIGTERM, SIGINT and SIGQUIT."""
-        self.worker.wsgi = self.in_flight
+        """Count requests in flight, and start watching on SIGTERM, SIGINT and SIGQUIT."""
+        if hasattr(self.worker, "in_flight"):  # the hardened worker counts them itself
+            self.worker.in_flight = self.in_flight
+        else:
+            self.worker.wsgi = self.in_flight
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
             signal.signal(signum, self._wrap(signal.getsignal(signum)))
         signal.siginterrupt(signal.SIGTERM, False)  # as gunicorn has it: SIGTERM must not cut a request's I/O

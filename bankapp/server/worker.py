@@ -48,6 +48,7 @@ import time
 
 from gunicorn import util
 from gunicorn.http import errors
+from gunicorn.http.body import LengthReader
 from gunicorn.http.unreader import SocketUnreader
 from gunicorn.workers.gthread import _DEFER, TConn, ThreadWorker
 
@@ -168,10 +169,38 @@ class LingeringConn(TConn):
             super().close()
 
 
+class ReadOnce:
+    """A worker's gunicorn settings, each read from its `Config` once and then kept as a plain attribute.
+
+    gunicorn reads a setting through `Config.__getattr__` (a failed attribute
+    lookup, then a Python call, a dict lookup and the setting's `get()`), about
+    twenty times a request: the parser's limits, `keepalive`, the hooks, the
+    forwarding rules. A worker's settings do not change once it runs (a reload
+    starts new workers), so each is read once.
+    """
+
+    def __init__(self, cfg):
+        self._cfg = cfg
+
+    def __getattr__(self, name):
+        value = getattr(self._cfg, name)
+        setattr(self, name, value)
+        return value
+
+    def set(self, name, value) -> None:
+        self._cfg.set(name, value)
+        self.__dict__.pop(name, None)
+
+
 class HardenedWorker(ThreadWorker):
     """gthread with a read deadline, a reserve of threads, and problem+json errors (see the module)."""
 
+    #: Which thread serves which request (`shutdown.InFlight`), once `post_worker_init` has installed it.
+    in_flight = None
+
     def init_process(self):
+        # after the fork (the master keeps its own); gunicorn is untyped, so mypy knows no type for `cfg`
+        self.cfg = ReadOnce(self.cfg)  # type: ignore[has-type]
         self.client_slots = threading.BoundedSemaphore(max(1, self.cfg.threads - RESERVED_THREADS))
         self.lingering: list[LingeringConn] = []
         self.tls = self.cfg.is_ssl  # read once: a gunicorn setting costs a lookup per access
@@ -208,8 +237,39 @@ class HardenedWorker(ThreadWorker):
         finally:
             unreader.deadline = None
 
+    def handle_request(self, req, conn):
+        """gthread's, with the request counted in flight from its parsed head to its answer's close.
+
+        Here rather than in a WSGI middleware around the app, which would add
+        a call and an answer wrapper (for the answer's `close()`) to every request."""
+        in_flight = self.in_flight
+        if in_flight is None:
+            return super().handle_request(req, conn)
+        running, ident = in_flight.running, threading.get_ident()
+        running[ident] = req
+        try:
+            return super().handle_request(req, conn)
+        finally:
+            del running[ident]
+            if not running:
+                in_flight.on_idle()
+
     def _keepalive_after(self, conn, keepalive):
-        conn.parser.unreader.deadline = None  # answered: what is left of the body is drained, never waited for
+        """gthread's, with nothing to drain when the app read a body of known length to its end.
+
+        gthread drains what is left of the body before the connection goes
+        back to the poller (else leftover bytes would look like the next
+        request), under a deadline set on the socket and put back after: three
+        socket calls even when nothing is left, as after every deposit and
+        every GET. A body whose `Content-Length` has been read in full has
+        nothing left on the socket, so that keeps its connection at once."""
+        parser = conn.parser
+        parser.unreader.deadline = None  # answered: what is left of the body is drained, never waited for
+        if keepalive:
+            body = getattr(parser.mesg, "body", None)
+            reader = getattr(body, "reader", None)
+            if isinstance(reader, LengthReader) and reader.length == 0 and not getattr(body, "failed", False):
+                return True
         return super()._keepalive_after(conn, keepalive)
 
     def linger(self, conn: LingeringConn) -> None:

@@ -95,9 +95,10 @@ def create_app(config: Config | dict[str, Any] | None = None, plugged: Plugged |
         room.shared_freeze = (read_freeze, write_freeze)
     app.extensions["bankapp.room"] = timing.room = room
     app.wsgi_app = TeamRouting(app.wsgi_app, room)  # type: ignore[method-assign]  # the team, before the view
-    # around it all: every answer, a refusal too, names its request, is timed and says who served it
+    # around it all: every answer, a refusal too, names its request, is timed, says who served it, and the
+    # dashboard's history takes its sample after an answer when one is due
     every_request.init_app(app, lab, timing)
-    history.init_app(app, lab)  # the dashboard's history: GET /dashboard/history, samples after answers
+    history.init_app(app)  # the dashboard's history: GET /dashboard/history
     idempotency.init_app(app, shared=lab.answers)
     scoreboard.init_app(app)
     install_token_check(app.extensions, RoomTokens(room))  # in a room, a grade needs its team's token

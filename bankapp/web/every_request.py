@@ -37,6 +37,7 @@ from ..lab import LabLike
 from ..lab.forensics import CALLER, Caller
 from ..rooms import TEAM, TEAM_NAME
 from . import admin_auth
+from .history import after_answer
 from .metrics import Metrics, guard_label
 from .request_id import ENVIRON_KEY, HEADER, WELL_FORMED, new_request_id, operation
 from .views import rooms
@@ -47,8 +48,24 @@ SERVED_BY = "X-Served-By"
 LATENCY_LABELS = "bankapp.latency_labels"
 
 
+#: This thread's `<pid>/<thread name>` (`served_by`), made on its first request; a fresh one in a forked child.
+_thread: threading.local = threading.local()
+
+
+def _forget_threads() -> None:
+    global _thread
+    _thread = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_threads)
+
+
 class EveryRequest:
-    """WSGI middleware around the app: names each request, times it, and says who served it."""
+    """WSGI middleware around the app: names each request, times it, says who served it, and after the
+    answer has been sent takes the history's sample when one is due (`history.after_answer`).
+
+    One layer for all of it: each middleware is a call on every request, and the sampling needs the
+    request's lab as much as the count of requests served does."""
 
     def __init__(self, wsgi_app, lab: LabLike, metrics: Metrics):
         self.wsgi_app = wsgi_app
@@ -60,8 +77,10 @@ class EveryRequest:
         sent = environ.get(ENVIRON_KEY)
         request_id = sent if sent and WELL_FORMED.fullmatch(sent) else new_request_id()
         token = CALLER.set(Caller(request_id, operation(environ.get("PATH_INFO", ""))))
-        thread = threading.current_thread().name
-        served_by = f"{os.getpid()}/{thread}"
+        try:
+            served_by = _thread.served_by
+        except AttributeError:
+            served_by = _thread.served_by = f"{os.getpid()}/{threading.current_thread().name}"
 
         def answer(status, headers, exc_info=None):
             headers.append((HEADER, request_id))
@@ -81,7 +100,7 @@ class EveryRequest:
             self.metrics.observe(environ.get("REQUEST_METHOD", ""), labels[0], guard, time.perf_counter() - started)
         self.metrics.servers.record(served_by)
         lab.served()
-        return response
+        return after_answer(lab, environ, response)
 
 
 def before_view(request: Request, lab: LabLike, metrics: Metrics) -> None:

@@ -134,6 +134,8 @@ class Metrics:
             registry=None,  # each app registers its own, so every create_app() starts from zero
         )
         self._children: dict[tuple[str, str, str], Histogram] = {}  # labels -> the histogram's child
+        #: id of a URL rule -> its route label and the setting naming its guard; the app's rules live as long as it
+        self._rules: dict[int, tuple[str, str | None]] = {}
         self.room: Any = None  # a room (`bankapp.rooms.Room`): with teams, each lab's families with a team label
 
     def registry(self):
@@ -153,9 +155,13 @@ class Metrics:
         """The route label of a routed request, and which setting names its guard (None: no guard).
 
         The guard label itself is read once the request has run (`guard_label`):
-        the guard it ran under."""
-        route = request.url_rule.rule if request.url_rule else "unmatched"
-        return route, GUARD_OF_BLUEPRINT.get(request.blueprint or "")
+        the guard it ran under. Both come from the URL rule only, so they are worked out once per rule."""
+        rule = request.url_rule
+        found = self._rules.get(id(rule))
+        if found is None:
+            found = (rule.rule if rule else "unmatched", GUARD_OF_BLUEPRINT.get(request.blueprint or ""))
+            self._rules[id(rule)] = found
+        return found
 
     def observe(self, method: str, route: str, guard: str, seconds: float) -> None:
         """One request's latency; the histogram's child of each label set is looked up once and kept."""

@@ -1,6 +1,7 @@
 """Hardening against a real `bankapp serve`: body limits, the admin token,
 idempotent retries, and SIGTERM in the middle of a burst."""
 
+import json
 import re
 import signal
 import threading
@@ -12,7 +13,7 @@ import requests
 
 from bankapp.server.shutdown import SUMMARY_PREFIX
 
-from ..live import live_server
+from ..live import live_server, read_response
 
 pytestmark = pytest.mark.e2e
 
@@ -46,6 +47,29 @@ def test_a_small_chunked_body_is_read_whole(server):
     response = server.post("/accounts/acc-02/deposit", data=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 200
     assert response.json()["balance"] == 100_007
+
+
+def test_one_connection_keeps_its_place_whether_or_not_the_app_read_the_body(server):
+    """A deposit reads its body to the end (the worker keeps the connection without draining); a body the app
+    never reads (`POST /healthz`, a 405) is drained before the next request, whose bytes it must not become."""
+    deposit = b'{"amount": 3}'
+    unread = b"GET /accounts/acc-09 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"  # a request's bytes, as a body: never served
+    before = server.get("/accounts/acc-09").json()["balance"]
+    with server.connect() as sock:
+        for path, body, status in (
+            ("/accounts/acc-09/deposit", deposit, 200),
+            ("/healthz", unread, 405),
+            ("/accounts/acc-09/deposit", deposit, 200),
+            ("/healthz", b"", 405),
+        ):
+            head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            sock.sendall(head.encode() + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            answer_status, headers, answer = read_response(sock)
+            assert answer_status == status, answer
+            assert headers.get("connection", "").lower() != "close"
+        sock.sendall(b"GET /accounts/acc-09 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        answer_status, _, answer = read_response(sock)
+    assert answer_status == 200 and json.loads(answer)["balance"] == before + 6
 
 
 def test_unknown_path_and_method_are_problems(server):

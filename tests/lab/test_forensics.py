@@ -285,3 +285,23 @@ def test_an_erasure_in_words_as_the_issue_tells_it():
     three = [erased, written("aa", "T1", 312, 100_412, 2, 999.0), written("bb", "T2", 311, 100_410, 3, 998.0)]
     said = sentence({**event, "erased": three, "cents": -495})
     assert said.endswith(", and 2 more writes since v312 (deposit aa, deposit bb): the balance is 495 cents too high.")
+
+
+def test_a_forked_child_records_its_own_pid_not_its_parents():
+    """The writer's thread and pid are kept per thread after its first write; a forked child (a gunicorn
+    worker) starts afresh, so its writes name its own pid."""
+    import os
+    import threading
+
+    from bankapp.lab.forensics import thread_and_pid
+
+    assert thread_and_pid() == (threading.current_thread().name, os.getpid())  # now kept for this thread
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child)
+        os.write(write, b"yes" if thread_and_pid()[1] == os.getpid() else b"no")
+        os._exit(0)
+    os.waitpid(child, 0)
+    os.close(write)
+    with os.fdopen(read, "rb") as answer:
+        assert answer.read() == b"yes"

@@ -75,3 +75,20 @@ def test_between_requests_nothing_is_waited_for(pair):
     unreader.deadline = None  # gunicorn draining a body the app did not read
     with pytest.raises(TimeoutError):
         unreader.chunk()
+
+
+def test_read_once_settings_are_gunicorns_and_a_set_is_seen():
+    """The worker's settings, read once (`ReadOnce`), are the `Config`'s; a `set` after a read is not hidden."""
+    from gunicorn.config import Config
+
+    from bankapp.server.worker import ReadOnce
+
+    config = Config()
+    config.set("keepalive", 7)
+    settings = ReadOnce(config)
+    assert (settings.keepalive, settings.threads, settings.is_ssl) == (7, config.threads, config.is_ssl)
+    assert "keepalive" in vars(settings)  # kept: the next read is a plain attribute
+    settings.set("keepalive", 3)
+    assert settings.keepalive == config.keepalive == 3
+    with pytest.raises(AttributeError):
+        settings.no_such_setting  # noqa: B018

@@ -97,6 +97,13 @@ def test_explore_speed_prints_a_row_for_every_case():
     }
 
 
+@pytest.mark.parametrize("app", ["bankapp", "minimal"])
+def test_worker_deposits_serves_deposits_through_each_apps_gunicorn_worker(app):
+    """worker_deposits.py, as `deposit_instructions.py --through-worker` runs it under callgrind (here without):
+    it checks each answer is a 200 with a balance on a connection kept alive, and exits 1 if not."""
+    run("deposit_instructions.py", "--serve", app, "--requests", "5", "--through-worker")
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not shutil.which("valgrind"), reason="needs valgrind (callgrind counts the instructions)")
 def test_deposit_instructions_counts_each_app_under_callgrind():

@@ -8,7 +8,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from bankapp.web.history import COLUMNS, History, Sampling, history_of, hooks, samples
+from bankapp.rooms import TEAM
+from bankapp.web.every_request import EveryRequest
+from bankapp.web.history import COLUMNS, History, history_of, samples
 
 
 @pytest.fixture
@@ -166,9 +168,10 @@ def test_unsafe_deposits_beside_naive_transfers_lose_money_the_deposits_are_blam
 
 def test_in_a_room_the_sample_is_taken_of_the_requests_team(make_app, every_request_samples):
     """A room's routing leaves the request's team in the environ: its lab is the one sampled, not the app's own."""
-    default, team = make_app().extensions["bankapp"], make_app().extensions["bankapp"]
-    sampling = Sampling(lambda environ, start_response: [b"{}"], default)
-    answer = sampling({"REQUEST_METHOD": "GET", "PATH_INFO": "/stats", hooks.TEAM: SimpleNamespace(lab=team)}, None)
+    app, team = make_app(), make_app().extensions["bankapp"]
+    default = app.extensions["bankapp"]
+    every = EveryRequest(lambda environ, start_response: [b"{}"], default, app.extensions["bankapp.metrics"])
+    answer = every({"REQUEST_METHOD": "GET", "PATH_INFO": "/stats", TEAM: SimpleNamespace(lab=team)}, None)
     assert list(answer) == [b"{}"]
     answer.close()  # the WSGI server's close, once the answer is sent
     assert history_of(team).report()["samples"] == 1 and history_of(default).report()["samples"] == 0

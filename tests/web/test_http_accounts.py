@@ -186,6 +186,22 @@ def test_every_response_says_who_served_it(client):
         assert response.headers["X-Served-By"] == f"{os.getpid()}/{threading.current_thread().name}"
 
 
+def test_each_thread_is_named_as_itself_once_another_has_served(client):
+    """X-Served-By is kept per thread after its first request: a second thread never gets the first's name."""
+    import threading
+
+    client.get("/healthz")
+    served = {}
+    for name in ("server-a", "server-b"):
+        thread = threading.Thread(target=lambda n=name: served.update({n: client.get("/healthz")}), name=name)
+        thread.start()
+        thread.join(10)
+    assert [served[name].headers["X-Served-By"].split("/")[1] for name in ("server-a", "server-b")] == [
+        "server-a",
+        "server-b",
+    ]
+
+
 def test_json_null_is_valid_json_but_not_an_object(client):
     response = client.post("/accounts/acc-00/deposit", data="null", content_type="application/json")
     assert response.status_code == 422

@@ -16,7 +16,7 @@ last read), `chain` (writes, the walk, the memory store's history),
 """
 
 from .chain import HISTORY, HISTORY_EACH, Erasure, History, Write, erasure, walk
-from .context import CALLER, NOBODY, Caller, ReadsSeen, calling, who
+from .context import CALLER, NOBODY, Caller, ReadsSeen, calling, thread_and_pid, who
 from .recorder import RECENT, Races, described, totals_json
 from .words import sentence
 
@@ -36,6 +36,7 @@ __all__ = [
     "described",
     "erasure",
     "sentence",
+    "thread_and_pid",
     "totals_json",
     "walk",
     "who",

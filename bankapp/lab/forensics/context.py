@@ -63,7 +63,30 @@ class Who(NamedTuple):
 
 def who() -> Who:
     caller = CALLER.get()
-    return Who(caller.request_id, caller.operation, threading.current_thread().name, os.getpid())
+    return Who(caller.request_id, caller.operation, *thread_and_pid())
+
+
+#: This thread's name and the process id, as its first write found them: `getpid()` is a system call, and
+#: every write records both. A forked child starts afresh (its pid is another).
+_here = threading.local()
+
+
+def _forget() -> None:
+    global _here
+    _here = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget)
+
+
+def thread_and_pid() -> tuple[str, int]:
+    """The name of the thread writing and the process id, as a write records them."""
+    try:
+        kept: tuple[str, int] = _here.thread_and_pid
+        return kept
+    except AttributeError:
+        found = _here.thread_and_pid = (threading.current_thread().name, os.getpid())
+        return found
 
 
 class ReadsSeen(threading.local):

@@ -3,14 +3,13 @@
 Each lab has its own `History` (`history_of`), kept beside it and forgotten
 with it, so a room's teams each have theirs. `samples` holds the bounded
 series and where the bank's money went; `hooks` takes a sample after an
-answer has been sent (`Sampling`, a WSGI middleware); `views` serves
-`GET /dashboard/history`. `init_app` installs both.
+answer has been sent (`after_answer`, called by `every_request`'s middleware); `views` serves
+`GET /dashboard/history`, which `init_app` installs.
 """
 
 from flask import Flask
 
-from ...lab import LabLike
-from .hooks import Sampling, after_answer, history_of
+from .hooks import after_answer, history_of
 from .samples import CAPACITY, COLUMNS, INTERVAL_S, History, money
 from .views import bp
 
@@ -19,7 +18,6 @@ __all__ = [
     "COLUMNS",
     "INTERVAL_S",
     "History",
-    "Sampling",
     "after_answer",
     "history_of",
     "init_app",
@@ -27,7 +25,6 @@ __all__ = [
 ]
 
 
-def init_app(app: Flask, lab: LabLike) -> None:
-    """`GET /dashboard/history`, and a sample after each answer (outside `every_request`'s middleware)."""
+def init_app(app: Flask) -> None:
+    """`GET /dashboard/history` (the samples are taken by `every_request`'s middleware, `after_answer`)."""
     app.register_api(bp)  # type: ignore[attr-defined]  # flask-openapi3's app
-    app.wsgi_app = Sampling(app.wsgi_app, lab)  # type: ignore[method-assign]

@@ -1,8 +1,7 @@
 """Where samples are taken: after the answer of a request has been sent, at most once a second per lab.
 
-`Sampling`, a WSGI middleware around `every_request`'s, calls
-`after_answer` once per request with the request's lab (its team's, in a
-room). That counts the request and, when a sample is due (or the request
+`every_request`'s WSGI middleware calls `after_answer` once per request
+with the request's lab (its team's, in a room). That counts the request and, when a sample is due (or the request
 was an admin one, which may have changed the settings), hands the WSGI
 server an answer whose `close()` takes the sample: the server calls it once
 the last byte went out, so the client never waits for the sample, and the
@@ -19,7 +18,6 @@ from collections.abc import Iterable
 from werkzeug.wsgi import ClosingIterator
 
 from ...lab import LabLike
-from ...rooms import TEAM  # where a room's routing leaves the request's team, whose `lab` serves it
 from .samples import History
 
 log = logging.getLogger("bankapp.history")
@@ -60,16 +58,3 @@ def after_answer(lab: LabLike, environ: dict, answer: Iterable[bytes]) -> Iterab
     if not (due or admin):
         return answer
     return ClosingIterator(answer, lambda: take_sample(lab, history, always=admin))
-
-
-class Sampling:
-    """WSGI middleware: after an answer has been sent, a sample of its lab's history, if one is due."""
-
-    def __init__(self, wsgi_app, lab: LabLike):
-        self.wsgi_app = wsgi_app
-        self.lab = lab
-
-    def __call__(self, environ, start_response):
-        answer = self.wsgi_app(environ, start_response)
-        team = environ.get(TEAM)
-        return after_answer(self.lab if team is None else team.lab, environ, answer)
