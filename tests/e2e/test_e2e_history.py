@@ -32,6 +32,7 @@ def page(browser):
     opened.close()
 
 
+@pytest.mark.slow  # over 6 s: the slow step runs it
 def test_a_tab_opened_after_the_traffic_draws_the_run_from_its_start(browser, page):
     with live_server("--race-window-ms", "2") as server:
         server.configure(deposit_guard="lock")
@@ -59,6 +60,7 @@ def test_a_tab_opened_after_the_traffic_draws_the_run_from_its_start(browser, pa
         assert page.blocked == [] and page.errors == []
 
 
+@pytest.mark.slow  # over 6 s: the slow step runs it
 def test_the_transfers_panel_puts_the_deposits_lost_updates_on_the_deposits(browser, page):
     with live_server("--race-window-ms", "2") as server:
         server.configure(deposit_guard="unsafe", transfer_policy="naive")

@@ -46,6 +46,7 @@ def loop(url: str, stop: threading.Event, statuses: list, path: str, body: dict)
                 statuses.append("cut")
 
 
+@pytest.mark.slow  # over 6 s: the slow step runs it
 def test_a_database_outage_mid_checkout_leaks_no_admission(databases):
     """Issue 19, item 1: 12 threads checking out through a semaphore of 4 (and 3 transferring) while the
     database goes away twice (the relay cut) and its backends are killed once; at rest every worker has its
@@ -127,7 +128,10 @@ def storm(url: str, seconds: float, jobs: list[tuple[str, str, dict | None, int]
     return answers
 
 
-@pytest.mark.parametrize("seconds", [pytest.param(5, id="short"), pytest.param(30, id="long", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "seconds",
+    [pytest.param(5, id="short", marks=pytest.mark.slow), pytest.param(30, id="long", marks=pytest.mark.slow)],
+)
 def test_reset_under_load_never_answers_500(databases, seconds):
     """Issue 19, item 3: deposits, transfers both ways and checkouts on acc-00/acc-01 while two threads reset
     the lab in a loop: no request answers 500, a reset that cannot run says so (503 with Retry-After) in

@@ -26,6 +26,7 @@ def interleave(url: str, *args: str, env: dict | None = None) -> subprocess.Comp
     )
 
 
+@pytest.mark.slow  # over 6 s: the slow step runs it
 def test_the_command_prints_the_replay_the_same_every_run_while_the_server_is_busy():
     schedule = "a.read b.read a.write b.write"
     expected = "\n".join(render(replay(load({}, environ={}), "deposit", "lock", schedule))) + "\n"
@@ -59,6 +60,7 @@ def test_a_bad_schedule_is_the_servers_message_and_exit_2():
     assert guard.returncode == 2 and "transfer runs under the transfer policies naive" in guard.stderr
 
 
+@pytest.mark.slow  # over 6 s: the slow step runs it
 def test_the_token_comes_from_the_environment_and_no_server_is_a_clear_exit_2():
     with live_server("--admin-token", "s3cret") as server:
         without = interleave(server.url, "deposit", env={"PATH": ""})

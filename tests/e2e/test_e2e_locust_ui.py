@@ -101,6 +101,7 @@ def test_the_ui_has_the_class_picker_a_verdict_tab_and_help_without_format_strin
     assert rows == [{"part": "", "says": "no verdict yet: it appears here when a run stops"}]
 
 
+@pytest.mark.slow  # over 6 s: the slow step runs it
 def test_a_run_started_and_stopped_in_the_ui_shows_its_verdict_and_counts_its_anomalies(web_ui, server):
     server.configure(guard="unsafe", transfer_policy="ordered")
     answer = run_through_the_ui(web_ui, server)

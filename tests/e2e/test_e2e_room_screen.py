@@ -48,6 +48,7 @@ def run(*command: str) -> str:
     return output
 
 
+@pytest.mark.slow  # over 6 s: the slow step runs it
 def test_lost_update_warns_of_a_long_run_and_counts_what_was_refused_and_why():
     # lesson 3's situation, scaled down: a wide window, and a lock the threads queue for past lock_timeout_ms
     with ServerProcess("--race-window-ms", "250", "--lock-timeout-ms", "250") as server:

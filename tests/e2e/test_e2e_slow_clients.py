@@ -51,6 +51,7 @@ def trickle(server, slow_part: str, answers: list, start: threading.Barrier) -> 
     answers.append((slow_part, status, headers.get("content-type"), json.loads(body), time.monotonic() - started))
 
 
+@pytest.mark.slow  # over 6 s: the slow step runs it
 def test_slow_clients_get_408_and_never_take_the_threads_healthz_needs():
     with (
         live_server("--threads", str(THREADS), "--deposit-guard", "lock", "--race-window-ms", "0") as server,

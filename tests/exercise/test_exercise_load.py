@@ -57,6 +57,7 @@ def test_a_correct_guard_passes_under_load_and_the_server_ran_its_code():
     assert code["calls"] >= 2 * result["completed"] and code["failures"] == 0  # an acquire and a release each
 
 
+@pytest.mark.slow  # over 6 s: the slow step runs it
 def test_a_guard_that_lets_everyone_in_shows_lost_updates_over_http_and_is_compared_with_the_model():
     lines: list[str] = []
     result = judge_under_load(
@@ -79,6 +80,7 @@ def test_a_guard_that_lets_everyone_in_shows_lost_updates_over_http_and_is_compa
     assert lines[-1].startswith("exercise deposit-guard: under load failed")
 
 
+@pytest.mark.slow  # over 6 s: the slow step runs it
 def test_trainee_code_that_raises_or_exits_is_a_problem_naming_its_line_and_the_worker_lives():
     raising = SOLUTIONS / "raising_guard.py"
     with ServerProcess("--exercise", f"deposit-guard={raising}", startup_timeout=60) as server:

@@ -77,6 +77,7 @@ def test_example_says_how_to_run_it(name):
 
 
 @pytest.mark.e2e
+@pytest.mark.slow  # over 6 s: the slow step runs it
 def test_the_lost_update_example_starts_its_own_server_and_shows_the_race_and_the_fix():
     """docs/races.md's race by hand, as a user runs it: a round long enough to outlast
     gunicorn's 2 s keep-alive on an idle connection (which once broke it)."""

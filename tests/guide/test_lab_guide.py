@@ -97,7 +97,7 @@ SERVER_URL = re.compile(r"\$\{?(U|P)\b")
 FLEET_LESSONS = range(13, 17)
 #: Lessons whose run alone takes over 7 s on the 2-core machine (timed runs, load, a fleet): they run alone under
 #: `slow` (the slow step also runs the whole guide in order, every lesson of it).
-LONG_LESSONS = {3, 4, 7, 8, 9, 12, 13, 14, 15, 16, 18}
+LONG_LESSONS = {3, 4, 7, 8, 9, 12, 13, 14, 15, 16, 17, 18}
 ALONE = [
     pytest.param(
         number,

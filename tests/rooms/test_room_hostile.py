@@ -182,6 +182,7 @@ def test_on_postgres_workers_making_teams_at_once_never_pass_the_limit(pg_room):
         } == {200}, name
 
 
+@pytest.mark.slow  # over 6 s: the slow step runs it
 def test_a_stop_names_the_guard_a_team_request_holds_forever():
     """A team's batch deposit under `lock` with no timeout waits for itself forever; the stop that cuts it
     says which guard it held, as it does for the default team's (it said 'no guard or lock held')."""

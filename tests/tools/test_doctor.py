@@ -86,6 +86,7 @@ def test_a_reachable_database_passes(databases):
     assert re.search(r"PostgreSQL \d+", ran.stdout)
 
 
+@pytest.mark.slow  # over 6 s: the slow step runs it
 def test_no_server_at_the_url_and_a_port_taken_by_something_else_fail_with_what_to_do():
     with socket.socket() as squatter:  # a listener that is not bankapp: it never answers HTTP
         squatter.bind(("127.0.0.1", 0))
