@@ -59,6 +59,7 @@ class DatabaseSettings:
         self.db = db
         self._process = config.process()
         self._cached: tuple[int, Config] = (0, config)  # version 0 is never in the database
+        self._keeping = threading.Lock()  # `_keep`: the newest version kept and applied, whichever thread finds it
         self._request = threading.local()  # (the request's Caller, the settings it read at its start)
 
     @property
@@ -90,9 +91,26 @@ class DatabaseSettings:
         if latest == version:
             return config
         config = self._build(body)
-        self._cached = (latest, config)
-        config.apply_to_interpreter()  # a switch interval another worker set is this process's too
+        self._keep(latest, config)
         return config
+
+    def _keep(self, latest: int, config: Config) -> None:
+        """Keep `config` (version `latest`) as the worker's, and apply it to the interpreter, if it is the newest
+        this worker has seen.
+
+        Threads of one worker find versions in their own snapshots and come
+        back in any order: a read or a deposit's statement that began before
+        a PATCH committed may return after one that began after it. Kept and
+        applied unconditionally, the older version would win: the worker's
+        cache one PATCH behind (its deposits' checks miss, and run again), and
+        the switch interval, which is the whole process's, left at the older
+        value for every later request, none of which sees a version change
+        that would apply it again."""
+        with self._keeping:
+            if latest <= self._cached[0]:
+                return
+            self._cached = (latest, config)
+            config.apply_to_interpreter()  # a switch interval another worker set is this process's too
 
     @property
     def cached(self) -> Config:
@@ -141,9 +159,7 @@ class DatabaseSettings:
             if body is None:
                 raise AssertionError("a statement that found newer settings returns their body")
             config = self._build(body)
-            if latest > self._cached[0]:
-                self._cached = (latest, config)
-            config.apply_to_interpreter()
+            self._keep(latest, config)
         if CALLER.get() is not NOBODY:
             self._request.held = (CALLER.get(), config)
         return config
@@ -169,10 +185,9 @@ class DatabaseSettings:
             _, body = one(conn.execute(sql.LOCK_SETTINGS))
             config = apply_patch(self._build(body), changes)
             latest = one(conn.execute(sql.WRITE_SETTINGS, (Jsonb(config.shared()), worker_name())))[0]
-        self._cached = (latest, config)
+        self._keep(latest, config)
         if CALLER.get() is not NOBODY:
             self._request.held = (CALLER.get(), config)  # the rest of this request runs under what it wrote
-        config.apply_to_interpreter()
         return config
 
 
