@@ -65,7 +65,6 @@ from .store import (
     DatabaseLedger,
     PostgresStore,
     add_to_balance,
-    add_to_balance_if_settings,
     read_balance,
     withdraw_if_pair_covers,
     write_balance,
@@ -310,25 +309,26 @@ class AtomicUpdate(DatabaseGuard):
     checks_settings = frozenset({"deposit", "withdrawal"})
 
     def deposit(self, conn: Connection, account_id: str, amount: int, config: Config) -> int:
-        balance = self._add(conn, account_id, amount, sql.Counts.deposit(amount))
+        balance = self._add(conn, account_id, amount, sql.Counts.deposit(amount), config)
         if balance is None:
             raise UnknownAccount(account_id)
         return balance
 
     def withdraw(self, conn: Connection, account_id: str, amount: int, config: Config) -> int:
-        balance = self._add(conn, account_id, -amount, sql.Counts.withdrawal(amount), floor=0)
+        balance = self._add(conn, account_id, -amount, sql.Counts.withdrawal(amount), config, floor=0)
         if balance is None:  # the guarded update changed nothing: the balance did not cover it
             raise InsufficientFunds(account_id, read_balance(conn, account_id), amount)
         return balance
 
     @staticmethod
-    def _add(conn: Connection, account_id: str, delta: int, counts: sql.Counts, floor: int | None = None) -> int | None:
-        """`add_to_balance`; checking the settings' version in the same statement when the operation asks it."""
+    def _add(
+        conn: Connection, account: str, delta: int, counts: sql.Counts, config: Config, floor: int | None = None
+    ) -> int | None:
+        """`add_to_balance`, checking the settings' version in the same statement when the operation asks it."""
         check = checking()
-        if check is None:
-            return add_to_balance(conn, account_id, delta, counts, floor)
-        balance, latest, body = add_to_balance_if_settings(conn, account_id, delta, counts, check.version, floor)
-        check.found(latest, body)
+        balance, latest, body = add_to_balance(conn, account, delta, counts, config, floor, check and check.version)
+        if check is not None:
+            check.found(latest, body)
         return balance
 
     def customer_withdraw(

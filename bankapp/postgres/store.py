@@ -22,7 +22,7 @@ as two threads are.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, overload
+from typing import Any
 
 from psycopg import Connection
 from psycopg.types.json import Jsonb
@@ -33,7 +33,7 @@ from ..lab.store import StoreUnavailable, UnknownAccount
 from ..settings import Config
 from . import sql
 from .counters import Counters
-from .database import Database, one
+from .database import Database, lock_timeout_setting, one
 
 #: How many versions an erasure's walk fetches from the writes log at a time.
 WALK_FETCH = 64
@@ -143,31 +143,21 @@ def write_balance(conn: Connection, account_id: str, balance: int, counts: sql.C
     return written
 
 
-@overload
-def add_to_balance(conn: Connection, account_id: str, delta: int, counts: sql.Counts, floor: None = None) -> int: ...
-
-
-@overload
-def add_to_balance(conn: Connection, account_id: str, delta: int, counts: sql.Counts, floor: int) -> int | None: ...
-
-
 def add_to_balance(
-    conn: Connection, account_id: str, delta: int, counts: sql.Counts, floor: int | None = None
-) -> int | None:
-    """The new balance, or None when it would have gone below `floor` (and nothing changed)."""
-    params = {"id": account_id, "delta": delta, "floor": -(2**62) if floor is None else floor, **counts.params()}
-    row = conn.execute(sql.ADD_TO_BALANCE, {**params, **who()._asdict()}).fetchone()
-    return None if row is None else row[0]
-
-
-def add_to_balance_if_settings(
-    conn: Connection, account_id: str, delta: int, counts: sql.Counts, settings_version: int, floor: int | None = None
+    conn: Connection,
+    account_id: str,
+    delta: int,
+    counts: sql.Counts,
+    config: Config,
+    floor: int | None = None,
+    settings_version: int | None = None,
 ) -> tuple[int | None, int, dict[str, Any] | None]:
-    """`add_to_balance` while the settings are version `settings_version` (`sql.ADD_TO_BALANCE_IF_SETTINGS`):
-    (the new balance or None, the settings' version, their body when it is not `settings_version`)."""
+    """`sql.ADD_TO_BALANCE`, waiting for the row at most `config`'s lock timeout: (the new balance, or None when
+    it would have gone below `floor` or the settings are no longer `settings_version`, and nothing changed; the
+    settings' version; their body when it is not `settings_version`)."""
     params = {"id": account_id, "delta": delta, "floor": -(2**62) if floor is None else floor, **counts.params()}
-    params["settings_version"] = settings_version
-    row = conn.execute(sql.ADD_TO_BALANCE_IF_SETTINGS, {**params, **who()._asdict()}).fetchone()
+    params |= {"settings_version": settings_version, "lock_timeout": lock_timeout_setting(config.lock_timeout_ms)}
+    row = conn.execute(sql.ADD_TO_BALANCE, {**params, **who()._asdict()}).fetchone()
     if row is None:
         raise StoreUnavailable("the database has no bankapp settings", store="postgres")
     return row[0], row[1], row[2]

@@ -128,7 +128,7 @@ class Metrics:
         self.servers = RecentServers()
         self.latency = Histogram(
             "bankapp_http_request_duration_seconds",
-            "Time from the start of a request to its answer, by route and the guard in force when it started",
+            "Time from the start of a request to its answer, by route and the guard it ran under",
             ["method", "route", "guard"],
             buckets=LATENCY_BUCKETS,
             registry=None,  # each app registers its own, so every create_app() starts from zero

@@ -33,7 +33,7 @@ def test_an_older_version_found_last_is_neither_kept_nor_applied(make_pg_lab, mo
     other.settings.patch({"switch_interval_us": 1000})  # version N+1, which the slow deposit will find
 
     found_old, let_go = threading.Event(), threading.Event()
-    real = bank_module.add_to_balance_if_settings
+    real = bank_module.add_to_balance
 
     def slow_first(*args, **kwargs):
         answer = real(*args, **kwargs)
@@ -42,7 +42,7 @@ def test_an_older_version_found_last_is_neither_kept_nor_applied(make_pg_lab, mo
             assert let_go.wait(10)
         return answer
 
-    monkeypatch.setattr(bank_module, "add_to_balance_if_settings", slow_first)
+    monkeypatch.setattr(bank_module, "add_to_balance", slow_first)
     answers: list[object] = []
 
     def slow_deposit():

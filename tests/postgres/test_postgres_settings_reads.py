@@ -8,6 +8,7 @@ one request.
 import itertools
 import tempfile
 import threading
+import time
 from contextlib import contextmanager
 
 import psycopg
@@ -49,7 +50,11 @@ def traced(lab):
     counted: dict[str, int] = {}
     with lab.db.connection():  # the pool is open and has a connection
         pass
-    connections = list(lab.db.pool()._pool)  # between operations every connection is idle in the pool
+    pool, deadline = lab.db.pool(), time.monotonic() + 10
+    connections = list(pool._pool)  # between operations every connection is idle in the pool
+    while len(connections) != pool.get_stats()["pool_size"] and time.monotonic() < deadline:
+        time.sleep(0.05)  # one the pool is still opening (it grows when a first checkout had to wait)
+        connections = list(pool._pool)
     with tempfile.TemporaryFile("w+") as trace:
         for conn in connections:
             conn.pgconn.trace(trace.fileno())
@@ -133,3 +138,43 @@ def test_a_row_lock_worker_one_patch_behind_neither_locks_nor_times_out_under_th
         assert depositor.is_alive(), answers  # still waiting: the old 100 ms did not apply
     depositor.join(30)
     assert answers == [100_011]
+
+
+def deposit_within(lab, account, seconds):
+    """What a deposit on `account` answered (a balance or the error it raised), or "still waiting"."""
+    answers: list[object] = []
+
+    def deposit():
+        with calling("req-held", "deposit"):
+            try:
+                answers.append(lab.bank.deposit(account, 1))
+            except Exception as error:
+                answers.append(error)
+
+    worker = threading.Thread(target=deposit, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    return answers[0] if answers else "still waiting"
+
+
+def test_an_atomic_update_deposit_waits_for_a_held_row_at_most_the_lock_timeout(make_pg_lab, database_url):
+    lab = make_pg_lab(deposit_guard="atomic-update", lock_timeout_ms=200)
+    with psycopg.connect(database_url, autocommit=True) as holder, holder.transaction():
+        holder.execute("SELECT balance FROM bankapp_accounts WHERE id = 'acc-05' FOR UPDATE")
+        answer = deposit_within(lab, "acc-05", 15)  # its UPDATE's row lock: bounded like any guard's wait
+    assert isinstance(answer, GuardTimeout), answer
+    assert "atomic-update of acc-05" in str(answer)
+    assert lab.stats()["deposits"]["lock_timeouts"] == 1
+    assert lab.bank.balance("acc-05") == 100_000  # refused, never applied
+
+
+def test_a_lock_timeout_patched_by_another_worker_bounds_the_next_atomic_update_deposit(make_pg_lab, database_url):
+    stale = make_pg_lab(deposit_guard="atomic-update", lock_timeout_ms=60_000)
+    other = make_pg_lab(join=True)
+    with calling("req-0", "deposit"):
+        stale.bank.deposit("acc-06", 1)  # `stale` holds the 60 s timeout
+    other.settings.patch({"lock_timeout_ms": 200})
+    with psycopg.connect(database_url, autocommit=True) as holder, holder.transaction():
+        holder.execute("SELECT balance FROM bankapp_accounts WHERE id = 'acc-06' FOR UPDATE")
+        answer = deposit_within(stale, "acc-06", 15)  # found the settings moved, ran again under 200 ms
+    assert isinstance(answer, GuardTimeout), answer

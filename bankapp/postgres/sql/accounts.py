@@ -125,28 +125,14 @@ it overwrote (the new one minus 1) is not the one it read, the writes in
 between are erased. Its line in the writes log rides in the same statement."""
 
 ADD_TO_BALANCE = f"""
-WITH written AS (
-    UPDATE bankapp_accounts SET balance = balance + %(delta)s, version = version + 1, {_COUNTED}
-    WHERE id = %(id)s AND balance + %(delta)s >= %(floor)s RETURNING balance, version
-), logged AS (
-    {_LOGGED}
-    SELECT %(id)s, version, version - 1, %(delta)s, balance, %(request_id)s, %(operation)s, %(thread)s, %(pid)s,
-           {_NOW}
-    FROM written
-)
-SELECT balance FROM written"""
-"""Read, add and write in one statement, under the row lock the UPDATE takes: no lost update.
-
-It reads the version it overwrites, so it never erases anything. With a
-`floor` (0 for a withdrawal) it is also a guarded update: no row comes back
-when the balance would go below it, and nothing changed."""
-
-ADD_TO_BALANCE_IF_SETTINGS = f"""
 WITH settings AS MATERIALIZED (
-    SELECT version, CASE WHEN version = %(settings_version)s THEN NULL ELSE body END AS body FROM bankapp_settings
+    SELECT version, CASE WHEN version = %(settings_version)s THEN NULL ELSE body END AS body,
+           set_config('lock_timeout', %(lock_timeout)s, true) AS lock_timeout
+    FROM bankapp_settings
 ), written AS (
     UPDATE bankapp_accounts SET balance = balance + %(delta)s, version = version + 1, {_COUNTED}
-    WHERE id = %(id)s AND balance + %(delta)s >= %(floor)s AND (SELECT version FROM settings) = %(settings_version)s
+    WHERE id = %(id)s AND balance + %(delta)s >= %(floor)s
+      AND (SELECT version FROM settings) = coalesce(%(settings_version)s, (SELECT version FROM settings))
     RETURNING balance, version
 ), logged AS (
     {_LOGGED}
@@ -155,13 +141,22 @@ WITH settings AS MATERIALIZED (
     FROM written
 )
 SELECT (SELECT balance FROM written), version, body FROM settings"""
-"""`ADD_TO_BALANCE` only while the settings are still version `settings_version`, and the version it found.
+"""Read, add and write in one statement, under the row lock the UPDATE takes: no lost update.
 
-The settings' read rides with the work: one round trip. When they moved
-(another worker answered a PATCH), nothing is written, and their body
-comes back (`DatabaseSettings.adopt`) for the work to run again under
-them. The statement's snapshot is taken after its request started, so a
-PATCH answered before that is seen, as by `READ_SETTINGS`."""
+It reads the version it overwrites, so it never erases anything. With a
+`floor` (0 for a withdrawal) it is also a guarded update: no row comes back
+when the balance would go below it, and nothing changed.
+
+Its wait for the row is bounded by `lock_timeout` (`set_config(..., true)`:
+for this statement's own transaction), set by the settings' CTE before the
+row is reached. With a `settings_version` it changes the row only while the
+lab's settings are still that version (NULL: whatever they are), and says
+which version it found, with their body when it is not that one: the
+settings' read rides with the work, one round trip. When they moved
+(another worker answered a PATCH) nothing is written, and the body comes
+back (`DatabaseSettings.adopt`) for the work to run again under them. The
+statement's snapshot is taken after its request started, so a PATCH
+answered before that is seen, as by `READ_SETTINGS`."""
 
 WRITES_BETWEEN = """
 SELECT account, version, parent, delta, balance, request_id, operation, thread, pid, read_at, at
