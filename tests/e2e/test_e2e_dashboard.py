@@ -191,6 +191,7 @@ def test_the_token_is_asked_for_when_the_server_requires_one(browser):
             opened.close()
 
 
+@pytest.mark.slow  # about 6 s: the slow step runs it
 def test_lost_updates_on_the_page_rise_to_what_stats_reports(server, page):
     server.configure(deposit_guard="unsafe", race_window_ms=5)
     p = page.open(server.url)
@@ -213,6 +214,7 @@ def test_lost_updates_on_the_page_rise_to_what_stats_reports(server, page):
     assert page.blocked == [] and page.errors == []
 
 
+@pytest.mark.slow  # about 6 s: the slow step runs it
 def test_the_latest_erasure_is_drawn_as_two_lanes_and_told_in_words(server, page):
     server.configure(deposit_guard="unsafe", race_window_ms=5)
     p = page.open(server.url)
@@ -235,6 +237,7 @@ def test_the_latest_erasure_is_drawn_as_two_lanes_and_told_in_words(server, page
     assert page.blocked == [] and page.errors == []
 
 
+@pytest.mark.slow  # about 6 s: the slow step runs it
 def test_a_checkout_burst_draws_in_flight_against_capacity(server, page):
     server.configure(checkout_guard="semaphore", capacity=4, max_waiting=4, service_time_ms=400, race_window_ms=0)
     p = page.open(server.url)

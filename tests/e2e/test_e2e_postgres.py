@@ -151,6 +151,7 @@ def opposing_transfers(fleet):
     return results
 
 
+@pytest.mark.slow  # about 6 s: the slow step runs it
 def test_naive_transfers_deadlock_and_postgres_breaks_each_with_a_409(fleet):
     fleet.configure(transfer_policy="naive", race_window_ms=50)
     results = opposing_transfers(fleet)

@@ -67,6 +67,7 @@ def grade(team: str, exercise: str, passed: bool, schedules: int, speed_ratio: f
     return {"team": team, "exercise": exercise, "passed": passed, "schedules": schedules, "speed_ratio": speed_ratio}
 
 
+@pytest.mark.slow  # about 6 s: the slow step runs it
 def test_grades_posted_over_http_show_on_the_panel(server, page):
     page.goto(server.url + "/")
     expect(page.locator("#status")).to_contain_text("updated", timeout=WAIT_MS)

@@ -24,6 +24,7 @@ def room():
         yield running
 
 
+@pytest.mark.slow  # about 6 s: the slow step runs it
 def test_a_correct_guard_passes_both_stages_and_its_grade_lands_on_the_room_scoreboard(room, capsys):
     model = model_for("deposit-guard")
     assert model is not None

@@ -6,7 +6,9 @@ from bankapp.exercise.catalog import EXERCISES
 from tests.exercise.conftest import SOLUTIONS
 
 
-@pytest.mark.parametrize("name", list(EXERCISES))
+@pytest.mark.parametrize(
+    "name", [pytest.param(name, marks=[pytest.mark.slow] if name == "fair-lock" else []) for name in EXERCISES]
+)  # fair-lock: 538 schedules, about 7 s: the slow step runs it
 def test_the_model_solution_passes_every_schedule(judged, name):
     exercise = EXERCISES[name]
     assert exercise.model.is_file(), exercise.model

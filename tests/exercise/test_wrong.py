@@ -18,7 +18,11 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize(("exercise", "file", "outcome", "says"), WRONG, ids=[w[1] for w in WRONG])
+@pytest.mark.parametrize(
+    ("exercise", "file", "outcome", "says"),
+    [pytest.param(*w, marks=[pytest.mark.slow] if w[0] == "fair-lock" else []) for w in WRONG],  # about 6 s
+    ids=[w[1] for w in WRONG],
+)
 def test_a_wrong_solution_fails_with_its_outcome(judged, exercise, file, outcome, says):
     stage = judged(exercise, SOLUTIONS / file)
     assert not stage["passed"] and stage["complete"]
