@@ -143,10 +143,11 @@ class Stopping:
         return on_signal
 
     def begin(self) -> None:
-        with self._lock:
-            if self._began is not None:
-                return
-            began = self._began = time.monotonic()
+        """Start watching, once. Only signal handlers call it, on the main thread, so it takes no lock: a
+        second signal's handler runs nested in the first's, and would wait forever on a lock the first holds."""
+        if self._began is not None:
+            return
+        began = self._began = time.monotonic()
         threading.Thread(target=self._watch, args=(began,), name="bankapp-stopping", daemon=True).start()
 
     def _watch(self, began: float) -> None:

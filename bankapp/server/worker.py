@@ -50,6 +50,7 @@ from gunicorn import util
 from gunicorn.http import errors
 from gunicorn.http.body import LengthReader
 from gunicorn.http.unreader import SocketUnreader
+from gunicorn.workers.base import Worker
 from gunicorn.workers.gthread import _DEFER, TConn, ThreadWorker
 
 from ..settings import RESERVED_THREADS
@@ -197,6 +198,8 @@ class HardenedWorker(ThreadWorker):
 
     #: Which thread serves which request (`shutdown.InFlight`), once `post_worker_init` has installed it.
     in_flight = None
+    #: A quick stop is under way, or the loop is left: a later stop signal has nothing to add.
+    quitting = False
 
     def init_process(self):
         # after the fork (the master keeps its own); gunicorn is untyped, so mypy knows no type for `cfg`
@@ -205,6 +208,30 @@ class HardenedWorker(ThreadWorker):
         self.lingering: list[LingeringConn] = []
         self.tls = self.cfg.is_ssl  # read once: a gunicorn setting costs a lookup per access
         super().init_process()
+
+    def run(self):
+        try:
+            super().run()
+        finally:
+            self.quitting = True  # `worker_exit` and the last line follow: no stop signal may cut them
+
+    def handle_quit(self, sig, frame):
+        """gthread's quick stop (SIGINT, SIGQUIT), once, and taking no lock.
+
+        Ctrl-C reaches a worker twice: SIGINT from the terminal, then the
+        master's SIGQUIT. A signal handler runs between two bytecodes of the
+        main thread, which may be inside the thread pool's `submit` holding
+        the pool's lock; gthread's handler shuts the pool down, which takes
+        that lock, so a handler running there (the second one, nested in the
+        first) waited on its own thread until the master's SIGKILL, and the
+        worker's last line was lost. The pool is not shut down here: the
+        interpreter's exit does it, waiting for the requests in flight as
+        gthread's `shutdown(wait=False)` and the exit that followed it did."""
+        self.alive = False
+        if self.quitting:
+            return
+        self.quitting = True
+        Worker.handle_quit(self, sig, frame)  # `worker_int`, a tenth of a second, then `sys.exit(0)`
 
     def accept(self, listener):
         try:

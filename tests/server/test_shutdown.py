@@ -6,16 +6,20 @@ both under `lock_timeout_ms none`) and read what it printed.
 """
 
 import contextlib
+import logging
 import os
 import re
 import signal
 import threading
 import time
+from concurrent import futures
 
 import pytest
 import requests
+from gunicorn.config import Config
 
 from bankapp.server.shutdown import final_report, stuck_sentence, summary
+from bankapp.server.worker import HardenedWorker
 
 from ..live import live_server
 
@@ -164,3 +168,62 @@ def test_ctrl_c_with_a_request_stuck_for_good_stops_it_before_the_graceful_timeo
 def suppress_errors(call, *args, **kwargs):
     with contextlib.suppress(requests.RequestException):  # stopped by the server: no answer
         call(*args, **kwargs)
+
+
+@pytest.fixture
+def idle_worker():
+    """A hardened worker as gunicorn makes it, with its thread pool and no socket (it never runs)."""
+    worker = HardenedWorker(0, os.getppid(), [], None, 30, Config(), logging.getLogger(__name__))
+    worker.tpool = futures.ThreadPoolExecutor(1)
+    yield worker
+    worker.tpool.shutdown()
+    worker.method_queue.close()
+    worker.tmp.close()
+
+
+def test_a_quick_stop_signal_ends_the_worker_once(idle_worker):
+    worker = idle_worker
+    with pytest.raises(SystemExit):
+        worker.handle_quit(signal.SIGINT, None)
+    assert worker.quitting and not worker.alive
+    worker.handle_quit(signal.SIGQUIT, None)  # the master's SIGQUIT after the terminal's SIGINT: nothing more
+
+
+def test_a_second_stop_signal_waits_on_no_lock_the_main_thread_may_hold(idle_worker):
+    """Ctrl-C reaches a worker twice (SIGINT from the terminal, SIGQUIT from the master). The second
+    handler runs nested in the first, on the main thread, which may be inside the pool's `submit`
+    holding its lock: a handler that shuts the pool down there waits forever (gthread's did)."""
+    worker = idle_worker
+    worker.quitting = True  # the first signal's handler is under way
+    second = threading.Thread(target=worker.handle_quit, args=(signal.SIGQUIT, None), daemon=True)
+    with worker.tpool._shutdown_lock:  # as `submit` holds it
+        second.start()
+        second.join(2)
+        returned = not second.is_alive()
+    assert returned, "the second stop signal's handler waited for the thread pool's lock"
+    assert not worker.alive
+
+
+@pytest.mark.slow  # over 6 s of servers, load or a fault: the slow step runs it (the suite stays under 5 min)
+@pytest.mark.e2e
+def test_ctrl_c_right_after_requests_always_ends_with_the_last_line():
+    """Ctrl-C while the worker hands new connections to its threads. It froze about one time in four
+    (then gunicorn's SIGKILL, and no last line) before the stop handlers took no lock."""
+    for attempt in range(10):
+        with live_server(new_session=True) as server:
+            for _ in range(10):
+                requests.post(f"{server.url}/accounts/acc-00/deposit", json={"amount": 1}, timeout=10)
+            sent = time.monotonic()
+            os.killpg(server.process.pid, signal.SIGINT)
+            exit_code = server.process.wait(GRACEFUL_TIMEOUT + 5)
+            took = time.monotonic() - sent
+            server.stop()
+        output = "".join(server.output)
+        assert exit_code == 0, output
+        assert "SIGKILL" not in output, f"attempt {attempt}: {output}"
+        assert took < GRACEFUL_TIMEOUT - 2, f"attempt {attempt}: {output}"
+        assert re.fullmatch(
+            r"bankapp: worker \d+ stopped: 10 deposits acknowledged \(10 cents, 0 lost\), 0 transfers committed, "
+            r"0 checkouts completed; no guard or lock held",
+            bankapp_lines(server.output)[-1],
+        ), f"attempt {attempt}: {output}"
