@@ -172,7 +172,9 @@ def round_trips(app, requests: int) -> tuple[float, float, float]:
         for conn in connections:
             conn.pgconn.untrace()
         trace.seek(0)
-        directions = [line.split("\t", 3)[:3] for line in trace if line[:1] in "FB"]
+        # a message's own lines (a Parse's SQL text, newlines and all) can start with F or B too: not a message
+        directions = [parts[:3] for parts in (line.split("\t", 3) for line in trace) if parts[0] in ("F", "B")]
+        directions = [parts for parts in directions if len(parts) == 3]
     statements = sum(1 for side, _, message in directions if side == "F" and message in ("Execute", "Query"))
     trips = sum(1 for before, after in itertools.pairwise(directions) if before[0] == "F" and after[0] == "B")
     return statements / requests, trips / requests, wall / requests * 1000
