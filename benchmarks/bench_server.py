@@ -12,6 +12,7 @@ log, which is then drained so it never blocks.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -26,14 +27,20 @@ def bench_server(threads: int = 32) -> ServerProcess:
     return ServerProcess("--race-window-ms", "0", "--threads", str(threads))
 
 
-def start_minimal_server(threads: int = 32) -> tuple[subprocess.Popen, str]:
-    """Start the minimal Flask deposit under plain gthread; return the process (stop it by PID) and its URL."""
+def start_minimal_server(threads: int = 32, database_url: str | None = None) -> tuple[subprocess.Popen, str]:
+    """Start the minimal Flask deposit under plain gthread; return the process (stop it by PID) and its URL.
+
+    With `database_url`, the minimal deposit on PostgreSQL (`minimal_postgres_deposit.py`) on that database."""
+    app, env = "minimal_deposit:app", None
+    if database_url is not None:
+        app = "minimal_postgres_deposit:app"
+        env = {**os.environ, "MINIMAL_DATABASE_URL": database_url, "MINIMAL_THREADS": str(threads)}
     command = [
         *(sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "1"),
         *("--threads", str(threads), "--graceful-timeout", "10", "--timeout", "60", "--no-control-socket"),
-        *("--bind", "127.0.0.1:0", "--chdir", str(Path(__file__).parent), "minimal_deposit:app"),
+        *("--bind", "127.0.0.1:0", "--chdir", str(Path(__file__).parent), app),
     ]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     for line in process.stdout:
         match = re.search(r"Listening at: (http://\S+)", line)
         if match:

@@ -12,7 +12,12 @@ starts, on free loopback ports, with race window 0:
   driven under `atomic-update` and under `row-lock` (switched with PATCH,
   which every worker of the fleet reads);
 - with `--base COMMIT`, the same servers on bankapp at COMMIT (exported with
-  `git archive`, served beside them on the same database): before and after.
+  `git archive`, served beside them on the same database): before and after;
+- the hand-written deposits, under plain gunicorn with the same settings:
+  `minimal_deposit.py` (a dict) and `minimal_postgres_deposit.py` (one
+  `UPDATE` through psycopg's pool, on the same database). Their ratio is
+  what a round trip to the database costs a deposit with nothing of the
+  lab around it: the anchor for `atomic-update` against the memory store.
 
 wrk (Debian package `wrk`) drives `POST /accounts/<random>/deposit` on each
 in turn, in interleaved rounds, so that a noisy neighbour on a shared
@@ -47,6 +52,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from bench_server import start_minimal_server
 from deposit_guards import DEPOSIT_LUA, send, wrk
 from deposit_profile import export
 
@@ -139,24 +145,52 @@ def busy(before: tuple[int, int], after: tuple[int, int]) -> float:
     return (after[0] - before[0]) / max(1, after[1] - before[1])
 
 
-def measure_round(fleets: list[Fleet], args: argparse.Namespace, script_dir: Path, step: list[int]) -> dict:
+class HandWritten:
+    """The hand-written deposits, each under plain gunicorn (gthread, one worker, the same threads): in memory,
+    and one UPDATE on the benchmark's database (whose tables bankapp made)."""
+
+    def __init__(self, url: str, threads: int):
+        self.servers: dict[str, tuple[subprocess.Popen, str]] = {}
+        try:
+            self.servers["memory"] = start_minimal_server(threads)
+            self.servers["postgres"] = start_minimal_server(threads, database_url=url)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for process, _ in self.servers.values():
+            if process.poll() is None:
+                process.terminate()
+                process.wait(15)
+
+
+def measure_round(
+    fleets: list[Fleet], hand: HandWritten, args: argparse.Namespace, script_dir: Path, step: list[int]
+) -> dict:
     """One round: pgbench for each guard, then every fleet's rows, each measured once (the caller alternates
     the fleets' order from round to round, so that neither code always goes first)."""
     found: dict = {}
     lua = str(script_dir / "deposit.lua")
 
-    def run(key: tuple, server: ServerProcess) -> None:
+    def run(key: tuple, server: ServerProcess | tuple[subprocess.Popen, str]) -> None:
         step[0] += 1
         print(f"[{step[0]}/{step[1]}] {' '.join(map(str, key))} ...", file=sys.stderr, flush=True)
-        send(server.url + "/admin/reset", "POST")
+        if isinstance(server, ServerProcess):
+            send(server.url + "/admin/reset", "POST")
+            url, pid = server.url, server.pid
+        else:
+            url, pid = server[1], server[0].pid
         before = cpu_times()
-        found[key] = wrk(server.url, args.duration, args.connections, server.pid, lua)
+        found[key] = wrk(url, args.duration, args.connections, pid, lua)
         found[key]["busy"] = busy(before, cpu_times())
 
     for guard in GUARDS:
         step[0] += 1
         print(f"[{step[0]}/{step[1]}] pgbench {guard} ...", file=sys.stderr, flush=True)
         found[("pgbench", guard)] = pgbench(args.url, script_dir / f"{guard}.sql", args.duration, args.connections)
+    for store in ("memory", "postgres"):
+        run(("hand-written", store, "UPDATE" if store == "postgres" else "lock", 1), hand.servers[store])
     for fleet in fleets:
         memory = fleet.servers["memory"]
         send(memory.url + "/admin/config", "PATCH", {"deposit_guard": "lock"})
@@ -195,6 +229,7 @@ def main() -> int:
     args.url = database(args.admin_url, name)
     rounds: list[dict] = []
     fleets: list[Fleet] = []
+    hand: HandWritten | None = None
     try:
         with tempfile.TemporaryDirectory() as folder:
             script_dir = Path(folder)
@@ -205,16 +240,20 @@ def main() -> int:
             if args.base:
                 export(args.base, str(script_dir))
                 fleets.append(Fleet(args.base, args.url, args, {"PYTHONPATH": folder, "PYTHONSAFEPATH": "1"}))
-            step = [0, args.rounds * (len(GUARDS) + len(fleets) * (1 + len(GUARDS) * len(args.workers)))]
+            hand = HandWritten(args.url, args.threads)  # after bankapp made the tables
+            step = [0, args.rounds * (len(GUARDS) + 2 + len(fleets) * (1 + len(GUARDS) * len(args.workers)))]
             for number in range(args.rounds):
                 order = fleets if number % 2 == 0 else fleets[::-1]
-                rounds.append(measure_round(order, args, script_dir, step))
+                rounds.append(measure_round(order, hand, args, script_dir, step))
             for fleet in fleets:
                 fleet.stop()
+            hand.stop()
             settings_us = settings_read_cost(args.url)
     finally:
         for fleet in fleets:
             fleet.stop()
+        if hand is not None:
+            hand.stop()
         with psycopg.connect(args.admin_url, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
             admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
@@ -297,6 +336,33 @@ def report(rounds: list[dict], args: argparse.Namespace, labels: list[str], sett
             print(
                 f"{store} {guard}, {workers} worker(s): now / {labels[1]} = {median(gain):.2f} (rounds {listed(gain)})"
             )
+    memory, update = ("hand-written", "memory", "lock", 1), ("hand-written", "postgres", "UPDATE", 1)
+    floor = ratios(update, memory)
+    print(
+        f"hand-written Flask deposits: one UPDATE through psycopg's pool {median(rps(update)):.0f}/s, "
+        f"in memory {median(rps(memory)):.0f}/s: {median(floor):.2f} (rounds {listed(floor)}), what a round trip "
+        f"costs with nothing of the lab around it (worker CPU {median(f[update]['cpu_us'] for f in rounds):.0f} "
+        f"vs {median(f[memory]['cpu_us'] for f in rounds):.0f} us per request)"
+    )
+    for label in labels:
+        lab_memory = (label, "memory", "lock", 1)
+        bankapp_vs_hand = ratios(lab_memory, memory)
+        print(f"{label}: bankapp's memory lock deposit / the hand-written one: {median(bankapp_vs_hand):.2f}")
+    for key in (memory, update):
+        rows.append(
+            {
+                "code": key[0],
+                "store": key[1],
+                "guard": key[2],
+                "workers": 1,
+                "deposits_per_s": median(rps(key)),
+                "p99_ms": median(found[key]["p99_ms"] or 0 for found in rounds),
+                "non_2xx": sum(found[key]["non_2xx"] for found in rounds),
+                "vs_memory": median(ratios(key, memory)),
+                "vs_memory_rounds": ratios(key, memory),
+                "worker_cpu_us": median(found[key]["cpu_us"] for found in rounds),
+            }
+        )
     print(f"a settings read outside a request: {settings_us:.0f} us (median, in process)")
     return rows
 

@@ -53,11 +53,14 @@ def test_postgres_deposits_measures_every_row_and_drops_its_database(databases, 
     assert result.returncode == 0, result.stderr[-3000:]
     assert "1 interleaved rounds of 1 s per row" in result.stdout and "the run took" in result.stdout
     rows = json.loads((tmp_path / "rows.json").read_text())
-    assert {(row["store"], row["guard"]) for row in rows} == {
-        ("memory", "lock"),
-        ("postgres", "atomic-update"),
-        ("postgres", "row-lock"),
+    assert {(row["code"], row["store"], row["guard"]) for row in rows} == {
+        ("now", "memory", "lock"),
+        ("now", "postgres", "atomic-update"),
+        ("now", "postgres", "row-lock"),
+        ("hand-written", "memory", "lock"),  # minimal_deposit.py
+        ("hand-written", "postgres", "UPDATE"),  # minimal_postgres_deposit.py, on the benchmark's database
     }
+    assert "hand-written Flask deposits: one UPDATE through psycopg's pool" in result.stdout
     # every row served; a refusal or two (a 2 s lock timeout when a neighbour starves the machine) is the
     # server's own answer, not the benchmark's fault: what is judged is that errors stay rare
     assert all(row["deposits_per_s"] > 0 and row["non_2xx"] <= 1 + row["deposits_per_s"] / 100 for row in rows), [
