@@ -239,6 +239,11 @@ def lab_families(stats: dict, created: float, resets: int, team: str | None = No
     counter("withdrawals_acknowledged_cents", "Cents of acknowledged withdrawals", deposits["withdrawn_amount"])
     refused = {"lock_timeout": deposits["lock_timeouts"], "self_deadlock": deposits["self_deadlocks"]}
     counter("deposits_refused", "Deposits and withdrawals refused, by reason", refused | deposits["rejected"], "reason")
+    counter(
+        "deposit_serialization_retries",
+        "Deposits' and withdrawals' retries after a serialization failure (serializable; absent: memory store)",
+        deposits.get("serialization_retries"),
+    )
     gauge(
         "lost_updates_cents",
         "Acknowledged changes minus the balance change: cents that acknowledged updates lost",

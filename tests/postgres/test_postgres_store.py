@@ -19,6 +19,7 @@ from bankapp.lab.shop import OutOfStock
 from bankapp.lab.store import StoreUnavailable
 from bankapp.postgres import bank as database_bank
 from bankapp.settings import SettingsError
+from bankapp.web.metrics import lab_families
 
 from ..harness import run_together
 from ..pg import until
@@ -114,6 +115,13 @@ def test_a_refused_serializable_deposit_says_it_was_a_serialization_failure_and_
     assert deposits["serialization_failures"] == {"refused": 1, "retries": 2}
     assert deposits["serialization_retries"] == 3 and deposits["rejected"]["serialization_failure"] == 1
     assert lab.bank.balance("acc-02") == 100_003  # ours, not the refused deposit's
+    metrics = {family.name: family for family in lab_families(lab.stats(), created=0.0, resets=0)}
+    retries = metrics["bankapp_deposit_serialization_retries"].samples
+    assert [sample.value for sample in retries if sample.name.endswith("_total")] == [3]
+    refused_by = {
+        s.labels["reason"]: s.value for s in metrics["bankapp_deposits_refused"].samples if s.name.endswith("_total")
+    }
+    assert refused_by["serialization_failure"] == 1
 
 
 def capture(job):
