@@ -46,4 +46,4 @@ def start_minimal_server(threads: int = 32, database_url: str | None = None) -> 
         if match:
             threading.Thread(target=process.stdout.read, daemon=True).start()
             return process, match.group(1)
-    raise SystemExit("gunicorn minimal_deposit:app did not start")
+    raise SystemExit(f"gunicorn {app} did not start")

@@ -3,7 +3,8 @@
     MINIMAL_DATABASE_URL=postgresql://... gunicorn -k gthread --threads 18 --chdir benchmarks \
         minimal_postgres_deposit:app
 
-psycopg's connection pool (one connection per thread, autocommit), one
+psycopg's connection pool (as bankapp's: one connection at first, at most one
+per thread; autocommit), one
 statement per deposit (`UPDATE ... SET balance = balance + %s ... RETURNING
 balance` on bankapp's own `bankapp_accounts`, counting the deposit as
 bankapp does), `request.get_json()`, a 400 on a bad amount, a 404 for an
@@ -27,8 +28,9 @@ WHERE id = %(id)s RETURNING balance"""
 app = Flask(__name__)
 threads = int(os.environ.get("MINIMAL_THREADS", "18"))
 # gunicorn imports the app in its worker (no --preload): the connections are the worker's own
+# (as bankapp's pool: one connection at first, one per thread at most, grown as requests wait for one)
 pool = ConnectionPool(
-    os.environ["MINIMAL_DATABASE_URL"], min_size=threads, max_size=threads, kwargs={"autocommit": True}
+    os.environ["MINIMAL_DATABASE_URL"], min_size=1, max_size=threads, kwargs={"autocommit": True}, open=True
 )
 pool.wait()
 

@@ -56,7 +56,7 @@ from bench_server import start_minimal_server
 from deposit_guards import DEPOSIT_LUA, send, wrk
 from deposit_profile import export
 
-from bankapp.server.processes import ServerProcess
+from bankapp.server.processes import ServerProcess, stop_process
 
 GUARDS = ("atomic-update", "row-lock")
 GOALS = {"atomic-update": 0.8, "row-lock": 0.6}
@@ -160,16 +160,19 @@ class HandWritten:
 
     def stop(self) -> None:
         for process, _ in self.servers.values():
-            if process.poll() is None:
-                process.terminate()
-                process.wait(15)
+            stop_process(process)  # SIGTERM by PID, then SIGKILL if it will not go
 
 
 def measure_round(
-    fleets: list[Fleet], hand: HandWritten, args: argparse.Namespace, script_dir: Path, step: list[int]
+    fleets: list[Fleet],
+    hand: HandWritten,
+    args: argparse.Namespace,
+    script_dir: Path,
+    step: list[int],
+    hand_first: bool = True,
 ) -> dict:
-    """One round: pgbench for each guard, then every fleet's rows, each measured once (the caller alternates
-    the fleets' order from round to round, so that neither code always goes first)."""
+    """One round: pgbench for each guard, then every fleet's rows and the hand-written ones (first or last), each
+    measured once (the caller alternates the order from round to round, so that nothing always goes first)."""
     found: dict = {}
     lua = str(script_dir / "deposit.lua")
 
@@ -189,8 +192,13 @@ def measure_round(
         step[0] += 1
         print(f"[{step[0]}/{step[1]}] pgbench {guard} ...", file=sys.stderr, flush=True)
         found[("pgbench", guard)] = pgbench(args.url, script_dir / f"{guard}.sql", args.duration, args.connections)
-    for store in ("memory", "postgres"):
-        run(("hand-written", store, "UPDATE" if store == "postgres" else "lock", 1), hand.servers[store])
+
+    def hand_written() -> None:
+        for store in ("memory", "postgres"):
+            run(("hand-written", store, "UPDATE" if store == "postgres" else "lock", 1), hand.servers[store])
+
+    if hand_first:
+        hand_written()
     for fleet in fleets:
         memory = fleet.servers["memory"]
         send(memory.url + "/admin/config", "PATCH", {"deposit_guard": "lock"})
@@ -200,6 +208,8 @@ def measure_round(
                 server = fleet.servers[f"postgres {workers}"]
                 send(server.url + "/admin/config", "PATCH", {"deposit_guard": guard})  # the fleet's, in the database
                 run((fleet.label, "postgres", guard, workers), server)
+    if not hand_first:
+        hand_written()
     return found
 
 
@@ -244,7 +254,7 @@ def main() -> int:
             step = [0, args.rounds * (len(GUARDS) + 2 + len(fleets) * (1 + len(GUARDS) * len(args.workers)))]
             for number in range(args.rounds):
                 order = fleets if number % 2 == 0 else fleets[::-1]
-                rounds.append(measure_round(order, hand, args, script_dir, step))
+                rounds.append(measure_round(order, hand, args, script_dir, step, hand_first=number % 2 == 0))
             for fleet in fleets:
                 fleet.stop()
             hand.stop()
@@ -252,11 +262,13 @@ def main() -> int:
     finally:
         for fleet in fleets:
             fleet.stop()
-        if hand is not None:
-            hand.stop()
-        with psycopg.connect(args.admin_url, autocommit=True) as admin:
-            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        try:
+            if hand is not None:
+                hand.stop()
+        finally:
+            with psycopg.connect(args.admin_url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
     rows = report(rounds, args, [fleet.label for fleet in fleets], settings_us, time.monotonic() - began)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
@@ -347,7 +359,15 @@ def report(rounds: list[dict], args: argparse.Namespace, labels: list[str], sett
     for label in labels:
         lab_memory = (label, "memory", "lock", 1)
         bankapp_vs_hand = ratios(lab_memory, memory)
-        print(f"{label}: bankapp's memory lock deposit / the hand-written one: {median(bankapp_vs_hand):.2f}")
+        print(
+            f"{label}: bankapp's memory lock deposit / the hand-written one: {median(bankapp_vs_hand):.2f} "
+            f"(rounds {listed(bankapp_vs_hand)})"
+        )
+        atomic_vs_hand = ratios((label, "postgres", "atomic-update", 1), update)
+        print(
+            f"{label}: bankapp's atomic-update deposit, 1 worker / the hand-written UPDATE: "
+            f"{median(atomic_vs_hand):.2f} (rounds {listed(atomic_vs_hand)})"
+        )
     for key in (memory, update):
         rows.append(
             {
@@ -360,7 +380,9 @@ def report(rounds: list[dict], args: argparse.Namespace, labels: list[str], sett
                 "non_2xx": sum(found[key]["non_2xx"] for found in rounds),
                 "vs_memory": median(ratios(key, memory)),
                 "vs_memory_rounds": ratios(key, memory),
+                "vs_pgbench": median(ratios(key, ("pgbench", "atomic-update"))) if key == update else None,
                 "worker_cpu_us": median(found[key]["cpu_us"] for found in rounds),
+                "machine_busy": median(found[key]["busy"] for found in rounds),
             }
         )
     print(f"a settings read outside a request: {settings_us:.0f} us (median, in process)")

@@ -15,7 +15,10 @@ So the worker watches its own stop (`Stopping`, installed by gunicorn's
 - requests that can never finish (every one left waits in a deadlock that
   nobody may break) are stopped at once, and
 - whatever is still running `MARGIN_S` before the graceful timeout ends is
-  stopped then, before gunicorn's SIGKILL.
+  stopped then, before gunicorn's SIGKILL. A quick stop (SIGINT, SIGQUIT)
+  after a SIGTERM leaves less: the master then gives the worker
+  `QUICK_AFTER_TERM_S` more seconds, no longer its graceful timeout, so the
+  deadline moves to `QUICK_MARGIN_S` after that signal.
 
 Stopping them says why, in one line ("2 requests still waiting on acc-00
 and acc-01 in a deadlock: stopping them"). The worker's last line, however it
@@ -40,6 +43,10 @@ from ..lab.store import StoreUnavailable
 
 #: How long before the graceful timeout ends the worker stops what is left.
 MARGIN_S = 2.0
+#: A quick stop after a SIGTERM: gunicorn's master gives the worker this long from then (its `Arbiter.stop`), and
+#: the worker stops what is left this long after the quick stop's signal, before that ends.
+QUICK_AFTER_TERM_S = 2.0
+QUICK_MARGIN_S = 1.5
 #: Requests still running this long after the signal are announced.
 ANNOUNCE_AFTER_S = 0.5
 SUMMARY_PREFIX = "bankapp: worker "
@@ -121,6 +128,8 @@ class Stopping:
         self.graceful_timeout = float(worker.cfg.graceful_timeout)
         self._lock = threading.Lock()
         self._began: float | None = None
+        self._deadline = 0.0  # when whatever still runs is stopped (`begin`)
+        self._graceful = False  # the stop began with SIGTERM: a quick stop may follow, and shorten it
         self._exiting = False  # the worker has left its loop (gunicorn's worker_exit)
         self._said_last = False
 
@@ -136,29 +145,38 @@ class Stopping:
 
     def _wrap(self, handler):
         def on_signal(signum, frame):
-            self.begin()
+            self.begin(quick=signum != signal.SIGTERM)
             if callable(handler):
                 handler(signum, frame)
 
         return on_signal
 
-    def begin(self) -> None:
-        """Start watching, once. Only signal handlers call it, on the main thread, so it takes no lock: a
-        second signal's handler runs nested in the first's, and would wait forever on a lock the first holds."""
+    def begin(self, quick: bool = False) -> None:
+        """Start watching, once; a quick stop (SIGINT, SIGQUIT) after a SIGTERM brings the deadline forward.
+
+        Only signal handlers call it, on the main thread, so it takes no lock:
+        a second signal's handler runs nested in the first's, and would wait
+        forever on a lock the first holds. A nested call between the check
+        and the store may start a second watcher; the one that finds it is
+        not the first leaves (`_watch`)."""
+        now = time.monotonic()
         if self._began is not None:
+            if quick and self._graceful:  # the master now waits QUICK_AFTER_TERM_S, not its graceful timeout
+                self._deadline = min(self._deadline, now + QUICK_MARGIN_S)
             return
-        began = self._began = time.monotonic()
-        threading.Thread(target=self._watch, args=(began,), name="bankapp-stopping", daemon=True).start()
+        self._graceful = not quick
+        self._deadline = now + max(self.graceful_timeout - MARGIN_S, 0.5)
+        self._began = now
+        threading.Thread(target=self._watch, args=(now,), name="bankapp-stopping", daemon=True).start()
 
     def _watch(self, began: float) -> None:
-        deadline = began + max(self.graceful_timeout - MARGIN_S, 0.5)
         announced = False
-        while True:
+        while self._began == began:
             time.sleep(0.1)
             running = self.in_flight.requests()
             if not running:
                 continue  # the worker exits the usual way and says its last line (unless a late request sticks)
-            now = time.monotonic()
+            now, deadline = time.monotonic(), self._deadline
             if not announced and now - began >= ANNOUNCE_AFTER_S:
                 announced = True
                 say(

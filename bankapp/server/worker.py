@@ -214,19 +214,22 @@ class HardenedWorker(ThreadWorker):
             super().run()
         finally:
             self.quitting = True  # `worker_exit` and the last line follow: no stop signal may cut them
+            if self.tpool is not None:  # here, unwound, no lock of the pool is held (see `handle_quit`)
+                self.tpool.shutdown(wait=False)
 
     def handle_quit(self, sig, frame):
         """gthread's quick stop (SIGINT, SIGQUIT), once, and taking no lock.
 
         Ctrl-C reaches a worker twice: SIGINT from the terminal, then the
         master's SIGQUIT. A signal handler runs between two bytecodes of the
-        main thread, which may be inside the thread pool's `submit` holding
-        the pool's lock; gthread's handler shuts the pool down, which takes
-        that lock, so a handler running there (the second one, nested in the
-        first) waited on its own thread until the master's SIGKILL, and the
-        worker's last line was lost. The pool is not shut down here: the
-        interpreter's exit does it, waiting for the requests in flight as
-        gthread's `shutdown(wait=False)` and the exit that followed it did."""
+        main thread, which may hold the thread pool's lock: inside the pool's
+        `submit`, or inside the first handler's own shutdown of the pool.
+        gthread's handler shuts the pool down, which takes that lock, so a
+        handler running there (the second one, nested in the first) waited
+        on its own thread until the master's SIGKILL, and the worker's last
+        line was lost. Here the pool is shut down once the loop is left
+        (`run`), on the main thread unwound and holding no lock; the exit
+        then waits for the requests in flight, as before."""
         self.alive = False
         if self.quitting:
             return

@@ -240,8 +240,9 @@ def lab_families(stats: dict, created: float, resets: int, team: str | None = No
     refused = {"lock_timeout": deposits["lock_timeouts"], "self_deadlock": deposits["self_deadlocks"]}
     counter("deposits_refused", "Deposits and withdrawals refused, by reason", refused | deposits["rejected"], "reason")
     counter(
-        "deposit_serialization_retries",
-        "Deposits' and withdrawals' retries after a serialization failure (serializable; absent: memory store)",
+        "deposits_serialization_aborts",
+        "Deposit and withdrawal attempts PostgreSQL aborted under serializable (40001, or a 40P01 deadlock), "
+        "each retried but a refused deposit's last (absent: memory store)",
         deposits.get("serialization_retries"),
     )
     gauge(

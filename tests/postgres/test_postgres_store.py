@@ -116,8 +116,8 @@ def test_a_refused_serializable_deposit_says_it_was_a_serialization_failure_and_
     assert deposits["serialization_retries"] == 3 and deposits["rejected"]["serialization_failure"] == 1
     assert lab.bank.balance("acc-02") == 100_003  # ours, not the refused deposit's
     metrics = {family.name: family for family in lab_families(lab.stats(), created=0.0, resets=0)}
-    retries = metrics["bankapp_deposit_serialization_retries"].samples
-    assert [sample.value for sample in retries if sample.name.endswith("_total")] == [3]
+    aborted = metrics["bankapp_deposits_serialization_aborts"].samples  # three attempts, two of them retried
+    assert [sample.value for sample in aborted if sample.name.endswith("_total")] == [3]
     refused_by = {
         s.labels["reason"]: s.value for s in metrics["bankapp_deposits_refused"].samples if s.name.endswith("_total")
     }

@@ -204,6 +204,55 @@ def test_a_second_stop_signal_waits_on_no_lock_the_main_thread_may_hold(idle_wor
     assert not worker.alive
 
 
+def test_the_first_stop_signal_ends_the_worker_even_while_the_pool_is_locked(idle_worker):
+    """The first handler may land where the main thread holds the pool's lock too: it ends the worker all
+    the same (the pool is shut down later, once the loop is left)."""
+    worker = idle_worker
+    ended = []
+
+    def first():
+        try:
+            worker.handle_quit(signal.SIGINT, None)
+        except SystemExit as exit_:
+            ended.append(exit_.code)
+
+    handler = threading.Thread(target=first, daemon=True)
+    with worker.tpool._shutdown_lock:  # as `submit` holds it
+        handler.start()
+        handler.join(2)
+        returned = not handler.is_alive()
+    assert returned and ended == [0], "the first stop signal's handler waited for the thread pool's lock"
+
+
+@pytest.mark.slow  # over 6 s of servers, load or a fault: the slow step runs it (the suite stays under 5 min)
+@pytest.mark.e2e
+def test_ctrl_c_after_sigterm_stops_a_stuck_request_before_the_master_gives_up():
+    """After SIGTERM the worker waits for a stuck request up to shortly before the graceful timeout; a Ctrl-C
+    then leaves it 2 s (gunicorn's master stops waiting): it stops the request within them, and says so."""
+    flags = ("--deposit-guard", "lock", "--lock-timeout-ms", "none")
+    with live_server(*flags, new_session=True) as server:
+        batch = threading.Thread(
+            target=lambda: suppress_errors(server.post, "/accounts/acc-00/batch-deposit", json={"amounts": [1, 2]}),
+        )
+        batch.start()
+        time.sleep(0.5)  # the batch holds the guard and waits for it again
+        server.process.send_signal(signal.SIGTERM)
+        time.sleep(1)
+        sent = time.monotonic()
+        os.killpg(server.process.pid, signal.SIGINT)
+        exit_code = server.process.wait(GRACEFUL_TIMEOUT + 5)
+        took = time.monotonic() - sent
+        server.stop()
+        batch.join(10)
+    output = "".join(server.output)
+    assert exit_code == 0, output
+    assert took < 2, output
+    assert "SIGKILL" not in output, output
+    lines = bankapp_lines(server.output)
+    assert lines[-2].endswith("holding the lock guard of acc-00: stopping it"), output
+    assert lines[-1].endswith("still held: lock guard of acc-00"), output
+
+
 @pytest.mark.slow  # over 6 s of servers, load or a fault: the slow step runs it (the suite stays under 5 min)
 @pytest.mark.e2e
 def test_ctrl_c_right_after_requests_always_ends_with_the_last_line():
