@@ -30,6 +30,16 @@ def server(databases):
         yield running
 
 
+def from_both_workers(call) -> list[requests.Response]:
+    """`call()`'s answers (a new connection each) until both workers have answered, at most 80: which worker
+    accepts a connection is the kernel's choice, and a loaded machine can hand one worker a whole burst."""
+    answers: list[requests.Response] = []
+    while len(answers) < 80 and len({answer.headers["X-Served-By"].split("/")[0] for answer in answers}) < 2:
+        answers.append(call())
+    assert len({answer.headers["X-Served-By"].split("/")[0] for answer in answers}) == 2, "one worker answered all"
+    return answers
+
+
 def test_three_teams_on_postgres_keep_their_own_books_on_every_worker(server, tmp_path):
     made = server.post("/admin/rooms", json={"teams": ["red", "blue", "green"]}, headers=ADMIN)
     assert made.status_code == 201, made.text
@@ -39,15 +49,14 @@ def test_three_teams_on_postgres_keep_their_own_books_on_every_worker(server, tm
         "blue": {"deposit_guard": "lock", "lock_timeout_ms": None},
         "green": {"deposit_guard": "atomic-update"},
     }
-    served_by = set()
-    for name, settings in guards.items():
-        for _ in range(6):  # both workers: each finds the team and opens it with the same token
-            answer = server.patch(
-                f"/teams/{name}/admin/config", json=settings, headers={"Authorization": f"Bearer {tokens[name]}"}
+    for name, settings in guards.items():  # both workers: each finds the team and opens it with the same token
+        bearer = {"Authorization": f"Bearer {tokens[name]}"}
+        for answer in from_both_workers(
+            lambda name=name, settings=settings, bearer=bearer: server.patch(
+                f"/teams/{name}/admin/config", json=settings, headers=bearer
             )
+        ):
             assert answer.status_code == 200, answer.text
-            served_by.add(answer.headers["X-Served-By"].split("/")[0])
-    assert len(served_by) == 2
     # blue: a batch deposit under a process's `lock`, no timeout: it waits for itself forever, in one worker
     stuck: dict[str, requests.Response] = {}
     batch = server.url + "/teams/blue/accounts/acc-00/batch-deposit"
@@ -100,14 +109,13 @@ def test_the_freeze_and_the_lesson_reach_every_worker(server):
     server.post("/admin/rooms", json={"teams": ["cold"]}, headers=ADMIN)
     assert server.post("/admin/rooms/freeze", json={"frozen": True}, headers=ADMIN).json()["frozen"] is True
     time.sleep(1.2)  # each worker asks the database again within a second
-    answers = [server.post("/teams/cold/accounts/acc-00/deposit", json={"amount": 1}) for _ in range(8)]
+    answers = from_both_workers(lambda: server.post("/teams/cold/accounts/acc-00/deposit", json={"amount": 1}))
     assert {answer.status_code for answer in answers} == {423}
-    assert len({answer.headers["X-Served-By"].split("/")[0] for answer in answers}) == 2
     server.post("/admin/rooms/freeze", json={"frozen": False}, headers=ADMIN)
     moved = server.post("/admin/rooms/lesson", json={"lesson": 4}, headers=ADMIN).json()
     assert moved["teams"] >= 2
     time.sleep(1.2)
-    for _ in range(6):  # every worker: the settings are the database's
-        settings = server.get("/teams/cold/stats").json()["settings"]
+    for answer in from_both_workers(lambda: server.get("/teams/cold/stats")):  # the settings are the database's
+        settings = answer.json()["settings"]
         assert (settings["deposit_guard"], settings["race_window_ms"]) == ("lock", 500)
     assert server.post("/teams/cold/accounts/acc-00/deposit", json={"amount": 1}).status_code == 200
