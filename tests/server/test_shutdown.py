@@ -139,10 +139,7 @@ def test_ctrl_c_with_a_request_stuck_for_good_stops_it_before_the_graceful_timeo
     flags = ("--deposit-guard", "lock", "--lock-timeout-ms", "none", "--log-level", "debug")
     with live_server(*flags, new_session=True) as server:
         batch = start_stuck_batch(server)
-        sent = time.monotonic()
-        os.killpg(server.process.pid, signal.SIGINT)
-        exit_code = server.process.wait(GRACEFUL_TIMEOUT + 5)
-        took = time.monotonic() - sent
+        exit_code, took = ctrl_c(server)
         server.stop()
         batch.join(10)
     output = "".join(server.output)
@@ -159,6 +156,14 @@ def test_ctrl_c_with_a_request_stuck_for_good_stops_it_before_the_graceful_timeo
         "no deposit acknowledged, 0 transfers committed, 0 checkouts completed; still held: lock guard of acc-00"
     ), output
     assert re.search(r"\[DEBUG\] bankapp: worker \d+ final report \{", output), "the details, at debug level"
+
+
+def ctrl_c(server) -> tuple[int, float]:
+    """SIGINT to the server's process group, as a terminal's Ctrl-C: its exit code, and the seconds it took."""
+    sent = time.monotonic()
+    os.killpg(server.process.pid, signal.SIGINT)
+    exit_code = server.process.wait(GRACEFUL_TIMEOUT + 5)
+    return exit_code, time.monotonic() - sent
 
 
 def start_stuck_batch(server) -> threading.Thread:
@@ -240,10 +245,7 @@ def test_ctrl_c_after_sigterm_stops_a_stuck_request_before_the_master_gives_up()
         batch = start_stuck_batch(server)
         server.process.send_signal(signal.SIGTERM)
         time.sleep(1)
-        sent = time.monotonic()
-        os.killpg(server.process.pid, signal.SIGINT)
-        exit_code = server.process.wait(GRACEFUL_TIMEOUT + 5)
-        took = time.monotonic() - sent
+        exit_code, took = ctrl_c(server)
         server.stop()
         batch.join(10)
     output = "".join(server.output)
@@ -264,10 +266,7 @@ def test_ctrl_c_right_after_requests_always_ends_with_the_last_line():
         with live_server(new_session=True) as server:
             for _ in range(10):
                 requests.post(f"{server.url}/accounts/acc-00/deposit", json={"amount": 1}, timeout=10)
-            sent = time.monotonic()
-            os.killpg(server.process.pid, signal.SIGINT)
-            exit_code = server.process.wait(GRACEFUL_TIMEOUT + 5)
-            took = time.monotonic() - sent
+            exit_code, took = ctrl_c(server)
             server.stop()
         output = "".join(server.output)
         assert exit_code == 0, output
